@@ -1,0 +1,82 @@
+"""SNAC decode: a chunk's codes to PCM in one call, with noise seeded per chunk.
+
+SNAC's ``NoiseBlock`` draws ``torch.randn`` from the global generator, so two decodes of the
+same codes differ and concurrent decodes would race for one seed. Each noise block is replaced
+by one that draws from a generator set for the current thread, seeded per chunk.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from shared.codec import SnacCodes
+from shared.models import locate_model
+
+_noise = threading.local()
+
+
+class SeededNoise(nn.Module):
+    """SNAC's NoiseBlock, drawing from the calling thread's generator."""
+
+    def __init__(self, linear: nn.Module) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, length = x.shape
+        noise = torch.randn((batch, 1, length), generator=_noise.generator, device=x.device,
+                            dtype=x.dtype)
+        return x + noise * self.linear(x)
+
+
+@contextmanager
+def seeded_noise(seed: int, device: torch.device):
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    _noise.generator = generator
+    try:
+        yield
+    finally:
+        _noise.generator = None
+
+
+def prepare_for_inference(model: nn.Module) -> nn.Module:
+    """Fold weight norm into plain weights and make the noise seedable."""
+    from snac.layers import NoiseBlock
+
+    for module in list(model.modules()):
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, NoiseBlock):
+                setattr(parent, name, SeededNoise(child.linear))
+    return model.eval()
+
+
+class SnacDecoder:
+    def __init__(self, model: nn.Module, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = prepare_for_inference(model).to(self.device)
+        self.sample_rate = int(model.sampling_rate)
+
+    @classmethod
+    def load(cls, name_or_path: str, device: str = "cpu") -> SnacDecoder:
+        from snac import SNAC
+
+        return cls(SNAC.from_pretrained(locate_model(name_or_path)), device)
+
+    def decode(self, codes: SnacCodes, seed: int) -> np.ndarray:
+        """Return float32 mono PCM for ``codes``; the same codes and seed give the same samples."""
+        if codes.frames == 0:
+            return np.zeros(0, np.float32)
+        levels = [torch.from_numpy(level).to(self.device).unsqueeze(0) for level in codes.levels]
+        with torch.inference_mode(), seeded_noise(seed, self.device):
+            audio = self.model.decode(levels)
+        return audio.reshape(-1).float().clamp(-1, 1).cpu().numpy()

@@ -1,0 +1,57 @@
+"""Streamed encoding through FFmpeg's libraries (PyAV): WAV, FLAC, MP3, Opus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from shared.codec import SAMPLE_RATE
+
+# format name -> (container, codec)
+FORMATS = {
+    "wav": ("wav", "pcm_s16le"),
+    "flac": ("flac", "flac"),
+    "mp3": ("mp3", "libmp3lame"),
+    "opus": ("ogg", "libopus"),
+}
+_LOSSY = {"mp3", "opus"}
+_BLOCK = 4096
+
+
+class AudioWriter:
+    """Write float32 mono PCM to a file as it comes; memory stays at one block."""
+
+    def __init__(self, path: Path | str, fmt: str, bitrate_kbps: int = 64,
+                 title: str | None = None) -> None:
+        container_name, codec = FORMATS[fmt]
+        self.container = av.open(str(path), mode="w", format=container_name)
+        if title:
+            self.container.metadata["title"] = title
+        self.stream = self.container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+        if fmt in _LOSSY:
+            self.stream.bit_rate = bitrate_kbps * 1000
+        self.samples = 0
+
+    def write(self, pcm: np.ndarray) -> None:
+        data = (np.clip(pcm, -1.0, 1.0) * 32767).round().astype(np.int16)
+        for start in range(0, len(data), _BLOCK):
+            block = data[start : start + _BLOCK].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+            frame.sample_rate = SAMPLE_RATE
+            frame.pts = self.samples
+            self.samples += block.shape[1]
+            self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

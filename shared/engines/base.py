@@ -1,0 +1,75 @@
+"""The engine interface: one request per chunk, SNAC codes or PCM back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from shared.codec import SnacCodes
+
+T = TypeVar("T")
+
+
+class EngineError(Exception):
+    """The speech engine could not be loaded or failed on a request."""
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    request_id: str  # unique per chunk, e.g. "<job>-<chunk index>"
+    text: str
+    voice: str
+    seed: int  # sampling seed, so that a retried chunk can be reproduced where the backend allows
+
+
+@dataclass(frozen=True)
+class Speech:
+    """What an engine made for one chunk: SNAC codes to decode, or finished PCM."""
+
+    codes: SnacCodes | None = None
+    pcm: np.ndarray | None = None  # float32 mono at SAMPLE_RATE
+    tokens: int = 0  # tokens generated (0 for engines that make PCM directly)
+
+
+class Engine(ABC):
+    """A speech engine. ``generate`` is a coroutine so that one engine can serve many chunks
+    concurrently (continuous batching in vLLM); call it from threads through an EngineLoop."""
+
+    name: str
+    voices: tuple[str, ...]
+
+    @abstractmethod
+    async def generate(self, request: SpeechRequest) -> Speech: ...
+
+    def close(self) -> None:  # noqa: B027 - most engines hold nothing to release
+        """Release the engine's resources."""
+
+
+class EngineLoop:
+    """An event loop on its own thread, shared by every thread that submits chunks.
+
+    Worker threads call :meth:`run` and block on the result while the loop interleaves all
+    in-flight requests; this is what keeps a vLLM engine's batch full. Never ``asyncio.run``
+    per chunk: that would create a new loop and lose the engine's state.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="engine-loop",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()

@@ -1,0 +1,68 @@
+"""Hugging Face ``transformers`` backend (CPU or GPU): development, tests, small machines."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import torch
+
+from shared.codec import AUDIO_BASE, CODEBOOK_SIZE, END_OF_SPEECH, FRAME_TOKENS
+from shared.engines.orpheus import Sampling
+
+
+class AudioPositionMask:
+    """Let position ``p`` draw only the 4096 ids valid for ``p % 7``, or end of speech at a
+    frame boundary, so that even an untrained model yields well-formed frames."""
+
+    def __init__(self, prompt_length: int) -> None:
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        slot = (input_ids.shape[1] - self.prompt_length) % FRAME_TOKENS
+        allowed = torch.full_like(scores, float("-inf"))
+        low = AUDIO_BASE + slot * CODEBOOK_SIZE
+        allowed[:, low : low + CODEBOOK_SIZE] = 0
+        if slot == 0:
+            allowed[:, END_OF_SPEECH] = 0
+        return scores + allowed
+
+
+class TransformersBackend:
+    def __init__(self, model_dir: str, device: str = "cpu", constrained: bool = True) -> None:
+        from transformers import AutoModelForCausalLM
+
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+        self.model.eval()
+        self.device = device
+        self.constrained = constrained
+        self._lock = threading.Lock()  # one generate() at a time: the model is not reentrant
+
+    def _generate(self, prompt_ids: list[int], sampling: Sampling) -> list[int]:
+        from transformers import LogitsProcessorList
+
+        inputs = torch.tensor([prompt_ids], device=self.device)
+        masks = [AudioPositionMask(len(prompt_ids))] if self.constrained else []
+        with self._lock, torch.inference_mode():
+            torch.manual_seed(sampling.seed)
+            output = self.model.generate(
+                inputs,
+                attention_mask=torch.ones_like(inputs),
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                repetition_penalty=sampling.repetition_penalty,
+                max_new_tokens=sampling.max_tokens,
+                eos_token_id=END_OF_SPEECH,
+                pad_token_id=END_OF_SPEECH,
+                logits_processor=LogitsProcessorList(masks),
+            )
+        return output[0, len(prompt_ids) :].tolist()
+
+    async def generate_ids(self, request_id: str, prompt_ids: list[int],
+                           sampling: Sampling) -> list[int]:
+        return await asyncio.to_thread(self._generate, prompt_ids, sampling)
+
+    def close(self) -> None:
+        del self.model

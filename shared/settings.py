@@ -1,0 +1,88 @@
+"""Settings, split by concern, read from ``LYRE_*`` environment variables.
+
+Nothing is built at import time: call :func:`get_settings` (cached) where a value is needed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ORPHEUS_HUB_ID = "canopylabs/orpheus-3b-0.1-ft"
+SNAC_HUB_ID = "hubertsiuzdak/snac_24khz"
+
+EngineName = Literal["auto", "orpheus", "espeak"]
+BackendName = Literal["transformers", "vllm", "openai"]
+
+
+class ChunkingSettings(BaseModel):
+    # ~15 characters of English per second of speech: 400 characters ≈ 27 s, under the
+    # ~45 s the Orpheus authors advise per request.
+    max_chars: int = Field(400, ge=40)
+
+
+class OrpheusSettings(BaseModel):
+    model: str = ""  # local directory or hub id; empty means "not configured"
+    snac_model: str = SNAC_HUB_ID
+    backend: BackendName = "transformers"
+    device: str = "cpu"  # transformers backend and SNAC decode: "cpu", "cuda", "cuda:1" …
+    temperature: float = 0.6
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    # 82 tokens per audio second at ~15 characters per second is ~5.5 tokens per character;
+    # the budget leaves room for slow reading and pauses.
+    tokens_per_char: float = 8.0
+    min_tokens: int = 7 * 24
+    max_tokens: int = 7 * 600  # ≈ 51 s of audio, a hard ceiling per chunk
+    # vLLM engine arguments (backend "vllm")
+    quantization: str | None = "fp8"
+    kv_cache_dtype: str = "fp8"
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    max_model_len: int = 8192
+    max_num_seqs: int = 64
+    enable_prefix_caching: bool = True
+    # OpenAI-compatible server (backend "openai")
+    openai_url: str = "http://127.0.0.1:8001/v1"
+    openai_api_key: str = ""
+    openai_model: str = ""
+    request_timeout_s: float = 300.0
+
+
+class AudioSettings(BaseModel):
+    """How chunks are joined and how loud the programme ends up."""
+
+    pause_word_s: float = 0.05
+    pause_clause_s: float = 0.20
+    pause_sentence_s: float = 0.35
+    pause_paragraph_s: float = 0.80
+    pause_speaker_s: float = 0.50
+    pause_chapter_s: float = 2.00
+    fade_ms: float = 10.0
+    silence_threshold_dbfs: float = -50.0
+    target_lufs: float = -19.0
+    true_peak_dbtp: float = -1.0
+    bitrate_kbps: int = 64
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LYRE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    engine: EngineName = "auto"
+    voice: str = "tara"
+    work_dir: Path | None = None  # embedded mode keeps chunk audio here; a temp dir if unset
+    chunking: ChunkingSettings = ChunkingSettings()
+    orpheus: OrpheusSettings = OrpheusSettings()
+    audio: AudioSettings = AudioSettings()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()
