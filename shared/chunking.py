@@ -210,6 +210,7 @@ def _pack(text: str, pieces, max_chars: int) -> list[tuple[int, int, Boundary]]:
 _TAG = re.compile(r"<([A-Za-z_]+)>")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MARKUP = re.compile(r"[*`]+")
+_SPACE_BEFORE_PUNCT = re.compile(r" ([,.;:!?…])")
 
 
 def spoken_text(source: str, removed: Counter[str]) -> str:
@@ -225,7 +226,7 @@ def spoken_text(source: str, removed: Counter[str]) -> str:
     text = _MD_LINK.sub(r"\1", source)
     text = _TAG.sub(keep_tag, text)
     text = _MARKUP.sub("", text)
-    return " ".join(text.split())
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
 
 
 def _is_speakable(text: str) -> bool:

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from shared.codec import AUDIO_BASE, AUDIO_END, END_OF_SPEECH, audio_token
+from shared.engines import SpeechRequest, build_engine, resolve_engine_name
+from shared.engines.base import Engine, EngineLoop, Speech
+from shared.engines.espeak import EspeakEngine
+from shared.engines.factory import ESPEAK_FALLBACK_NOTE
+from shared.engines.openai_backend import completion_body, ids_from_event
+from shared.engines.orpheus import Sampling, token_budget
+from shared.engines.transformers_backend import AudioPositionMask
+from shared.engines.vllm_backend import engine_arguments, sampling_arguments
+from shared.settings import OrpheusSettings, Settings
+from shared.voices import VOICES
+
+
+def request(text: str = "Hello there, this is a test.", voice: str = "tara", seed: int = 1):
+    return SpeechRequest(request_id=f"test-{seed}", text=text, voice=voice, seed=seed)
+
+
+def test_position_mask_allows_only_the_slot_range_and_stop_at_frame_starts():
+    mask = AudioPositionMask(prompt_length=5)
+    scores = torch.zeros(1, AUDIO_END + 2)
+    for generated in range(15):
+        masked = mask(torch.zeros(1, 5 + generated, dtype=torch.long), scores)
+        allowed = torch.isfinite(masked[0]).nonzero().flatten().tolist()
+        slot = generated % 7
+        expected = list(range(audio_token(slot, 0), audio_token(slot, 4095) + 1))
+        assert allowed == ([END_OF_SPEECH] if slot == 0 else []) + expected
+
+
+def test_token_budget_is_sized_to_the_chunk_in_whole_frames():
+    s = OrpheusSettings()
+    short, long = token_budget("Hi.", s), token_budget("x" * 400, s)
+    assert short == s.min_tokens and long == 3206  # 3200 rounded up to whole frames
+    assert long % 7 == 0
+    assert token_budget("x" * 5000, s) == s.max_tokens
+
+
+def test_vllm_arguments_come_from_settings():
+    s = OrpheusSettings(tensor_parallel_size=2, max_num_seqs=128)
+    args = engine_arguments("/models/orpheus", s)
+    assert args["quantization"] == "fp8" and args["kv_cache_dtype"] == "fp8"
+    assert (args["tensor_parallel_size"], args["max_num_seqs"]) == (2, 128)
+    assert args["max_model_len"] == 8192 and args["enable_prefix_caching"] is True
+    params = sampling_arguments(Sampling(700, 0.6, 0.9, 1.1, seed=3))
+    assert params["max_tokens"] == 700 and params["stop_token_ids"] == [END_OF_SPEECH]
+    assert params["allowed_token_ids"][0] == AUDIO_BASE
+    assert len(params["allowed_token_ids"]) == 7 * 4096 + 1
+
+
+def test_openai_body_sends_ids_and_events_give_ids_back():
+    body = completion_body("orpheus", [1, 2, 3], Sampling(70, 0.6, 0.9, 1.1, seed=3))
+    assert body["prompt"] == [1, 2, 3] and body["stream"] and body["max_tokens"] == 70
+    vllm_event = {"choices": [{"text": "", "logprobs": {"tokens": ["token_id:128266"]}}]}
+    assert ids_from_event(vllm_event) == [128266]
+    assert ids_from_event({"choices": [{"token_ids": [128270, 128271]}]}) == [128270, 128271]
+    assert ids_from_event(json.loads('{"choices": [{"text": ""}], "tokens": [128258]}')) == [128258]
+
+
+def test_espeak_speaks_every_voice():
+    engine = EspeakEngine()
+    lengths = set()
+    for voice in VOICES:
+        speech = engine.synthesize(request("Testing one two three <laugh>.", voice))
+        assert speech.pcm is not None and speech.pcm.dtype == np.float32
+        assert 0.5 < len(speech.pcm) / 24000 < 5 and np.abs(speech.pcm).max() > 0.05
+        lengths.add(len(speech.pcm))
+    assert len(lengths) > 1  # the voices really differ
+
+
+def test_auto_falls_back_to_espeak_without_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_engine_name(Settings()) == ("espeak", ESPEAK_FALLBACK_NOTE)
+    assert resolve_engine_name(Settings(engine="espeak")) == ("espeak", None)
+
+
+def test_auto_picks_orpheus_when_configured(orpheus_settings):
+    auto = orpheus_settings.model_copy(update={"engine": "auto"})
+    assert resolve_engine_name(auto) == ("orpheus", None)
+
+
+def test_orpheus_on_the_tiny_checkpoint_yields_clean_frames(orpheus_settings):
+    engine = build_engine(orpheus_settings, "orpheus")
+    loop = EngineLoop()
+    try:
+        speech = loop.run(engine.generate(request(seed=7)))
+        again = loop.run(engine.generate(request(seed=7)))
+    finally:
+        loop.close()
+    assert speech.codes is not None and speech.codes.frames > 0
+    assert speech.codes.dropped_tokens == 0 and speech.codes.partial_frames == 0
+    assert speech.tokens <= token_budget("Hello there, this is a test.", orpheus_settings.orpheus)
+    assert all(level.max() < 4096 for level in speech.codes.levels)
+    for a, b in zip(speech.codes.levels, again.codes.levels, strict=True):  # seeded sampling
+        assert np.array_equal(a, b)
+
+
+class SlowEngine(Engine):
+    name, voices = "slow", VOICES
+
+    def __init__(self) -> None:
+        self.in_flight = self.most = 0
+
+    async def generate(self, request: SpeechRequest) -> Speech:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await asyncio.sleep(0.05)
+        self.in_flight -= 1
+        return Speech(pcm=np.zeros(10, np.float32))
+
+
+def test_engine_loop_interleaves_requests_from_many_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine, loop = SlowEngine(), EngineLoop()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: loop.run(engine.generate(request(seed=i))), range(16)))
+    finally:
+        loop.close()
+    assert engine.most == 8
+
+
+def test_unknown_model_directory_is_a_clear_error(tmp_path, monkeypatch):
+    from shared.models import ModelNotFound
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    settings = Settings.model_validate({"orpheus": {"model": "nobody/no-such-model"}})
+    with pytest.raises(ModelNotFound, match="not available locally"):
+        build_engine(settings, "orpheus")
