@@ -12,6 +12,7 @@ sentence is cut at clauses, then between words, never inside a word.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections import Counter
@@ -184,7 +185,7 @@ def _pieces(text: str, start: int, end: int, max_chars: int, level: int = 0):
         if m.end() < end and (level > 0 or _is_sentence_cut(text, m))
     ]
     bounds = [start, *cuts, end]
-    for s, e in zip(bounds, bounds[1:], strict=False):
+    for s, e in itertools.pairwise(bounds):
         if spoken_length(text[s:e]) > max_chars and level + 1 < len(_LEVELS):
             first = True
             for ps, pe, pkind, fresh in _pieces(text, s, e, max_chars, level + 1):
@@ -249,8 +250,16 @@ def chunk_text(raw: str, max_chars: int = 400) -> ChunkedText:
         for i, (s, e, kind) in enumerate(_pack(text, pieces, max_chars)):
             first = i == 0
             spoken = spoken_text(text[max(s, seg.body) : e], removed)
-            spans.append(_Span(seg.start if first else s, e, spoken,
-                               seg.boundary if first else kind, seg.voice, len(chapters) - 1))
+            spans.append(
+                _Span(
+                    seg.start if first else s,
+                    e,
+                    spoken,
+                    seg.boundary if first else kind,
+                    seg.voice,
+                    len(chapters) - 1,
+                )
+            )
     chunks = _merge_unspeakable(text, spans)
     used = sorted({c.chapter for c in chunks})
     renumber = {old: new for new, old in enumerate(used)}

@@ -47,8 +47,9 @@ def output_format(output: Path, requested: str | None) -> str:
     suffix = output.suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
-    raise UsageError(f"{output}: cannot tell the format from the name; "
-                     f"use --format ({', '.join(FORMATS)})")
+    raise UsageError(
+        f"{output}: cannot tell the format from the name; use --format ({', '.join(FORMATS)})"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--max-chars", type=int, help="largest chunk, in characters")
     models = commands.add_parser("models", help="manage model weights")
     models.add_subparsers(dest="action", required=True).add_parser(
-        "pull", help="download Orpheus and SNAC into the local cache")
+        "pull", help="download Orpheus and SNAC into the local cache"
+    )
     return top
 
 
@@ -104,9 +106,11 @@ def synth(args: argparse.Namespace) -> int:
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     minutes, seconds = divmod(summary.audio_seconds, 60)
-    print(f"wrote {args.output}: {summary.chunks} chunks, {int(minutes)}:{seconds:04.1f} of audio "
-          f"in {summary.wall_seconds:.1f} s (real-time factor {summary.real_time_factor:.2f}, "
-          f"engine {summary.engine})")
+    print(
+        f"wrote {args.output}: {summary.chunks} chunks, {int(minutes)}:{seconds:04.1f} of audio "
+        f"in {summary.wall_seconds:.1f} s (real-time factor {summary.real_time_factor:.2f}, "
+        f"engine {summary.engine})"
+    )
     return 0
 
 

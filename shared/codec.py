@@ -71,7 +71,9 @@ class SnacCodes:
         out: list[int] = []
         for i in range(self.frames):
             for slot, (level, offset) in enumerate(_SLOTS):
-                out.append(audio_token(slot, int(self.levels[level][_LEVEL_WIDTH[level] * i + offset])))
+                out.append(
+                    audio_token(slot, int(self.levels[level][_LEVEL_WIDTH[level] * i + offset]))
+                )
         return out
 
 

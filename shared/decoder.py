@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +31,9 @@ class SeededNoise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, length = x.shape
-        noise = torch.randn((batch, 1, length), generator=_noise.generator, device=x.device,
-                            dtype=x.dtype)
+        noise = torch.randn(
+            (batch, 1, length), generator=_noise.generator, device=x.device, dtype=x.dtype
+        )
         return x + noise * self.linear(x)
 
 
@@ -63,8 +65,7 @@ def prepare_for_inference(model: nn.Module) -> nn.Module:
 class SnacDecoder:
     def __init__(self, model: nn.Module, device: str = "cpu") -> None:
         self.device = torch.device(device)
-        self.model = prepare_for_inference(model).to(self.device)
-        self.sample_rate = int(model.sampling_rate)
+        self.model: Any = prepare_for_inference(model).to(self.device)
 
     @classmethod
     def load(cls, name_or_path: str, device: str = "cpu") -> SnacDecoder:

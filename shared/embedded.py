@@ -61,8 +61,11 @@ class EmbeddedRunner:
         self.settings = settings
         self.engine_name = engine_name
         self.engine: Engine = build_engine(settings, engine_name)
-        self.decoder = (SnacDecoder.load(settings.orpheus.snac_model, settings.orpheus.device)
-                        if engine_name == "orpheus" else None)
+        self.decoder = (
+            SnacDecoder.load(settings.orpheus.snac_model, settings.orpheus.device)
+            if engine_name == "orpheus"
+            else None
+        )
         self.loop = EngineLoop()
         self.workers = os.cpu_count() or 1
         torch.set_num_threads(1)  # one core per chunk in flight; the pool uses every core
@@ -77,16 +80,21 @@ class EmbeddedRunner:
         pcm, stats = render_speech(speech, self.decoder, request.seed, self.settings.audio)
         store.put_pcm(chunk_audio_key(job.job_id, chunk.index), pcm)
         codes = speech.codes
-        return ChunkResult(chunk.index, stats, speech.tokens,
-                           codes.dropped_tokens if codes else 0,
-                           codes.partial_frames if codes else 0)
+        return ChunkResult(
+            chunk.index,
+            stats,
+            speech.tokens,
+            codes.dropped_tokens if codes else 0,
+            codes.partial_frames if codes else 0,
+        )
 
     def run(self, job: Job, on_chunk: Callable[[ChunkResult], None] = lambda _: None) -> Summary:
         started = time.perf_counter()
         chunks = job.chunked.chunks
         with ExitStack() as stack:
             work_dir = self.settings.work_dir or Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="lyre-")))
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="lyre-"))
+            )
             store = LocalStore(work_dir)
             pool = stack.enter_context(ThreadPoolExecutor(self.workers, "lyre-chunk"))
             results: list[ChunkResult] = []
@@ -97,21 +105,31 @@ class EmbeddedRunner:
         warnings = list(job.chunked.warnings)
         dropped = sum(r.dropped_tokens for r in results)
         if dropped:
-            warnings.append(f"dropped {dropped} invalid audio token(s) in "
-                            f"{sum(r.partial_frames for r in results)} partial frame(s)")
-        return Summary(self.engine_name, len(chunks), samples / SAMPLE_RATE,
-                       time.perf_counter() - started, warnings)
+            warnings.append(
+                f"dropped {dropped} invalid audio token(s) in "
+                f"{sum(r.partial_frames for r in results)} partial frame(s)"
+            )
+        return Summary(
+            self.engine_name,
+            len(chunks),
+            samples / SAMPLE_RATE,
+            time.perf_counter() - started,
+            warnings,
+        )
 
     def _stitch(self, store: LocalStore, job: Job, results: list[ChunkResult]) -> int:
         chunks = job.chunked.chunks
         pauses = [pause_samples(c.boundary, self.settings.audio) for c in chunks]
         gain = programme_gain([r.stats for r in results], pauses, self.settings.audio)
-        pieces = ((pause, store.get_pcm(chunk_audio_key(job.job_id, c.index)))
-                  for pause, c in zip(pauses, chunks, strict=True))
+        pieces = (
+            (pause, store.get_pcm(chunk_audio_key(job.job_id, c.index)))
+            for pause, c in zip(pauses, chunks, strict=True)
+        )
         partial = job.output.with_name(f".{job.output.name}.partial")
         try:
-            with AudioWriter(partial, job.fmt, self.settings.audio.bitrate_kbps,
-                             job.title) as writer:
+            with AudioWriter(
+                partial, job.fmt, self.settings.audio.bitrate_kbps, job.title
+            ) as writer:
                 samples = join_chunks(pieces, gain, writer)
             partial.replace(job.output)
         finally:

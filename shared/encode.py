@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
 from shared.codec import SAMPLE_RATE
 
@@ -24,13 +26,17 @@ _BLOCK = 4096
 class AudioWriter:
     """Write float32 mono PCM to a file as it comes; memory stays at one block."""
 
-    def __init__(self, path: Path | str, fmt: str, bitrate_kbps: int = 64,
-                 title: str | None = None) -> None:
+    def __init__(
+        self, path: Path | str, fmt: str, bitrate_kbps: int = 64, title: str | None = None
+    ) -> None:
         container_name, codec = FORMATS[fmt]
         self.container = av.open(str(path), mode="w", format=container_name)
-        if title:
+        self.stream = cast(
+            AudioStream, self.container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+        )
+        if title:  # Ogg keeps tags on the stream, the other containers on the file
             self.container.metadata["title"] = title
-        self.stream = self.container.add_stream(codec, rate=SAMPLE_RATE, layout="mono")
+            self.stream.metadata["title"] = title
         if fmt in _LOSSY:
             self.stream.bit_rate = bitrate_kbps * 1000
         self.samples = 0
@@ -52,6 +58,10 @@ class AudioWriter:
     def __enter__(self) -> AudioWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

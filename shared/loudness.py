@@ -29,7 +29,11 @@ def k_weighting(sample_rate: int) -> np.ndarray:
     vh = 10 ** (gain_db / 20)
     vb = vh**0.4996667741545416
     a0 = 1 + k / q + k * k
-    shelf_b = [(vh + vb * k / q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0]
+    shelf_b = [
+        (vh + vb * k / q + k * k) / a0,
+        2 * (k * k - vh) / a0,
+        (vh - vb * k / q + k * k) / a0,
+    ]
     shelf_a = [1, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]
     f0, q = 38.13547087602444, 0.5003270373238773
     k = math.tan(math.pi * f0 / sample_rate)
@@ -68,4 +72,3 @@ def true_peak(pcm: np.ndarray) -> float:
     if len(pcm) == 0:
         return 0.0
     return float(np.abs(resample_poly(pcm.astype(np.float64), 4, 1)).max())
-

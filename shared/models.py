@@ -22,8 +22,9 @@ def locate_model(name_or_path: str, download: bool = False) -> str:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return snapshot_download(name_or_path, allow_patterns=_PATTERNS,
-                                 local_files_only=not download)
+        return snapshot_download(
+            name_or_path, allow_patterns=_PATTERNS, local_files_only=not download
+        )
     except LocalEntryNotFoundError as exc:
         hint = "" if download else " (run `lyre models pull` first)"
         raise ModelNotFound(f"model {name_or_path!r} is not available locally{hint}") from exc
@@ -44,5 +45,7 @@ def orpheus_configured(settings: OrpheusSettings) -> bool:
 
 def pull_models(settings: OrpheusSettings) -> list[str]:
     """Download Orpheus and SNAC into the hub cache; return their local directories."""
-    return [locate_model(settings.model or ORPHEUS_HUB_ID, download=True),
-            locate_model(settings.snac_model, download=True)]
+    return [
+        locate_model(settings.model or ORPHEUS_HUB_ID, download=True),
+        locate_model(settings.snac_model, download=True),
+    ]

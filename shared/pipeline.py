@@ -46,8 +46,9 @@ def generate_speech(loop: EngineLoop, engine: Engine, request: SpeechRequest) ->
     return loop.run(engine.generate(request))
 
 
-def render_speech(speech: Speech, decoder: SnacDecoder | None, seed: int,
-                  settings: AudioSettings) -> tuple[np.ndarray, ChunkStats]:
+def render_speech(
+    speech: Speech, decoder: SnacDecoder | None, seed: int, settings: AudioSettings
+) -> tuple[np.ndarray, ChunkStats]:
     """Decode codes (or take the engine's PCM), then trim, fade and measure."""
     if speech.codes is not None:
         if decoder is None:

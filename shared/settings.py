@@ -22,7 +22,7 @@ BackendName = Literal["transformers", "vllm", "openai"]
 class ChunkingSettings(BaseModel):
     # ~15 characters of English per second of speech: 400 characters ≈ 27 s, under the
     # ~45 s the Orpheus authors advise per request.
-    max_chars: int = Field(400, ge=40)
+    max_chars: int = Field(default=400, ge=40)
 
 
 class OrpheusSettings(BaseModel):
@@ -70,9 +70,7 @@ class AudioSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="LYRE_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LYRE_", env_nested_delimiter="__", extra="ignore")
 
     engine: EngineName = "auto"
     voice: str = "tara"

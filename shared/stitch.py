@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from shared.audio import ChunkStats
 from shared.chunking import Boundary
 from shared.codec import SAMPLE_RATE
-from shared.audio import ChunkStats
 from shared.encode import AudioWriter
 from shared.loudness import STEP_S, integrated_loudness
 from shared.settings import AudioSettings
@@ -26,8 +26,9 @@ def pause_samples(boundary: Boundary, settings: AudioSettings) -> int:
     return round(pause_seconds(boundary, settings) * SAMPLE_RATE)
 
 
-def programme_gain(stats: Sequence[ChunkStats], pauses: Sequence[int],
-                   settings: AudioSettings) -> float:
+def programme_gain(
+    stats: Sequence[ChunkStats], pauses: Sequence[int], settings: AudioSettings
+) -> float:
     """Linear gain that brings the programme to the loudness target without passing the
     true-peak ceiling, computed from the stored step energies alone."""
     parts = []

@@ -4,6 +4,4 @@
 VOICES = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
 
 # Tags the fine-tuned model voices; any other <tag> would be read aloud as a word.
-EMOTIVE_TAGS = frozenset(
-    {"laugh", "chuckle", "sigh", "cough", "sniffle", "groan", "yawn", "gasp"}
-)
+EMOTIVE_TAGS = frozenset({"laugh", "chuckle", "sigh", "cough", "sniffle", "groan", "yawn", "gasp"})

@@ -34,9 +34,16 @@ SNAC_24KHZ_CONFIG = {
 
 
 def _llama3_special_names() -> list[str]:
-    named = {0: "<|begin_of_text|>", 1: "<|end_of_text|>", 4: "<|finetune_right_pad_id|>",
-             6: "<|start_header_id|>", 7: "<|end_header_id|>", 8: "<|eom_id|>",
-             9: "<|eot_id|>", 10: "<|python_tag|>"}
+    named = {
+        0: "<|begin_of_text|>",
+        1: "<|end_of_text|>",
+        4: "<|finetune_right_pad_id|>",
+        6: "<|start_header_id|>",
+        7: "<|end_header_id|>",
+        8: "<|eom_id|>",
+        9: "<|eot_id|>",
+        10: "<|python_tag|>",
+    }
     names, reserved = [], 0
     for i in range(LLAMA3_SPECIALS):
         if i in named:
@@ -59,16 +66,23 @@ def build_tokenizer(directory: Path) -> None:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     specials = _llama3_special_names()
-    custom = [f"<custom_token_{i}>" for i in range(VOCAB_SIZE - LLAMA3_BASE_VOCAB - LLAMA3_SPECIALS)]
+    custom = [
+        f"<custom_token_{i}>" for i in range(VOCAB_SIZE - LLAMA3_BASE_VOCAB - LLAMA3_SPECIALS)
+    ]
     tok.add_special_tokens([AddedToken(t, special=True) for t in specials])
     tok.add_tokens([AddedToken(t, special=False) for t in custom])
     assert tok.token_to_id("<|begin_of_text|>") == BOS
     assert tok.token_to_id("<|eot_id|>") == END_OF_TEXT
     assert tok.get_vocab_size() == VOCAB_SIZE
     tok.post_processor = processors.TemplateProcessing(
-        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", BOS)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>",
-                                   eos_token="<|eot_id|>", pad_token="<custom_token_7>")
+        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", BOS)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|eot_id|>",
+        pad_token="<custom_token_7>",
+    )
     fast.save_pretrained(directory)
 
 
@@ -79,9 +93,16 @@ def build_orpheus(directory: Path, seed: int = 0) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
-        bos_token_id=BOS, eos_token_id=END_OF_TEXT, tie_word_embeddings=True,
+        vocab_size=VOCAB_SIZE,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        bos_token_id=BOS,
+        eos_token_id=END_OF_TEXT,
+        tie_word_embeddings=True,
         rope_theta=500000.0,
     )
     LlamaForCausalLM(config).save_pretrained(directory)

@@ -21,12 +21,19 @@ def snac_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def orpheus_settings(orpheus_dir: Path, snac_dir: Path) -> Settings:
     """Settings for the tiny checkpoints, with short chunks so that tests stay quick."""
-    return Settings.model_validate({
-        "engine": "orpheus",
-        "chunking": {"max_chars": 80},
-        "orpheus": {"model": str(orpheus_dir), "snac_model": str(snac_dir),
-                    "tokens_per_char": 0.5, "min_tokens": 14, "max_tokens": 140},
-    })
+    return Settings.model_validate(
+        {
+            "engine": "orpheus",
+            "chunking": {"max_chars": 80},
+            "orpheus": {
+                "model": str(orpheus_dir),
+                "snac_model": str(snac_dir),
+                "tokens_per_char": 0.5,
+                "min_tokens": 14,
+                "max_tokens": 140,
+            },
+        }
+    )
 
 
 @pytest.fixture()

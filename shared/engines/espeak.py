@@ -22,14 +22,21 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE = 1
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                             ctypes.c_void_p)
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
 _TAG = re.compile(r"<[A-Za-z_]+>")
 
 # Orpheus voice names mapped to espeak-ng variants, so that scripts work on either engine.
 ESPEAK_VOICES = {
-    "tara": "en-us+f3", "leah": "en-us+f2", "jess": "en-us+f4", "mia": "en-us+f1",
-    "zoe": "en-us+f5", "leo": "en-us+m3", "dan": "en-us+m1", "zac": "en-us+m2",
+    "tara": "en-us+f3",
+    "leah": "en-us+f2",
+    "jess": "en-us+f4",
+    "mia": "en-us+f1",
+    "zoe": "en-us+f5",
+    "leo": "en-us+m3",
+    "dan": "en-us+m1",
+    "zac": "en-us+m2",
 }
 assert set(ESPEAK_VOICES) == set(VOICES)
 
@@ -54,8 +61,14 @@ class _Library:
         self._callback = _CALLBACK(self._collect)  # kept referenced: C holds the pointer
         self.lib.espeak_SetSynthCallback(self._callback)
         self.lib.espeak_Synth.argtypes = [
-            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
 
     def _collect(self, wav, count, _events) -> int:
@@ -70,8 +83,9 @@ class _Library:
             self.lib.espeak_SetParameter(_RATE, words_per_minute, 0)
             self._samples = []
             data = text.encode() + b"\0"
-            status = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8,
-                                           None, None)
+            status = self.lib.espeak_Synth(
+                data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+            )
             if status != 0:
                 raise EngineError(f"espeak-ng synthesis failed with status {status}")
             self.lib.espeak_Synchronize()

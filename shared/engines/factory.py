@@ -32,11 +32,12 @@ def build_engine(settings: Settings, name: str) -> Engine:
 def build_orpheus(settings: Settings) -> Engine:
     from transformers import AutoTokenizer
 
-    from shared.engines.orpheus import OrpheusEngine
+    from shared.engines.orpheus import Backend, OrpheusEngine
 
     s = settings.orpheus
     model_dir = locate_model(s.model or ORPHEUS_HUB_ID)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    backend: Backend
     if s.backend == "vllm":
         from shared.engines.vllm_backend import VllmBackend
 

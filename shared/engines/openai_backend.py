@@ -45,17 +45,24 @@ def ids_from_event(event: dict[str, Any]) -> list[int]:
 
 class OpenAIBackend:
     def __init__(self, settings: OrpheusSettings, model: str) -> None:
-        headers = {"Authorization": f"Bearer {settings.openai_api_key}"} if settings.openai_api_key else {}
+        headers = (
+            {"Authorization": f"Bearer {settings.openai_api_key}"}
+            if settings.openai_api_key
+            else {}
+        )
         self.model = settings.openai_model or model
-        self.client = httpx.AsyncClient(base_url=settings.openai_url, headers=headers,
-                                        timeout=settings.request_timeout_s)
+        self.client = httpx.AsyncClient(
+            base_url=settings.openai_url, headers=headers, timeout=settings.request_timeout_s
+        )
 
-    async def generate_ids(self, request_id: str, prompt_ids: list[int],
-                           sampling: Sampling) -> list[int]:
+    async def generate_ids(
+        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+    ) -> list[int]:
         ids: list[int] = []
         body = completion_body(self.model, prompt_ids, sampling)
-        async with self.client.stream("POST", "/completions", json=body,
-                                      headers={"X-Request-Id": request_id}) as response:
+        async with self.client.stream(
+            "POST", "/completions", json=body, headers={"X-Request-Id": request_id}
+        ) as response:
             if response.status_code != 200:
                 detail = (await response.aread()).decode(errors="replace")[:200]
                 raise EngineError(f"completion server answered {response.status_code}: {detail}")

@@ -24,8 +24,9 @@ class Sampling:
 class Backend(Protocol):
     """Runs the language model: prompt ids in, generated ids out."""
 
-    async def generate_ids(self, request_id: str, prompt_ids: list[int],
-                           sampling: Sampling) -> list[int]: ...
+    async def generate_ids(
+        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+    ) -> list[int]: ...
 
     def close(self) -> None: ...
 
@@ -48,13 +49,19 @@ class OrpheusEngine(Engine):
 
     def sampling_for(self, request: SpeechRequest) -> Sampling:
         s = self.settings
-        return Sampling(token_budget(request.text, s), s.temperature, s.top_p,
-                        s.repetition_penalty, request.seed)
+        return Sampling(
+            token_budget(request.text, s),
+            s.temperature,
+            s.top_p,
+            s.repetition_penalty,
+            request.seed,
+        )
 
     async def generate(self, request: SpeechRequest) -> Speech:
         prompt = build_prompt_ids(self.tokenizer, request.voice, request.text)
-        ids = await self.backend.generate_ids(request.request_id, prompt,
-                                              self.sampling_for(request))
+        ids = await self.backend.generate_ids(
+            request.request_id, prompt, self.sampling_for(request)
+        )
         return Speech(codes=parse_tokens(ids), tokens=len(ids))
 
     def close(self) -> None:

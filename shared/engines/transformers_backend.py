@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import torch
 
@@ -18,7 +19,7 @@ class AudioPositionMask:
     def __init__(self, prompt_length: int) -> None:
         self.prompt_length = prompt_length
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         slot = (input_ids.shape[1] - self.prompt_length) % FRAME_TOKENS
         allowed = torch.full_like(scores, float("-inf"))
         low = AUDIO_BASE + slot * CODEBOOK_SIZE
@@ -33,7 +34,8 @@ class TransformersBackend:
         from transformers import AutoModelForCausalLM
 
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        self.model = model.to(device)
         self.model.eval()
         self.device = device
         self.constrained = constrained
@@ -60,8 +62,9 @@ class TransformersBackend:
             )
         return output[0, len(prompt_ids) :].tolist()
 
-    async def generate_ids(self, request_id: str, prompt_ids: list[int],
-                           sampling: Sampling) -> list[int]:
+    async def generate_ids(
+        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+    ) -> list[int]:
         return await asyncio.to_thread(self._generate, prompt_ids, sampling)
 
     def close(self) -> None:

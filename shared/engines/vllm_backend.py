@@ -51,8 +51,9 @@ class VllmBackend:
             AsyncEngineArgs(**engine_arguments(model_dir, settings))
         )
 
-    async def generate_ids(self, request_id: str, prompt_ids: list[int],
-                           sampling: Sampling) -> list[int]:
+    async def generate_ids(
+        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+    ) -> list[int]:
         from vllm import SamplingParams, TokensPrompt
 
         final = None

@@ -94,8 +94,9 @@ def test_a_word_longer_than_the_limit_stays_whole():
     assert any(word in c.text for c in chunks)
 
 
-_ALPHABET = st.sampled_from(list("abcdefghij XYZ.,;:!?'\"-—\n\t#*<>") + ["<laugh>", "<shout>",
-                                                                       "tara: ", "\n\n", "# ", "é"])
+_ALPHABET = st.sampled_from(
+    [*list("abcdefghij XYZ.,;:!?'\"-—\n\t#*<>"), "<laugh>", "<shout>", "tara: ", "\n\n", "# ", "é"]
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -37,7 +37,12 @@ def test_frame_positions_follow_the_snac_layout():
     assert l0.tolist() == [1, 8]
     assert l1.tolist() == [2, 5, 9, 12]
     assert l2.tolist() == [3, 4, 6, 7, 10, 11, 13, 14]
-    assert (codes.frames, codes.samples, codes.dropped_tokens, codes.partial_frames) == (2, 4096, 0, 0)
+    assert (codes.frames, codes.samples, codes.dropped_tokens, codes.partial_frames) == (
+        2,
+        4096,
+        0,
+        0,
+    )
 
 
 def test_round_trip_through_tokens():
@@ -83,7 +88,9 @@ def test_trailing_partial_frame_and_tokens_after_end_of_speech_are_dropped():
     tokens = [START_OF_SPEECH, *frame(1, 1, 1, 1, 1, 1, 1), *frame(2, 2, 2)]
     codes = parse_tokens(tokens)
     assert codes.frames == 1 and codes.partial_frames == 1 and codes.dropped_tokens == 3
-    stopped = parse_tokens(frame(1, 1, 1, 1, 1, 1, 1) + [END_OF_SPEECH] + frame(2, 2, 2, 2, 2, 2, 2))
+    stopped = parse_tokens(
+        [*frame(1, 1, 1, 1, 1, 1, 1), END_OF_SPEECH, *frame(2, 2, 2, 2, 2, 2, 2)]
+    )
     assert stopped.frames == 1 and stopped.dropped_tokens == 0
 
 

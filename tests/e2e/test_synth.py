@@ -1,0 +1,84 @@
+"""``lyre synth`` as a user runs it: a subprocess, real files, real engines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from shared.chunking import chunk_text
+from shared.settings import AudioSettings
+from shared.stitch import pause_samples
+
+FRAME = 2048  # one SNAC coarse frame
+BOOK = """# The First Chapter
+
+It began on a Tuesday. Nobody expected anything, and nothing was announced.
+
+tara: Did you hear that? <gasp>
+leo: I heard nothing at all.
+
+# The Second Chapter
+
+The second chapter is short, but it has two paragraphs.
+
+This is the second one. <laugh> It ends here.
+
+Chapter Three
+
+A plain-text chapter line starts the last chapter.
+"""
+
+
+def synth(
+    tmp_path: Path, env: dict[str, str], fmt: str, name: str = "book"
+) -> tuple[Path, Path, str]:
+    source = tmp_path / "book.md"
+    source.write_text(BOOK)
+    work = tmp_path / f"work-{name}"
+    output = tmp_path / f"{name}.{fmt}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "synth", str(source), "-o", str(output)],
+        env={**os.environ, **env, "LYRE_WORK_DIR": str(work), "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return output, work, proc.stdout
+
+
+def samples_in(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(frame.samples for frame in container.decode(audio=0))
+
+
+def check_accounting(output: Path, work: Path, max_chars: int) -> None:
+    chunks = chunk_text(BOOK, max_chars).chunks
+    stored = sorted(work.glob("jobs/*/chunks/*.f32"))
+    assert [int(p.stem) for p in stored] == [c.index for c in chunks]  # every chunk, once
+    chunk_audio = sum(len(np.fromfile(p, dtype="<f4")) for p in stored)
+    pauses = sum(pause_samples(c.boundary, AudioSettings()) for c in chunks)
+    assert abs(samples_in(output) - (chunk_audio + pauses)) <= FRAME
+
+
+def test_orpheus_transformers_multi_chapter(tmp_path, orpheus_env):
+    output, work, stdout = synth(tmp_path, orpheus_env, "wav")
+    assert "engine orpheus" in stdout
+    check_accounting(output, work, max_chars=80)
+    again, _, _ = synth(tmp_path, orpheus_env, "wav", name="again")
+    assert again.read_bytes() == output.read_bytes()  # seeded sampling and decode
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_espeak_multi_chapter(tmp_path, fmt):
+    output, work, stdout = synth(tmp_path, {"LYRE_ENGINE": "espeak"}, fmt)
+    assert "engine espeak" in stdout and "warning" not in stdout
+    check_accounting(output, work, max_chars=400)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.cli import main
+
+
+@pytest.fixture()
+def book(tmp_path):
+    path = tmp_path / "book.md"
+    path.write_text("# One\n\nHello there. This is a short book.\n\n# Two\n\nThe end.\n")
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse exits on its own errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("make_input", "extra", "message"),
+    [
+        (lambda p: p / "missing.txt", [], "no such file"),
+        (lambda p: p, [], "is a directory"),
+        (lambda p: _write(p / "e.txt", b"  \n\t\n"), [], "the text is empty"),
+        (lambda p: _write(p / "b.txt", b"\x7fELF\x02\x01\x00\x00binary"), [], "binary data"),
+        (lambda p: _write(p / "l.txt", b"caf\xe9 latin-1"), [], "not UTF-8"),
+        (lambda p: _write(p / "p.txt", b"... --- !!!"), [], "nothing to say"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--voice", "bob"], "invalid choice: 'bob'"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--engine", "polly"], "invalid choice"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--format", "aiff"], "invalid choice"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--max-chars", "5"], "at least 40"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, make_input, extra, message):
+    source = make_input(tmp_path)
+    code, _out, err = run(capsys, "synth", str(source), "-o", str(tmp_path / "o.wav"), *extra)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_unknown_output_format_and_missing_directory(tmp_path, capsys, book):
+    code, _, err = run(capsys, "synth", str(book), "-o", str(tmp_path / "o.xyz"))
+    assert code == 2 and "--format" in err
+    code, _, err = run(capsys, "synth", str(book), "-o", str(tmp_path / "no" / "o.wav"))
+    assert code == 2 and "no such directory" in err
+
+
+def test_espeak_synth_prints_a_summary(tmp_path, capsys, book, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    code, out, err = run(capsys, "synth", str(book), "-o", str(tmp_path / "o.flac"))
+    assert code == 0, err
+    assert "using the espeak-ng engine" in err
+    assert "4 chunks" in out and "real-time factor" in out and "engine espeak" in out
+    assert (tmp_path / "o.flac").stat().st_size > 1000
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
