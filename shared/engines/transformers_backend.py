@@ -32,6 +32,9 @@ class AudioPositionMask:
 class TransformersBackend:
     def __init__(self, model_dir: str, device: str = "cpu", constrained: bool = True) -> None:
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)

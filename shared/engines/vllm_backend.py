@@ -44,7 +44,7 @@ def sampling_arguments(sampling: Sampling) -> dict[str, Any]:
 
 class VllmBackend:
     def __init__(self, model_dir: str, settings: OrpheusSettings) -> None:
-        from vllm import AsyncEngineArgs
+        from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self.engine = AsyncLLM.from_engine_args(
@@ -54,13 +54,17 @@ class VllmBackend:
     async def generate_ids(
         self, request_id: str, prompt_ids: list[int], sampling: Sampling
     ) -> list[int]:
-        from vllm import SamplingParams, TokensPrompt
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
 
+        params = SamplingParams(
+            **sampling_arguments(sampling), output_kind=RequestOutputKind.FINAL_ONLY
+        )
         final = None
         async for output in self.engine.generate(
-            TokensPrompt(prompt_token_ids=prompt_ids),
-            SamplingParams(**sampling_arguments(sampling)),
             request_id=request_id,
+            prompt=TokensPrompt(prompt_token_ids=prompt_ids),
+            sampling_params=params,
         ):
             final = output
         return list(final.outputs[0].token_ids) if final else []
