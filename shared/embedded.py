@@ -71,7 +71,7 @@ class EmbeddedRunner:
         torch.set_num_threads(1)  # one core per chunk in flight; the pool uses every core
 
     def close(self) -> None:
-        self.loop.run(_close(self.engine))
+        self.loop.run(self.engine.aclose())
         self.loop.close()
 
     def _process(self, store: LocalStore, job: Job, chunk: Chunk) -> ChunkResult:
@@ -135,7 +135,3 @@ class EmbeddedRunner:
         finally:
             partial.unlink(missing_ok=True)
         return samples
-
-
-async def _close(engine: Engine) -> None:
-    engine.close()

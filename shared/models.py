@@ -26,8 +26,14 @@ def locate_model(name_or_path: str, download: bool = False) -> str:
             name_or_path, allow_patterns=_PATTERNS, local_files_only=not download
         )
     except LocalEntryNotFoundError as exc:
-        hint = "" if download else " (run `lyre models pull` first)"
-        raise ModelNotFound(f"model {name_or_path!r} is not available locally{hint}") from exc
+        if download:
+            reason = f"cannot download model {name_or_path!r}: the hub is unreachable"
+        else:
+            reason = (
+                f"model {name_or_path!r} is not available locally "
+                "(run `lyre models pull`, or name a local directory)"
+            )
+        raise ModelNotFound(reason) from exc
     except (HfHubHTTPError, OSError, ValueError) as exc:
         raise ModelNotFound(f"cannot fetch model {name_or_path!r}: {exc}") from exc
 

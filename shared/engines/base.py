@@ -47,8 +47,8 @@ class Engine(ABC):
     @abstractmethod
     async def generate(self, request: SpeechRequest) -> Speech: ...
 
-    def close(self) -> None:  # noqa: B027 - most engines hold nothing to release
-        """Release the engine's resources."""
+    async def aclose(self) -> None:  # noqa: B027 - most engines hold nothing to release
+        """Release the engine's resources (on the loop that ran it)."""
 
 
 class EngineLoop:

@@ -73,5 +73,5 @@ class OpenAIBackend:
                 ids.extend(ids_from_event(json.loads(data)))
         return ids
 
-    def close(self) -> None:
-        pass  # the client is closed with its event loop
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -28,7 +28,7 @@ class Backend(Protocol):
         self, request_id: str, prompt_ids: list[int], sampling: Sampling
     ) -> list[int]: ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 def token_budget(text: str, settings: OrpheusSettings) -> int:
@@ -64,5 +64,5 @@ class OrpheusEngine(Engine):
         )
         return Speech(codes=parse_tokens(ids), tokens=len(ids))
 
-    def close(self) -> None:
-        self.backend.close()
+    async def aclose(self) -> None:
+        await self.backend.aclose()

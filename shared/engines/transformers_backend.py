@@ -70,5 +70,5 @@ class TransformersBackend:
     ) -> list[int]:
         return await asyncio.to_thread(self._generate, prompt_ids, sampling)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         del self.model

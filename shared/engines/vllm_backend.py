@@ -69,5 +69,5 @@ class VllmBackend:
             final = output
         return list(final.outputs[0].token_ids) if final else []
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self.engine.shutdown()

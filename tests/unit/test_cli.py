@@ -64,3 +64,12 @@ def test_espeak_synth_prints_a_summary(tmp_path, capsys, book, monkeypatch):
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+def test_models_pull_without_a_hub_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    code, _, err = run(capsys, "models", "pull")
+    assert code == 1
+    assert "cannot download model 'canopylabs/orpheus-3b-0.1-ft'" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -82,6 +82,7 @@ def test_streams_token_ids_back_from_the_server(server, orpheus_settings):
     try:
         speech = loop.run(engine.generate(request))
     finally:
+        loop.run(engine.aclose())
         loop.close()
     sent = seen[0]
     assert sent["path"] == "/v1/completions" and sent["auth"] == "Bearer secret"
@@ -99,4 +100,5 @@ def test_a_server_error_is_an_engine_error(server, orpheus_settings):
         with pytest.raises(EngineError, match="answered 404"):
             loop.run(engine.generate(SpeechRequest("job-1", "Hi.", "tara", seed=1)))
     finally:
+        loop.run(engine.aclose())
         loop.close()
