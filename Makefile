@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint services clean
+.PHONY: help install demo test lint services farm-up farm-down farm-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,15 @@ lint: install ## ruff and mypy
 
 services: ## Start local Postgres and Redis if they are down (where this machine allows)
 	@bash scripts/services.sh
+
+farm-up: install services ## Start the whole farm natively (api :8000, Flower :5555, logs in .farm/)
+	$(BIN)/python -m workers.farmctl up
+
+farm-down: ## Stop the farm started by farm-up
+	$(BIN)/python -m workers.farmctl down
+
+farm-status: ## Show which farm processes are running
+	$(BIN)/python -m workers.farmctl status
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis demo.mp3

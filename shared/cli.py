@@ -63,6 +63,11 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--format", choices=tuple(FORMATS), help="default: from the file name")
     synth.add_argument("--title", help="title written into the file's metadata")
     synth.add_argument("--max-chars", type=int, help="largest chunk, in characters")
+    keys = commands.add_parser("keys", help="manage API keys of the farm")
+    create = keys.add_subparsers(dest="action", required=True).add_parser(
+        "create", help="create a key (and the tenant, if new); prints the key once"
+    )
+    create.add_argument("--tenant", required=True, help="tenant name")
     models = commands.add_parser("models", help="manage model weights")
     models.add_subparsers(dest="action", required=True).add_parser(
         "pull", help="download Orpheus and SNAC into the local cache"
@@ -115,25 +120,51 @@ def synth(args: argparse.Namespace) -> int:
 
 
 def pull(_: argparse.Namespace) -> int:
-    from shared.models import pull_models
+    from shared.weights import pull_models
 
     for path in pull_models(get_settings().orpheus):
         print(path)
     return 0
 
 
+def create_key(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shared.db import session_scope
+    from shared.tenants import create_key as new_key
+
+    name = args.tenant.strip()
+    if not name or len(name) > 200:
+        raise UsageError("--tenant must be 1 to 200 characters")
+    try:
+        with session_scope() as session:
+            tenant, key = new_key(session, name)
+    except SQLAlchemyError as exc:
+        raise FarmUnavailable(f"cannot reach the database: {exc.__class__.__name__}") from exc
+    print(key)
+    print(f"tenant {tenant.name} ({tenant.id}); the key is shown only once", file=sys.stderr)
+    return 0
+
+
+class FarmUnavailable(Exception):
+    """The farm's database or services cannot be reached."""
+
+
+COMMANDS = {"synth": synth, "models": pull, "keys": create_key}
+
+
 def main(argv: list[str] | None = None) -> int:
     from shared.engines import EngineError
-    from shared.models import ModelNotFound
+    from shared.weights import ModelNotFound
 
     args = parser().parse_args(argv)
-    command = synth if args.command == "synth" else pull
+    command = COMMANDS[args.command]
     try:
         return command(args)
     except UsageError as exc:
         print(f"lyre: error: {exc}", file=sys.stderr)
         return 2
-    except (ModelNotFound, EngineError) as exc:
+    except (ModelNotFound, EngineError, FarmUnavailable) as exc:
         print(f"lyre: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from shared.codec import SnacCodes
-from shared.models import locate_model
+from shared.weights import locate_model
 
 _noise = threading.local()
 

@@ -24,7 +24,7 @@ from shared.engines.base import EngineLoop
 from shared.pipeline import ChunkResult, generate_speech, render_speech, speech_request
 from shared.settings import Settings
 from shared.stitch import join_chunks, pause_samples, programme_gain
-from shared.storage import LocalStore, chunk_audio_key
+from shared.storage import LocalStore, chunk_audio_key, get_pcm, put_pcm
 
 
 @dataclass
@@ -78,7 +78,7 @@ class EmbeddedRunner:
         request = speech_request(job.job_id, chunk, job.voice)
         speech = generate_speech(self.loop, self.engine, request)
         pcm, stats = render_speech(speech, self.decoder, request.seed, self.settings.audio)
-        store.put_pcm(chunk_audio_key(job.job_id, chunk.index), pcm)
+        put_pcm(store, chunk_audio_key(job.job_id, chunk.index), pcm)
         codes = speech.codes
         return ChunkResult(
             chunk.index,
@@ -122,7 +122,7 @@ class EmbeddedRunner:
         pauses = [pause_samples(c.boundary, self.settings.audio) for c in chunks]
         gain = programme_gain([r.stats for r in results], pauses, self.settings.audio)
         pieces = (
-            (pause, store.get_pcm(chunk_audio_key(job.job_id, c.index)))
+            (pause, get_pcm(store, chunk_audio_key(job.job_id, c.index)))
             for pause, c in zip(pauses, chunks, strict=True)
         )
         partial = job.output.with_name(f".{job.output.name}.partial")

@@ -69,6 +69,54 @@ class AudioSettings(BaseModel):
     bitrate_kbps: int = 64
 
 
+class DatabaseSettings(BaseModel):
+    url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/lyre"
+    pool_size: int = 5
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    # Longer than the longest task: an unacknowledged message is redelivered only after it.
+    visibility_timeout_s: int = 7200
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["s3", "local"] = "s3"
+    endpoint_url: str | None = None  # MinIO or another S3-compatible endpoint; None for AWS
+    bucket: str = "lyre"
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    presign_expiry_s: int = 3600
+    multipart_chunk_mb: int = 8
+    local_root: Path = Path(".lyre-store")
+
+
+class FarmSettings(BaseModel):
+    """How the workers share work: leases, reconciling, limits."""
+
+    lease_s: int = 600  # a chunk not finished this long after it was handed out is re-sent
+    reconcile_every_s: float = 30.0
+    gpu_concurrency: int = 8  # chunks in flight per GPU worker process (≈ max_num_seqs)
+    max_input_bytes: int = 5 * 1024 * 1024
+    task_max_retries: int = 5
+
+
+class WebhookSettings(BaseModel):
+    retry_for_s: int = 24 * 3600
+    base_delay_s: float = 5.0
+    max_delay_s: float = 3600.0
+    timeout_s: float = 10.0
+    # Hosts or networks (CIDR) that webhook URLs may resolve to although they are private.
+    allowlist: list[str] = []
+
+
+class FlowerSettings(BaseModel):
+    basic_auth: str = "lyre:lyre"  # user:password
+    address: str = "127.0.0.1"
+    port: int = 5555
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LYRE_", env_nested_delimiter="__", extra="ignore")
 
@@ -78,6 +126,12 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     orpheus: OrpheusSettings = OrpheusSettings()
     audio: AudioSettings = AudioSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    storage: StorageSettings = StorageSettings()
+    farm: FarmSettings = FarmSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    flower: FlowerSettings = FlowerSettings()
 
 
 @lru_cache

@@ -1,22 +1,58 @@
-"""Object storage for chunk audio and outputs, and the one place that builds their keys."""
+"""Object storage for chunk data and outputs, and the one place that builds their keys.
+
+``S3Store`` talks to S3 or any S3-compatible endpoint (MinIO, moto's server) through boto3;
+``LocalStore`` is a folder standing in for the bucket in embedded mode. Writes are whole-object
+and idempotent: a retried chunk rewrites the same key with the same bytes.
+"""
 
 from __future__ import annotations
 
+import io
+import shutil
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from shared.codec import SnacCodes
+from shared.engines.base import Speech
+from shared.settings import StorageSettings
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+def speech_key(job_id: str, index: int) -> str:
+    """What the GPU stage made for a chunk: SNAC codes, or PCM from a PCM engine."""
+    return f"{job_prefix(job_id)}speech/{index:06d}.npz"
+
 
 def chunk_audio_key(job_id: str, index: int) -> str:
-    return f"jobs/{job_id}/chunks/{index:06d}.f32"
+    """A chunk's finished PCM (float32 little-endian, 24 kHz mono)."""
+    return f"{job_prefix(job_id)}chunks/{index:06d}.f32"
 
 
 def output_key(job_id: str, fmt: str) -> str:
-    return f"jobs/{job_id}/output.{fmt}"
+    return f"{job_prefix(job_id)}output.{fmt}"
+
+
+# --- stores -----------------------------------------------------------------------------------
+
+
+class ObjectStore(Protocol):
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def upload_file(self, key: str, path: Path, content_type: str) -> None: ...
+    def presign(self, key: str, filename: str) -> str: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def check(self) -> None: ...
 
 
 class LocalStore:
-    """A folder standing in for the bucket in embedded mode."""
+    """A folder standing in for the bucket."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -24,12 +60,139 @@ class LocalStore:
     def path(self, key: str) -> Path:
         return self.root / key
 
-    def put_pcm(self, key: str, pcm: np.ndarray) -> None:
+    def put_bytes(self, key: str, data: bytes) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        pcm.astype("<f4").tofile(tmp)
-        tmp.replace(path)  # atomic: a retried chunk rewrites the same object whole
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: readers see the old object or the new one, whole
 
-    def get_pcm(self, key: str) -> np.ndarray:
-        return np.fromfile(self.path(key), dtype="<f4")
+    def get_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def upload_file(self, key: str, path: Path, content_type: str) -> None:
+        self.path(key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, self.path(key))
+
+    def presign(self, key: str, filename: str) -> str:
+        return self.path(key).resolve().as_uri()
+
+    def delete_prefix(self, prefix: str) -> int:
+        files = [p for p in self.path(prefix).rglob("*") if p.is_file()]
+        shutil.rmtree(self.path(prefix), ignore_errors=True)
+        return len(files)
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+
+class S3Store:
+    def __init__(self, settings: StorageSettings) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            config=Config(signature_version="s3v4", retries={"mode": "standard"}),
+        )
+        part = settings.multipart_chunk_mb * 2**20
+        self.transfer = TransferConfig(
+            multipart_threshold=part, multipart_chunksize=part, max_concurrency=2
+        )
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def upload_file(self, key: str, path: Path, content_type: str) -> None:
+        """Upload in parts of ``multipart_chunk_mb``: memory stays at a few parts."""
+        self.client.upload_file(
+            str(path),
+            self.bucket,
+            key,
+            Config=self.transfer,
+            ExtraArgs={"ContentType": content_type},
+        )
+
+    def presign(self, key: str, filename: str) -> str:
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=self.settings.presign_expiry_s,
+        )
+
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+                deleted += len(keys)
+        return deleted
+
+    def ensure_bucket(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket)
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+
+def open_store(settings: StorageSettings) -> ObjectStore:
+    return LocalStore(settings.local_root) if settings.backend == "local" else S3Store(settings)
+
+
+# --- what goes in the objects -------------------------------------------------------------------
+
+
+def put_pcm(store: ObjectStore, key: str, pcm: np.ndarray) -> None:
+    store.put_bytes(key, pcm.astype("<f4").tobytes())
+
+
+def get_pcm(store: ObjectStore, key: str) -> np.ndarray:
+    return np.frombuffer(store.get_bytes(key), dtype="<f4")
+
+
+def speech_to_bytes(speech: Speech) -> bytes:
+    buffer = io.BytesIO()
+    if speech.codes is not None:
+        c = speech.codes
+        np.savez(
+            buffer,
+            l0=c.levels[0],
+            l1=c.levels[1],
+            l2=c.levels[2],
+            meta=np.array([c.dropped_tokens, c.partial_frames, speech.tokens]),
+        )
+    else:
+        pcm = speech.pcm if speech.pcm is not None else np.zeros(0, np.float32)
+        np.savez(buffer, pcm=pcm.astype(np.float32))
+    return buffer.getvalue()
+
+
+def speech_from_bytes(data: bytes) -> Speech:
+    with np.load(io.BytesIO(data)) as z:
+        if "pcm" in z:
+            return Speech(pcm=z["pcm"])
+        dropped, partial, tokens = (int(v) for v in z["meta"])
+        codes = SnacCodes((z["l0"], z["l1"], z["l2"]), dropped, partial)
+        return Speech(codes=codes, tokens=tokens)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.engines.base import Engine
-from shared.models import locate_model, orpheus_configured
 from shared.settings import ORPHEUS_HUB_ID, Settings
+from shared.weights import locate_model, orpheus_configured
 
 ESPEAK_FALLBACK_NOTE = (
     "note: no Orpheus weights configured, using the espeak-ng engine "

@@ -130,7 +130,7 @@ def test_engine_loop_interleaves_requests_from_many_threads():
 
 
 def test_unknown_model_directory_is_a_clear_error(tmp_path, monkeypatch):
-    from shared.models import ModelNotFound
+    from shared.weights import ModelNotFound
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))

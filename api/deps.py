@@ -1,0 +1,40 @@
+"""Dependencies the routes share: the farm's handles and the calling tenant."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.errors import NotAuthenticated
+from shared.db import session_scope
+from shared.farm import Farm
+from shared.models import Tenant
+from shared.settings import get_settings
+from shared.storage import open_store
+from shared.tenants import tenant_for_key
+
+
+@cache
+def get_farm() -> Farm:
+    from workers.app import app as celery_app
+    from workers.dispatch import CeleryDispatch
+
+    settings = get_settings()
+    return Farm(settings, open_store(settings.storage), CeleryDispatch(celery_app), session_scope)
+
+
+def current_tenant(request: Request, farm: Annotated[Farm, Depends(get_farm)]) -> Tenant:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise NotAuthenticated()
+    with farm.sessions() as session:
+        tenant = tenant_for_key(session, key.strip())
+    if tenant is None:
+        raise NotAuthenticated("the API key is not valid")
+    return tenant
+
+
+FarmDep = Annotated[Farm, Depends(get_farm)]
+TenantDep = Annotated[Tenant, Depends(current_tenant)]

@@ -1,0 +1,51 @@
+"""Exceptions the services raise, named as facts; the app maps each to an HTTP status."""
+
+
+class ApiError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.__doc__)
+        self.detail = detail or self.__doc__ or ""
+
+
+class NotAuthenticated(ApiError):
+    """A valid API key is required: send Authorization: Bearer <key>."""
+
+    status_code = 401
+
+
+class JobNotFound(ApiError):
+    """No such job."""
+
+    status_code = 404
+
+
+class IdempotencyConflict(ApiError):
+    """This Idempotency-Key was used with a different request body."""
+
+    status_code = 409
+
+
+class JobNotCancellable(ApiError):
+    """The job has already ended."""
+
+    status_code = 409
+
+
+class AudioNotReady(ApiError):
+    """The job has no audio yet."""
+
+    status_code = 409
+
+
+class InputTooLarge(ApiError):
+    """The text is larger than this farm accepts."""
+
+    status_code = 413
+
+
+class InvalidInput(ApiError):
+    """The request is not valid."""
+
+    status_code = 422

@@ -1,0 +1,109 @@
+"""Liveness, readiness and Prometheus metrics (no authentication: for probes and scrapers)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+
+from api.deps import FarmDep, get_farm
+from shared import queues
+from shared.farm import Farm
+from shared.models import Chunk, Job
+from shared.states import JobStatus
+
+router = APIRouter()
+RECENT_CHUNKS = 1000
+
+
+def redis_client(farm: Farm):
+    import redis
+
+    return redis.Redis.from_url(farm.settings.redis.url, socket_timeout=2)
+
+
+def queue_depths(farm: Farm) -> dict[str, int]:
+    """Messages waiting per queue, Celery's priority sub-lists (``name\\x06\\x16N``) included."""
+    client = redis_client(farm)
+    depths = {}
+    for name in queues.QUEUES:
+        keys = [name] + [f"{name}\x06\x16{p}" for p in range(1, 10)]
+        depths[name] = sum(client.llen(k) for k in keys)
+    return depths
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(farm: FarmDep) -> JSONResponse:
+    def postgres() -> None:
+        with farm.sessions() as session:
+            session.execute(text("SELECT 1"))
+
+    checks = {
+        "postgres": postgres,
+        "redis": lambda: redis_client(farm).ping(),
+        "s3": farm.store.check,
+    }
+    failing = {}
+    for name, check in checks.items():
+        try:
+            check()
+        except Exception as exc:  # readiness reports any failure by name
+            failing[name] = f"{type(exc).__name__}: {exc}"[:300]
+    if failing:
+        return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+class FarmCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        farm = get_farm()
+        jobs = GaugeMetricFamily("lyre_jobs", "Jobs by status", labels=["status"])
+        stages = GaugeMetricFamily(
+            "lyre_chunk_stage_seconds",
+            "Per-chunk stage time over recent chunks",
+            labels=["stage", "quantile"],
+        )
+        with farm.sessions() as session:
+            counts = dict(
+                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            )
+            recent = session.execute(
+                select(Chunk.generate_s, Chunk.decode_s)
+                .where(Chunk.done_at.is_not(None))
+                .order_by(Chunk.done_at.desc())
+                .limit(RECENT_CHUNKS)
+            ).all()
+        for status in JobStatus:
+            jobs.add_metric([status.value], counts.get(status.value, 0))
+        for stage, column in (("generate", 0), ("decode", 1)):
+            values: list[float] = sorted(v for row in recent if (v := row[column]) is not None)
+            if len(values) >= 2:
+                cuts = statistics.quantiles(values, n=100, method="inclusive")
+                for q, value in (("0.5", cuts[49]), ("0.9", cuts[89]), ("0.99", cuts[98])):
+                    stages.add_metric([stage, q], value)
+        depth = GaugeMetricFamily(
+            "lyre_queue_depth", "Messages waiting per queue", labels=["queue"]
+        )
+        for name, count in queue_depths(farm).items():
+            depth.add_metric([name], count)
+        yield from (jobs, stages, depth)
+
+
+_registry = CollectorRegistry()
+_registry.register(FarmCollector())
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(_registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,262 @@
+"""The farm's stage functions. Celery tasks in ``workers/`` are thin wrappers around these.
+
+Every stage takes ids, re-reads its rows and is idempotent; every state change is a
+compare-and-set, so a redelivered or duplicated message does no harm. Slow work (generation,
+decode, encoding, upload) happens outside transactions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared import outbox
+from shared.audio import ChunkStats
+from shared.chunking import Boundary
+from shared.decoder import SnacDecoder
+from shared.encode import AudioWriter
+from shared.engines import SpeechRequest
+from shared.engines.base import Engine, EngineLoop
+from shared.models import Chunk, Job, utcnow
+from shared.pipeline import chunk_seed, generate_speech, render_speech
+from shared.settings import Settings
+from shared.states import ACTIVE, ChunkStatus, JobStatus, move_job
+from shared.stitch import join_chunks, pause_samples, programme_gain
+from shared.storage import (
+    ObjectStore,
+    chunk_audio_key,
+    get_pcm,
+    output_key,
+    put_pcm,
+    speech_from_bytes,
+    speech_key,
+    speech_to_bytes,
+)
+
+CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg"}
+
+
+class Dispatch(Protocol):
+    """Sends work to the queues (Celery in the farm)."""
+
+    def generate(self, job_id: uuid.UUID, index: int) -> None: ...
+    def decode(self, job_id: uuid.UUID, index: int) -> None: ...
+    def stitch(self, job_id: uuid.UUID) -> None: ...
+    def deliver(self, delivery_id: str, delay_s: float = 0) -> None: ...
+
+
+@dataclass
+class Farm:
+    settings: Settings
+    store: ObjectStore
+    dispatch: Dispatch
+    sessions: Callable[[], AbstractContextManager[Session]]
+
+    def lease(self) -> object:
+        return utcnow() + timedelta(seconds=self.settings.farm.lease_s)
+
+
+def _claim(
+    session: Session, farm: Farm, job_id: uuid.UUID, index: int, status: ChunkStatus
+) -> Chunk | None:
+    """Take a chunk in ``status`` of an active job, extending its lease; None if not ours."""
+    chunk = session.get(Chunk, (job_id, index))
+    job = session.get(Job, job_id)
+    if chunk is None or job is None or chunk.status != status or job.status not in ACTIVE:
+        return None
+    chunk.lease_until = farm.lease()  # type: ignore[assignment]
+    chunk.attempts += 1
+    return chunk
+
+
+def generate_chunk(
+    farm: Farm, loop: EngineLoop, engine: Engine, job_id: uuid.UUID, index: int
+) -> bool:
+    """GPU stage: text to codes (or PCM), stored; then the chunk goes to decode."""
+    with farm.sessions() as session:
+        chunk = _claim(session, farm, job_id, index, ChunkStatus.PENDING)
+        if chunk is None:
+            return False
+        move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
+        request = SpeechRequest(
+            f"{job_id}-{index}", chunk.text, chunk.voice, chunk_seed(str(job_id), index)
+        )
+    started = time.perf_counter()
+    speech = generate_speech(loop, engine, request)
+    generate_s = time.perf_counter() - started
+    farm.store.put_bytes(speech_key(str(job_id), index), speech_to_bytes(speech))
+    with farm.sessions() as session:
+        moved = session.execute(
+            update(Chunk)
+            .where(
+                Chunk.job_id == job_id, Chunk.index == index, Chunk.status == ChunkStatus.PENDING
+            )
+            .values(
+                status=ChunkStatus.GENERATED,
+                tokens=speech.tokens,
+                dropped_tokens=speech.codes.dropped_tokens if speech.codes else 0,
+                generated_at=utcnow(),
+                lease_until=farm.lease(),
+                generate_s=generate_s,
+            )
+        ).rowcount  # type: ignore[attr-defined]
+    if moved:
+        farm.dispatch.decode(job_id, index)
+    return bool(moved)
+
+
+def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
+    """CPU stage: codes to finished PCM and loudness; the last chunk of a job sends the stitch."""
+    with farm.sessions() as session:
+        if _claim(session, farm, job_id, index, ChunkStatus.GENERATED) is None:
+            return False
+    started = time.perf_counter()
+    speech = speech_from_bytes(farm.store.get_bytes(speech_key(str(job_id), index)))
+    seed = chunk_seed(str(job_id), index)
+    pcm, stats = render_speech(speech, decoder, seed, farm.settings.audio)
+    decode_s = time.perf_counter() - started
+    put_pcm(farm.store, chunk_audio_key(str(job_id), index), pcm)
+    with farm.sessions() as session:
+        moved = session.execute(
+            update(Chunk)
+            .where(
+                Chunk.job_id == job_id, Chunk.index == index, Chunk.status == ChunkStatus.GENERATED
+            )
+            .values(
+                status=ChunkStatus.DONE,
+                samples=stats.samples,
+                true_peak=stats.peak,
+                loudness_steps=stats.steps.astype("<f8").tobytes(),
+                done_at=utcnow(),
+                lease_until=None,
+                decode_s=decode_s,
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        if not moved:
+            return False
+        # Fan-in: exactly one decode sees chunks_done reach chunks_total, in this same UPDATE.
+        counts = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(
+                chunks_done=Job.chunks_done + 1, audio_samples=Job.audio_samples + stats.samples
+            )
+            .returning(Job.chunks_done, Job.chunks_total)
+        ).one_or_none()
+        last = counts is not None and counts[0] == counts[1]
+        if last:
+            session.execute(
+                update(Job).where(Job.id == job_id).values(stitch_lease_until=farm.lease())
+            )
+    if last:
+        farm.dispatch.stitch(job_id)
+    return True
+
+
+@dataclass(frozen=True)
+class _Part:
+    index: int
+    boundary: Boundary
+    stats: ChunkStats
+
+
+def _parts(session: Session, job_id: uuid.UUID) -> list[_Part]:
+    rows = session.scalars(select(Chunk).where(Chunk.job_id == job_id).order_by(Chunk.index))
+    return [
+        _Part(
+            row.index,
+            Boundary(row.boundary),
+            ChunkStats(
+                row.samples or 0,
+                np.frombuffer(row.loudness_steps or b"", "<f8"),
+                row.true_peak or 0.0,
+            ),
+        )
+        for row in rows
+    ]
+
+
+def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
+    """Stitch stage: stream the chunks in order, one gain, encode, multipart upload."""
+    with farm.sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.RUNNING or job.chunks_done != job.chunks_total:
+            return False
+        job.stitch_lease_until = farm.lease()  # type: ignore[assignment]
+        parts, fmt, title = _parts(session, job_id), job.format, job.title
+    audio = farm.settings.audio
+    pauses = [pause_samples(p.boundary, audio) for p in parts]
+    gain = programme_gain([p.stats for p in parts], pauses, audio)
+    key = output_key(str(job_id), fmt)
+    with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
+        path = Path(tmp) / f"output.{fmt}"
+        with AudioWriter(path, fmt, audio.bitrate_kbps, title) as writer:
+            samples = join_chunks(_stream(farm.store, job_id, parts, pauses), gain, writer)
+        farm.store.upload_file(key, path, CONTENT_TYPES[fmt])
+    with farm.sessions() as session:
+        done = move_job(
+            session,
+            job_id,
+            JobStatus.SUCCEEDED,
+            data={"output_key": key, "samples": samples},
+            output_key=key,
+            output_samples=samples,
+            stitch_lease_until=None,
+        )
+        delivery = _notify(session, job_id, "job.succeeded") if done else None
+    if delivery:
+        farm.dispatch.deliver(delivery)
+    return done
+
+
+def _stream(
+    store: ObjectStore, job_id: uuid.UUID, parts: list[_Part], pauses: list[int]
+) -> Iterator[tuple[int, np.ndarray]]:
+    for part, pause in zip(parts, pauses, strict=True):
+        yield pause, get_pcm(store, chunk_audio_key(str(job_id), part.index))
+
+
+def _notify(session: Session, job_id: uuid.UUID, event_type: str) -> str | None:
+    session.flush()
+    job = session.get(Job, job_id, populate_existing=True)
+    return outbox.add_event(session, job, event_type) if job else None
+
+
+def fail_job(farm: Farm, job_id: uuid.UUID, error: str) -> bool:
+    """Mark a job failed (a stage gave up on it) and queue its webhook."""
+    with farm.sessions() as session:
+        failed = move_job(session, job_id, JobStatus.FAILED, data={"error": error}, error=error)
+        delivery = _notify(session, job_id, "job.failed") if failed else None
+    if delivery:
+        farm.dispatch.deliver(delivery)
+    return failed
+
+
+def cancel_job(farm: Farm, job_id: uuid.UUID) -> bool:
+    """Cancel a queued or running job: its waiting chunks stop, no further one is generated."""
+    with farm.sessions() as session:
+        if not move_job(session, job_id, JobStatus.CANCELLED):
+            return False
+        session.execute(
+            update(Chunk)
+            .where(
+                Chunk.job_id == job_id,
+                Chunk.status.in_([ChunkStatus.PENDING, ChunkStatus.GENERATED]),
+            )
+            .values(status=ChunkStatus.CANCELLED, lease_until=None)
+        )
+        delivery = _notify(session, job_id, "job.cancelled")
+    if delivery:
+        farm.dispatch.deliver(delivery)
+    return True

@@ -1,0 +1,51 @@
+"""The Celery application: Redis broker, one queue per kind of work, routed by task name.
+
+Run a worker per kind, as compose.yaml and k8s/ do:
+    celery -A workers.app worker -Q gpu --pool threads --concurrency 8   # one engine per process
+    celery -A workers.app worker -Q cpu                                    # decode, reconcile
+    celery -A workers.app worker -Q stitch
+    celery -A workers.app worker -Q webhooks --pool threads --concurrency 16
+    celery -A workers.app beat
+    celery -A workers.app flower
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from shared import queues
+from shared.settings import get_settings
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    app = Celery("lyre", broker=settings.redis.url, include=["workers.tasks"])
+    app.conf.update(
+        task_queues=[Queue(name) for name in queues.QUEUES],
+        task_default_queue=queues.CPU,
+        task_routes={
+            "gpu.*": {"queue": queues.GPU},
+            "cpu.*": {"queue": queues.CPU},
+            "stitch.*": {"queue": queues.STITCH},
+            "webhooks.*": {"queue": queues.WEBHOOKS},
+        },
+        task_acks_late=True,  # a task lost with its worker is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": settings.redis.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_send_task_events=True,  # Flower
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "reconcile": {"task": queues.RECONCILE, "schedule": settings.farm.reconcile_every_s},
+        },
+    )
+    return app
+
+
+app = create_app()

@@ -1,0 +1,210 @@
+"""Start and stop the whole farm natively: ``python -m workers.farmctl up|down|status``.
+
+The commands are the ones compose.yaml and k8s/ run; tests start them through this module too.
+Logs and pid files go to ``.farm/``. The S3 endpoint is moto's server (MinIO is not
+installable here); the database is created and migrated if it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+FARM_DIR = Path(".farm")
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    argv: list[str]
+    health_url: str | None = None  # polled until it answers 200 (or 401 behind basic auth)
+    env: tuple[tuple[str, str], ...] = ()  # settings of this process alone
+
+
+def processes(
+    api_port: int = 8000,
+    s3_port: int = 9000,
+    flower_port: int = 5555,
+    gpu_concurrency: int = 8,
+    state_dir: Path = FARM_DIR,
+) -> list[Process]:
+    bin_dir = Path(sys.executable).parent
+    celery = [str(bin_dir / "celery"), "-A", "workers.app"]
+    worker = [*celery, "worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
+    return [
+        Process(
+            "s3",
+            [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
+            f"http://127.0.0.1:{s3_port}/moto-api/",
+        ),
+        Process(
+            "api",
+            [
+                str(bin_dir / "uvicorn"),
+                "api.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+            ],
+            f"http://127.0.0.1:{api_port}/healthz",
+        ),
+        Process(
+            "gpu-worker",
+            [
+                *worker,
+                "-Q",
+                "gpu",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(gpu_concurrency),
+                "-n",
+                "gpu@%h",
+            ],
+        ),
+        Process("cpu-worker", [*worker, "-Q", "cpu", "--concurrency", "2", "-n", "cpu@%h"]),
+        Process(
+            "stitch-worker", [*worker, "-Q", "stitch", "--concurrency", "1", "-n", "stitch@%h"]
+        ),
+        Process(
+            "webhook-worker",
+            [
+                *worker,
+                "-Q",
+                "webhooks",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "8",
+                "-n",
+                "webhooks@%h",
+            ],
+        ),
+        Process(
+            "beat",
+            [*celery, "beat", "--loglevel=INFO", f"--schedule={state_dir / 'beat-schedule'}"],
+        ),
+        Process(
+            "flower",
+            [sys.executable, "-m", "workers.flower"],
+            f"http://127.0.0.1:{flower_port}/healthcheck",
+            env=(("LYRE_FLOWER__PORT", str(flower_port)),),
+        ),
+    ]
+
+
+def farm_environment(s3_port: int = 9000) -> dict[str, str]:
+    """Settings the native farm needs beyond the defaults (callers' values win)."""
+    defaults = {
+        "LYRE_STORAGE__ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "LYRE_STORAGE__ACCESS_KEY_ID": "lyre",
+        "LYRE_STORAGE__SECRET_ACCESS_KEY": "lyre-secret",
+        "LYRE_WEBHOOKS__ALLOWLIST": '["127.0.0.0/8"]',
+    }
+    return {**defaults, **os.environ}
+
+
+def start(process: Process, env: dict[str, str], state_dir: Path = FARM_DIR) -> subprocess.Popen:
+    state_dir.mkdir(exist_ok=True)
+    log = open(state_dir / f"{process.name}.log", "ab")
+    child = subprocess.Popen(
+        process.argv, env={**env, **dict(process.env)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    (state_dir / f"{process.name}.pid").write_text(str(child.pid))
+    return child
+
+
+def wait_healthy(process: Process, child: subprocess.Popen, timeout: float = 60) -> None:
+    if process.health_url is None:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {child.returncode}")
+        try:
+            if httpx.get(process.health_url, timeout=1).status_code in (200, 401):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{process.name} did not become healthy in {timeout:.0f} s")
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Create the database if missing, migrate it, and create the bucket."""
+    subprocess.run([sys.executable, "-m", "workers.bootstrap"], env=env, check=True)
+
+
+def stop(name: str, state_dir: Path = FARM_DIR, grace: float = 30) -> None:
+    pid_file = state_dir / f"{name}.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            os.killpg(pid, 0)
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink(missing_ok=True)
+
+
+def up() -> None:
+    env = farm_environment()
+    specs = processes()
+    s3, rest = specs[0], specs[1:]
+    wait_healthy(s3, start(s3, env))
+    prepare(env)
+    for spec in rest:
+        wait_healthy(spec, start(spec, env))
+    print("farm up: api http://127.0.0.1:8000/docs, flower http://127.0.0.1:5555, logs in .farm/")
+
+
+def down() -> None:
+    for spec in reversed(processes()):
+        stop(spec.name)
+    print("farm down")
+
+
+def status() -> int:
+    running = 0
+    for spec in processes():
+        pid_file = FARM_DIR / f"{spec.name}.pid"
+        alive = False
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), 0)
+                alive = True
+            except ProcessLookupError:
+                pass
+        running += alive
+        print(f"{spec.name:15} {'running' if alive else 'stopped'}")
+    return 0 if running else 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m workers.farmctl")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    action = parser.parse_args().action
+    if action == "up":
+        up()
+    elif action == "down":
+        down()
+    else:
+        sys.exit(status())
+
+
+if __name__ == "__main__":
+    main()

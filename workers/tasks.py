@@ -1,0 +1,121 @@
+"""Celery tasks: each a few lines around a stage function in ``shared.farm``.
+
+Failures are retried with backoff; when a task runs out of retries its job is failed (and its
+webhook sent), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from functools import cache
+
+import httpx
+from celery import Task
+from celery.signals import worker_process_init
+
+from shared import farm as stages
+from shared import outbox, queues
+from shared.db import session_scope
+from shared.decoder import SnacDecoder
+from shared.engines import Engine, build_engine, resolve_engine_name
+from shared.engines.base import EngineLoop
+from shared.reconcile import reconcile
+from shared.settings import get_settings
+from shared.storage import open_store
+from workers.app import app
+from workers.dispatch import CeleryDispatch
+
+log = logging.getLogger(__name__)
+_engine_lock = threading.Lock()
+
+
+@cache
+def farm() -> stages.Farm:
+    settings = get_settings()
+    return stages.Farm(settings, open_store(settings.storage), CeleryDispatch(app), session_scope)
+
+
+@cache
+def _engine() -> tuple[EngineLoop, Engine]:
+    settings = get_settings()
+    name, note = resolve_engine_name(settings)
+    if note:
+        log.warning(note)
+    loop = EngineLoop()
+    return loop, build_engine(settings, name)
+
+
+def engine() -> tuple[EngineLoop, Engine]:
+    """One long-lived engine per worker process, shared by all its threads."""
+    with _engine_lock:
+        return _engine()
+
+
+@cache
+def decoder() -> SnacDecoder | None:
+    settings = get_settings()
+    if resolve_engine_name(settings)[0] != "orpheus":
+        return None
+    return SnacDecoder.load(settings.orpheus.snac_model, settings.orpheus.device)
+
+
+@worker_process_init.connect
+def _one_thread_per_process(**_: object) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # prefork runs one process per core
+
+
+def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
+    try:
+        return stage()
+    except Exception as exc:
+        if task.request.retries >= task.max_retries:
+            log.exception("%s gave up on job %s", task.name, job_id)
+            stages.fail_job(farm(), uuid.UUID(job_id), f"{task.name} failed: {exc}")
+            return None
+        delay = min(60, 2**task.request.retries) * random.uniform(0.5, 1.0)
+        raise task.retry(exc=exc, countdown=delay) from exc
+
+
+RETRIES = get_settings().farm.task_max_retries
+
+
+@app.task(name=queues.GENERATE_CHUNK, bind=True, max_retries=RETRIES)
+def generate_chunk(self: Task, job_id: str, chunk: int) -> object:
+    return _run(
+        self, job_id, lambda: stages.generate_chunk(farm(), *engine(), uuid.UUID(job_id), chunk)
+    )
+
+
+@app.task(name=queues.DECODE_CHUNK, bind=True, max_retries=RETRIES)
+def decode_chunk(self: Task, job_id: str, chunk: int) -> object:
+    return _run(
+        self, job_id, lambda: stages.decode_chunk(farm(), decoder(), uuid.UUID(job_id), chunk)
+    )
+
+
+@app.task(name=queues.STITCH_JOB, bind=True, max_retries=RETRIES)
+def stitch_job(self: Task, job_id: str) -> object:
+    return _run(self, job_id, lambda: stages.stitch_job(farm(), uuid.UUID(job_id)))
+
+
+@app.task(name=queues.DELIVER_WEBHOOK)
+def deliver_webhook(delivery_id: str) -> None:
+    settings = get_settings().webhooks
+    with httpx.Client() as client, session_scope() as session:
+        delay = outbox.deliver(session, delivery_id, client, settings)
+    if delay is not None:
+        farm().dispatch.deliver(delivery_id, delay)
+
+
+@app.task(name=queues.RECONCILE)
+def reconcile_farm() -> dict[str, int]:
+    counts = reconcile(farm())
+    if any(counts.values()):
+        log.info("reconciler re-sent %s", counts)
+    return counts
