@@ -1,30 +1,43 @@
-"""Database access: the engine and sessions, built from settings on first use."""
+"""Database access: engines and sessions, built from settings on first use."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings
 
+_sessions: dict[str, sessionmaker[Session]] = {}
 
-@lru_cache
-def get_engine(url: str | None = None) -> Engine:
+
+def _factory(url: str | None) -> sessionmaker[Session]:
     settings = get_settings().database
-    return create_engine(url or settings.url, pool_size=settings.pool_size, pool_pre_ping=True)
+    url = url or settings.url
+    if url not in _sessions:
+        options = {"pool_size": settings.pool_size} if url.startswith("postgresql") else {}
+        engine = create_engine(url, pool_pre_ping=True, **options)
+        _sessions[url] = sessionmaker(engine, expire_on_commit=False)
+    return _sessions[url]
 
 
-@lru_cache
-def _sessions(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def get_engine(url: str | None = None) -> Engine:
+    engine = _factory(url).kw["bind"]
+    assert isinstance(engine, Engine)
+    return engine
 
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises."""
-    with _sessions(url).begin() as session:
+    with _factory(url).begin() as session:
         yield session
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, and worker processes after a fork)."""
+    for factory in _sessions.values():
+        factory.kw["bind"].dispose()
+    _sessions.clear()

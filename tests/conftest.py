@@ -4,8 +4,20 @@ from pathlib import Path
 
 import pytest
 
+import redis
+from sqlalchemy import text
+
+from shared.db import session_scope
 from shared.settings import Settings
+from shared.storage import S3Store
 from tests.checkpoints import build_orpheus, build_snac
+from tests.services import (
+    REDIS_TEST_URL,
+    create_database,
+    drop_database,
+    free_port,
+    start_moto,
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +61,60 @@ def orpheus_env(orpheus_settings: Settings) -> dict[str, str]:
         "LYRE_ORPHEUS__MIN_TOKENS": str(o.min_tokens),
         "LYRE_ORPHEUS__MAX_TOKENS": str(o.max_tokens),
     }
+
+
+# --- the farm's services ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
+    port = free_port()
+    child = start_moto(port, tmp_path_factory.mktemp("moto") / "moto.log")
+    yield f"http://127.0.0.1:{port}"
+    child.terminate()
+    child.wait(timeout=10)
+
+
+@pytest.fixture()
+def farm_env(database_url: str, s3_endpoint: str) -> dict[str, str]:
+    """LYRE_* settings that point every part of the farm at the test services."""
+    return {
+        "LYRE_DATABASE__URL": database_url,
+        "LYRE_REDIS__URL": REDIS_TEST_URL,
+        "LYRE_STORAGE__ENDPOINT_URL": s3_endpoint,
+        "LYRE_STORAGE__ACCESS_KEY_ID": "test",
+        "LYRE_STORAGE__SECRET_ACCESS_KEY": "test-secret",
+        "LYRE_STORAGE__BUCKET": "lyre-test",
+        "LYRE_WEBHOOKS__ALLOWLIST": '["127.0.0.0/8"]',
+        "LYRE_WEBHOOKS__BASE_DELAY_S": "0.2",
+        "LYRE_FARM__LEASE_S": "4",
+        "LYRE_FARM__RECONCILE_EVERY_S": "1",
+        "LYRE_CHUNKING__MAX_CHARS": "80",
+    }
+
+
+@pytest.fixture()
+def farm_settings(farm_env, monkeypatch) -> Settings:
+    """The same settings in this process, with every table emptied and the bucket ready."""
+    from shared import db
+    from shared.settings import get_settings
+
+    for key, value in farm_env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    db.dispose_engines()
+    settings = get_settings()
+    with session_scope() as session:
+        session.execute(text("TRUNCATE tenant, job, webhook_delivery CASCADE"))
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    S3Store(settings.storage).ensure_bucket()
+    yield settings
+    get_settings.cache_clear()
+    db.dispose_engines()

@@ -115,10 +115,14 @@ def farm_environment(s3_port: int = 9000) -> dict[str, str]:
 
 def start(process: Process, env: dict[str, str], state_dir: Path = FARM_DIR) -> subprocess.Popen:
     state_dir.mkdir(exist_ok=True)
-    log = open(state_dir / f"{process.name}.log", "ab")
-    child = subprocess.Popen(
-        process.argv, env={**env, **dict(process.env)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with open(state_dir / f"{process.name}.log", "ab") as log:  # the child keeps its own
+        child = subprocess.Popen(
+            process.argv,
+            env={**env, **dict(process.env)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     (state_dir / f"{process.name}.pid").write_text(str(child.pid))
     return child
 

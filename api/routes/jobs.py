@@ -48,19 +48,19 @@ async def _read_body(request: Request, limit: int) -> JobCreate:
 
 
 async def _form_fields(request: Request, limit: int) -> dict:
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "metadata"}
-    upload = form.get("file")
-    if upload is not None and not isinstance(upload, str):
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise InputTooLarge(f"the file is larger than {limit} bytes")
-        try:
-            fields["text"] = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput("the file is not UTF-8 text") from None
-    if isinstance(form.get("metadata"), str):
-        fields["metadata"] = json.loads(str(form["metadata"]))
+    async with request.form() as form:
+        fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = form.get("file")
+        if upload is not None and not isinstance(upload, str):
+            data = await upload.read(limit + 1)
+            if len(data) > limit:
+                raise InputTooLarge(f"the file is larger than {limit} bytes")
+            try:
+                fields["text"] = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise InvalidInput("the file is not UTF-8 text") from None
+    if "metadata" in fields:  # a JSON object in a form field
+        fields["metadata"] = json.loads(fields["metadata"])
     return fields
 
 

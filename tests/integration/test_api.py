@@ -1,0 +1,203 @@
+"""The REST API in process (TestClient) against real Postgres, Redis and S3; the queue is a
+burst dispatch so that tests decide when work runs."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.deps import get_farm
+from shared.db import session_scope
+from shared.tenants import create_key
+from tests.burst import BurstFarm
+
+BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
+
+
+@pytest.fixture()
+def burst(farm_settings):
+    farm = BurstFarm(farm_settings)
+    yield farm
+    farm.close()
+
+
+@pytest.fixture()
+def client(burst):
+    app = create_app()
+    app.dependency_overrides[get_farm] = lambda: burst.farm
+    with TestClient(app) as client:
+        yield client
+
+
+def key_for(tenant: str) -> dict[str, str]:
+    with session_scope() as session:
+        _, key = create_key(session, tenant)
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture()
+def auth(farm_settings):
+    return key_for("acme")
+
+
+def test_every_route_needs_a_key(client):
+    job_id = uuid.uuid4()
+    for method, path in [
+        ("GET", "/v1/jobs"),
+        ("POST", "/v1/jobs"),
+        ("GET", f"/v1/jobs/{job_id}"),
+        ("GET", "/v1/voices"),
+        ("GET", f"/v1/jobs/{job_id}/audio"),
+        ("POST", f"/v1/jobs/{job_id}/cancel"),
+        ("DELETE", f"/v1/jobs/{job_id}"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+    bad = client.get("/v1/jobs", headers={"Authorization": "Bearer lyre_nope"})
+    assert bad.status_code == 401 and "not valid" in bad.json()["detail"]
+
+
+def test_submit_poll_and_download(client, auth, burst):
+    response = client.post(
+        "/v1/jobs", json={"text": BOOK, "format": "wav", "title": "T"}, headers=auth
+    )
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued" and job["progress"]["chunks_total"] == 4
+    burst.drain()
+    done = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
+    assert done["status"] == "succeeded" and done["progress"]["chunks_done"] == 4
+    assert done["outputs"][0]["format"] == "wav"
+    audio = client.get(f"/v1/jobs/{job['id']}/audio", headers=auth, follow_redirects=False)
+    assert audio.status_code == 307 and "X-Amz-Signature" in audio.headers["location"]
+    import httpx
+
+    data = httpx.get(audio.headers["location"]).content
+    assert data[:4] == b"RIFF" and len(data) > 10_000
+
+
+def test_multipart_upload(client, auth):
+    response = client.post(
+        "/v1/jobs",
+        headers=auth,
+        files={"file": ("b.md", BOOK.encode())},
+        data={"voice": "leo", "format": "opus", "metadata": '{"isbn": "1"}'},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["voice"], body["format"], body["metadata"]) == ("leo", "opus", {"isbn": "1"})
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"text": "   "}, 422, "text is empty"),
+        ({"text": "..."}, 422, "nothing to say"),
+        ({"text": "Hi.", "voice": "bob"}, 422, "'tara'"),
+        ({"text": "Hi.", "format": "aiff"}, 422, "'mp3'"),
+        ({"text": "Hi.", "webhook_url": "http://10.1.2.3/hook"}, 422, "private"),
+        ({"text": "Hi.", "webhook_url": "ftp://example.com/"}, 422, "http or https"),
+        ({"voice": "tara"}, 422, "text"),
+        ({"text": "x" * (5 * 1024 * 1024 + 1)}, 413, "larger than"),
+    ],
+)
+def test_bad_submissions_get_clear_errors(client, auth, body, status, needle):
+    response = client.post("/v1/jobs", json=body, headers=auth)
+    assert response.status_code == status
+    assert needle in response.json()["detail"]
+
+
+def test_not_json(client, auth):
+    response = client.post(
+        "/v1/jobs", content=b"{nope", headers={**auth, "content-type": "application/json"}
+    )
+    assert response.status_code == 422 and "not valid JSON" in response.json()["detail"]
+
+
+def test_idempotency_key(client, auth):
+    headers = {**auth, "Idempotency-Key": "abc"}
+    first = client.post("/v1/jobs", json={"text": "Hello."}, headers=headers)
+    again = client.post("/v1/jobs", json={"text": "Hello."}, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    other = client.post("/v1/jobs", json={"text": "Goodbye."}, headers=headers)
+    assert other.status_code == 409
+
+
+def test_tenants_see_only_their_jobs(client, auth, burst):
+    job = client.post("/v1/jobs", json={"text": "Mine."}, headers=auth).json()
+    burst.drain()
+    other = key_for("globex")
+    for method, path in [
+        ("GET", f"/v1/jobs/{job['id']}"),
+        ("GET", f"/v1/jobs/{job['id']}/audio"),
+        ("POST", f"/v1/jobs/{job['id']}/cancel"),
+        ("GET", f"/v1/jobs/{job['id']}/webhooks"),
+        ("DELETE", f"/v1/jobs/{job['id']}"),
+    ]:
+        assert client.request(method, path, headers=other).status_code == 404, path
+    assert client.get("/v1/jobs", headers=other).json()["items"] == []
+    assert client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["status"] == "succeeded"
+
+
+def test_list_filters_and_paginates(client, auth, burst):
+    ids = [
+        client.post("/v1/jobs", json={"text": f"Job {i}."}, headers=auth).json()["id"]
+        for i in range(5)
+    ]
+    client.post(f"/v1/jobs/{ids[0]}/cancel", headers=auth)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/jobs", params=params, headers=auth).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ids[::-1]
+    cancelled = client.get("/v1/jobs", params={"status": "cancelled"}, headers=auth).json()
+    assert [item["id"] for item in cancelled["items"]] == [ids[0]]
+    assert client.get("/v1/jobs", params={"status": "bogus"}, headers=auth).status_code == 422
+    assert client.get("/v1/jobs", params={"cursor": "zzz"}, headers=auth).status_code == 422
+
+
+def test_cancel_stops_the_chunks_and_delete_removes_objects(client, auth, burst):
+    job = client.post("/v1/jobs", json={"text": BOOK}, headers=auth).json()
+    burst.step()  # one chunk generated, the rest still queued
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    burst.drain()
+    assert client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["progress"]["chunks_done"] == 0
+    assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth).status_code == 409
+    audio = client.get(f"/v1/jobs/{job['id']}/audio", headers=auth)
+    assert audio.status_code == 409
+    assert client.delete(f"/v1/jobs/{job['id']}", headers=auth).status_code == 204
+    assert client.get(f"/v1/jobs/{job['id']}", headers=auth).status_code == 404
+    listing = burst.farm.store.client.list_objects_v2(
+        Bucket=burst.farm.store.bucket, Prefix=f"jobs/{job['id']}/"
+    )
+    assert listing.get("KeyCount", 0) == 0
+
+
+def test_voices_health_readiness_and_metrics(client, auth, burst):
+    voices = client.get("/v1/voices", headers=auth).json()
+    assert [v["id"] for v in voices][:2] == ["tara", "leah"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    client.post("/v1/jobs", json={"text": BOOK}, headers=auth)
+    burst.drain()
+    metrics = client.get("/metrics").text
+    assert 'lyre_jobs{status="succeeded"} 1.0' in metrics
+    assert 'lyre_queue_depth{queue="gpu"}' in metrics
+    assert 'lyre_chunk_stage_seconds{quantile="0.5",stage="decode"}' in metrics
+
+
+def test_readiness_names_the_failing_part(client, burst, monkeypatch):
+    monkeypatch.setattr(burst.farm.settings.redis, "url", "redis://127.0.0.1:1/0")
+    response = client.get("/readyz")
+    assert response.status_code == 503 and list(response.json()["failing"]) == ["redis"]
