@@ -5,7 +5,6 @@ the tiny generated checkpoint."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -13,6 +12,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import av
 import httpx
@@ -46,7 +46,7 @@ LONG = "\n\n".join(f"Paragraph {i} says a few words, and then a few more words."
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def log_message(self, *args) -> None:
         pass
