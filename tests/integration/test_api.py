@@ -201,3 +201,36 @@ def test_readiness_names_the_failing_part(client, burst, monkeypatch):
     monkeypatch.setattr(burst.farm.settings.redis, "url", "redis://127.0.0.1:1/0")
     response = client.get("/readyz")
     assert response.status_code == 503 and list(response.json()["failing"]) == ["redis"]
+
+
+def test_keys_create_prints_a_working_key(client, farm_settings, capsys):
+    from shared.cli import main
+
+    assert main(["keys", "create", "--tenant", "initech"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("lyre_")
+    assert client.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    with session_scope() as session:
+        from sqlalchemy import select
+
+        from shared.models import ApiKey
+
+        stored = session.scalars(select(ApiKey.key_hash)).all()
+    assert key not in stored and all(len(h) == 64 for h in stored)  # only hashes are kept
+
+
+def test_keys_create_without_a_database_is_one_line(capsys, monkeypatch):
+    from shared import db
+    from shared.cli import main
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("LYRE_DATABASE__URL", "postgresql+psycopg://postgres@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    db.dispose_engines()
+    try:
+        assert main(["keys", "create", "--tenant", "x"]) == 1
+    finally:
+        get_settings.cache_clear()
+        db.dispose_engines()
+    err = capsys.readouterr().err
+    assert "cannot reach the database" in err and "Traceback" not in err

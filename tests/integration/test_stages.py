@@ -1,0 +1,148 @@
+"""Stage functions with the real database and S3, messages drained in process."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from api.schemas import JobCreate
+from api.services.jobs import submit_job
+from shared import outbox
+from shared.db import session_scope
+from shared.models import Chunk, Job, WebhookAttempt, WebhookDelivery, utcnow
+from shared.reconcile import reconcile
+from shared.tenants import create_key
+from tests.burst import BurstFarm
+
+BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
+
+
+@pytest.fixture()
+def burst(farm_settings):
+    farm = BurstFarm(farm_settings)
+    yield farm
+    farm.close()
+
+
+@pytest.fixture()
+def tenant(farm_settings):
+    with session_scope() as session:
+        tenant, _ = create_key(session, "acme")
+    return tenant
+
+
+def test_fan_in_sends_one_stitch_even_when_messages_are_duplicated(burst, tenant):
+    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    burst.drain(("generate",))
+    decodes = [m for m in burst.dispatch.messages if m[0] == "decode"]
+    burst.dispatch.messages.extend(decodes)  # every decode delivered twice
+    burst.drain(("generate", "decode"))
+    stitches = [m for m in burst.dispatch.sent if m[0] == "stitch"]
+    assert len(stitches) == 1
+    burst.drain()
+    with session_scope() as session:
+        done = session.get(Job, job.id)
+        assert done.status == "succeeded" and done.chunks_done == done.chunks_total == 4
+
+
+def test_the_reconciler_resends_only_expired_work(burst, tenant):
+    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    burst.dispatch.messages.clear()  # the queue lost every message
+    assert reconcile(burst.farm) == {"generate": 0, "decode": 0, "stitch": 0, "deliver": 0}
+    later = utcnow() + timedelta(seconds=burst.farm.settings.farm.lease_s + 1)
+    assert reconcile(burst.farm, now=later)["generate"] == 4
+    assert reconcile(burst.farm, now=later)["generate"] == 0  # leases were renewed
+    burst.drain()
+    with session_scope() as session:
+        assert session.get(Job, job.id).status == "succeeded"
+
+
+class Flaky(BaseHTTPRequestHandler):
+    statuses: ClassVar[list[int]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(Flaky.statuses.pop(0) if Flaky.statuses else 204)
+        self.end_headers()
+
+
+@pytest.fixture()
+def flaky_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhooks_retry_with_backoff_and_record_each_attempt(burst, tenant, flaky_url):
+    Flaky.statuses = [500, 503]
+    _job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK, webhook_url=flaky_url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.dispatch.sent if m[0] == "deliver"]
+    settings = burst.farm.settings.webhooks
+    delays = []
+    with httpx.Client() as client:
+        while True:
+            with session_scope() as session:
+                delay = outbox.deliver(session, delivery_id, client, settings)
+            if delay is None:
+                break
+            delays.append(delay)
+    assert len(delays) == 2 and delays[1] > settings.base_delay_s  # doubling, with jitter
+    with session_scope() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        attempts = session.scalars(
+            select(WebhookAttempt.status_code)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
+        ).all()
+    assert delivery.status == "delivered" and attempts == [500, 503, 204]
+    assert delivery.payload["type"] == "job.succeeded"
+
+
+def test_webhooks_give_up_after_the_retry_window(burst, tenant, flaky_url):
+    Flaky.statuses = [500] * 5
+    _job, _ = submit_job(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.dispatch.sent if m[0] == "deliver"]
+    with session_scope() as session:
+        session.execute(update(WebhookDelivery).values(created_at=utcnow() - timedelta(days=2)))
+    with httpx.Client() as client, session_scope() as session:
+        assert outbox.deliver(session, delivery_id, client, burst.farm.settings.webhooks) is None
+    with session_scope() as session:
+        assert session.get(WebhookDelivery, delivery_id).status == "failed"
+
+
+def test_backoff_grows_and_is_capped(farm_settings):
+    s = farm_settings.webhooks.model_copy(update={"base_delay_s": 1.0, "max_delay_s": 8.0})
+    for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (9, 8)]:
+        delays = [outbox.backoff(attempt, s) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jitter
+
+
+def test_a_failed_stage_fails_the_job_and_queues_its_webhook(burst, tenant, flaky_url):
+    from shared.farm import fail_job
+
+    job, _ = submit_job(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    assert fail_job(burst.farm, job.id, "gpu.generate_chunk failed: boom")
+    assert not fail_job(burst.farm, job.id, "again")  # already final
+    with session_scope() as session:
+        failed = session.get(Job, job.id)
+        event = session.scalar(select(WebhookDelivery.event_type))
+    assert failed.status == "failed" and failed.error.endswith("boom")
+    assert event == "job.failed"
+    burst.drain()
+    with session_scope() as session:
+        chunk = session.scalar(select(Chunk).where(Chunk.job_id == job.id))
+    assert chunk.status == "pending" and chunk.generated_at is None  # nothing more was spent
