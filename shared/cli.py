@@ -88,7 +88,7 @@ def synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from shared.chunking import chunk_text
-    from shared.embedded import EmbeddedRunner, Job
+    from shared.embedded import EmbeddedRunner, SynthJob
     from shared.engines import resolve_engine_name
 
     settings = apply_overrides(get_settings(), args)
@@ -104,7 +104,7 @@ def synth(args: argparse.Namespace) -> int:
     runner = EmbeddedRunner(settings, engine)
     try:
         with tqdm(total=len(chunked.chunks), unit="chunk", desc="synth", file=sys.stderr) as bar:
-            job = Job(chunked, settings.voice, fmt, args.output, args.title)
+            job = SynthJob(chunked, settings.voice, fmt, args.output, args.title)
             summary = runner.run(job, on_chunk=lambda _: bar.update())
     finally:
         runner.close()

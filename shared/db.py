@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings
@@ -19,6 +20,8 @@ def _factory(url: str | None) -> sessionmaker[Session]:
     if url not in _sessions:
         options = {"pool_size": settings.pool_size} if url.startswith("postgresql") else {}
         engine = create_engine(url, pool_pre_ping=True, **options)
+        if url.startswith("sqlite"):
+            event.listen(engine, "connect", _sqlite_pragmas)
         _sessions[url] = sessionmaker(engine, expire_on_commit=False)
     return _sessions[url]
 
@@ -41,3 +44,26 @@ def dispose_engines() -> None:
     for factory in _sessions.values():
         factory.kw["bind"].dispose()
     _sessions.clear()
+
+
+def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """Embedded mode writes from several threads: WAL and a busy timeout instead of errors."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (``alembic upgrade head``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["url"] = url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")

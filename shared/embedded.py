@@ -1,30 +1,38 @@
-"""Embedded mode: the farm's stages in one process, a thread pool for the executor and a
-local folder for the object store."""
+"""Embedded mode: the farm's stage functions in one process, a thread pool for the queues,
+SQLite (same schema, same migrations) for Postgres and a local folder for S3."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
+from sqlalchemy import delete, select
 
-from shared.chunking import Chunk, ChunkedText
+from shared import farm as stages
+from shared.chunking import ChunkedText
 from shared.codec import SAMPLE_RATE
+from shared.db import migrate, session_scope
 from shared.decoder import SnacDecoder
-from shared.encode import AudioWriter
-from shared.engines import Engine, build_engine
+from shared.engines import Engine, EngineError, build_engine
 from shared.engines.base import EngineLoop
-from shared.pipeline import ChunkResult, generate_speech, render_speech, speech_request
-from shared.settings import Settings
-from shared.stitch import join_chunks, pause_samples, programme_gain
-from shared.storage import LocalStore, chunk_audio_key, get_pcm, put_pcm
+from shared.jobs import new_job
+from shared.models import Chunk, Job, Tenant
+from shared.states import JobStatus
+from shared.storage import LocalStore
+
+LOCAL_TENANT = "local"
 
 
 @dataclass
@@ -42,7 +50,7 @@ class Summary:
 
 
 @dataclass
-class Job:
+class SynthJob:
     chunked: ChunkedText
     voice: str
     fmt: str
@@ -50,14 +58,62 @@ class Job:
     title: str | None = None
 
     @property
-    def job_id(self) -> str:
+    def job_id(self) -> uuid.UUID:
         """Same text and voice, same id: a rerun samples and decodes every chunk the same way."""
         digest = hashlib.sha256(f"{self.voice}\0{self.chunked.normalized}".encode())
-        return "local-" + digest.hexdigest()[:16]
+        return uuid.UUID(digest.hexdigest()[:32])
+
+
+class LocalDispatch:
+    """The queues of embedded mode: each message runs its stage on the thread pool."""
+
+    farm: stages.Farm  # set once the farm that owns this dispatch is built
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, runner: EmbeddedRunner, on_decoded: Callable[[int], None]
+    ) -> None:
+        self.pool, self.runner, self.on_decoded = pool, runner, on_decoded
+        self._pending = 0
+        self._idle = threading.Condition()
+        self.error: BaseException | None = None
+
+    def _submit(self, stage: Callable[[], object]) -> None:
+        with self._idle:
+            self._pending += 1
+        future: Future = self.pool.submit(stage)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future) -> None:
+        with self._idle:
+            if future.exception() and self.error is None:
+                self.error = future.exception()
+            self._pending -= 1
+            self._idle.notify_all()
+
+    def wait(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
+
+    def generate(self, job_id: uuid.UUID, index: int) -> None:
+        loop, engine = self.runner.loop, self.runner.engine
+        self._submit(lambda: stages.generate_chunk(self.farm, loop, engine, job_id, index))
+
+    def decode(self, job_id: uuid.UUID, index: int) -> None:
+        def run() -> None:
+            if stages.decode_chunk(self.farm, self.runner.decoder, job_id, index):
+                self.on_decoded(index)
+
+        self._submit(run)
+
+    def stitch(self, job_id: uuid.UUID) -> None:
+        self._submit(lambda: stages.stitch_job(self.farm, job_id))
+
+    def deliver(self, delivery_id: str, delay_s: float = 0) -> None:
+        pass  # embedded jobs have no webhook
 
 
 class EmbeddedRunner:
-    def __init__(self, settings: Settings, engine_name: str) -> None:
+    def __init__(self, settings, engine_name: str) -> None:  # type: ignore[no-untyped-def]
         self.settings = settings
         self.engine_name = engine_name
         self.engine: Engine = build_engine(settings, engine_name)
@@ -74,64 +130,65 @@ class EmbeddedRunner:
         self.loop.run(self.engine.aclose())
         self.loop.close()
 
-    def _process(self, store: LocalStore, job: Job, chunk: Chunk) -> ChunkResult:
-        request = speech_request(job.job_id, chunk, job.voice)
-        speech = generate_speech(self.loop, self.engine, request)
-        pcm, stats = render_speech(speech, self.decoder, request.seed, self.settings.audio)
-        put_pcm(store, chunk_audio_key(job.job_id, chunk.index), pcm)
-        codes = speech.codes
-        return ChunkResult(
-            chunk.index,
-            stats,
-            speech.tokens,
-            codes.dropped_tokens if codes else 0,
-            codes.partial_frames if codes else 0,
-        )
-
-    def run(self, job: Job, on_chunk: Callable[[ChunkResult], None] = lambda _: None) -> Summary:
+    def run(self, job: SynthJob, on_chunk: Callable[[int], None] = lambda _: None) -> Summary:
         started = time.perf_counter()
-        chunks = job.chunked.chunks
         with ExitStack() as stack:
             work_dir = self.settings.work_dir or Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="lyre-"))
             )
-            store = LocalStore(work_dir)
-            pool = stack.enter_context(ThreadPoolExecutor(self.workers, "lyre-chunk"))
-            results: list[ChunkResult] = []
-            for result in pool.map(lambda c: self._process(store, job, c), chunks):
-                results.append(result)
-                on_chunk(result)
-            samples = self._stitch(store, job, results)
-        warnings = list(job.chunked.warnings)
-        dropped = sum(r.dropped_tokens for r in results)
-        if dropped:
-            warnings.append(
-                f"dropped {dropped} invalid audio token(s) in "
-                f"{sum(r.partial_frames for r in results)} partial frame(s)"
-            )
+            Path(work_dir).mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{Path(work_dir).resolve() / 'lyre.db'}"
+            migrate(url)
+            pool = stack.enter_context(ThreadPoolExecutor(self.workers, "lyre-stage"))
+            dispatch = LocalDispatch(pool, self, on_chunk)
+            store = LocalStore(Path(work_dir))
+            farm = stages.Farm(self.settings, store, dispatch, partial(session_scope, url))
+            dispatch.farm = farm
+            self._submit(farm, job)
+            dispatch.wait()
+            with farm.sessions() as session:
+                row = session.get(Job, job.job_id)
+            if dispatch.error is not None or row is None or row.status != JobStatus.SUCCEEDED:
+                reason = dispatch.error or (row.error if row else "the job vanished")
+                raise EngineError(f"synthesis failed: {reason}")
+            shutil.copyfile(store.path(row.output_key or ""), job.output)
         return Summary(
             self.engine_name,
-            len(chunks),
-            samples / SAMPLE_RATE,
+            row.chunks_total,
+            (row.output_samples or 0) / SAMPLE_RATE,
             time.perf_counter() - started,
-            warnings,
+            list(row.warnings.get("messages", [])) + self._dropped(url, job),
         )
 
-    def _stitch(self, store: LocalStore, job: Job, results: list[ChunkResult]) -> int:
-        chunks = job.chunked.chunks
-        pauses = [pause_samples(c.boundary, self.settings.audio) for c in chunks]
-        gain = programme_gain([r.stats for r in results], pauses, self.settings.audio)
-        pieces = (
-            (pause, get_pcm(store, chunk_audio_key(job.job_id, c.index)))
-            for pause, c in zip(pauses, chunks, strict=True)
-        )
-        partial = job.output.with_name(f".{job.output.name}.partial")
-        try:
-            with AudioWriter(
-                partial, job.fmt, self.settings.audio.bitrate_kbps, job.title
-            ) as writer:
-                samples = join_chunks(pieces, gain, writer)
-            partial.replace(job.output)
-        finally:
-            partial.unlink(missing_ok=True)
-        return samples
+    def _submit(self, farm: stages.Farm, job: SynthJob) -> None:
+        with farm.sessions() as session:
+            tenant = session.scalar(select(Tenant).where(Tenant.name == LOCAL_TENANT))
+            if tenant is None:
+                tenant = Tenant(name=LOCAL_TENANT, webhook_secret="")
+                session.add(tenant)
+                session.flush()
+            session.execute(delete(Job).where(Job.id == job.job_id))  # a rerun replaces it
+            row, chunks = new_job(
+                job.job_id,
+                tenant.id,
+                job.chunked,
+                voice=job.voice,
+                fmt=job.fmt,
+                engine=self.engine_name,
+                title=job.title,
+                lease_until=farm.lease(),
+            )
+            session.add(row)
+            session.flush()
+            session.add_all(chunks)
+        for chunk in job.chunked.chunks:
+            farm.dispatch.generate(job.job_id, chunk.index)
+
+    @staticmethod
+    def _dropped(url: str, job: SynthJob) -> list[str]:
+        with session_scope(url) as session:
+            counts = session.scalars(
+                select(Chunk.dropped_tokens).where(Chunk.job_id == job.job_id)
+            ).all()
+        dropped = sum(count or 0 for count in counts)
+        return [f"dropped {dropped} invalid audio token(s)"] if dropped else []

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -63,7 +63,7 @@ class Farm:
     dispatch: Dispatch
     sessions: Callable[[], AbstractContextManager[Session]]
 
-    def lease(self) -> object:
+    def lease(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.farm.lease_s)
 
 

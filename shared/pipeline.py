@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,15 +15,6 @@ from shared.settings import AudioSettings
 
 class MissingDecoder(Exception):
     """The engine produced SNAC codes but no SNAC decoder was loaded."""
-
-
-@dataclass(frozen=True)
-class ChunkResult:
-    index: int
-    stats: ChunkStats
-    tokens: int
-    dropped_tokens: int
-    partial_frames: int
 
 
 def chunk_seed(job_id: str, index: int) -> int:

@@ -6,17 +6,12 @@ the server lacks it, runs ``alembic upgrade head`` and creates the bucket if it 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from shared.db import migrate
 from shared.settings import get_settings
 from shared.storage import S3Store
-
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
 def ensure_database(url: str) -> None:
@@ -31,12 +26,6 @@ def ensure_database(url: str) -> None:
         if not exists:
             conn.execute(text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
-
-
-def migrate(url: str) -> None:
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["url"] = url
-    command.upgrade(config, "head")
 
 
 def main() -> None:

@@ -24,8 +24,9 @@ from shared.chunking import chunk_text
 from shared.codec import SAMPLE_RATE
 from shared.engines import resolve_engine_name
 from shared.farm import Farm, cancel_job
-from shared.models import Chunk, Job, Tenant, WebhookAttempt, WebhookDelivery, utcnow
-from shared.states import ACTIVE, ChunkStatus, JobStatus
+from shared.jobs import new_job
+from shared.models import Job, Tenant, WebhookAttempt, WebhookDelivery
+from shared.states import ACTIVE, JobStatus
 from shared.storage import job_prefix
 
 
@@ -57,43 +58,24 @@ def submit_job(
     chunked = chunk_text(body.text, farm.settings.chunking.max_chars)
     if not chunked.chunks:
         raise InvalidInput("text has nothing to say (no words)")
-    job = Job(
-        id=uuid.uuid4(),
-        tenant_id=tenant.id,
-        status=JobStatus.QUEUED,
+    job, chunks = new_job(
+        uuid.uuid4(),
+        tenant.id,
+        chunked,
         voice=body.voice,
-        format=body.format,
+        fmt=body.format,
         engine=resolve_engine_name(farm.settings)[0],
+        lease_until=farm.lease(),
         title=body.title,
         webhook_url=body.webhook_url,
-        metadata_=body.metadata,
-        text=chunked.normalized,
+        metadata=body.metadata,
         idempotency_key=idempotency_key,
         request_hash=digest,
-        chunks_total=len(chunked.chunks),
-        chunks_done=0,
-        audio_samples=0,
-        warnings={"messages": chunked.warnings},
-        created_at=utcnow(),
     )
-    lease = farm.lease()
     with farm.sessions() as session:
         session.add(job)
         session.flush()
-        session.add_all(
-            Chunk(
-                job_id=job.id,
-                index=c.index,
-                status=ChunkStatus.PENDING,
-                text=c.text,
-                voice=c.voice or body.voice,
-                boundary=c.boundary.value,
-                chapter=c.chapter,
-                lease_until=lease,
-                attempts=0,
-            )
-            for c in chunked.chunks
-        )
+        session.add_all(chunks)
     for chunk in chunked.chunks:  # after commit; if this is lost, the reconciler re-sends
         farm.dispatch.generate(job.id, chunk.index)
     return job, True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,11 @@ def test_orpheus_transformers_multi_chapter(tmp_path, orpheus_env):
     output, work, stdout = synth(tmp_path, orpheus_env, "wav")
     assert "engine orpheus" in stdout
     check_accounting(output, work, max_chars=80)
+    with sqlite3.connect(work / "lyre.db") as db:  # the farm's schema, on SQLite
+        ((status, done, total),) = db.execute("SELECT status, chunks_done, chunks_total FROM job")
+        events = [kind for (kind,) in db.execute("SELECT kind FROM job_event ORDER BY id")]
+    assert (status, done) == ("succeeded", total)
+    assert events == ["job.running", "job.succeeded"]
     again, _, _ = synth(tmp_path, orpheus_env, "wav", name="again")
     assert again.read_bytes() == output.read_bytes()  # seeded sampling and decode
 

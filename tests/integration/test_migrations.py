@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect
 
+from shared.db import migrate
 from shared.models import Base
 from tests.services import create_database, drop_database
-from workers.bootstrap import migrate
 
 TABLES = {"tenant", "api_key", "job", "chunk", "job_event", "webhook_delivery", "webhook_attempt"}
 
@@ -15,7 +15,7 @@ def downgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from workers.bootstrap import ALEMBIC_INI
+    from shared.db import ALEMBIC_INI
 
     config = Config(str(ALEMBIC_INI))
     config.attributes["url"] = url
