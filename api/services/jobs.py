@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.errors import (
@@ -40,17 +41,9 @@ def submit_job(
     """Create the job and its chunks in one transaction, then queue the chunks.
     Returns (job, created); an Idempotency-Key seen before returns the earlier job."""
     digest = request_hash(body)
-    if idempotency_key:
-        with farm.sessions() as session:
-            earlier = session.scalar(
-                select(Job).where(
-                    Job.tenant_id == tenant.id, Job.idempotency_key == idempotency_key
-                )
-            )
-            if earlier is not None:
-                if earlier.request_hash != digest:
-                    raise IdempotencyConflict()
-                return earlier, False
+    earlier = _earlier_job(farm, tenant, idempotency_key, digest)
+    if earlier is not None:
+        return earlier, False
     if not body.text.strip():
         raise InvalidInput("text is empty")
     if body.webhook_url:
@@ -72,13 +65,32 @@ def submit_job(
         idempotency_key=idempotency_key,
         request_hash=digest,
     )
-    with farm.sessions() as session:
-        session.add(job)
-        session.flush()
-        session.add_all(chunks)
+    try:
+        with farm.sessions() as session:
+            session.add(job)
+            session.flush()
+            session.add_all(chunks)
+    except IntegrityError:  # the same Idempotency-Key, submitted concurrently
+        earlier = _earlier_job(farm, tenant, idempotency_key, digest)
+        if earlier is None:
+            raise
+        return earlier, False
     for chunk in chunked.chunks:  # after commit; if this is lost, the reconciler re-sends
         farm.dispatch.generate(job.id, chunk.index)
     return job, True
+
+
+def _earlier_job(farm: Farm, tenant: Tenant, key: str | None, digest: str) -> Job | None:
+    """The job an Idempotency-Key already made; 409 if it was made from another body."""
+    if not key:
+        return None
+    with farm.sessions() as session:
+        earlier = session.scalar(
+            select(Job).where(Job.tenant_id == tenant.id, Job.idempotency_key == key)
+        )
+    if earlier is not None and earlier.request_hash != digest:
+        raise IdempotencyConflict()
+    return earlier
 
 
 def get_job(session: Session, tenant: Tenant, job_id: uuid.UUID) -> Job:

@@ -234,3 +234,17 @@ def test_keys_create_without_a_database_is_one_line(capsys, monkeypatch):
         db.dispose_engines()
     err = capsys.readouterr().err
     assert "cannot reach the database" in err and "Traceback" not in err
+
+
+def test_concurrent_submissions_with_one_idempotency_key_make_one_job(burst, farm_settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.schemas import JobCreate
+    from api.services.jobs import submit_job
+
+    with session_scope() as session:
+        tenant, _ = create_key(session, "racer")
+    body = JobCreate(text="The same words, twice at once.")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: submit_job(burst.farm, tenant, body, "k1"), range(4)))
+    assert len({job.id for job, _ in results}) == 1
