@@ -55,7 +55,10 @@ def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def
     cursor.close()
 
 
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+def alembic_ini() -> Path:
+    """alembic.ini of the checkout (editable install) or of the working directory (images)."""
+    beside = Path(__file__).resolve().parent.parent / "alembic.ini"
+    return beside if beside.exists() else Path.cwd() / "alembic.ini"
 
 
 def migrate(url: str) -> None:
@@ -63,7 +66,7 @@ def migrate(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ALEMBIC_INI))
+    config = Config(str(alembic_ini()))
     config.attributes["url"] = url
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")

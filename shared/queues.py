@@ -11,3 +11,6 @@ DECODE_CHUNK = "cpu.decode_chunk"
 RECONCILE = "cpu.reconcile"
 STITCH_JOB = "stitch.stitch_job"
 DELIVER_WEBHOOK = "webhooks.deliver"
+
+# Redis keys Lyre writes itself (Celery owns the queue lists above).
+RECONCILER_HEARTBEAT_KEY = "lyre:reconciler:last-run"

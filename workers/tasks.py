@@ -116,6 +116,21 @@ def deliver_webhook(delivery_id: str) -> None:
 @app.task(name=queues.RECONCILE)
 def reconcile_farm() -> dict[str, int]:
     counts = reconcile(farm())
+    _heartbeat()
     if any(counts.values()):
         log.info("reconciler re-sent %s", counts)
     return counts
+
+
+@cache
+def _redis():  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(get_settings().redis.url, socket_timeout=5)
+
+
+def _heartbeat() -> None:
+    """Tell the beat healthcheck that the schedule is being served."""
+    import time
+
+    _redis().set(queues.RECONCILER_HEARTBEAT_KEY, str(time.time()), ex=3600)

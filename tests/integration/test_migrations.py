@@ -15,9 +15,9 @@ def downgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from shared.db import ALEMBIC_INI
+    from shared.db import alembic_ini
 
-    config = Config(str(ALEMBIC_INI))
+    config = Config(str(alembic_ini()))
     config.attributes["url"] = url
     command.downgrade(config, "base")
 

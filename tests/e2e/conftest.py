@@ -1,0 +1,171 @@
+"""Running the farm's processes for end-to-end tests, as farmctl (and compose, k8s) does."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import av
+import httpx
+import pytest
+from sqlalchemy import select
+
+from shared.chunking import Boundary
+from shared.db import session_scope
+from shared.models import Chunk
+from shared.settings import AudioSettings
+from shared.stitch import pause_samples
+from shared.tenants import create_key
+from tests.services import free_port
+from workers import farmctl
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+
+class RunningFarm:
+    def __init__(self, env: dict[str, str], state_dir: Path) -> None:
+        self.env, self.state_dir = env, state_dir
+        self.api = f"http://127.0.0.1:{env['API_PORT']}"
+        self.flower = f"http://127.0.0.1:{env['LYRE_FLOWER__PORT']}"
+        specs = farmctl.processes(
+            int(env["API_PORT"]),
+            flower_port=int(env["LYRE_FLOWER__PORT"]),
+            gpu_concurrency=4,
+            state_dir=state_dir,
+        )
+        self.specs = {s.name: s for s in specs if s.name != "s3"}  # moto runs as a fixture
+        self.children = {}
+        with session_scope() as session:
+            tenant, key = create_key(session, "acme")
+            self.secret = tenant.webhook_secret
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def start(self, name: str) -> None:
+        spec = self.specs[name]
+        self.children[name] = farmctl.start(spec, self.env, self.state_dir)
+        farmctl.wait_healthy(spec, self.children[name])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        child = self.children.pop(name)
+        os.killpg(child.pid, sig)
+        child.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for name in list(self.children):
+            self.kill(name, signal.SIGTERM)
+
+    def workers(self) -> set[str]:
+        response = httpx.get(
+            f"{self.flower}/api/workers",
+            params={"refresh": "1"},
+            auth=tuple(self.env["LYRE_FLOWER__BASIC_AUTH"].split(":")),
+            timeout=10,
+        )
+        response.raise_for_status()
+        return {name.split("@")[0] for name in response.json()}
+
+    def wait_for_workers(self, expected: set[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if expected <= self.workers():
+                return
+            time.sleep(1)
+        raise TimeoutError(f"workers {expected - self.workers()} never showed up in Flower")
+
+    def submit(self, text: str, **fields) -> dict:
+        response = httpx.post(
+            f"{self.api}/v1/jobs", json={"text": text, **fields}, headers=self.headers, timeout=30
+        )
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict:
+        return httpx.get(f"{self.api}/v1/jobs/{job_id}", headers=self.headers, timeout=10).json()
+
+    def wait(self, job_id: str, until, timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if until(job):
+                return job
+            time.sleep(0.1)
+        raise TimeoutError(f"job {job_id} stayed {job['status']} ({job['progress']})")
+
+
+@pytest.fixture()
+def receiver():
+    Receiver.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def farm(farm_settings, farm_env, orpheus_env, tmp_path):
+    env = {
+        **os.environ,
+        **farm_env,
+        **orpheus_env,
+        "API_PORT": str(free_port()),
+        "LYRE_FLOWER__PORT": str(free_port()),
+        "LYRE_FLOWER__BASIC_AUTH": "ops:s3cret",
+        "LYRE_CHUNKING__MAX_CHARS": "80",
+    }
+    running = RunningFarm(env, tmp_path)
+    try:
+        for name in running.specs:
+            running.start(name)
+        running.wait_for_workers({"gpu", "cpu", "stitch", "webhooks"})
+        yield running
+    finally:
+        running.stop_all()
+
+
+def chunk_rows(job_id: str) -> list[Chunk]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(Chunk).where(Chunk.job_id == uuid.UUID(job_id)).order_by(Chunk.index)
+            )
+        )
+
+
+def assert_complete(farm: RunningFarm, job: dict) -> None:
+    """Every chunk present once, and the file as long as the chunks and pauses together."""
+    rows = chunk_rows(job["id"])
+    assert [r.index for r in rows] == list(range(job["progress"]["chunks_total"]))
+    assert all(r.status == "done" for r in rows)
+    expected = sum(r.samples for r in rows) + sum(
+        pause_samples(Boundary(r.boundary), AudioSettings()) for r in rows
+    )
+    url = httpx.get(f"{farm.api}/v1/jobs/{job['id']}/audio", headers=farm.headers).headers[
+        "location"
+    ]
+    with av.open(_download(url)) as container:
+        rate = container.streams.audio[0].rate  # Opus decodes at 48 kHz
+        samples = sum(frame.samples for frame in container.decode(audio=0)) * 24000 // rate
+    assert abs(samples - expected) <= 2048
+
+
+def _download(url: str) -> io.BytesIO:
+    return io.BytesIO(httpx.get(url, timeout=30).content)

@@ -1,0 +1,71 @@
+"""Healthchecks for compose.yaml and k8s/ probes: ``python -m workers.healthcheck KIND [ARG]``.
+
+  http URL       the URL answers 2xx               (api, flower)
+  worker NODE    the Celery node answers a ping    (gpu@host, cpu@host, …)
+  beat           the reconciler ran within three of its periods (beat and a cpu worker alive)
+
+Exit status 0 when healthy, 1 with one line on stderr when not.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+
+from shared import queues
+from shared.settings import get_settings
+
+
+def check_http(url: str) -> str | None:
+    try:
+        status = httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError as exc:
+        return f"{url}: {exc.__class__.__name__}"
+    return None if 200 <= status < 300 else f"{url}: HTTP {status}"
+
+
+def check_worker(node: str) -> str | None:
+    from workers.app import app
+
+    node = node.replace("%h", socket.gethostname())
+    replies = app.control.ping(destination=[node], timeout=5)
+    return None if replies else f"worker {node} did not answer a ping"
+
+
+def check_beat() -> str | None:
+    import redis
+
+    settings = get_settings()
+    raw = redis.Redis.from_url(settings.redis.url, socket_timeout=5).get(
+        queues.RECONCILER_HEARTBEAT_KEY
+    )
+    if raw is None:
+        return "the reconciler has not run yet"
+    age = time.time() - float(raw)
+    limit = 3 * settings.farm.reconcile_every_s + 10
+    return None if age <= limit else f"the reconciler last ran {age:.0f} s ago"
+
+
+def main(argv: list[str]) -> int:
+    kind, *rest = argv or ["?"]
+    checks: dict[str, Callable[..., str | None]] = {
+        "http": check_http,
+        "worker": check_worker,
+        "beat": check_beat,
+    }
+    if kind not in checks or len(rest) != (0 if kind == "beat" else 1):
+        print(__doc__, file=sys.stderr)
+        return 2
+    problem = checks[kind](*rest)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
