@@ -80,6 +80,23 @@ def _claim(
     return chunk
 
 
+def _advance(
+    session: Session,
+    job_id: uuid.UUID,
+    index: int,
+    current: ChunkStatus,
+    to: ChunkStatus,
+    **values: object,
+) -> bool:
+    """Compare-and-set a chunk from ``current`` to ``to``; False if it was no longer there."""
+    result = session.execute(
+        update(Chunk)
+        .where(Chunk.job_id == job_id, Chunk.index == index, Chunk.status == current)
+        .values(status=to, **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def generate_chunk(
     farm: Farm, loop: EngineLoop, engine: Engine, job_id: uuid.UUID, index: int
 ) -> bool:
@@ -97,23 +114,21 @@ def generate_chunk(
     generate_s = time.perf_counter() - started
     farm.store.put_bytes(speech_key(str(job_id), index), speech_to_bytes(speech))
     with farm.sessions() as session:
-        moved = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.job_id == job_id, Chunk.index == index, Chunk.status == ChunkStatus.PENDING
-            )
-            .values(
-                status=ChunkStatus.GENERATED,
-                tokens=speech.tokens,
-                dropped_tokens=speech.codes.dropped_tokens if speech.codes else 0,
-                generated_at=utcnow(),
-                lease_until=farm.lease(),
-                generate_s=generate_s,
-            )
-        ).rowcount  # type: ignore[attr-defined]
+        moved = _advance(
+            session,
+            job_id,
+            index,
+            ChunkStatus.PENDING,
+            ChunkStatus.GENERATED,
+            tokens=speech.tokens,
+            dropped_tokens=speech.codes.dropped_tokens if speech.codes else 0,
+            generated_at=utcnow(),
+            lease_until=farm.lease(),
+            generate_s=generate_s,
+        )
     if moved:
         farm.dispatch.decode(job_id, index)
-    return bool(moved)
+    return moved
 
 
 def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
@@ -128,21 +143,19 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
     decode_s = time.perf_counter() - started
     put_pcm(farm.store, chunk_audio_key(str(job_id), index), pcm)
     with farm.sessions() as session:
-        moved = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.job_id == job_id, Chunk.index == index, Chunk.status == ChunkStatus.GENERATED
-            )
-            .values(
-                status=ChunkStatus.DONE,
-                samples=stats.samples,
-                true_peak=stats.peak,
-                loudness_steps=stats.steps.astype("<f8").tobytes(),
-                done_at=utcnow(),
-                lease_until=None,
-                decode_s=decode_s,
-            )
-        ).rowcount  # type: ignore[attr-defined]
+        moved = _advance(
+            session,
+            job_id,
+            index,
+            ChunkStatus.GENERATED,
+            ChunkStatus.DONE,
+            samples=stats.samples,
+            true_peak=stats.peak,
+            loudness_steps=stats.steps.astype("<f8").tobytes(),
+            done_at=utcnow(),
+            lease_until=None,
+            decode_s=decode_s,
+        )
         if not moved:
             return False
         # Fan-in: exactly one decode sees chunks_done reach chunks_total, in this same UPDATE.

@@ -12,16 +12,8 @@ from api.app import create_app
 from api.deps import get_farm
 from shared.db import session_scope
 from shared.tenants import create_key
-from tests.burst import BurstFarm
 
 BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
-
-
-@pytest.fixture()
-def burst(farm_settings):
-    farm = BurstFarm(farm_settings)
-    yield farm
-    farm.close()
 
 
 @pytest.fixture()

@@ -18,16 +18,8 @@ from shared.db import session_scope
 from shared.models import Chunk, Job, WebhookAttempt, WebhookDelivery, utcnow
 from shared.reconcile import reconcile
 from shared.tenants import create_key
-from tests.burst import BurstFarm
 
 BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
-
-
-@pytest.fixture()
-def burst(farm_settings):
-    farm = BurstFarm(farm_settings)
-    yield farm
-    farm.close()
 
 
 @pytest.fixture()
