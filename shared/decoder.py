@@ -32,7 +32,10 @@ class SeededNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, length = x.shape
         noise = torch.randn(
-            (batch, 1, length), generator=_noise.generator, device=x.device, dtype=x.dtype
+            (batch, 1, length),
+            generator=getattr(_noise, "generator", None),
+            device=x.device,
+            dtype=x.dtype,
         )
         return x + noise * self.linear(x)
 

@@ -7,7 +7,6 @@ import zlib
 import numpy as np
 
 from shared.audio import ChunkStats, finish_chunk
-from shared.chunking import Chunk
 from shared.decoder import SnacDecoder
 from shared.engines.base import Engine, EngineLoop, Speech, SpeechRequest
 from shared.settings import AudioSettings
@@ -20,15 +19,6 @@ class MissingDecoder(Exception):
 def chunk_seed(job_id: str, index: int) -> int:
     """A stable seed per chunk, so that a retried chunk samples and decodes the same way."""
     return zlib.crc32(f"{job_id}:{index}".encode())
-
-
-def speech_request(job_id: str, chunk: Chunk, default_voice: str) -> SpeechRequest:
-    return SpeechRequest(
-        request_id=f"{job_id}-{chunk.index}",
-        text=chunk.text,
-        voice=chunk.voice or default_voice,
-        seed=chunk_seed(job_id, chunk.index),
-    )
 
 
 def generate_speech(loop: EngineLoop, engine: Engine, request: SpeechRequest) -> Speech:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import uuid
 from pathlib import Path
 from typing import Protocol
 
@@ -63,7 +64,7 @@ class LocalStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")  # duplicates may race
         tmp.write_bytes(data)
         tmp.replace(path)  # atomic: readers see the old object or the new one, whole
 

@@ -74,7 +74,7 @@ def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
     try:
         return stage()
     except Exception as exc:
-        if task.request.retries >= task.max_retries:
+        if task.request.retries >= get_settings().farm.task_max_retries:
             log.exception("%s gave up on job %s", task.name, job_id)
             stages.fail_job(farm(), uuid.UUID(job_id), f"{task.name} failed: {exc}")
             return None
@@ -82,24 +82,21 @@ def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
         raise task.retry(exc=exc, countdown=delay) from exc
 
 
-RETRIES = get_settings().farm.task_max_retries
-
-
-@app.task(name=queues.GENERATE_CHUNK, bind=True, max_retries=RETRIES)
+@app.task(name=queues.GENERATE_CHUNK, bind=True, max_retries=None)
 def generate_chunk(self: Task, job_id: str, chunk: int) -> object:
     return _run(
         self, job_id, lambda: stages.generate_chunk(farm(), *engine(), uuid.UUID(job_id), chunk)
     )
 
 
-@app.task(name=queues.DECODE_CHUNK, bind=True, max_retries=RETRIES)
+@app.task(name=queues.DECODE_CHUNK, bind=True, max_retries=None)
 def decode_chunk(self: Task, job_id: str, chunk: int) -> object:
     return _run(
         self, job_id, lambda: stages.decode_chunk(farm(), decoder(), uuid.UUID(job_id), chunk)
     )
 
 
-@app.task(name=queues.STITCH_JOB, bind=True, max_retries=RETRIES)
+@app.task(name=queues.STITCH_JOB, bind=True, max_retries=None)
 def stitch_job(self: Task, job_id: str) -> object:
     return _run(self, job_id, lambda: stages.stitch_job(farm(), uuid.UUID(job_id)))
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import FarmDep, TenantDep
 from api.errors import InputTooLarge, InvalidInput
@@ -78,7 +79,7 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JobOut:
     body = await _read_body(request, farm.settings.farm.max_input_bytes)
-    job, _ = jobs.submit_job(farm, tenant, body, idempotency_key)
+    job, _ = await run_in_threadpool(jobs.submit_job, farm, tenant, body, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return jobs.job_out(farm, job)
 
