@@ -21,6 +21,21 @@ from shared.weights import locate_model
 
 _noise = threading.local()
 
+# hubertsiuzdak/snac_24khz's config.json (ORPHEUS.md): build the architecture without weights.
+SNAC_24KHZ_CONFIG = {
+    "sampling_rate": 24000,
+    "encoder_dim": 48,
+    "encoder_rates": [2, 4, 8, 8],
+    "decoder_dim": 1024,
+    "decoder_rates": [8, 8, 4, 2],
+    "attn_window_size": None,
+    "codebook_size": 4096,
+    "codebook_dim": 8,
+    "vq_strides": [4, 2, 1],
+    "noise": True,
+    "depthwise": True,
+}
+
 
 class SeededNoise(nn.Module):
     """SNAC's NoiseBlock, drawing from the calling thread's generator."""

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from sqlalchemy import select, update
@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from shared import outbox
 from shared.audio import ChunkStats
 from shared.chunking import Boundary
-from shared.decoder import SnacDecoder
 from shared.encode import AudioWriter
 from shared.engines import SpeechRequest
 from shared.engines.base import Engine, EngineLoop
@@ -43,6 +42,9 @@ from shared.storage import (
     speech_key,
     speech_to_bytes,
 )
+
+if TYPE_CHECKING:  # torch stays out of processes that never decode (api, stitch)
+    from shared.decoder import SnacDecoder
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg"}
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from shared.audio import ChunkStats, finish_chunk
-from shared.decoder import SnacDecoder
 from shared.engines.base import Engine, EngineLoop, Speech, SpeechRequest
 from shared.settings import AudioSettings
+
+if TYPE_CHECKING:  # importing the decoder imports torch
+    from shared.decoder import SnacDecoder
 
 
 class MissingDecoder(Exception):

@@ -14,23 +14,10 @@ from pathlib import Path
 import torch
 
 from shared.codec import BOS, END_OF_TEXT, VOCAB_SIZE
+from shared.decoder import SNAC_24KHZ_CONFIG
 
 LLAMA3_BASE_VOCAB = 128000
 LLAMA3_SPECIALS = 256
-
-SNAC_24KHZ_CONFIG = {
-    "sampling_rate": 24000,
-    "encoder_dim": 48,
-    "encoder_rates": [2, 4, 8, 8],
-    "decoder_dim": 1024,
-    "decoder_rates": [8, 8, 4, 2],
-    "attn_window_size": None,
-    "codebook_size": 4096,
-    "codebook_dim": 8,
-    "vq_strides": [4, 2, 1],
-    "noise": True,
-    "depthwise": True,
-}
 
 
 def _llama3_special_names() -> list[str]:

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
 import httpx
 from celery import Task
@@ -20,7 +21,6 @@ from celery.signals import worker_process_init
 from shared import farm as stages
 from shared import outbox, queues
 from shared.db import session_scope
-from shared.decoder import SnacDecoder
 from shared.engines import Engine, build_engine, resolve_engine_name
 from shared.engines.base import EngineLoop
 from shared.reconcile import reconcile
@@ -28,6 +28,9 @@ from shared.settings import get_settings
 from shared.storage import open_store
 from workers.app import app
 from workers.dispatch import CeleryDispatch
+
+if TYPE_CHECKING:
+    from shared.decoder import SnacDecoder
 
 log = logging.getLogger(__name__)
 _engine_lock = threading.Lock()
@@ -57,6 +60,8 @@ def engine() -> tuple[EngineLoop, Engine]:
 
 @cache
 def decoder() -> SnacDecoder | None:
+    from shared.decoder import SnacDecoder  # torch only where chunks are decoded
+
     settings = get_settings()
     if resolve_engine_name(settings)[0] != "orpheus":
         return None
