@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint services farm-up farm-down farm-status clean
+.PHONY: help install demo test lint bench services farm-up farm-down farm-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 
 test: install services ## Run the whole test suite
 	$(BIN)/pytest
+
+bench: install services ## Run the benchmarks in bench/ (figures go to docs/performance.md)
+	$(BIN)/python bench/decode.py
+	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/farm.py
+	$(BIN)/python bench/stitch.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ORPHEUS_HUB_ID = "canopylabs/orpheus-3b-0.1-ft"
 SNAC_HUB_ID = "hubertsiuzdak/snac_24khz"
 
-EngineName = Literal["auto", "orpheus", "espeak"]
+EngineName = Literal["auto", "orpheus", "espeak", "null"]
 BackendName = Literal["transformers", "vllm", "openai"]
 
 

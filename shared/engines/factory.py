@@ -22,6 +22,10 @@ def resolve_engine_name(settings: Settings) -> tuple[str, str | None]:
 
 
 def build_engine(settings: Settings, name: str) -> Engine:
+    if name == "null":
+        from shared.engines.null import NullEngine
+
+        return NullEngine()
     if name == "espeak":
         from shared.engines.espeak import EspeakEngine
 

@@ -137,3 +137,17 @@ def test_unknown_model_directory_is_a_clear_error(tmp_path, monkeypatch):
     settings = Settings.model_validate({"orpheus": {"model": "nobody/no-such-model"}})
     with pytest.raises(ModelNotFound, match="not available locally"):
         build_engine(settings, "orpheus")
+
+
+def test_the_null_engine_costs_nothing_and_is_never_automatic():
+    from shared.engines.null import NullEngine
+
+    engine = build_engine(Settings(engine="null"), "null")
+    assert isinstance(engine, NullEngine)
+    loop = EngineLoop()
+    try:
+        speech = loop.run(engine.generate(request()))
+    finally:
+        loop.close()
+    assert speech.pcm is not None and not speech.pcm.any()
+    assert resolve_engine_name(Settings(engine="null")) == ("null", None)

@@ -1,0 +1,126 @@
+"""The farm's own cost per chunk: a 500-chunk job through the real processes, free engine.
+
+    python bench/farm.py [--chunks 500]
+
+Starts the farm as ``make farm-up`` does (api, gpu/cpu/stitch/webhook workers, beat, Flower,
+moto's S3 server; local Postgres and Redis) with ``LYRE_ENGINE=null``, so that what is measured
+is the farm: queues, database round trips, object store, stitch. Submits one job through the
+API, waits for it, then reads each task's run time from the workers' logs. Prints the per-chunk
+overhead (gpu-stage plus cpu-stage task time), median and p99, and the job's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+from shared.db import dispose_engines, session_scope
+from shared.tenants import create_key
+from tests.services import free_port, start_moto
+from workers import farmctl
+from workers.bootstrap import ensure_database
+
+DB = "postgresql+psycopg://postgres@127.0.0.1:5432/lyre_bench_farm"
+REDIS = "redis://127.0.0.1:6379/14"
+TASK_LINE = re.compile(
+    r"Task (gpu\.generate_chunk|cpu\.decode_chunk)\[[^\]]+\] succeeded in "
+    r"([0-9.e-]+)s"
+)
+
+
+def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int) -> dict:
+    env = {
+        **os.environ,
+        "LYRE_DATABASE__URL": DB,
+        "LYRE_REDIS__URL": REDIS,
+        "LYRE_ENGINE": "null",
+        "LYRE_STORAGE__ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "LYRE_STORAGE__ACCESS_KEY_ID": "bench",
+        "LYRE_STORAGE__SECRET_ACCESS_KEY": "bench",
+        "LYRE_STORAGE__BUCKET": "lyre-bench",
+        "LYRE_FLOWER__PORT": str(flower_port),
+    }
+    children = {}
+    farmctl.prepare(env)
+    for spec in farmctl.processes(api_port, s3_port, flower_port, state_dir=state)[1:]:
+        children[spec.name] = farmctl.start(spec, env, state)
+        farmctl.wait_healthy(spec, children[spec.name])
+    return children
+
+
+def run_job(api: str, chunks: int) -> tuple[float, dict]:
+    with session_scope(DB) as session:
+        _, key = create_key(session, f"bench-{time.time_ns()}")
+    headers = {"Authorization": f"Bearer {key}"}
+    text = "\n\n".join(f"Paragraph {i} is one chunk of the book." for i in range(chunks))
+    started = time.perf_counter()
+    job = httpx.post(
+        f"{api}/v1/jobs", json={"text": text, "format": "mp3"}, headers=headers, timeout=120
+    ).json()
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        time.sleep(0.05)
+        job = httpx.get(f"{api}/v1/jobs/{job['id']}", headers=headers, timeout=30).json()
+    return time.perf_counter() - started, job
+
+
+def task_times(state: Path) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"gpu.generate_chunk": [], "cpu.decode_chunk": []}
+    for log in ("gpu-worker.log", "cpu-worker.log"):
+        for match in TASK_LINE.finditer((state / log).read_text(errors="replace")):
+            times[match.group(1)].append(float(match.group(2)))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=500)
+    args = parser.parse_args()
+    ensure_database(DB)
+    redis.Redis.from_url(REDIS).flushdb()
+    api_port, flower_port, s3_port = free_port(), free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="lyre-bench-farm-") as tmp:
+        state = Path(tmp)
+        moto = start_moto(s3_port, state / "s3.log")
+        children = {}
+        try:
+            children = start_farm(state, api_port, flower_port, s3_port)
+            wall, job = run_job(f"http://127.0.0.1:{api_port}", args.chunks)
+            time.sleep(1)  # the last log lines
+            times = task_times(state)
+        finally:
+            for child in children.values():
+                os.killpg(child.pid, signal.SIGTERM)
+            for child in children.values():
+                child.wait(timeout=60)
+            moto.terminate()
+            moto.wait(timeout=10)
+            dispose_engines()
+    print(
+        f"job {job['status']}: {job['progress']['chunks_total']} chunks in {wall:.1f} s "
+        "(submit to succeeded; 8 gpu-worker threads, 2 cpu-worker processes)"
+    )
+    medians = p99s = 0.0
+    for name, values in times.items():
+        median = statistics.median(values)
+        p99 = statistics.quantiles(values, n=100)[98]
+        medians, p99s = medians + median, p99s + p99
+        print(
+            f"{name:20} {len(values)} tasks: median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+        )
+    print(
+        f"per-chunk farm overhead (both stages): median {medians * 1000:.1f} ms, "
+        f"p99 at most {p99s * 1000:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
