@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import statistics
 import tempfile
 import time
@@ -25,7 +26,6 @@ import redis
 
 from shared.db import dispose_engines, session_scope
 from shared.tenants import create_key
-from tests.services import free_port, start_moto
 from workers import farmctl
 from workers.bootstrap import ensure_database
 
@@ -37,7 +37,14 @@ TASK_LINE = re.compile(
 )
 
 
-def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int) -> dict:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int, children: dict) -> None:
+    """Start every process into ``children`` (so that a failed start still gets stopped)."""
     env = {
         **os.environ,
         "LYRE_DATABASE__URL": DB,
@@ -49,12 +56,14 @@ def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int) -> di
         "LYRE_STORAGE__BUCKET": "lyre-bench",
         "LYRE_FLOWER__PORT": str(flower_port),
     }
-    children = {}
+    specs = farmctl.processes(api_port, s3_port, flower_port, state_dir=state)
+    s3, rest = specs[0], specs[1:]
+    children[s3.name] = farmctl.start(s3, env, state)
+    farmctl.wait_healthy(s3, children[s3.name])
     farmctl.prepare(env)
-    for spec in farmctl.processes(api_port, s3_port, flower_port, state_dir=state)[1:]:
+    for spec in rest:
         children[spec.name] = farmctl.start(spec, env, state)
         farmctl.wait_healthy(spec, children[spec.name])
-    return children
 
 
 def run_job(api: str, chunks: int) -> tuple[float, dict]:
@@ -89,10 +98,9 @@ def main() -> None:
     api_port, flower_port, s3_port = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="lyre-bench-farm-") as tmp:
         state = Path(tmp)
-        moto = start_moto(s3_port, state / "s3.log")
         children = {}
         try:
-            children = start_farm(state, api_port, flower_port, s3_port)
+            start_farm(state, api_port, flower_port, s3_port, children)
             wall, job = run_job(f"http://127.0.0.1:{api_port}", args.chunks)
             time.sleep(1)  # the last log lines
             times = task_times(state)
@@ -101,8 +109,6 @@ def main() -> None:
                 os.killpg(child.pid, signal.SIGTERM)
             for child in children.values():
                 child.wait(timeout=60)
-            moto.terminate()
-            moto.wait(timeout=10)
             dispose_engines()
     print(
         f"job {job['status']}: {job['progress']['chunks_total']} chunks in {wall:.1f} s "

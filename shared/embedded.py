@@ -27,7 +27,7 @@ from shared.db import migrate, session_scope
 from shared.decoder import SnacDecoder
 from shared.engines import Engine, EngineError, build_engine
 from shared.engines.base import EngineLoop
-from shared.jobs import new_job
+from shared.jobs import generation_order, new_job
 from shared.models import Chunk, Job, Tenant
 from shared.states import JobStatus
 from shared.storage import LocalStore
@@ -181,7 +181,7 @@ class EmbeddedRunner:
             session.add(row)
             session.flush()
             session.add_all(chunks)
-        for chunk in job.chunked.chunks:
+        for chunk in generation_order(job.chunked.chunks):
             farm.dispatch.generate(job.job_id, chunk.index)
 
     @staticmethod

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from shared.chunking import Chunk as ChunkSpec
 from shared.chunking import ChunkedText
 from shared.models import Chunk, Job, utcnow
 from shared.states import ChunkStatus, JobStatus
@@ -61,3 +62,9 @@ def new_job(
         for c in chunked.chunks
     ]
     return job, chunks
+
+
+def generation_order(chunks: list[ChunkSpec]) -> list[ChunkSpec]:
+    """Longest first: the engine's batch then drains evenly at the end of a job instead of
+    waiting on one long chunk started last (longest-processing-time-first scheduling)."""
+    return sorted(chunks, key=lambda chunk: len(chunk.text), reverse=True)

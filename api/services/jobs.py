@@ -25,7 +25,7 @@ from shared.chunking import chunk_text
 from shared.codec import SAMPLE_RATE
 from shared.engines import resolve_engine_name
 from shared.farm import Farm, cancel_job
-from shared.jobs import new_job
+from shared.jobs import generation_order, new_job
 from shared.models import Job, Tenant, WebhookAttempt, WebhookDelivery
 from shared.states import ACTIVE, JobStatus
 from shared.storage import job_prefix
@@ -75,7 +75,9 @@ def submit_job(
         if earlier is None:
             raise
         return earlier, False
-    for chunk in chunked.chunks:  # after commit; if this is lost, the reconciler re-sends
+    for chunk in generation_order(
+        chunked.chunks
+    ):  # after commit; if this is lost, the reconciler re-sends
         farm.dispatch.generate(job.id, chunk.index)
     return job, True
 
