@@ -46,6 +46,8 @@ def k_weighting(sample_rate: int) -> np.ndarray:
 def step_energies(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mean square of the K-weighted signal per 100 ms step (the last step zero-padded)."""
     step = round(STEP_S * sample_rate)
+    if len(pcm) == 0:  # a chunk that was all silence
+        return np.zeros(0)
     weighted = sosfilt(k_weighting(sample_rate), pcm.astype(np.float64))
     padded = np.zeros(math.ceil(len(weighted) / step) * step)
     padded[: len(weighted)] = weighted

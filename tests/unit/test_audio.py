@@ -128,3 +128,10 @@ def test_every_format_streams_to_a_playable_file(tmp_path, fmt):
         tags = {k.lower(): v for k, v in {**container.metadata, **stream.metadata}.items()}
         assert tags["title"] == "Lyre test"
     assert seconds == pytest.approx(2.0, abs=0.03)
+
+
+def test_a_chunk_of_pure_silence_is_measured_as_empty():
+    pcm, stats = finish_chunk(np.zeros(RATE, np.float32), AudioSettings())
+    assert pcm.shape == (0,) and stats.samples == 0 and stats.steps.shape == (0,)
+    assert stats.peak == 0.0
+    assert programme_gain([stats], [0], AudioSettings()) == 1.0
