@@ -8,21 +8,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.errors import NotAuthenticated
-from shared.db import session_scope
 from shared.farm import Farm
 from shared.models import Tenant
-from shared.settings import get_settings
-from shared.storage import open_store
 from shared.tenants import tenant_for_key
 
 
 @cache
 def get_farm() -> Farm:
-    from workers.app import app as celery_app
-    from workers.dispatch import CeleryDispatch
+    from workers.dispatch import celery_farm
 
-    settings = get_settings()
-    return Farm(settings, open_store(settings.storage), CeleryDispatch(celery_app), session_scope)
+    return celery_farm()
 
 
 def current_tenant(request: Request, farm: Annotated[Farm, Depends(get_farm)]) -> Tenant:

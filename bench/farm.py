@@ -15,7 +15,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import tempfile
 import time
@@ -35,12 +34,6 @@ TASK_LINE = re.compile(
     r"Task (gpu\.generate_chunk|cpu\.decode_chunk)\[[^\]]+\] succeeded in "
     r"([0-9.e-]+)s"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int, children: dict) -> None:
@@ -95,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_database(DB)
     redis.Redis.from_url(REDIS).flushdb()
-    api_port, flower_port, s3_port = free_port(), free_port(), free_port()
+    api_port, flower_port, s3_port = (farmctl.free_port() for _ in range(3))
     with tempfile.TemporaryDirectory(prefix="lyre-bench-farm-") as tmp:
         state = Path(tmp)
         children = {}

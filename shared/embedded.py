@@ -29,6 +29,7 @@ from shared.engines import Engine, EngineError, build_engine
 from shared.engines.base import EngineLoop
 from shared.jobs import generation_order, new_job
 from shared.models import Chunk, Job, Tenant
+from shared.settings import Settings
 from shared.states import JobStatus
 from shared.storage import LocalStore
 
@@ -113,7 +114,7 @@ class LocalDispatch:
 
 
 class EmbeddedRunner:
-    def __init__(self, settings, engine_name: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings: Settings, engine_name: str) -> None:
         self.settings = settings
         self.engine_name = engine_name
         self.engine: Engine = build_engine(settings, engine_name)

@@ -14,9 +14,9 @@ from tests.services import (
     REDIS_TEST_URL,
     create_database,
     drop_database,
-    free_port,
     start_moto,
 )
+from workers.farmctl import free_port
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ server, each over the wire, and helpers to start farm processes as farmctl does.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,6 @@ from shared.db import migrate
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def create_database() -> str:

@@ -7,6 +7,10 @@ import uuid
 from celery import Celery
 
 from shared import queues
+from shared.db import session_scope
+from shared.farm import Farm
+from shared.settings import get_settings
+from shared.storage import open_store
 
 
 class CeleryDispatch:
@@ -26,3 +30,11 @@ class CeleryDispatch:
         self.app.send_task(
             queues.DELIVER_WEBHOOK, kwargs={"delivery_id": delivery_id}, countdown=delay_s or None
         )
+
+
+def celery_farm() -> Farm:
+    """The farm as the api and the workers see it: settings, object store, Celery, Postgres."""
+    from workers.app import app
+
+    settings = get_settings()
+    return Farm(settings, open_store(settings.storage), CeleryDispatch(app), session_scope)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,6 +101,13 @@ def processes(
             env=(("LYRE_FLOWER__PORT", str(flower_port)),),
         ),
     ]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def farm_environment(s3_port: int = 9000) -> dict[str, str]:

@@ -25,9 +25,8 @@ from shared.engines import Engine, build_engine, resolve_engine_name
 from shared.engines.base import EngineLoop
 from shared.reconcile import reconcile
 from shared.settings import get_settings
-from shared.storage import open_store
 from workers.app import app
-from workers.dispatch import CeleryDispatch
+from workers.dispatch import celery_farm
 
 if TYPE_CHECKING:
     from shared.decoder import SnacDecoder
@@ -38,8 +37,7 @@ _engine_lock = threading.Lock()
 
 @cache
 def farm() -> stages.Farm:
-    settings = get_settings()
-    return stages.Farm(settings, open_store(settings.storage), CeleryDispatch(app), session_scope)
+    return celery_farm()
 
 
 @cache

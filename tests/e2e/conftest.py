@@ -23,8 +23,8 @@ from shared.models import Chunk
 from shared.settings import AudioSettings
 from shared.stitch import pause_samples
 from shared.tenants import create_key
-from tests.services import free_port
 from workers import farmctl
+from workers.farmctl import free_port
 
 
 class Receiver(BaseHTTPRequestHandler):

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from shared.settings import Settings
 from tests.e2e.conftest import assert_complete, chunk_rows
-from tests.services import free_port
+from workers.farmctl import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("cpu", "gpu")
