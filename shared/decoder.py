@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from shared.codec import SnacCodes
+from shared.settings import DecoderPath, OrpheusSettings
 from shared.weights import locate_model
 
 _noise = threading.local()
@@ -81,21 +82,36 @@ def prepare_for_inference(model: nn.Module) -> nn.Module:
 
 
 class SnacDecoder:
-    def __init__(self, model: nn.Module, device: str = "cpu") -> None:
+    """Codes to PCM. On the CPU the tiled decoder runs (``path="tiled"``, the default); the
+    plain path is the stock model with weight norm folded, for GPUs and for comparison."""
+
+    def __init__(self, model: nn.Module, device: str = "cpu", path: DecoderPath = "tiled") -> None:
+        from shared.tiled_decoder import TiledSnacDecoder
+
         self.device = torch.device(device)
         self.model: Any = prepare_for_inference(model).to(self.device)
+        self.path: DecoderPath = path if self.device.type == "cpu" else "plain"
+        self.tiled = TiledSnacDecoder(self.model) if self.path == "tiled" else None
 
     @classmethod
-    def load(cls, name_or_path: str, device: str = "cpu") -> SnacDecoder:
+    def load(cls, name_or_path: str, device: str = "cpu", path: DecoderPath = "tiled"):
         from snac import SNAC
 
-        return cls(SNAC.from_pretrained(locate_model(name_or_path)), device)
+        return cls(SNAC.from_pretrained(locate_model(name_or_path)), device, path)
+
+    @classmethod
+    def from_settings(cls, settings: OrpheusSettings) -> SnacDecoder:
+        return cls.load(settings.snac_model, settings.device, settings.snac_decoder)
 
     def decode(self, codes: SnacCodes, seed: int) -> np.ndarray:
         """Return float32 mono PCM for ``codes``; the same codes and seed give the same samples."""
         if codes.frames == 0:
             return np.zeros(0, np.float32)
         levels = [torch.from_numpy(level).to(self.device).unsqueeze(0) for level in codes.levels]
+        if self.tiled is not None:
+            generator = torch.Generator()
+            generator.manual_seed(seed)
+            return self.tiled.decode(levels, generator).numpy()  # ends in tanh: within ±1
         with torch.inference_mode(), seeded_noise(seed, self.device):
             audio = self.model.decode(levels)
         return audio.reshape(-1).float().clamp(-1, 1).cpu().numpy()

@@ -118,11 +118,8 @@ class EmbeddedRunner:
         self.settings = settings
         self.engine_name = engine_name
         self.engine: Engine = build_engine(settings, engine_name)
-        self.decoder = (
-            SnacDecoder.load(settings.orpheus.snac_model, settings.orpheus.device)
-            if engine_name == "orpheus"
-            else None
-        )
+        orpheus = settings.orpheus
+        self.decoder = SnacDecoder.from_settings(orpheus) if engine_name == "orpheus" else None
         self.loop = EngineLoop()
         self.workers = os.cpu_count() or 1
         torch.set_num_threads(1)  # one core per chunk in flight; the pool uses every core

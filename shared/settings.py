@@ -17,6 +17,7 @@ SNAC_HUB_ID = "hubertsiuzdak/snac_24khz"
 
 EngineName = Literal["auto", "orpheus", "espeak", "null"]
 BackendName = Literal["transformers", "vllm", "openai"]
+DecoderPath = Literal["tiled", "plain"]
 
 
 class ChunkingSettings(BaseModel):
@@ -30,6 +31,8 @@ class OrpheusSettings(BaseModel):
     snac_model: str = SNAC_HUB_ID
     backend: BackendName = "transformers"
     device: str = "cpu"  # transformers backend and SNAC decode: "cpu", "cuda", "cuda:1" …
+    # SNAC decode on the CPU: "tiled" (shared/tiled_decoder.py, the fastest) or "plain" (stock)
+    snac_decoder: DecoderPath = "tiled"
     temperature: float = 0.6
     top_p: float = 0.9
     repetition_penalty: float = 1.1

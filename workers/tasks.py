@@ -63,7 +63,7 @@ def decoder() -> SnacDecoder | None:
     settings = get_settings()
     if resolve_engine_name(settings)[0] != "orpheus":
         return None
-    return SnacDecoder.load(settings.orpheus.snac_model, settings.orpheus.device)
+    return SnacDecoder.from_settings(settings.orpheus)
 
 
 @worker_process_init.connect

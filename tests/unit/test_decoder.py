@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pytest
 import torch
 
+from shared import tiled_decoder
 from shared.codec import codes_from_frames
 from shared.decoder import SnacDecoder
 
@@ -27,17 +31,66 @@ def test_same_seed_same_samples_other_seed_other_samples(snac_dir):
     assert not np.array_equal(first, decoder.decode(codes, seed=12))
 
 
-def test_matches_the_stock_decoder_given_the_same_noise(snac_dir):
+def stock_decode(model, codes, seed: int) -> np.ndarray:
+    torch.manual_seed(seed)  # the stock NoiseBlock draws from the global generator
+    with torch.inference_mode():
+        audio = model.decode([torch.from_numpy(lv)[None] for lv in codes.levels])
+    return audio.reshape(-1).clamp(-1, 1).numpy()
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    return float(10 * np.log10((reference**2).sum() / ((reference - other) ** 2).sum()))
+
+
+@pytest.fixture(scope="module")
+def stock(snac_dir):
+    """The reference; never handed to SnacDecoder, which folds weight norm in place."""
     from snac import SNAC
 
-    stock = SNAC.from_pretrained(str(snac_dir))
+    return SNAC.from_pretrained(str(snac_dir)).eval()
+
+
+@pytest.fixture
+def ours(snac_dir):
+    return lambda **kwargs: SnacDecoder.load(str(snac_dir), **kwargs)
+
+
+def test_plain_path_matches_the_stock_decoder_given_the_same_noise(stock, ours):
     codes = random_codes(10, seed=3)
-    torch.manual_seed(21)
-    with torch.inference_mode():
-        reference = stock.decode([torch.from_numpy(lv)[None] for lv in codes.levels])
-    reference = reference.reshape(-1).clamp(-1, 1).numpy()
-    ours = SnacDecoder(stock).decode(codes, seed=21)
-    assert np.allclose(ours, reference, atol=1e-5)  # folded weight norm, same noise draws
+    pcm = ours(path="plain").decode(codes, seed=21)
+    assert np.allclose(pcm, stock_decode(stock, codes, 21), atol=1e-5)  # folded weight norm
+
+
+# 40 frames span several tiles in every block; 1 and 3 frames are shorter than one tile.
+@pytest.mark.parametrize("frames", [1, 3, 40])
+def test_tiled_path_matches_the_stock_decoder_within_bf16_rounding(stock, ours, frames):
+    codes = random_codes(frames, seed=frames)
+    pcm = ours().decode(codes, seed=7)
+    assert snr_db(stock_decode(stock, codes, 7), pcm) >= 30
+
+
+def test_tiles_in_fp32_give_the_stock_output(stock, ours, monkeypatch):
+    """With fp32 matrix products only the arithmetic's order differs: tiling loses nothing."""
+    monkeypatch.setattr(tiled_decoder, "gemm_dtype", lambda: torch.float32)
+    codes = random_codes(40, seed=4)
+    pcm = ours().decode(codes, seed=9)
+    assert np.allclose(pcm, stock_decode(stock, codes, 9), atol=2e-5)
+
+
+@pytest.mark.parametrize("length", [1, 1023, 1024, 1500, 4096 * 7 + 13])
+def test_tiles_cover_the_chunk_with_no_tile_shorter_than_half(length):
+    bounds = tiled_decoder.tiles(length, 1024)
+    assert bounds[0][0] == 0 and bounds[-1][1] == length
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert all(end - start >= min(length, 512) for start, end in bounds)
+
+
+def test_the_setting_picks_the_path(snac_dir):
+    from shared.settings import OrpheusSettings
+
+    plain = OrpheusSettings(snac_model=str(snac_dir), snac_decoder="plain")
+    assert SnacDecoder.from_settings(plain).tiled is None
+    assert SnacDecoder.from_settings(OrpheusSettings(snac_model=str(snac_dir))).tiled is not None
 
 
 def test_no_frames_decode_to_no_samples(snac_dir):
