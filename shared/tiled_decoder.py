@@ -87,7 +87,7 @@ class ResidualUnit:
         self.alpha = alpha1
         self.dilation = depthwise.dilation[0]
         taps = depthwise.weight.detach()[:, 0, :].T.float()  # (7, channels)
-        self.taps = (taps / (alpha1 + 1e-9) * alpha2).contiguous()
+        self.taps = list((taps / (alpha1 + 1e-9) * alpha2).contiguous())
         self.taps_bias = depthwise.bias.detach().float() * alpha2
         weight = pointwise.weight.detach()[:, :, 0].T.float() / (alpha2 + 1e-9)[:, None]
         self.weight = weight.to(dtype).contiguous()
@@ -117,7 +117,8 @@ class ResidualUnit:
         np.sin(u.numpy(), out=s.numpy())
         activated = torch.addcmul(u, s, s, out=torch.empty(kept, channels, dtype=self.dtype))
         skip = x[reach - left : reach - left + kept]
-        out = torch.add(skip, activated @ self.weight, out=out)
+        out = torch.empty_like(skip) if out is None else out
+        out.copy_(activated @ self.weight).add_(skip)  # two passes beat one mixed-dtype add
         return out, pending + self.bias, start + reach - left, end - reach + right
 
 
@@ -173,9 +174,10 @@ class UpsampleBlock:
         activated = torch.empty(frames, x.shape[1], dtype=self.dtype)
         snake(x[frame0:frame1], self.alpha, pending, out=activated)
         full = torch.empty(frames + 1, stride * self.channels)
-        torch.add(activated @ self.first_taps, self.upsample_bias, out=full[:frames])
-        full[frames] = self.upsample_bias
+        full[:frames].copy_(activated @ self.first_taps)
+        full[frames] = 0
         full[1:] += activated @ self.second_taps
+        full += self.upsample_bias
         skip = first - (frame0 * stride - crop)
         return full.view(-1, self.channels)[skip : skip + last - first]
 
