@@ -6,7 +6,8 @@ Starts the farm as ``make farm-up`` does (api, gpu/cpu/stitch/webhook workers, b
 moto's S3 server; local Postgres and Redis) with ``LYRE_ENGINE=null``, so that what is measured
 is the farm: queues, database round trips, object store, stitch. Submits one job through the
 API, waits for it, then reads each task's run time from the workers' logs. Prints the per-chunk
-overhead (gpu-stage plus cpu-stage task time), median and p99, and the job's wall time.
+overhead (gpu-stage plus cpu-stage task time), median and p99, the job's wall time, and the CPU
+time each process (with its children) spent per chunk, from /proc.
 """
 
 from __future__ import annotations
@@ -74,6 +75,25 @@ def run_job(api: str, chunks: int) -> tuple[float, dict]:
     return time.perf_counter() - started, job
 
 
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) so far of each named process and all its descendants."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def tree(pid: int) -> float:
+        return times.get(pid, 0.0) + sum(tree(c) for c, p in parents.items() if p == pid)
+
+    return {name: tree(pid) for name, pid in roots.items()}
+
+
 def task_times(state: Path) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"gpu.generate_chunk": [], "cpu.decode_chunk": []}
     for log in ("gpu-worker.log", "cpu-worker.log"):
@@ -94,8 +114,11 @@ def main() -> None:
         children = {}
         try:
             start_farm(state, api_port, flower_port, s3_port, children)
+            roots = {name: child.pid for name, child in children.items()}
+            before = cpu_seconds(roots)
             wall, job = run_job(f"http://127.0.0.1:{api_port}", args.chunks)
             time.sleep(1)  # the last log lines
+            after = cpu_seconds(roots)
             times = task_times(state)
         finally:
             for child in children.values():
@@ -119,6 +142,10 @@ def main() -> None:
         f"per-chunk farm overhead (both stages): median {medians * 1000:.1f} ms, "
         f"p99 at most {p99s * 1000:.1f} ms"
     )
+    used = {name: after[name] - before[name] for name in after}
+    total = sum(used.values())
+    shares = ", ".join(f"{name} {cpu * 1000 / args.chunks:.1f}" for name, cpu in used.items())
+    print(f"CPU time per chunk, all processes: {total * 1000 / args.chunks:.1f} ms ({shares})")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from shared.storage import (
     output_key,
     put_pcm,
     speech_from_bytes,
-    speech_key,
     speech_to_bytes,
 )
 
@@ -47,6 +46,10 @@ if TYPE_CHECKING:  # torch stays out of processes that never decode (api, stitch
     from shared.decoder import SnacDecoder
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "opus": "audio/ogg"}
+
+
+class SpeechMissing(RuntimeError):
+    """A generated chunk has no speech stored."""
 
 
 class Dispatch(Protocol):
@@ -114,7 +117,6 @@ def generate_chunk(
     started = time.perf_counter()
     speech = generate_speech(loop, engine, request)
     generate_s = time.perf_counter() - started
-    farm.store.put_bytes(speech_key(str(job_id), index), speech_to_bytes(speech))
     with farm.sessions() as session:
         moved = _advance(
             session,
@@ -122,6 +124,7 @@ def generate_chunk(
             index,
             ChunkStatus.PENDING,
             ChunkStatus.GENERATED,
+            speech=speech_to_bytes(speech),
             tokens=speech.tokens,
             dropped_tokens=speech.codes.dropped_tokens if speech.codes else 0,
             generated_at=utcnow(),
@@ -136,10 +139,13 @@ def generate_chunk(
 def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
     """CPU stage: codes to finished PCM and loudness; the last chunk of a job sends the stitch."""
     with farm.sessions() as session:
-        if _claim(session, farm, job_id, index, ChunkStatus.GENERATED) is None:
+        chunk = _claim(session, farm, job_id, index, ChunkStatus.GENERATED)
+        if chunk is None:
             return False
+        if chunk.speech is None:
+            raise SpeechMissing(f"chunk {index} of job {job_id}")
+        speech = speech_from_bytes(chunk.speech)
     started = time.perf_counter()
-    speech = speech_from_bytes(farm.store.get_bytes(speech_key(str(job_id), index)))
     seed = chunk_seed(str(job_id), index)
     pcm, stats = render_speech(speech, decoder, seed, farm.settings.audio)
     decode_s = time.perf_counter() - started
@@ -157,6 +163,7 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
             done_at=utcnow(),
             lease_until=None,
             decode_s=decode_s,
+            speech=None,  # decoded: the row keeps only what the stitch needs
         )
         if not moved:
             return False

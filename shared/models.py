@@ -101,6 +101,9 @@ class Chunk(Base):
     tokens: Mapped[int | None] = mapped_column(Integer)
     dropped_tokens: Mapped[int | None] = mapped_column(Integer)
     samples: Mapped[int | None] = mapped_column(BigInteger)
+    # the engine's output (codes, a few KB per chunk) from generation until decode; the row,
+    # not the object store, so that it commits with the state change in one round trip
+    speech: Mapped[bytes | None] = mapped_column(LargeBinary)
     loudness_steps: Mapped[bytes | None] = mapped_column(LargeBinary)  # float64 per 100 ms
     true_peak: Mapped[float | None] = mapped_column(Float)
     generate_s: Mapped[float | None] = mapped_column(Float)  # time in the engine

@@ -26,11 +26,6 @@ def job_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/"
 
 
-def speech_key(job_id: str, index: int) -> str:
-    """What the GPU stage made for a chunk: SNAC codes, or PCM from a PCM engine."""
-    return f"{job_prefix(job_id)}speech/{index:06d}.npz"
-
-
 def chunk_audio_key(job_id: str, index: int) -> str:
     """A chunk's finished PCM (float32 little-endian, 24 kHz mono)."""
     return f"{job_prefix(job_id)}chunks/{index:06d}.f32"
