@@ -66,8 +66,15 @@ def tiles(length: int, rows: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
+class AlphaNotFoldable(ValueError):
+    """A Snake alpha is 0, so 1/alpha cannot be folded into weights: use the plain path."""
+
+
 def _alpha(snake: Any) -> torch.Tensor:
-    return snake.alpha.detach().reshape(-1).float()
+    alpha = snake.alpha.detach().reshape(-1).float()
+    if (alpha.abs() < 1e-6).any():  # SNAC's alphas are learned from 1; never seen in practice
+        raise AlphaNotFoldable(AlphaNotFoldable.__doc__)
+    return alpha
 
 
 def snake(x: torch.Tensor, alpha: torch.Tensor, pending: torch.Tensor, out: torch.Tensor):

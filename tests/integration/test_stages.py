@@ -43,6 +43,18 @@ def test_fan_in_sends_one_stitch_even_when_messages_are_duplicated(burst, tenant
         assert done.status == "succeeded" and done.chunks_done == done.chunks_total == 4
 
 
+def test_codes_live_in_the_chunk_row_until_the_chunk_is_decoded(burst, tenant):
+    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    burst.drain(("generate",))
+    with session_scope() as session:
+        chunks = session.scalars(select(Chunk).where(Chunk.job_id == job.id)).all()
+        assert {c.status for c in chunks} == {"generated"} and all(c.speech for c in chunks)
+    burst.drain()
+    with session_scope() as session:
+        chunks = session.scalars(select(Chunk).where(Chunk.job_id == job.id)).all()
+        assert {c.status for c in chunks} == {"done"} and not any(c.speech for c in chunks)
+
+
 def test_the_reconciler_resends_only_expired_work(burst, tenant):
     job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.dispatch.messages.clear()  # the queue lost every message

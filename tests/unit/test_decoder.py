@@ -95,3 +95,13 @@ def test_the_setting_picks_the_path(snac_dir):
 
 def test_no_frames_decode_to_no_samples(snac_dir):
     assert SnacDecoder.load(str(snac_dir)).decode(random_codes(0), seed=0).shape == (0,)
+
+
+def test_a_zero_snake_alpha_asks_for_the_plain_path(snac_dir):
+    from snac import SNAC
+
+    model = SNAC.from_pretrained(str(snac_dir))
+    with torch.no_grad():
+        model.decoder.model[6].alpha[0, 0, 0] = 0
+    with pytest.raises(tiled_decoder.AlphaNotFoldable):
+        SnacDecoder(model)
