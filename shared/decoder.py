@@ -90,8 +90,8 @@ class SnacDecoder:
 
         self.device = torch.device(device)
         self.model: Any = prepare_for_inference(model).to(self.device)
-        self.path: DecoderPath = path if self.device.type == "cpu" else "plain"
-        self.tiled = TiledSnacDecoder(self.model) if self.path == "tiled" else None
+        tiled = path == "tiled" and self.device.type == "cpu"
+        self.tiled = TiledSnacDecoder(self.model) if tiled else None
 
     @classmethod
     def load(cls, name_or_path: str, device: str = "cpu", path: DecoderPath = "tiled"):

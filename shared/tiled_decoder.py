@@ -77,12 +77,16 @@ def _alpha(snake: Any) -> torch.Tensor:
     return alpha
 
 
-def snake(x: torch.Tensor, alpha: torch.Tensor, pending: torch.Tensor, out: torch.Tensor):
-    """``out = α·Snake(x + pending)``, i.e. ``u + sin²(u)`` with ``u = α(x + pending)``."""
-    u = torch.addcmul(alpha * pending, x, alpha)
+def scaled_snake(u: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = u + sin²(u)``: Snake of ``u / α``, times α."""
     s = torch.empty_like(u)
     np.sin(u.numpy(), out=s.numpy())
     return torch.addcmul(u, s, s, out=out)
+
+
+def snake(x: torch.Tensor, alpha: torch.Tensor, pending: torch.Tensor, out: torch.Tensor):
+    """``out = α·Snake(x + pending)``, i.e. ``u + sin²(u)`` with ``u = α(x + pending)``."""
+    return scaled_snake(torch.addcmul(alpha * pending, x, alpha), out)
 
 
 class ResidualUnit:
@@ -120,9 +124,7 @@ class ResidualUnit:
         for k in range(1, 7):
             tap = k * self.dilation
             u.addcmul_(padded[tap : tap + kept], self.taps[k])
-        s = torch.empty_like(u)
-        np.sin(u.numpy(), out=s.numpy())
-        activated = torch.addcmul(u, s, s, out=torch.empty(kept, channels, dtype=self.dtype))
+        activated = scaled_snake(u, out=torch.empty(kept, channels, dtype=self.dtype))
         skip = x[reach - left : reach - left + kept]
         out = torch.empty_like(skip) if out is None else out
         out.copy_(activated @ self.weight).add_(skip)  # two passes beat one mixed-dtype add
