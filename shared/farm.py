@@ -15,11 +15,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shared import outbox
 from shared.audio import ChunkStats
@@ -73,16 +73,27 @@ class Farm:
 
 
 def _claim(
-    session: Session, farm: Farm, job_id: uuid.UUID, index: int, status: ChunkStatus
-) -> Chunk | None:
-    """Take a chunk in ``status`` of an active job, extending its lease; None if not ours."""
-    chunk = session.get(Chunk, (job_id, index))
-    job = session.get(Job, job_id)
-    if chunk is None or job is None or chunk.status != status or job.status not in ACTIVE:
-        return None
-    chunk.lease_until = farm.lease()  # type: ignore[assignment]
-    chunk.attempts += 1
-    return chunk
+    session: Session,
+    farm: Farm,
+    job_id: uuid.UUID,
+    index: int,
+    status: ChunkStatus,
+    *columns: InstrumentedAttribute[Any],
+) -> Row[Any] | None:
+    """Take a chunk in ``status`` of an active job, extending its lease and counting the
+    attempt: one UPDATE … RETURNING the job's status and ``columns``; None if not ours."""
+    job_status = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
+    return session.execute(
+        update(Chunk)
+        .where(
+            Chunk.job_id == job_id,
+            Chunk.index == index,
+            Chunk.status == status,
+            job_status.in_(ACTIVE),
+        )
+        .values(lease_until=farm.lease(), attempts=Chunk.attempts + 1)
+        .returning(job_status, *columns)
+    ).one_or_none()
 
 
 def _advance(
@@ -107,13 +118,13 @@ def generate_chunk(
 ) -> bool:
     """GPU stage: text to codes (or PCM), stored; then the chunk goes to decode."""
     with farm.sessions() as session:
-        chunk = _claim(session, farm, job_id, index, ChunkStatus.PENDING)
-        if chunk is None:
+        claimed = _claim(session, farm, job_id, index, ChunkStatus.PENDING, Chunk.text, Chunk.voice)
+        if claimed is None:
             return False
-        move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
-        request = SpeechRequest(
-            f"{job_id}-{index}", chunk.text, chunk.voice, chunk_seed(str(job_id), index)
-        )
+        job_status, text, voice = claimed
+        if job_status == JobStatus.QUEUED:
+            move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
+    request = SpeechRequest(f"{job_id}-{index}", text, voice, chunk_seed(str(job_id), index))
     started = time.perf_counter()
     speech = generate_speech(loop, engine, request)
     generate_s = time.perf_counter() - started
@@ -139,12 +150,13 @@ def generate_chunk(
 def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
     """CPU stage: codes to finished PCM and loudness; the last chunk of a job sends the stitch."""
     with farm.sessions() as session:
-        chunk = _claim(session, farm, job_id, index, ChunkStatus.GENERATED)
-        if chunk is None:
+        claimed = _claim(session, farm, job_id, index, ChunkStatus.GENERATED, Chunk.speech)
+        if claimed is None:
             return False
-        if chunk.speech is None:
-            raise SpeechMissing(f"chunk {index} of job {job_id}")
-        speech = speech_from_bytes(chunk.speech)
+        stored = claimed.speech
+    if stored is None:
+        raise SpeechMissing(f"chunk {index} of job {job_id}")
+    speech = speech_from_bytes(stored)
     started = time.perf_counter()
     seed = chunk_seed(str(job_id), index)
     pcm, stats = render_speech(speech, decoder, seed, farm.settings.audio)

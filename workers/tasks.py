@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from celery import Task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from shared import farm as stages
 from shared import outbox, queues
@@ -29,6 +29,8 @@ from workers.app import app
 from workers.dispatch import celery_farm
 
 if TYPE_CHECKING:
+    from celery.worker import WorkController
+
     from shared.decoder import SnacDecoder
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,17 @@ def decoder() -> SnacDecoder | None:
     if resolve_engine_name(settings)[0] != "orpheus":
         return None
     return SnacDecoder.from_settings(settings.orpheus)
+
+
+@worker_init.connect
+def _load_decoder_before_fork(sender: WorkController, **_: object) -> None:
+    """A worker that decodes loads torch and SNAC before it takes work, in the parent process:
+    its prefork processes share them, and the first chunks don't wait seconds for them."""
+    if queues.CPU in sender.app.amqp.queues.consume_from:
+        import torch
+
+        torch.set_num_threads(1)
+        decoder()
 
 
 @worker_process_init.connect
