@@ -7,7 +7,8 @@ moto's S3 server; local Postgres and Redis) with ``LYRE_ENGINE=null``, so that w
 is the farm: queues, database round trips, object store, stitch. Submits one job through the
 API, waits for it, then reads each task's run time from the workers' logs. Prints the per-chunk
 overhead (gpu-stage plus cpu-stage task time), median and p99, the job's wall time, and the CPU
-time each process (with its children) spent per chunk, from /proc.
+time each process (with its children) spent per chunk, from /proc, Postgres and Redis included.
+A warm-up job runs first and is not measured: it pays for each process's first connections.
 """
 
 from __future__ import annotations
@@ -75,23 +76,31 @@ def run_job(api: str, chunks: int) -> tuple[float, dict]:
     return time.perf_counter() - started, job
 
 
+SERVICES = {"postgres": "postgres", "redis-server": "redis"}  # /proc/PID/comm → name
+
+
 def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
-    """CPU time (user + system) so far of each named process and all its descendants."""
+    """CPU time (user + system) so far of each named process and all its descendants, and of
+    the local Postgres and Redis servers the farm shares the machine with."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
+    services = dict.fromkeys(SERVICES.values(), 0.0)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            comm, fields = stat.read_text().rsplit(")", 1)
         except OSError:  # gone meanwhile
             continue
-        pid = int(stat.parent.name)
+        pid, fields = int(stat.parent.name), fields.split()
         parents[pid] = int(fields[1])
         times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        service = SERVICES.get(comm.split("(", 1)[1])
+        if service:
+            services[service] += times[pid]
 
     def tree(pid: int) -> float:
         return times.get(pid, 0.0) + sum(tree(c) for c, p in parents.items() if p == pid)
 
-    return {name: tree(pid) for name, pid in roots.items()}
+    return {**{name: tree(pid) for name, pid in roots.items()}, **services}
 
 
 WORKER_LOGS = ("gpu-worker.log", "cpu-worker.log")
