@@ -9,15 +9,18 @@ docs/performance.md has the figures):
 - Activations are (time, channels). A 1×1 convolution is one matrix product, a transposed
   convolution with kernel 2·stride is two (even and odd taps) and an overlap-add, a depthwise
   convolution is seven multiply-adds over shifted rows.
-- Each upsampling block runs in tiles of ~1 MB per activation with a halo of 39 rows, what its
+- Each upsampling block runs in tiles of ≥ 256 KB per activation with a halo of 39 rows, what its
   three residual units (dilations 1, 3, 9, kernel 7) can see, so the residual stream stays in
   cache and the output is the same as decoding the whole chunk at once.
 - Matrix products take bf16 operands where the CPU has AVX512-BF16 (oneDNN, ~2.5× fp32); the
-  residual stream, Snake and the depthwise taps stay fp32.
+  residual stream, Snake and the depthwise taps stay fp32. In fp32 the residual add is the
+  product's own accumulation (``addmm``).
 - Snake, ``x + sin²(αx)/α``, is computed as ``u + sin²(u)`` with ``u = αx``; the ``1/α`` is
   folded into the next layer's weights, the ``α`` of the second Snake in a residual unit into the
   depthwise weights before it, and the pointwise biases are carried as a per-channel vector into
-  the next Snake's first multiply-add. ``sin`` is NumPy's (AVX-512 SIMD, ~2.5× torch.sin here).
+  the next Snake's first multiply-add.
+- Snake, and Snake → depthwise conv → Snake, are each one fused loop (``shared.snake_kernels``,
+  compiled by Numba) instead of a dozen PyTorch passes over the tile.
 
 The noise of each block is drawn from the chunk's generator in the stock decoder's order, so the
 output matches the plain decoder given the same seed, within bf16 rounding (SNR ≈ 45 dB).
@@ -30,12 +33,14 @@ import ctypes.util
 import itertools
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from shared import snake_kernels as kernels
+
 RECEPTIVE_HALO = 3 * (1 + 3 + 9)  # rows a block's residual units read on each side
-TILE_ELEMENTS = 1 << 18  # fp32 activation elements per tile (1 MB)
+WEIGHTS_PER_TILE_BYTES = 1 << 21  # a transposed conv's taps beyond this: upsample the whole chunk
+TILE_ELEMENTS = 1 << 16  # fp32 activation elements per tile (256 KB: the live ones fit in L2)
 
 
 def gemm_dtype() -> torch.dtype:
@@ -77,16 +82,10 @@ def _alpha(snake: Any) -> torch.Tensor:
     return alpha
 
 
-def scaled_snake(u: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``out = u + sin²(u)``: Snake of ``u / α``, times α."""
-    s = torch.empty_like(u)
-    np.sin(u.numpy(), out=s.numpy())
-    return torch.addcmul(u, s, s, out=out)
-
-
 def snake(x: torch.Tensor, alpha: torch.Tensor, pending: torch.Tensor, out: torch.Tensor):
-    """``out = α·Snake(x + pending)``, i.e. ``u + sin²(u)`` with ``u = α(x + pending)``."""
-    return scaled_snake(torch.addcmul(alpha * pending, x, alpha), out)
+    """``out = α·Snake(x + pending)``, i.e. ``u + sin²(u)`` with ``u = α(x + pending)``; fp32."""
+    kernels.snake(x.numpy(), alpha.numpy(), (alpha * pending).numpy(), out.numpy())
+    return out
 
 
 class ResidualUnit:
@@ -98,8 +97,8 @@ class ResidualUnit:
         self.alpha = alpha1
         self.dilation = depthwise.dilation[0]
         taps = depthwise.weight.detach()[:, 0, :].T.float()  # (7, channels)
-        self.taps = list((taps / (alpha1 + 1e-9) * alpha2).contiguous())
-        self.taps_bias = depthwise.bias.detach().float() * alpha2
+        self.taps = (taps / (alpha1 + 1e-9) * alpha2).contiguous().numpy()
+        self.taps_bias = (depthwise.bias.detach().float() * alpha2).numpy()
         weight = pointwise.weight.detach()[:, :, 0].T.float() / (alpha2 + 1e-9)[:, None]
         self.weight = weight.to(dtype).contiguous()
         self.bias = pointwise.bias.detach().float()
@@ -120,14 +119,16 @@ class ResidualUnit:
         padded[left + rows :] = 0
         snake(x, self.alpha, pending, out=padded[left : left + rows])
         kept = rows + left + right - 2 * reach
-        u = torch.addcmul(self.taps_bias, padded[:kept], self.taps[0])
-        for k in range(1, 7):
-            tap = k * self.dilation
-            u.addcmul_(padded[tap : tap + kept], self.taps[k])
-        activated = scaled_snake(u, out=torch.empty(kept, channels, dtype=self.dtype))
+        activated = torch.empty(kept, channels)
+        kernels.depthwise_snake(
+            padded.numpy(), self.taps, self.taps_bias, self.dilation, activated.numpy()
+        )
         skip = x[reach - left : reach - left + kept]
         out = torch.empty_like(skip) if out is None else out
-        out.copy_(activated @ self.weight).add_(skip)  # two passes beat one mixed-dtype add
+        if self.dtype == torch.float32:
+            torch.addmm(skip, activated, self.weight, out=out)
+        else:  # two passes beat one mixed-dtype add
+            out.copy_(activated.to(self.dtype) @ self.weight).add_(skip)
         return out, pending + self.bias, start + reach - left, end - reach + right
 
 
@@ -149,21 +150,30 @@ class UpsampleBlock:
         self.units = [ResidualUnit(unit, dtype) for unit in units]
         self.units_bias = sum(unit.bias for unit in self.units)  # pending after the block
         self.channels, self.dtype = channels, dtype
+        # Weights larger than a core's cache would be streamed from memory again for every
+        # tile's few input frames: such blocks upsample the whole chunk in one product instead.
+        self.upsample_whole = self.first_taps.nbytes > WEIGHTS_PER_TILE_BYTES
 
     def rows_per_tile(self) -> int:
         return max(1024, TILE_ELEMENTS // self.channels)
 
-    def tile(self, x, pending, noise, start: int, end: int, halo: int = 0, out=None):
+    def tile(
+        self, x, pending, noise, start: int, end: int, halo: int = 0, out=None, upsampled=None
+    ):
         """Output rows [start - halo, end + halo), clipped to the chunk → (rows, first row).
 
-        The rows' value is the result plus ``self.units_bias``.
+        The rows' value is the result plus ``self.units_bias``. ``upsampled`` is the whole
+        chunk's transposed convolution, where the block computed it up front.
         """
         length = x.shape[0] * self.stride
         first = max(0, start - halo - RECEPTIVE_HALO)
         last = min(length, end + halo + RECEPTIVE_HALO)
-        stream = self.upsample(x, pending, first, last)
+        if upsampled is None:
+            stream = self.upsample(x, pending, first, last)
+        else:
+            stream = upsampled[first:last]
         hidden = stream.to(self.dtype) @ self.noise_weight
-        stream.addcmul_(hidden, noise[first:last, None])
+        stream = torch.addcmul(stream, hidden, noise[first:last, None])  # tiles overlap: a copy
         pending = torch.zeros(self.channels)
         for i, unit in enumerate(self.units):
             last_unit = i == len(self.units) - 1
@@ -180,12 +190,16 @@ class UpsampleBlock:
         frame0 = max(0, (first + crop) // stride - 1)
         frame1 = min(x.shape[0], (last - 1 + crop) // stride + 1)
         frames = frame1 - frame0
-        activated = torch.empty(frames, x.shape[1], dtype=self.dtype)
-        snake(x[frame0:frame1], self.alpha, pending, out=activated)
+        activated = snake(x[frame0:frame1], self.alpha, pending, torch.empty(frames, x.shape[1]))
+        activated = activated.to(self.dtype)
         full = torch.empty(frames + 1, stride * self.channels)
-        full[:frames].copy_(activated @ self.first_taps)
         full[frames] = 0
-        full[1:] += activated @ self.second_taps
+        if self.dtype == torch.float32:
+            torch.mm(activated, self.first_taps, out=full[:frames])
+            full[1:].addmm_(activated, self.second_taps)
+        else:
+            full[:frames].copy_(activated @ self.first_taps)
+            full[1:] += activated @ self.second_taps
         full += self.upsample_bias
         skip = first - (frame0 * stride - crop)
         return full.view(-1, self.channels)[skip : skip + last - first]
@@ -194,8 +208,9 @@ class UpsampleBlock:
         """The whole block, tile by tile: (frames, in) → (frames·stride, out), pending bias."""
         length = x.shape[0] * self.stride
         out = torch.empty(length, self.channels)
+        upsampled = self.upsample(x, pending, 0, length) if self.upsample_whole else None
         for start, end in tiles(length, self.rows_per_tile()):
-            self.tile(x, pending, noise, start, end, out=out[start:end])
+            self.tile(x, pending, noise, start, end, out=out[start:end], upsampled=upsampled)
         return out, self.units_bias
 
 
@@ -204,6 +219,7 @@ class TiledSnacDecoder:
 
     def __init__(self, model: Any) -> None:
         keep_freed_memory()
+        kernels.compile_now()
         dtype = gemm_dtype()
         layers = model.decoder.model
         self.quantizer = model.quantizer

@@ -61,7 +61,7 @@ def test_plain_path_matches_the_stock_decoder_given_the_same_noise(stock, ours):
     assert np.allclose(pcm, stock_decode(stock, codes, 21), atol=1e-5)  # folded weight norm
 
 
-# 40 frames span several tiles in every block; 1 and 3 frames are shorter than one tile.
+# 40 frames span several tiles in the last three blocks; 1 and 3 frames are shorter than one.
 @pytest.mark.parametrize("frames", [1, 3, 40])
 def test_tiled_path_matches_the_stock_decoder_within_bf16_rounding(stock, ours, frames):
     codes = random_codes(frames, seed=frames)
