@@ -121,7 +121,7 @@ def generate_chunk(
         claimed = _claim(session, farm, job_id, index, ChunkStatus.PENDING, Chunk.text, Chunk.voice)
         if claimed is None:
             return False
-        job_status, text, voice = claimed.tuple()
+        job_status, text, voice = claimed[0], claimed.text, claimed.voice
         if job_status == JobStatus.QUEUED:
             move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
     request = SpeechRequest(f"{job_id}-{index}", text, voice, chunk_seed(str(job_id), index))
