@@ -7,7 +7,8 @@ CPU has (AVX-512, AVX2, NEON). ``sin²`` is a polynomial: reduced by π (sin² h
 a two-part π so that the reduction stays exact for |u| < 2¹⁵·π, then sin by its Taylor series to
 the 11th power on [-π/2, π/2] (error < 1e-7, below fp32 rounding of the result).
 
-Compiled on first use and cached beside this file (or in ``NUMBA_CACHE_DIR``).
+Compiled on first use and cached beside this file (or in ``NUMBA_CACHE_DIR``). The loops release
+the GIL: embedded mode decodes several chunks at once on threads.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _sin_squared(u):  # type: ignore[no-untyped-def]
     return s * s
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(fastmath=True, cache=True, nogil=True)
 def snake(x, scale, shift, out):  # type: ignore[no-untyped-def]
     """``out = u + sin²(u)`` with ``u = scale·x + shift`` per column; (rows, columns) arrays."""
     rows, columns = x.shape
@@ -48,7 +49,7 @@ def snake(x, scale, shift, out):  # type: ignore[no-untyped-def]
             out[t, c] = u + _sin_squared(u)
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(fastmath=True, cache=True, nogil=True)
 def depthwise_snake(x, taps, bias, dilation, out):  # type: ignore[no-untyped-def]
     """``out[t] = v + sin²(v)`` with ``v = bias + Σₖ taps[k]·x[t + k·dilation]``, k < 7.
 
