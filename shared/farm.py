@@ -153,10 +153,9 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
         claimed = _claim(session, farm, job_id, index, ChunkStatus.GENERATED, Chunk.speech)
         if claimed is None:
             return False
-        stored = claimed.speech
-    if stored is None:
-        raise SpeechMissing(f"chunk {index} of job {job_id}")
-    speech = speech_from_bytes(stored)
+        if claimed.speech is None:  # raised in the transaction: the claim is rolled back
+            raise SpeechMissing(f"chunk {index} of job {job_id}")
+        speech = speech_from_bytes(claimed.speech)
     started = time.perf_counter()
     seed = chunk_seed(str(job_id), index)
     pcm, stats = render_speech(speech, decoder, seed, farm.settings.audio)
