@@ -69,6 +69,14 @@ def test_tiled_path_matches_the_stock_decoder_within_bf16_rounding(stock, ours, 
     assert snr_db(stock_decode(stock, codes, 7), pcm) >= 30
 
 
+def test_bf16_products_stay_within_bf16_rounding_on_any_cpu(stock, ours, monkeypatch):
+    """The bf16 branch, exercised even where gemm_dtype() picks fp32 (emulated, slower)."""
+    monkeypatch.setattr(tiled_decoder, "gemm_dtype", lambda: torch.bfloat16)
+    codes = random_codes(40, seed=5)
+    pcm = ours().decode(codes, seed=8)
+    assert snr_db(stock_decode(stock, codes, 8), pcm) >= 30
+
+
 def test_tiles_in_fp32_give_the_stock_output(stock, ours, monkeypatch):
     """With fp32 matrix products only the arithmetic's order differs: tiling loses nothing."""
     monkeypatch.setattr(tiled_decoder, "gemm_dtype", lambda: torch.float32)
