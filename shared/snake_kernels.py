@@ -53,18 +53,20 @@ def snake(x, scale, shift, out):  # type: ignore[no-untyped-def]
 def depthwise_snake(x, taps, bias, dilation, out):  # type: ignore[no-untyped-def]
     """``out[t] = v + sin²(v)`` with ``v = bias + Σₖ taps[k]·x[t + k·dilation]``, k < 7.
 
-    ``x`` has ``len(out) + 6·dilation`` rows (the caller pads the chunk's edges with zeros).
+    ``x`` has ``len(out) + 6·dilation`` rows (the caller pads the chunk's edges with zeros). The
+    seven taps are written out so that each output value is one expression in registers.
     """
     rows, columns = out.shape
-    v = np.empty(columns, dtype=out.dtype)
+    t0, t1, t2, t3, t4, t5, t6 = taps[0], taps[1], taps[2], taps[3], taps[4], taps[5], taps[6]
+    d = dilation
     for t in range(rows):
-        v[:] = bias
-        for k in range(7):
-            tap, source = taps[k], x[t + k * dilation]
-            for c in range(columns):
-                v[c] += tap[c] * source[c]
+        x0, x1, x2, x3 = x[t], x[t + d], x[t + 2 * d], x[t + 3 * d]
+        x4, x5, x6 = x[t + 4 * d], x[t + 5 * d], x[t + 6 * d]
+        row = out[t]
         for c in range(columns):
-            out[t, c] = v[c] + _sin_squared(v[c])
+            v = bias[c] + t0[c] * x0[c] + t1[c] * x1[c] + t2[c] * x2[c] + t3[c] * x3[c]
+            v += t4[c] * x4[c] + t5[c] * x5[c] + t6[c] * x6[c]
+            row[c] = v + _sin_squared(v)
 
 
 def compile_now() -> None:

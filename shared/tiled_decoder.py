@@ -108,7 +108,8 @@ class ResidualUnit:
         """Rows [start, end) of the stream (its value is x + pending) → fewer rows, new pending.
 
         Rows within 3·dilation of a tile edge cannot be computed and are dropped; at the
-        chunk's own edges the zero padding of the stock convolution applies instead.
+        chunk's own edges the zero padding of the stock convolution applies instead. ``x`` is
+        consumed: without ``out`` the result may be written over its rows.
         """
         rows, channels = x.shape
         reach = 3 * self.dilation
@@ -124,10 +125,12 @@ class ResidualUnit:
             padded.numpy(), self.taps, self.taps_bias, self.dilation, activated.numpy()
         )
         skip = x[reach - left : reach - left + kept]
-        out = torch.empty_like(skip) if out is None else out
-        if self.dtype == torch.float32:
+        if self.dtype == torch.float32 and out is None:
+            out = skip.addmm_(activated, self.weight)  # the caller's stream: not read again
+        elif self.dtype == torch.float32:
             torch.addmm(skip, activated, self.weight, out=out)
         else:  # two passes beat one mixed-dtype add
+            out = torch.empty_like(skip) if out is None else out
             out.copy_(activated.to(self.dtype) @ self.weight).add_(skip)
         return out, pending + self.bias, start + reach - left, end - reach + right
 
