@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -235,7 +236,8 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
     with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
         path = Path(tmp) / f"output.{fmt}"
         with AudioWriter(path, fmt, audio.bitrate_kbps, title) as writer:
-            samples = join_chunks(_stream(farm.store, job_id, parts, pauses), gain, writer)
+            samples = join_chunks(_stream(farm, job_id, parts, pauses), gain, writer)
+        _renew_stitch_lease(farm, job_id)  # for the upload
         farm.store.upload_file(key, path, CONTENT_TYPES[fmt])
     with farm.sessions() as session:
         done = move_job(
@@ -254,10 +256,25 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
 
 
 def _stream(
-    store: ObjectStore, job_id: uuid.UUID, parts: list[_Part], pauses: list[int]
+    farm: Farm, job_id: uuid.UUID, parts: list[_Part], pauses: list[int]
 ) -> Iterator[tuple[int, np.ndarray]]:
+    """Each chunk's PCM in order. A long programme takes minutes to encode, so the stitch
+    renews its lease every quarter lease: the reconciler must not hand it to a second stitch."""
+    renewed = monotonic()
     for part, pause in zip(parts, pauses, strict=True):
-        yield pause, get_pcm(store, chunk_audio_key(str(job_id), part.index))
+        if monotonic() - renewed > farm.settings.farm.lease_s / 4:
+            _renew_stitch_lease(farm, job_id)
+            renewed = monotonic()
+        yield pause, get_pcm(farm.store, chunk_audio_key(str(job_id), part.index))
+
+
+def _renew_stitch_lease(farm: Farm, job_id: uuid.UUID) -> None:
+    with farm.sessions() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(stitch_lease_until=farm.lease())
+        )
 
 
 def _notify(session: Session, job_id: uuid.UUID, event_type: str) -> str | None:

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from api.schemas import JobCreate
 from api.services.jobs import submit_job
+from shared import farm as stages
 from shared import outbox
 from shared.db import session_scope
 from shared.models import Chunk, Job, WebhookAttempt, WebhookDelivery, utcnow
@@ -53,6 +54,31 @@ def test_codes_live_in_the_chunk_row_until_the_chunk_is_decoded(burst, tenant):
     with session_scope() as session:
         chunks = session.scalars(select(Chunk).where(Chunk.job_id == job.id)).all()
         assert {c.status for c in chunks} == {"done"} and not any(c.speech for c in chunks)
+
+
+def test_a_long_stitch_renews_its_lease_so_no_second_stitch_is_sent(burst, tenant, monkeypatch):
+    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    burst.drain(("generate", "decode"))
+    lease_s = burst.farm.settings.farm.lease_s
+    clock = iter(range(0, 1000 * lease_s, lease_s))  # the stitch's clock: a lease per reading
+    monkeypatch.setattr(stages, "monotonic", lambda: next(clock))
+    real_get_pcm, resent = stages.get_pcm, []
+
+    def get_pcm_while_a_lease_passes(store, key):
+        resent.append(reconcile(burst.farm)["stitch"])
+        with session_scope() as session:  # as the database sees it once a lease has passed
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(stitch_lease_until=utcnow() - timedelta(seconds=1))
+            )
+        return real_get_pcm(store, key)
+
+    monkeypatch.setattr(stages, "get_pcm", get_pcm_while_a_lease_passes)
+    burst.drain(("stitch",))
+    assert resent == [0, 0, 0, 0]  # renewed before every chunk, so never found expired
+    with session_scope() as session:
+        assert session.get(Job, job.id).status == "succeeded"
 
 
 def test_the_reconciler_resends_only_expired_work(burst, tenant):
