@@ -40,6 +40,8 @@ class AudioWriter:
         if fmt in _LOSSY:
             self.stream.bit_rate = bitrate_kbps * 1000
         self.samples = 0
+        self._flushed = False
+        self._end_pts = 0  # where the next packet of this stream starts
 
     def write(self, pcm: np.ndarray) -> None:
         data = (np.clip(pcm, -1.0, 1.0) * 32767).round().astype(np.int16)
@@ -49,11 +51,36 @@ class AudioWriter:
             frame.sample_rate = SAMPLE_RATE
             frame.pts = self.samples
             self.samples += block.shape[1]
-            self.container.mux(self.stream.encode(frame))
+            self._mux(self.stream.encode(frame))
+
+    def append_encoded(self, path: Path | str) -> None:
+        """End this encoder's output, then append the packets of ``path``, the same codec
+        encoded separately (the second half of a programme, encoded in parallel)."""
+        self._flush()
+        offset, start = self._end_pts, None
+        with av.open(str(path)) as source:
+            for packet in source.demux(audio=0):
+                if not packet.size or packet.pts is None:  # the demuxer's end marker
+                    continue
+                start = packet.pts if start is None else start
+                packet.pts = packet.dts = offset + packet.pts - start
+                packet.stream = self.stream
+                self._mux([packet])
 
     def close(self) -> None:
-        self.container.mux(self.stream.encode(None))
+        self._flush()
         self.container.close()
+
+    def _flush(self) -> None:
+        if not self._flushed:
+            self._mux(self.stream.encode(None))
+            self._flushed = True
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            if packet.pts is not None:
+                self._end_pts = packet.pts + (packet.duration or 0)
+        self.container.mux(packets)
 
     def __enter__(self) -> AudioWriter:
         return self

@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from shared.models import Chunk, Job, utcnow
 from shared.pipeline import chunk_seed, generate_speech, render_speech
 from shared.settings import Settings
 from shared.states import ACTIVE, ChunkStatus, JobStatus, move_job
-from shared.stitch import join_chunks, pause_samples, programme_gain
+from shared.stitch import MP3_SEAM, join_chunks, mp3_seam, pause_samples, programme_gain
 from shared.storage import (
     ObjectStore,
     chunk_audio_key,
@@ -235,8 +236,7 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
     key = output_key(str(job_id), fmt)
     with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
         path = Path(tmp) / f"output.{fmt}"
-        with AudioWriter(path, fmt, audio.bitrate_kbps, title) as writer:
-            samples = join_chunks(_stream(farm, job_id, parts, pauses), gain, writer)
+        samples = _encode(farm, job_id, parts, pauses, gain, path, fmt, title)
         _renew_stitch_lease(farm, job_id)  # for the upload
         farm.store.upload_file(key, path, CONTENT_TYPES[fmt])
     with farm.sessions() as session:
@@ -253,6 +253,44 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
     if delivery:
         farm.dispatch.deliver(delivery)
     return done
+
+
+def _encode(
+    farm: Farm,
+    job_id: uuid.UUID,
+    parts: list[_Part],
+    pauses: list[int],
+    gain: float,
+    path: Path,
+    fmt: str,
+    title: str | None,
+) -> int:
+    """Write the programme to ``path``; return its samples. A long MP3 is encoded as two
+    halves at once (LAME is the stitch's bottleneck and PyAV releases the GIL while it runs),
+    joined at a seam inside a pause."""
+    bitrate = farm.settings.audio.bitrate_kbps
+    seam = mp3_seam(pauses, [p.stats.samples for p in parts]) if fmt == "mp3" else None
+    with AudioWriter(path, fmt, bitrate, title) as writer:
+        if seam is None:
+            return join_chunks(_stream(farm, job_id, parts, pauses), gain, writer)
+        k = seam.index
+        second = path.with_name("second-half.mp3")
+        with ThreadPoolExecutor(1, "lyre-stitch") as pool:
+            later = pool.submit(
+                _encode_part, farm, job_id, parts[k:], [seam.tail, *pauses[k + 1 :]], gain, second
+            )
+            samples = join_chunks(_stream(farm, job_id, parts[:k], pauses[:k]), gain, writer)
+            writer.write(np.zeros(seam.head, np.float32))
+            samples += seam.head + later.result() + MP3_SEAM  # what the second encoder put ahead
+        writer.append_encoded(second)
+    return samples
+
+
+def _encode_part(
+    farm: Farm, job_id: uuid.UUID, parts: list[_Part], pauses: list[int], gain: float, path: Path
+) -> int:
+    with AudioWriter(path, "mp3", farm.settings.audio.bitrate_kbps) as writer:
+        return join_chunks(_stream(farm, job_id, parts, pauses), gain, writer)
 
 
 def _stream(
