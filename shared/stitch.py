@@ -55,8 +55,8 @@ def join_chunks(pieces: Iterable[tuple[int, np.ndarray]], gain: float, writer: A
 
 # LAME puts 1105 samples (its encoder delay plus the decoder's) ahead of a stream's first input
 # sample; a stream whose frames follow another's in one file also starts one granule (576) late.
-# Measured with FFmpeg's decoder; tests/integration/test_stages.py checks that joined halves decode to
-# the programme's exact length, aligned with a single encode.
+# Measured with FFmpeg's decoder; tests/integration/test_stages.py checks that joined halves
+# decode to the programme's exact length, aligned with a single encode.
 MP3_FRAME = 1152
 LAME_DELAY = 1105
 MP3_SEAM = LAME_DELAY + 576
