@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator
+from functools import cache
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -22,20 +23,25 @@ router = APIRouter()
 RECENT_CHUNKS = 1000
 
 
-def redis_client(farm: Farm):
+@cache
+def _redis(url: str):
     import redis
 
-    return redis.Redis.from_url(farm.settings.redis.url, socket_timeout=2)
+    return redis.Redis.from_url(url, socket_timeout=2)  # pooled: one per process, not per probe
+
+
+def redis_client(farm: Farm):
+    return _redis(farm.settings.redis.url)
 
 
 def queue_depths(farm: Farm) -> dict[str, int]:
     """Messages waiting per queue, Celery's priority sub-lists (``name\\x06\\x16N``) included."""
-    client = redis_client(farm)
-    depths = {}
+    pipeline = redis_client(farm).pipeline(transaction=False)
     for name in queues.QUEUES:
-        keys = [name] + [f"{name}\x06\x16{p}" for p in range(1, 10)]
-        depths[name] = sum(client.llen(k) for k in keys)
-    return depths
+        for key in [name] + [f"{name}\x06\x16{p}" for p in range(1, 10)]:
+            pipeline.llen(key)
+    lengths = iter(pipeline.execute())  # one round trip for every list
+    return {name: sum(next(lengths) for _ in range(10)) for name in queues.QUEUES}
 
 
 @router.get("/healthz")

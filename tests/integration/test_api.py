@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.deps import get_farm
+from api.routes.health import redis_client
 from shared.db import session_scope
 from shared.tenants import create_key
 
@@ -183,9 +184,13 @@ def test_voices_health_readiness_and_metrics(client, auth, burst):
     assert client.get("/readyz").json() == {"status": "ready"}
     client.post("/v1/jobs", json={"text": BOOK}, headers=auth)
     burst.drain()
+    waiting = redis_client(burst.farm)  # Celery's lists: the queue and its priority lists
+    waiting.rpush("gpu", "a", "b")
+    waiting.rpush("gpu\x06\x163", "c")
     metrics = client.get("/metrics").text
     assert 'lyre_jobs{status="succeeded"} 1.0' in metrics
-    assert 'lyre_queue_depth{queue="gpu"}' in metrics
+    assert 'lyre_queue_depth{queue="gpu"} 3.0' in metrics
+    assert 'lyre_queue_depth{queue="cpu"} 0.0' in metrics
     assert 'lyre_chunk_stage_seconds{quantile="0.5",stage="decode"}' in metrics
 
 
