@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from celery import Task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init
 
 from shared import farm as stages
 from shared import outbox, queues
@@ -71,19 +71,14 @@ def decoder() -> SnacDecoder | None:
 @worker_init.connect
 def _load_decoder_before_fork(sender: WorkController, **_: object) -> None:
     """A worker that decodes loads torch and SNAC before it takes work, in the parent process:
-    its prefork processes share them, and the first chunks don't wait seconds for them."""
+    its prefork processes share them, and the first chunks don't wait seconds for them. They
+    inherit the one-thread setting too (prefork runs one process per core); processes of
+    workers that never decode (stitch) never import torch."""
     if queues.CPU in sender.app.amqp.queues.consume_from:
         import torch
 
         torch.set_num_threads(1)
         decoder()
-
-
-@worker_process_init.connect
-def _one_thread_per_process(**_: object) -> None:
-    import torch
-
-    torch.set_num_threads(1)  # prefork runs one process per core
 
 
 def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
