@@ -82,6 +82,11 @@ def _alpha(snake: Any) -> torch.Tensor:
     return alpha
 
 
+def _divisor(alpha: torch.Tensor) -> torch.Tensor:
+    """SNAC's Snake divides by ``α + 1e-9``; weights that take over that division use the same."""
+    return alpha + 1e-9
+
+
 def snake(x: torch.Tensor, alpha: torch.Tensor, pending: torch.Tensor, out: torch.Tensor):
     """``out = α·Snake(x + pending)``, i.e. ``u + sin²(u)`` with ``u = α(x + pending)``; fp32."""
     kernels.snake(x.numpy(), alpha.numpy(), (alpha * pending).numpy(), out.numpy())
@@ -97,9 +102,9 @@ class ResidualUnit:
         self.alpha = alpha1
         self.dilation = depthwise.dilation[0]
         taps = depthwise.weight.detach()[:, 0, :].T.float()  # (7, channels)
-        self.taps = (taps / (alpha1 + 1e-9) * alpha2).contiguous().numpy()
+        self.taps = (taps / _divisor(alpha1) * alpha2).contiguous().numpy()
         self.taps_bias = (depthwise.bias.detach().float() * alpha2).numpy()
-        weight = pointwise.weight.detach()[:, :, 0].T.float() / (alpha2 + 1e-9)[:, None]
+        weight = pointwise.weight.detach()[:, :, 0].T.float() / _divisor(alpha2)[:, None]
         self.weight = weight.to(dtype).contiguous()
         self.bias = pointwise.bias.detach().float()
         self.dtype = dtype
@@ -143,7 +148,7 @@ class UpsampleBlock:
         self.alpha = _alpha(snake1)
         self.stride, self.crop = upsample.stride[0], upsample.padding[0]
         inputs, channels, kernel = upsample.weight.shape  # kernel == 2 * stride
-        weight = upsample.weight.detach().float() / (self.alpha + 1e-9)[:, None, None]
+        weight = upsample.weight.detach().float() / _divisor(self.alpha)[:, None, None]
         weight = weight.permute(0, 2, 1).reshape(inputs, kernel * channels)
         half = self.stride * channels
         self.first_taps = weight[:, :half].to(dtype).contiguous()
@@ -230,7 +235,7 @@ class TiledSnacDecoder:
         self.blocks = [UpsampleBlock(block, dtype) for block in layers[2:6]]
         self.final_alpha = _alpha(layers[6])
         conv = layers[7]  # Snake → Conv1d(channels, 1, 7, padding 3) → tanh
-        taps = conv.weight.detach()[0].float() / (self.final_alpha[:, None] + 1e-9)  # (in, 7)
+        taps = conv.weight.detach()[0].float() / _divisor(self.final_alpha)[:, None]  # (in, 7)
         self.final_taps = nn.functional.pad(taps, (0, 9))  # 16 columns: 4× faster than 7
         self.final_bias = float(conv.bias.detach()[0])
 
