@@ -5,45 +5,80 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import monotonic
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings
 
-_sessions: dict[str, sessionmaker[Session]] = {}
+# A pooled connection is pinged before use only after idling this long: a busy worker reuses
+# its connection every few milliseconds, and a ping per checkout would be one more round trip
+# per transaction, while one that sat idle may have been cut by a restart or a proxy.
+PING_AFTER_IDLE_S = 10.0
+
+# url -> (transactions, statements that each commit on their own)
+_sessions: dict[str, tuple[sessionmaker[Session], sessionmaker[Session]]] = {}
 
 
-def _factory(url: str | None) -> sessionmaker[Session]:
+def _factories(url: str | None) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
     settings = get_settings().database
     url = url or settings.url
     if url not in _sessions:
         options = {"pool_size": settings.pool_size} if url.startswith("postgresql") else {}
-        engine = create_engine(url, pool_pre_ping=True, **options)
+        engine = create_engine(url, **options)
+        _ping_idle_connections(engine)
         if url.startswith("sqlite"):
             event.listen(engine, "connect", _sqlite_pragmas)
-        _sessions[url] = sessionmaker(engine, expire_on_commit=False)
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _sessions[url] = (
+            sessionmaker(engine, expire_on_commit=False),
+            sessionmaker(autocommit, expire_on_commit=False),
+        )
     return _sessions[url]
 
 
 def get_engine(url: str | None = None) -> Engine:
-    engine = _factory(url).kw["bind"]
+    engine = _factories(url)[0].kw["bind"]
     assert isinstance(engine, Engine)
     return engine
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back if it raises."""
-    with _factory(url).begin() as session:
+def session_scope(url: str | None = None, *, autocommit: bool = False) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises.
+
+    ``autocommit=True`` is for a block of one statement (a compare-and-set): it commits on its
+    own, in one round trip instead of three (BEGIN, the statement, COMMIT)."""
+    transactions, statements = _factories(url)
+    with (statements if autocommit else transactions).begin() as session:
         yield session
 
 
 def dispose_engines() -> None:
     """Close every pooled connection (tests, and worker processes after a fork)."""
-    for factory in _sessions.values():
-        factory.kw["bind"].dispose()
+    for transactions, _ in _sessions.values():
+        transactions.kw["bind"].dispose()
     _sessions.clear()
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a connection that sat in the pool a while before handing it out; raising
+    DisconnectionError makes the pool replace it with a new one."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def used(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["used"] = monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        if monotonic() - record.info["used"] < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError() from error
 
 
 def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]

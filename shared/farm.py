@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shared import outbox
@@ -63,39 +63,63 @@ class Dispatch(Protocol):
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None: ...
 
 
+class Sessions(Protocol):
+    """Opens a transaction (``shared.db.session_scope``); with ``autocommit=True``, a block of
+    one statement that commits on its own, in one round trip."""
+
+    def __call__(self, *, autocommit: bool = False) -> AbstractContextManager[Session]: ...
+
+
 @dataclass
 class Farm:
     settings: Settings
     store: ObjectStore
     dispatch: Dispatch
-    sessions: Callable[[], AbstractContextManager[Session]]
+    sessions: Sessions
 
     def lease(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.farm.lease_s)
 
 
-def _claim(
-    session: Session,
-    farm: Farm,
-    job_id: uuid.UUID,
-    index: int,
-    status: ChunkStatus,
-    *columns: InstrumentedAttribute[Any],
-) -> Row[Any] | None:
+# The stages' statements are built once and run on the session's Core connection: building
+# and ORM-executing an UPDATE costs more CPU than the database spends on it.
+_JOB_STATUS = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
+_THIS_CHUNK = (Chunk.job_id == bindparam("job"), Chunk.index == bindparam("idx"))
+
+
+def _claim_statement(status: ChunkStatus, *columns: InstrumentedAttribute[Any]) -> Any:
     """Take a chunk in ``status`` of an active job, extending its lease and counting the
-    attempt: one UPDATE … RETURNING the job's status and ``columns``; None if not ours."""
-    job_status = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
-    return session.execute(
+    attempt: one UPDATE … RETURNING the job's status and ``columns``."""
+    return (
         update(Chunk)
-        .where(
-            Chunk.job_id == job_id,
-            Chunk.index == index,
-            Chunk.status == status,
-            job_status.in_(ACTIVE),
-        )
-        .values(lease_until=farm.lease(), attempts=Chunk.attempts + 1)
-        .returning(job_status, *columns)
-    ).one_or_none()
+        .where(*_THIS_CHUNK, Chunk.status == status, _JOB_STATUS.in_(ACTIVE))
+        .values(lease_until=bindparam("lease"), attempts=Chunk.attempts + 1)
+        .returning(_JOB_STATUS, *columns)
+    )
+
+
+_CLAIM_TO_GENERATE = _claim_statement(ChunkStatus.PENDING, Chunk.text, Chunk.voice)
+_CLAIM_TO_DECODE = _claim_statement(ChunkStatus.GENERATED, Chunk.speech)
+# SET comes from the parameters that name columns: each stage stores its own
+_ADVANCE = update(Chunk).where(*_THIS_CHUNK, Chunk.status == bindparam("current"))
+# Fan-in: exactly one decode sees chunks_done reach chunks_total, in this UPDATE.
+_COUNT_DONE = (
+    update(Job)
+    .where(Job.id == bindparam("job"), Job.status == JobStatus.RUNNING)
+    .values(
+        chunks_done=Job.chunks_done + 1,
+        audio_samples=Job.audio_samples + bindparam("samples"),
+    )
+    .returning(Job.chunks_done, Job.chunks_total)
+)
+
+
+def _claim(
+    session: Session, farm: Farm, job_id: uuid.UUID, index: int, claim: Any
+) -> Row[Any] | None:
+    """Run a claim statement on a chunk; its row, or None if the chunk is not ours."""
+    params = {"job": job_id, "idx": index, "lease": farm.lease()}
+    return session.connection().execute(claim, params).one_or_none()
 
 
 def _advance(
@@ -107,30 +131,27 @@ def _advance(
     **values: object,
 ) -> bool:
     """Compare-and-set a chunk from ``current`` to ``to``; False if it was no longer there."""
-    result = session.execute(
-        update(Chunk)
-        .where(Chunk.job_id == job_id, Chunk.index == index, Chunk.status == current)
-        .values(status=to, **values)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    params = {"job": job_id, "idx": index, "current": current, "status": to, **values}
+    return bool(session.connection().execute(_ADVANCE, params).rowcount)
 
 
 def generate_chunk(
     farm: Farm, loop: EngineLoop, engine: Engine, job_id: uuid.UUID, index: int
 ) -> bool:
     """GPU stage: text to codes (or PCM), stored; then the chunk goes to decode."""
-    with farm.sessions() as session:
-        claimed = _claim(session, farm, job_id, index, ChunkStatus.PENDING, Chunk.text, Chunk.voice)
-        if claimed is None:
-            return False
-        job_status, text, voice = claimed[0], claimed.text, claimed.voice
-        if job_status == JobStatus.QUEUED:
+    with farm.sessions(autocommit=True) as session:
+        claimed = _claim(session, farm, job_id, index, _CLAIM_TO_GENERATE)
+    if claimed is None:
+        return False
+    job_status, text, voice = claimed[0], claimed.text, claimed.voice
+    if job_status == JobStatus.QUEUED:
+        with farm.sessions() as session:
             move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
     request = SpeechRequest(f"{job_id}-{index}", text, voice, chunk_seed(str(job_id), index))
     started = time.perf_counter()
     speech = generate_speech(loop, engine, request)
     generate_s = time.perf_counter() - started
-    with farm.sessions() as session:
+    with farm.sessions(autocommit=True) as session:
         moved = _advance(
             session,
             job_id,
@@ -151,13 +172,13 @@ def generate_chunk(
 
 def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
     """CPU stage: codes to finished PCM and loudness; the last chunk of a job sends the stitch."""
-    with farm.sessions() as session:
-        claimed = _claim(session, farm, job_id, index, ChunkStatus.GENERATED, Chunk.speech)
-        if claimed is None:
-            return False
-        if claimed.speech is None:  # raised in the transaction: the claim is rolled back
-            raise SpeechMissing(f"chunk {index} of job {job_id}")
-        speech = speech_from_bytes(claimed.speech)
+    with farm.sessions(autocommit=True) as session:
+        claimed = _claim(session, farm, job_id, index, _CLAIM_TO_DECODE)
+    if claimed is None:
+        return False
+    if claimed.speech is None:  # the task retries, and fails the job when out of attempts
+        raise SpeechMissing(f"chunk {index} of job {job_id}")
+    speech = speech_from_bytes(claimed.speech)
     started = time.perf_counter()
     seed = chunk_seed(str(job_id), index)
     pcm, stats = render_speech(speech, decoder, seed, farm.settings.audio)
@@ -180,15 +201,11 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
         )
         if not moved:
             return False
-        # Fan-in: exactly one decode sees chunks_done reach chunks_total, in this same UPDATE.
-        counts = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-            .values(
-                chunks_done=Job.chunks_done + 1, audio_samples=Job.audio_samples + stats.samples
-            )
-            .returning(Job.chunks_done, Job.chunks_total)
-        ).one_or_none()
+        counts = (
+            session.connection()
+            .execute(_COUNT_DONE, {"job": job_id, "samples": stats.samples})
+            .one_or_none()
+        )
         last = counts is not None and counts[0] == counts[1]
         if last:
             session.execute(
@@ -307,7 +324,7 @@ def _stream(
 
 
 def _renew_stitch_lease(farm: Farm, job_id: uuid.UUID) -> None:
-    with farm.sessions() as session:
+    with farm.sessions(autocommit=True) as session:
         session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.RUNNING)

@@ -1,0 +1,64 @@
+"""shared.db on the real Postgres: one-statement blocks commit on their own, and a pooled
+connection is checked only after it idled, yet a dead one is never handed out."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from shared import db
+from shared.db import dispose_engines, session_scope
+
+
+@pytest.fixture()
+def url(database_url: str):
+    with session_scope(database_url) as session:
+        session.execute(text("CREATE TABLE IF NOT EXISTS probe (n integer)"))
+        session.execute(text("TRUNCATE probe"))
+    yield database_url
+    dispose_engines()
+
+
+def committed_rows(url: str) -> int:
+    """What another connection sees."""
+    other = create_engine(url)
+    try:
+        with other.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM probe")).scalar_one()
+    finally:
+        other.dispose()
+
+
+@pytest.mark.parametrize("autocommit, seen_inside", [(True, 1), (False, 0)])
+def test_an_autocommit_block_commits_each_statement(url: str, autocommit: bool, seen_inside: int):
+    with session_scope(url, autocommit=autocommit) as session:
+        session.execute(text("INSERT INTO probe VALUES (1)"))
+        assert committed_rows(url) == seen_inside
+    assert committed_rows(url) == 1
+
+
+def terminate_pooled_connections(url: str) -> None:
+    with session_scope(url) as session:
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    admin.dispose()
+
+
+def test_a_connection_that_idled_is_pinged_and_replaced_when_dead(url, monkeypatch):
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # every checkout counts as after idling
+    terminate_pooled_connections(url)
+    with session_scope(url) as session:
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def test_a_busy_connection_is_not_pinged(url, monkeypatch):
+    """The counterpart: without the ping, the dead connection reaches the statement."""
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)
+    terminate_pooled_connections(url)
+    with pytest.raises(OperationalError), session_scope(url) as session:
+        session.execute(text("SELECT 1"))
+    with session_scope(url) as session:  # the pool dropped it: the next checkout is fresh
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
