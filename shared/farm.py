@@ -20,7 +20,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, literal_column, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shared import outbox
@@ -84,6 +84,8 @@ class Farm:
 # The stages' statements are built once and run on the session's Core connection: building
 # and ORM-executing an UPDATE costs more CPU than the database spends on it.
 _JOB_STATUS = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
+# written into the SQL: an IN list of bound values is re-rendered at every execution
+_JOB_IS_ACTIVE = _JOB_STATUS.in_([literal_column(f"'{status}'") for status in ACTIVE])
 _THIS_CHUNK = (Chunk.job_id == bindparam("job"), Chunk.index == bindparam("idx"))
 
 
@@ -92,7 +94,7 @@ def _claim_statement(status: ChunkStatus, *columns: InstrumentedAttribute[Any]) 
     attempt: one UPDATE … RETURNING the job's status and ``columns``."""
     return (
         update(Chunk)
-        .where(*_THIS_CHUNK, Chunk.status == status, _JOB_STATUS.in_(ACTIVE))
+        .where(*_THIS_CHUNK, Chunk.status == status, _JOB_IS_ACTIVE)
         .values(lease_until=bindparam("lease"), attempts=Chunk.attempts + 1)
         .returning(_JOB_STATUS, *columns)
     )

@@ -51,10 +51,9 @@ def wait_for(url: str, timeout: float = 60, ok=(200,)) -> None:
 
 
 def start_moto(port: int, log: Path) -> subprocess.Popen:
-    moto = Path(sys.executable).parent / "moto_server"
+    """The farm's local S3 endpoint (``workers.local_s3``), as ``make farm-up`` starts it."""
+    argv = [sys.executable, "-m", "workers.local_s3", "--port", str(port)]
     with log.open("ab") as out:  # the child keeps its own descriptor
-        child = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    wait_for(f"http://127.0.0.1:{port}/moto-api/")
+        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    wait_for(f"http://127.0.0.1:{port}/")
     return child

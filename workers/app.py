@@ -38,8 +38,10 @@ def create_app() -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        worker_send_task_events=True,  # Flower
-        task_send_sent_event=True,
+        # Flower: each worker sends received/started/succeeded in batches; a task-sent event
+        # would be one more Redis publish per message sent, costing as much as the message
+        worker_send_task_events=True,
+        task_send_sent_event=False,
         worker_hijack_root_logger=False,
         beat_schedule={
             "reconcile": {"task": queues.RECONCILE, "schedule": settings.farm.reconcile_every_s},

@@ -1,8 +1,9 @@
 """Start and stop the whole farm natively: ``python -m workers.farmctl up|down|status``.
 
 The commands are the ones compose.yaml and k8s/ run; tests start them through this module too.
-Logs and pid files go to ``.farm/``. The S3 endpoint is moto's server (MinIO is not
-installable here); the database is created and migrated if it is missing.
+Logs and pid files go to ``.farm/``. The S3 endpoint is moto's S3 service
+(``workers.local_s3``; MinIO is not installable here); the database is created and migrated if
+it is missing.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def processes(
     return [
         Process(
             "s3",
-            [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
-            f"http://127.0.0.1:{s3_port}/moto-api/",
+            [sys.executable, "-m", "workers.local_s3", "--port", str(s3_port)],
+            f"http://127.0.0.1:{s3_port}/",  # ListBuckets
         ),
         Process(
             "api",
