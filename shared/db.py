@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from time import monotonic
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,40 +18,54 @@ from shared.settings import get_settings
 # per transaction, while one that sat idle may have been cut by a restart or a proxy.
 PING_AFTER_IDLE_S = 10.0
 
-# url -> (transactions, statements that each commit on their own)
-_sessions: dict[str, tuple[sessionmaker[Session], sessionmaker[Session]]] = {}
+# (url, waits for the disk) -> (transactions, statements that each commit on their own)
+_sessions: dict[tuple[str, bool], tuple[sessionmaker[Session], sessionmaker[Session]]] = {}
 
 
-def _factories(url: str | None) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+def _factories(
+    url: str | None, wait_for_disk: bool
+) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
     settings = get_settings().database
     url = url or settings.url
-    if url not in _sessions:
-        options = {"pool_size": settings.pool_size} if url.startswith("postgresql") else {}
+    postgres = url.startswith("postgresql")
+    key = (url, wait_for_disk or not postgres)  # SQLite (embedded mode): one engine
+    if key not in _sessions:
+        options: dict[str, Any] = {"pool_size": settings.pool_size} if postgres else {}
+        if not key[1]:
+            options["connect_args"] = {"options": "-c synchronous_commit=off"}
         engine = create_engine(url, **options)
         _ping_idle_connections(engine)
-        if url.startswith("sqlite"):
+        if not postgres:
             event.listen(engine, "connect", _sqlite_pragmas)
         autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        _sessions[url] = (
+        _sessions[key] = (
             sessionmaker(engine, expire_on_commit=False),
             sessionmaker(autocommit, expire_on_commit=False),
         )
-    return _sessions[url]
+    return _sessions[key]
 
 
 def get_engine(url: str | None = None) -> Engine:
-    engine = _factories(url)[0].kw["bind"]
+    engine = _factories(url, wait_for_disk=True)[0].kw["bind"]
     assert isinstance(engine, Engine)
     return engine
 
 
 @contextmanager
-def session_scope(url: str | None = None, *, autocommit: bool = False) -> Iterator[Session]:
+def session_scope(
+    url: str | None = None, *, autocommit: bool = False, wait_for_disk: bool = True
+) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
     ``autocommit=True`` is for a block of one statement (a compare-and-set): it commits on its
-    own, in one round trip instead of three (BEGIN, the statement, COMMIT)."""
-    transactions, statements = _factories(url)
+    own, in one round trip instead of three (BEGIN, the statement, COMMIT).
+
+    ``wait_for_disk=False``: the commit returns before Postgres has flushed it to disk
+    (``synchronous_commit=off``), and is visible to everyone at once. If Postgres itself
+    crashes, the last fraction of a second of such commits is lost, never a part of one. Only
+    for the farm's own bookkeeping, which the farm redoes when it is lost; never for what a
+    client has been told, such as an accepted job or a final state."""
+    transactions, statements = _factories(url, wait_for_disk)
     with (statements if autocommit else transactions).begin() as session:
         yield session
 

@@ -64,10 +64,11 @@ class Dispatch(Protocol):
 
 
 class Sessions(Protocol):
-    """Opens a transaction (``shared.db.session_scope``); with ``autocommit=True``, a block of
-    one statement that commits on its own, in one round trip."""
+    """Opens a transaction: ``shared.db.session_scope``, whose keywords are explained there."""
 
-    def __call__(self, *, autocommit: bool = False) -> AbstractContextManager[Session]: ...
+    def __call__(
+        self, *, autocommit: bool = False, wait_for_disk: bool = True
+    ) -> AbstractContextManager[Session]: ...
 
 
 @dataclass
@@ -79,6 +80,15 @@ class Farm:
 
     def lease(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.farm.lease_s)
+
+    def bookkeeping(self, *, one_statement: bool = True) -> AbstractContextManager[Session]:
+        """A block of a stage's own state changes (claim, advance, lease): by default one
+        statement that commits on its own. It does not wait for the disk: a Postgres crash can
+        lose the last fraction of a second of these, and the farm then redoes that work as it
+        does after a lost message (the chunk's lease runs out, the reconciler sends it again,
+        the same seed gives the same audio). A job's submission and its final state are
+        durable commits, and flush all of these before them."""
+        return self.sessions(autocommit=one_statement, wait_for_disk=False)
 
 
 # The stages' statements are built once and run on the session's Core connection: building
@@ -141,7 +151,7 @@ def generate_chunk(
     farm: Farm, loop: EngineLoop, engine: Engine, job_id: uuid.UUID, index: int
 ) -> bool:
     """GPU stage: text to codes (or PCM), stored; then the chunk goes to decode."""
-    with farm.sessions(autocommit=True) as session:
+    with farm.bookkeeping() as session:
         claimed = _claim(session, farm, job_id, index, _CLAIM_TO_GENERATE)
     if claimed is None:
         return False
@@ -153,7 +163,7 @@ def generate_chunk(
     started = time.perf_counter()
     speech = generate_speech(loop, engine, request)
     generate_s = time.perf_counter() - started
-    with farm.sessions(autocommit=True) as session:
+    with farm.bookkeeping() as session:
         moved = _advance(
             session,
             job_id,
@@ -174,7 +184,7 @@ def generate_chunk(
 
 def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
     """CPU stage: codes to finished PCM and loudness; the last chunk of a job sends the stitch."""
-    with farm.sessions(autocommit=True) as session:
+    with farm.bookkeeping() as session:
         claimed = _claim(session, farm, job_id, index, _CLAIM_TO_DECODE)
     if claimed is None:
         return False
@@ -186,7 +196,7 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
     pcm, stats = render_speech(speech, decoder, seed, farm.settings.audio)
     decode_s = time.perf_counter() - started
     put_pcm(farm.store, chunk_audio_key(str(job_id), index), pcm)
-    with farm.sessions() as session:
+    with farm.bookkeeping(one_statement=False) as session:
         moved = _advance(
             session,
             job_id,
@@ -326,7 +336,7 @@ def _stream(
 
 
 def _renew_stitch_lease(farm: Farm, job_id: uuid.UUID) -> None:
-    with farm.sessions(autocommit=True) as session:
+    with farm.bookkeeping() as session:
         session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.RUNNING)

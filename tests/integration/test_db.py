@@ -62,3 +62,23 @@ def test_a_busy_connection_is_not_pinged(url, monkeypatch):
         session.execute(text("SELECT 1"))
     with session_scope(url) as session:  # the pool dropped it: the next checkout is fresh
         assert session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_bookkeeping_does_not_wait_for_the_disk_and_the_rest_does(url: str, autocommit: bool):
+    show = text("SHOW synchronous_commit")
+    with session_scope(url, autocommit=autocommit, wait_for_disk=False) as session:
+        assert session.execute(show).scalar_one() == "off"
+        session.execute(text("INSERT INTO probe VALUES (1)"))
+    with session_scope(url, autocommit=autocommit) as session:
+        assert session.execute(show).scalar_one() == "on"
+    assert committed_rows(url) == 1
+
+
+def test_sqlite_has_one_engine_for_both(tmp_path):
+    url = f"sqlite:///{tmp_path / 'lyre.db'}"
+    try:
+        with session_scope(url, wait_for_disk=False) as fast, session_scope(url) as durable:
+            assert fast.get_bind() is durable.get_bind()
+    finally:
+        dispose_engines()
