@@ -37,7 +37,8 @@ def _factories(
         _ping_idle_connections(engine)
         if not postgres:
             event.listen(engine, "connect", _sqlite_pragmas)
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # SQLite runs in this process: a transaction costs no round trips, and stays atomic
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
         _sessions[key] = (
             sessionmaker(engine, expire_on_commit=False),
             sessionmaker(autocommit, expire_on_commit=False),
@@ -57,8 +58,9 @@ def session_scope(
 ) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
-    ``autocommit=True`` is for a block of one statement (a compare-and-set): it commits on its
-    own, in one round trip instead of three (BEGIN, the statement, COMMIT).
+    ``autocommit=True`` is for a block of one statement (a compare-and-set): on Postgres it
+    commits on its own, in one round trip instead of three (BEGIN, the statement, COMMIT). On
+    SQLite the block is a transaction either way.
 
     ``wait_for_disk=False``: the commit returns before Postgres has flushed it to disk
     (``synchronous_commit=off``), and is visible to everyone at once. If Postgres itself

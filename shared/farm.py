@@ -20,7 +20,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sqlalchemy import Row, bindparam, literal_column, select, update
+from sqlalchemy import Row, bindparam, case, func, literal_column, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shared import outbox
@@ -112,17 +112,40 @@ def _claim_statement(status: ChunkStatus, *columns: InstrumentedAttribute[Any]) 
 
 _CLAIM_TO_GENERATE = _claim_statement(ChunkStatus.PENDING, Chunk.text, Chunk.voice)
 _CLAIM_TO_DECODE = _claim_statement(ChunkStatus.GENERATED, Chunk.speech)
-# SET comes from the parameters that name columns: each stage stores its own
+# SET comes from the parameters that name columns
 _ADVANCE = update(Chunk).where(*_THIS_CHUNK, Chunk.status == bindparam("current"))
-# Fan-in: exactly one decode sees chunks_done reach chunks_total, in this UPDATE.
+# The end of a decode: the chunk is done, and counted on its job. Exactly one decode of a job
+# sees chunks_done reach chunks_total; that one sets the stitch's lease and sends the stitch.
+_DONE = (
+    update(Chunk)
+    .where(*_THIS_CHUNK, Chunk.status == ChunkStatus.GENERATED)
+    .values(
+        status=ChunkStatus.DONE,
+        samples=bindparam("n"),
+        true_peak=bindparam("peak"),
+        loudness_steps=bindparam("steps"),
+        done_at=bindparam("at"),
+        decode_s=bindparam("seconds"),
+        lease_until=None,
+        speech=None,  # decoded: the row keeps only what the stitch needs
+    )
+)
+_LAST = Job.chunks_done + 1 == Job.chunks_total
 _COUNT_DONE = (
     update(Job)
     .where(Job.id == bindparam("job"), Job.status == JobStatus.RUNNING)
     .values(
         chunks_done=Job.chunks_done + 1,
-        audio_samples=Job.audio_samples + bindparam("samples"),
+        audio_samples=Job.audio_samples + bindparam("n"),
+        stitch_lease_until=case((_LAST, bindparam("lease")), else_=Job.stitch_lease_until),
     )
-    .returning(Job.chunks_done, Job.chunks_total)
+    .returning((Job.chunks_done == Job.chunks_total).label("last"))
+)
+# Postgres runs both as one statement: a round trip instead of four (BEGIN, two, COMMIT).
+_MOVED = _DONE.returning(Chunk.index).cte("moved")
+_COUNTED = _COUNT_DONE.where(select(_MOVED).exists()).cte("counted")
+_DONE_AND_COUNTED = select(
+    select(_MOVED).exists(), func.coalesce(select(_COUNTED.c.last).scalar_subquery(), False)
 )
 
 
@@ -196,33 +219,25 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
     pcm, stats = render_speech(speech, decoder, seed, farm.settings.audio)
     decode_s = time.perf_counter() - started
     put_pcm(farm.store, chunk_audio_key(str(job_id), index), pcm)
-    with farm.bookkeeping(one_statement=False) as session:
-        moved = _advance(
-            session,
-            job_id,
-            index,
-            ChunkStatus.GENERATED,
-            ChunkStatus.DONE,
-            samples=stats.samples,
-            true_peak=stats.peak,
-            loudness_steps=stats.steps.astype("<f8").tobytes(),
-            done_at=utcnow(),
-            lease_until=None,
-            decode_s=decode_s,
-            speech=None,  # decoded: the row keeps only what the stitch needs
-        )
-        if not moved:
-            return False
-        counts = (
-            session.connection()
-            .execute(_COUNT_DONE, {"job": job_id, "samples": stats.samples})
-            .one_or_none()
-        )
-        last = counts is not None and counts[0] == counts[1]
-        if last:
-            session.execute(
-                update(Job).where(Job.id == job_id).values(stitch_lease_until=farm.lease())
-            )
+    done = {
+        "job": job_id,
+        "idx": index,
+        "n": stats.samples,
+        "peak": stats.peak,
+        "steps": stats.steps.astype("<f8").tobytes(),
+        "at": utcnow(),
+        "seconds": decode_s,
+        "lease": farm.lease(),
+    }
+    with farm.bookkeeping() as session:
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            moved, last = connection.execute(_DONE_AND_COUNTED, done).one()
+        else:  # SQLite has no UPDATE in WITH; its bookkeeping block is a transaction
+            moved = bool(connection.execute(_DONE, done).rowcount)
+            last = moved and bool(connection.execute(_COUNT_DONE, done).scalar())
+    if not moved:
+        return False
     if last:
         farm.dispatch.stitch(job_id)
     return True

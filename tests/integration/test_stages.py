@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -45,6 +46,23 @@ def test_fan_in_sends_one_stitch_even_when_messages_are_duplicated(burst, tenant
     with session_scope() as session:
         done = session.get(Job, job.id)
         assert done.status == "succeeded" and done.chunks_done == done.chunks_total == 4
+
+
+def test_fan_in_counts_each_chunk_once_when_decodes_race(burst, tenant):
+    """Every decode sent twice, all at once from eight threads: each chunk is done once, the
+    job counts each once, and exactly one decode sends the stitch, with its lease set."""
+    text = "\n\n".join(f"Paragraph {i} is one chunk of the book." for i in range(12))
+    job, _ = submit_job(burst.farm, tenant, JobCreate(text=text), None)
+    burst.drain(("generate",))
+    decodes = [args for kind, *args in burst.dispatch.messages if kind == "decode"]
+    burst.dispatch.messages.clear()
+    with ThreadPoolExecutor(8) as pool:
+        moved = list(pool.map(lambda a: stages.decode_chunk(burst.farm, None, *a), decodes * 2))
+    assert len(decodes) == 12 and moved.count(True) == 12
+    assert len([m for m in burst.dispatch.sent if m[0] == "stitch"]) == 1
+    with session_scope() as session:
+        row = session.get(Job, job.id)
+        assert row.chunks_done == row.chunks_total == 12 and row.stitch_lease_until is not None
 
 
 def test_codes_live_in_the_chunk_row_until_the_chunk_is_decoded(burst, tenant):
