@@ -8,7 +8,8 @@ is the farm: queues, database round trips, object store, stitch. Submits one job
 API, waits for it, then reads each task's run time from the workers' logs. Prints the per-chunk
 overhead (gpu-stage plus cpu-stage task time), median and p99, the job's wall time, and the CPU
 time each process (with its children) spent per chunk, from /proc, Postgres and Redis included.
-A warm-up job runs first and is not measured: it pays for each process's first connections.
+Each run starts from empty tables. A warm-up job runs first and is not measured: it pays for
+each process's first connections.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import redis
+from sqlalchemy import text
 
 from shared.db import dispose_engines, session_scope
 from shared.tenants import create_key
@@ -135,6 +137,8 @@ def main() -> None:
         children = {}
         try:
             start_farm(state, api_port, flower_port, s3_port, children)
+            with session_scope(DB) as session:  # rows and dead tuples of earlier runs slow this one
+                session.execute(text("TRUNCATE tenant, job, webhook_delivery CASCADE"))
             roots = {name: child.pid for name, child in children.items()}
             api = f"http://127.0.0.1:{api_port}"
             warm_wall, _ = run_job(api, args.warmup)  # first tasks load code, open connections
