@@ -31,7 +31,7 @@ def _factories(
     key = (url, wait_for_disk or not postgres)  # SQLite (embedded mode): one engine
     if key not in _sessions:
         options: dict[str, Any] = {"pool_size": settings.pool_size} if postgres else {}
-        if not key[1]:
+        if not key[1]:  # a startup parameter: a pooler in front of Postgres must pass it on
             options["connect_args"] = {"options": "-c synchronous_commit=off"}
         engine = create_engine(url, **options)
         _ping_idle_connections(engine)
