@@ -10,8 +10,9 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -337,17 +338,32 @@ def _encode_part(
         return join_chunks(_stream(farm, job_id, parts, pauses), gain, writer)
 
 
+# Chunks read ahead of the encoder, all at once: S3 answers a GET in 10-30 ms, and a 10-hour
+# programme has thousands of chunks, while the encoder takes 5-30 ms per chunk. Each stream
+# (two for a long MP3) holds at most 4 chunks of 30 s, 12 MB, waiting.
+READ_AHEAD = READERS = 4
+
+
 def _stream(
     farm: Farm, job_id: uuid.UUID, parts: list[_Part], pauses: list[int]
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Each chunk's PCM in order. A long programme takes minutes to encode, so the stitch
-    renews its lease every quarter lease: the reconciler must not hand it to a second stitch."""
+    """Each chunk's PCM in order, read ahead. A long programme takes minutes to encode, so the
+    stitch renews its lease every quarter lease: the reconciler must not hand it to a second
+    stitch."""
     renewed = monotonic()
-    for part, pause in zip(parts, pauses, strict=True):
-        if monotonic() - renewed > farm.settings.farm.lease_s / 4:
-            _renew_stitch_lease(farm, job_id)
-            renewed = monotonic()
-        yield pause, get_pcm(farm.store, chunk_audio_key(str(job_id), part.index))
+    with ThreadPoolExecutor(READERS, "lyre-read") as readers:
+
+        def read(part: _Part) -> Future[np.ndarray]:
+            return readers.submit(get_pcm, farm.store, chunk_audio_key(str(job_id), part.index))
+
+        ahead = deque(read(part) for part in parts[:READ_AHEAD])
+        for i, (_, pause) in enumerate(zip(parts, pauses, strict=True)):
+            if monotonic() - renewed > farm.settings.farm.lease_s / 4:
+                _renew_stitch_lease(farm, job_id)
+                renewed = monotonic()
+            if i + READ_AHEAD < len(parts):
+                ahead.append(read(parts[i + READ_AHEAD]))
+            yield pause, ahead.popleft().result()
 
 
 def _renew_stitch_lease(farm: Farm, job_id: uuid.UUID) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,6 +66,37 @@ def test_fan_in_counts_each_chunk_once_when_decodes_race(burst, tenant):
         assert row.chunks_done == row.chunks_total == 12 and row.stitch_lease_until is not None
 
 
+def test_the_stitch_reads_chunks_ahead_on_several_threads(burst, tenant):
+    """An object store that takes 50 ms per GET: the stitch keeps READERS of them in flight,
+    reads each chunk once, and the programme is whole."""
+    text = "\n\n".join(f"Paragraph {i} is one chunk of the book." for i in range(12))
+    job, _ = submit_job(burst.farm, tenant, JobCreate(text=text), None)
+    burst.drain(("generate", "decode"))
+    store, lock = burst.farm.store, threading.Lock()
+    reads: list[str] = []
+    in_flight = {"now": 0, "most": 0}
+
+    class SlowStore:
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def get_bytes(self, key):
+            with lock:
+                reads.append(key)
+                in_flight["now"] += 1
+                in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            time.sleep(0.05)
+            with lock:
+                in_flight["now"] -= 1
+            return store.get_bytes(key)
+
+    burst.farm.store = SlowStore()
+    burst.drain(("stitch",))
+    assert len(reads) == len(set(reads)) == 12 and in_flight["most"] == stages.READERS
+    with session_scope() as session:
+        assert session.get(Job, job.id).status == "succeeded"
+
+
 def test_codes_live_in_the_chunk_row_until_the_chunk_is_decoded(burst, tenant):
     job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.drain(("generate",))
@@ -83,19 +115,20 @@ def test_a_long_stitch_renews_its_lease_so_no_second_stitch_is_sent(burst, tenan
     lease_s = burst.farm.settings.farm.lease_s
     clock = iter(range(0, 1000 * lease_s, lease_s))  # the stitch's clock: a lease per reading
     monkeypatch.setattr(stages, "monotonic", lambda: next(clock))
-    real_get_pcm, resent = stages.get_pcm, []
+    real_stream, resent = stages._stream, []
 
-    def get_pcm_while_a_lease_passes(store, key):
-        resent.append(reconcile(burst.farm)["stitch"])
-        with session_scope() as session:  # as the database sees it once a lease has passed
-            session.execute(
-                update(Job)
-                .where(Job.id == job.id)
-                .values(stitch_lease_until=utcnow() - timedelta(seconds=1))
-            )
-        return real_get_pcm(store, key)
+    def stream_while_a_lease_passes_per_chunk(*args):
+        for chunk in real_stream(*args):
+            resent.append(reconcile(burst.farm)["stitch"])
+            with session_scope() as session:  # as the database sees it once a lease has passed
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job.id)
+                    .values(stitch_lease_until=utcnow() - timedelta(seconds=1))
+                )
+            yield chunk
 
-    monkeypatch.setattr(stages, "get_pcm", get_pcm_while_a_lease_passes)
+    monkeypatch.setattr(stages, "_stream", stream_while_a_lease_passes_per_chunk)
     burst.drain(("stitch",))
     assert resent == [0, 0, 0, 0]  # renewed before every chunk, so never found expired
     with session_scope() as session:
