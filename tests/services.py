@@ -4,7 +4,6 @@ server, each over the wire, and helpers to start farm processes as farmctl does.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -52,8 +51,11 @@ def wait_for(url: str, timeout: float = 60, ok=(200,)) -> None:
 
 def start_moto(port: int, log: Path) -> subprocess.Popen:
     """The farm's local S3 endpoint (``workers.local_s3``), as ``make farm-up`` starts it."""
-    argv = [sys.executable, "-m", "workers.local_s3", "--port", str(port)]
+    from workers.farmctl import processes
+
+    s3 = next(spec for spec in processes(s3_port=port) if spec.name == "s3")
     with log.open("ab") as out:  # the child keeps its own descriptor
-        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    wait_for(f"http://127.0.0.1:{port}/")
+        child = subprocess.Popen(s3.argv, stdout=out, stderr=subprocess.STDOUT)
+    assert s3.health_url is not None
+    wait_for(s3.health_url)
     return child

@@ -37,12 +37,9 @@ def check_worker(node: str) -> str | None:
 
 
 def check_beat() -> str | None:
-    import redis
-
     settings = get_settings()
-    raw = redis.Redis.from_url(settings.redis.url, socket_timeout=5).get(
-        queues.RECONCILER_HEARTBEAT_KEY
-    )
+    client = queues.redis_client(settings.redis.url, timeout_s=5)
+    raw = client.get(queues.RECONCILER_HEARTBEAT_KEY)
     if raw is None:
         return "the reconciler has not run yet"
     age = time.time() - float(raw)

@@ -130,15 +130,9 @@ def reconcile_farm() -> dict[str, int]:
     return counts
 
 
-@cache
-def _redis():  # type: ignore[no-untyped-def]
-    import redis
-
-    return redis.Redis.from_url(get_settings().redis.url, socket_timeout=5)
-
-
 def _heartbeat() -> None:
     """Tell the beat healthcheck that the schedule is being served."""
     import time
 
-    _redis().set(queues.RECONCILER_HEARTBEAT_KEY, str(time.time()), ex=3600)
+    client = queues.redis_client(get_settings().redis.url, timeout_s=5)
+    client.set(queues.RECONCILER_HEARTBEAT_KEY, str(time.time()), ex=3600)

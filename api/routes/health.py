@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator
-from functools import cache
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -23,15 +22,8 @@ router = APIRouter()
 RECENT_CHUNKS = 1000
 
 
-@cache
-def _redis(url: str):
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=2)  # pooled: one per process, not per probe
-
-
 def redis_client(farm: Farm):
-    return _redis(farm.settings.redis.url)
+    return queues.redis_client(farm.settings.redis.url, timeout_s=2)
 
 
 def queue_depths(farm: Farm) -> dict[str, int]:
