@@ -11,16 +11,21 @@ Run a worker per kind, as compose.yaml and k8s/ do:
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from celery import Celery
 from kombu import Queue
 
 from shared import queues
 from shared.settings import get_settings
+from workers import broker
 
 
 def create_app() -> Celery:
     settings = get_settings()
     app = Celery("lyre", broker=settings.redis.url, include=["workers.tasks"])
+    if urlsplit(settings.redis.url).scheme == "redis":  # rediss:// and sentinel:// stay kombu's
+        app.conf.broker_transport = broker.TRANSPORT
     app.conf.update(
         task_queues=[Queue(name) for name in queues.QUEUES],
         task_default_queue=queues.CPU,

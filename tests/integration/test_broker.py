@@ -1,0 +1,73 @@
+"""Lyre's kombu transport: one Redis client per channel, over a real Redis."""
+
+import pytest
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+from kombu.transport import redis as kombu_redis
+
+from shared.settings import get_settings
+from tests.services import REDIS_TEST_URL
+from workers import broker
+from workers.app import create_app
+
+
+def _sync_clients_built(monkeypatch) -> list[object]:
+    built: list[object] = []
+    stock = kombu_redis.Channel._create_client
+
+    def counted(self, asynchronous=False):
+        client = stock(self, asynchronous)
+        if not asynchronous:
+            built.append(client)
+        return client
+
+    monkeypatch.setattr(kombu_redis.Channel, "_create_client", counted)
+    return built
+
+
+def _round_trip(connection: Connection, queue: Queue, count: int) -> list[int]:
+    """Publish ``count`` messages, then consume and ack them all; their bodies in order."""
+    channel = connection.default_channel
+    producer = Producer(channel)
+    for i in range(count):
+        producer.publish({"i": i}, exchange=queue.exchange, routing_key=queue.routing_key)
+    received: list[int] = []
+
+    def on_message(body, message):
+        received.append(body["i"])
+        message.ack()
+
+    with Consumer(channel, [queue], callbacks=[on_message]):
+        while len(received) < count:
+            connection.drain_events(timeout=5)
+    return received
+
+
+def test_a_channel_publishes_and_acks_through_one_client(monkeypatch):
+    built = _sync_clients_built(monkeypatch)
+    queue = Queue("lyre-test-broker", Exchange("lyre-test-broker"), "lyre-test-broker")
+    with Connection(REDIS_TEST_URL, transport=broker.TRANSPORT) as connection:
+        queue(connection.default_channel).declare()
+        assert _round_trip(connection, queue, 50) == list(range(50))
+        assert len(built) == 1  # stock kombu: one per publish, per ack, per unacked record
+
+        connection.default_channel._disconnect_pools()  # as after a lost connection
+        assert _round_trip(connection, queue, 5) == list(range(5))
+        assert len(built) == 2  # the old client's pool is gone: a client for the new one
+        assert built[1].connection_pool is connection.default_channel.pool
+
+
+@pytest.mark.parametrize(
+    ("url", "transport"),
+    [
+        (REDIS_TEST_URL, broker.TRANSPORT),
+        ("rediss://127.0.0.1:6380/0", None),  # kombu's SSL defaults go by the scheme's name
+        ("sentinel://127.0.0.1:26379", None),
+    ],
+)
+def test_the_app_uses_it_for_redis_urls(monkeypatch, url, transport):
+    monkeypatch.setenv("LYRE_REDIS__URL", url)
+    get_settings.cache_clear()
+    try:
+        assert create_app().conf.broker_transport == transport
+    finally:
+        get_settings.cache_clear()
