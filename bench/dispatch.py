@@ -26,7 +26,7 @@ import numpy as np
 from shared import farm as stages
 from shared.chunking import chunk_text
 from shared.codec import FRAME_TOKENS, codes_from_frames
-from shared.db import dispose_engines, migrate, session_scope
+from shared.db import bookkeeping_scope, dispose_engines, migrate, session_scope
 from shared.engines.base import Engine, EngineLoop, Speech, SpeechRequest
 from shared.jobs import generation_order, new_job
 from shared.models import Tenant
@@ -116,7 +116,13 @@ def main() -> None:
     engine = SimulatedBatchEngine(args.max_num_seqs, args.step_ms / 1000, args.tokens_per_char)
     loop, dispatch = EngineLoop(), CountingDispatch()
     with tempfile.TemporaryDirectory(prefix="lyre-bench-") as tmp:
-        farm = stages.Farm(get_settings(), LocalStore(Path(tmp)), dispatch, sessions)  # type: ignore[arg-type]
+        farm = stages.Farm(
+            get_settings(),
+            LocalStore(Path(tmp)),
+            dispatch,  # type: ignore[arg-type]
+            sessions,
+            partial(bookkeeping_scope, BENCH_DB),
+        )
         chunked = chunk_text(backlog_text(args.chunks), max_chars=450)
         with sessions() as session:
             tenant = Tenant(name=f"bench-{uuid.uuid4().hex[:8]}", webhook_secret="")

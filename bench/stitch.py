@@ -27,7 +27,7 @@ import numpy as np
 from shared.audio import finish_chunk
 from shared.chunking import Boundary
 from shared.codec import SAMPLE_RATE
-from shared.db import migrate, session_scope
+from shared.db import bookkeeping_scope, migrate, session_scope
 from shared.models import Chunk, Job, Tenant
 from shared.settings import get_settings
 from shared.states import ChunkStatus, JobStatus
@@ -118,6 +118,7 @@ def run_stitch(url: str, job_id: str, root: str) -> None:
         LocalStore(Path(root)),
         None,  # type: ignore[arg-type]
         partial(session_scope, url),
+        partial(bookkeeping_scope, url),
     )
     started = time.perf_counter()
     stages.stitch_job(farm, uuid.UUID(job_id))

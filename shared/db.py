@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from time import monotonic
-from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings
@@ -18,65 +17,68 @@ from shared.settings import get_settings
 # per transaction, while one that sat idle may have been cut by a restart or a proxy.
 PING_AFTER_IDLE_S = 10.0
 
-# (url, waits for the disk) -> (transactions, statements that each commit on their own)
-_sessions: dict[tuple[str, bool], tuple[sessionmaker[Session], sessionmaker[Session]]] = {}
+# url -> (transactions, bookkeeping connections); on SQLite both share the one engine
+_databases: dict[str, tuple[sessionmaker[Session], Engine]] = {}
 
 
-def _factories(
-    url: str | None, wait_for_disk: bool
-) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+def _database(url: str | None) -> tuple[sessionmaker[Session], Engine]:
     settings = get_settings().database
     url = url or settings.url
-    postgres = url.startswith("postgresql")
-    key = (url, wait_for_disk or not postgres)  # SQLite (embedded mode): one engine
-    if key not in _sessions:
-        options: dict[str, Any] = {"pool_size": settings.pool_size} if postgres else {}
-        if not key[1]:  # a startup parameter: a pooler in front of Postgres must pass it on
-            options["connect_args"] = {"options": "-c synchronous_commit=off"}
-        engine = create_engine(url, **options)
-        _ping_idle_connections(engine)
-        if not postgres:
-            event.listen(engine, "connect", _sqlite_pragmas)
-        # SQLite runs in this process: a transaction costs no round trips, and stays atomic
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
-        _sessions[key] = (
-            sessionmaker(engine, expire_on_commit=False),
-            sessionmaker(autocommit, expire_on_commit=False),
-        )
-    return _sessions[key]
+    if url not in _databases:
+        if url.startswith("postgresql"):
+            durable = create_engine(url, pool_size=settings.pool_size)
+            # a startup parameter: a pooler in front of Postgres must pass it on
+            bookkeeping = create_engine(
+                url,
+                pool_size=settings.pool_size,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"options": "-c synchronous_commit=off"},
+            )
+            _ping_idle_connections(bookkeeping)
+        else:  # SQLite runs in this process: a transaction costs no round trips
+            durable = bookkeeping = create_engine(url)
+            event.listen(durable, "connect", _sqlite_pragmas)
+        _ping_idle_connections(durable)
+        _databases[url] = (sessionmaker(durable, expire_on_commit=False), bookkeeping)
+    return _databases[url]
 
 
 def get_engine(url: str | None = None) -> Engine:
-    engine = _factories(url, wait_for_disk=True)[0].kw["bind"]
+    engine = _database(url)[0].kw["bind"]
     assert isinstance(engine, Engine)
     return engine
 
 
 @contextmanager
-def session_scope(
-    url: str | None = None, *, autocommit: bool = False, wait_for_disk: bool = True
-) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back if it raises.
-
-    ``autocommit=True`` is for a block of one statement (a compare-and-set): on Postgres it
-    commits on its own, in one round trip instead of three (BEGIN, the statement, COMMIT). On
-    SQLite the block is a transaction either way.
-
-    ``wait_for_disk=False``: the commit returns before Postgres has flushed it to disk
-    (``synchronous_commit=off``), and is visible to everyone at once. If Postgres itself
-    crashes, the last fraction of a second of such commits is lost, never a part of one. Only
-    for the farm's own bookkeeping, which the farm redoes when it is lost; never for what a
-    client has been told, such as an accepted job or a final state."""
-    transactions, statements = _factories(url, wait_for_disk)
-    with (statements if autocommit else transactions).begin() as session:
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    with _database(url)[0].begin() as session:
         yield session
+
+
+@contextmanager
+def bookkeeping_scope(url: str | None = None) -> Iterator[Connection]:
+    """A connection for one statement of the farm's own bookkeeping (a claim, an advance, a
+    lease): on Postgres each statement commits on its own, in one round trip instead of
+    three (BEGIN, the statement, COMMIT), and without waiting for the disk
+    (``synchronous_commit=off``): if Postgres itself crashes, the last fraction of a second of
+    such commits is lost, never a part of one. The farm redoes lost bookkeeping as it does
+    after a lost message; what a client has been told (an accepted job, a final state) goes
+    through ``session_scope``, whose durable commit also flushes every commit before it.
+
+    Core, not the ORM: a Session around a single statement cost as much CPU as the statement.
+    On SQLite the block is a transaction on the one engine, so it stays atomic."""
+    engine = _database(url)[1]
+    with engine.begin() if engine.dialect.name == "sqlite" else engine.connect() as connection:
+        yield connection
 
 
 def dispose_engines() -> None:
     """Close every pooled connection (tests, and worker processes after a fork)."""
-    for transactions, _ in _sessions.values():
+    for transactions, bookkeeping in _databases.values():
         transactions.kw["bind"].dispose()
-    _sessions.clear()
+        bookkeeping.dispose()
+    _databases.clear()
 
 
 def _ping_idle_connections(engine: Engine) -> None:

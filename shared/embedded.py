@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from shared import farm as stages
 from shared.chunking import ChunkedText
 from shared.codec import SAMPLE_RATE
-from shared.db import migrate, session_scope
+from shared.db import bookkeeping_scope, migrate, session_scope
 from shared.decoder import SnacDecoder
 from shared.engines import Engine, EngineError, build_engine
 from shared.engines.base import EngineLoop
@@ -140,7 +140,13 @@ class EmbeddedRunner:
             pool = stack.enter_context(ThreadPoolExecutor(self.workers, "lyre-stage"))
             dispatch = LocalDispatch(pool, self, on_chunk)
             store = LocalStore(Path(work_dir))
-            farm = stages.Farm(self.settings, store, dispatch, partial(session_scope, url))
+            farm = stages.Farm(
+                self.settings,
+                store,
+                dispatch,
+                partial(session_scope, url),
+                partial(bookkeeping_scope, url),
+            )
             dispatch.farm = farm
             self._submit(farm, job)
             dispatch.wait()

@@ -11,7 +11,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sqlalchemy import Row, bindparam, case, func, literal_column, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, literal_column, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shared import outbox
@@ -64,36 +64,25 @@ class Dispatch(Protocol):
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None: ...
 
 
-class Sessions(Protocol):
-    """Opens a transaction: ``shared.db.session_scope``, whose keywords are explained there."""
-
-    def __call__(
-        self, *, autocommit: bool = False, wait_for_disk: bool = True
-    ) -> AbstractContextManager[Session]: ...
-
-
 @dataclass
 class Farm:
+    """What the stages run against. ``sessions`` opens a durable transaction
+    (``shared.db.session_scope``); ``bookkeeping`` a connection for one statement of a stage's
+    own state changes, committed on its own without waiting for the disk
+    (``shared.db.bookkeeping_scope``, which says why that is safe)."""
+
     settings: Settings
     store: ObjectStore
     dispatch: Dispatch
-    sessions: Sessions
+    sessions: Callable[[], AbstractContextManager[Session]]
+    bookkeeping: Callable[[], AbstractContextManager[Connection]]
 
     def lease(self) -> datetime:
         return utcnow() + timedelta(seconds=self.settings.farm.lease_s)
 
-    def bookkeeping(self, *, one_statement: bool = True) -> AbstractContextManager[Session]:
-        """A block of a stage's own state changes (claim, advance, lease): by default one
-        statement that commits on its own. It does not wait for the disk: a Postgres crash can
-        lose the last fraction of a second of these, and the farm then redoes that work as it
-        does after a lost message (the chunk's lease runs out, the reconciler sends it again,
-        the same seed gives the same audio). A job's submission and its final state are
-        durable commits, and flush all of these before them."""
-        return self.sessions(autocommit=one_statement, wait_for_disk=False)
 
-
-# The stages' statements are built once and run on the session's Core connection: building
-# and ORM-executing an UPDATE costs more CPU than the database spends on it.
+# The stages' statements are built once and run on a Core connection: building and
+# ORM-executing an UPDATE costs more CPU than the database spends on it.
 _JOB_STATUS = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
 # written into the SQL: an IN list of bound values is re-rendered at every execution
 _JOB_IS_ACTIVE = _JOB_STATUS.in_([literal_column(f"'{status}'") for status in ACTIVE])
@@ -150,16 +139,15 @@ _DONE_AND_COUNTED = select(
 )
 
 
-def _claim(
-    session: Session, farm: Farm, job_id: uuid.UUID, index: int, claim: Any
-) -> Row[Any] | None:
+def _claim(farm: Farm, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | None:
     """Run a claim statement on a chunk; its row, or None if the chunk is not ours."""
     params = {"job": job_id, "idx": index, "lease": farm.lease()}
-    return session.connection().execute(claim, params).one_or_none()
+    with farm.bookkeeping() as connection:
+        return connection.execute(claim, params).one_or_none()
 
 
 def _advance(
-    session: Session,
+    connection: Connection,
     job_id: uuid.UUID,
     index: int,
     current: ChunkStatus,
@@ -168,15 +156,14 @@ def _advance(
 ) -> bool:
     """Compare-and-set a chunk from ``current`` to ``to``; False if it was no longer there."""
     params = {"job": job_id, "idx": index, "current": current, "status": to, **values}
-    return bool(session.connection().execute(_ADVANCE, params).rowcount)
+    return bool(connection.execute(_ADVANCE, params).rowcount)
 
 
 def generate_chunk(
     farm: Farm, loop: EngineLoop, engine: Engine, job_id: uuid.UUID, index: int
 ) -> bool:
     """GPU stage: text to codes (or PCM), stored; then the chunk goes to decode."""
-    with farm.bookkeeping() as session:
-        claimed = _claim(session, farm, job_id, index, _CLAIM_TO_GENERATE)
+    claimed = _claim(farm, job_id, index, _CLAIM_TO_GENERATE)
     if claimed is None:
         return False
     job_status, text, voice = claimed[0], claimed.text, claimed.voice
@@ -187,9 +174,9 @@ def generate_chunk(
     started = time.perf_counter()
     speech = generate_speech(loop, engine, request)
     generate_s = time.perf_counter() - started
-    with farm.bookkeeping() as session:
+    with farm.bookkeeping() as connection:
         moved = _advance(
-            session,
+            connection,
             job_id,
             index,
             ChunkStatus.PENDING,
@@ -208,8 +195,7 @@ def generate_chunk(
 
 def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
     """CPU stage: codes to finished PCM and loudness; the last chunk of a job sends the stitch."""
-    with farm.bookkeeping() as session:
-        claimed = _claim(session, farm, job_id, index, _CLAIM_TO_DECODE)
+    claimed = _claim(farm, job_id, index, _CLAIM_TO_DECODE)
     if claimed is None:
         return False
     if claimed.speech is None:  # the task retries, and fails the job when out of attempts
@@ -230,8 +216,7 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
         "seconds": decode_s,
         "lease": farm.lease(),
     }
-    with farm.bookkeeping() as session:
-        connection = session.connection()
+    with farm.bookkeeping() as connection:
         if connection.dialect.name == "postgresql":
             moved, last = connection.execute(_DONE_AND_COUNTED, done).one()
         else:  # SQLite has no UPDATE in WITH; its bookkeeping block is a transaction
@@ -367,8 +352,8 @@ def _stream(
 
 
 def _renew_stitch_lease(farm: Farm, job_id: uuid.UUID) -> None:
-    with farm.bookkeeping() as session:
-        session.execute(
+    with farm.bookkeeping() as connection:
+        connection.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
             .values(stitch_lease_until=farm.lease())

@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from shared import farm as stages
-from shared.db import session_scope
+from shared.db import bookkeeping_scope, session_scope
 from shared.engines import build_engine
 from shared.engines.base import EngineLoop
 from shared.settings import Settings
@@ -40,7 +40,9 @@ class BurstDispatch:
 class BurstFarm:
     def __init__(self, settings: Settings) -> None:
         self.dispatch = BurstDispatch()
-        self.farm = stages.Farm(settings, S3Store(settings.storage), self.dispatch, session_scope)
+        self.farm = stages.Farm(
+            settings, S3Store(settings.storage), self.dispatch, session_scope, bookkeeping_scope
+        )
         self.loop = EngineLoop()
         self.engine = build_engine(settings, "espeak")
 

@@ -7,7 +7,7 @@ import uuid
 from celery import Celery
 
 from shared import queues
-from shared.db import session_scope
+from shared.db import bookkeeping_scope, session_scope
 from shared.farm import Farm
 from shared.settings import get_settings
 from shared.storage import open_store
@@ -37,4 +37,5 @@ def celery_farm() -> Farm:
     from workers.app import app
 
     settings = get_settings()
-    return Farm(settings, open_store(settings.storage), CeleryDispatch(app), session_scope)
+    store, dispatch = open_store(settings.storage), CeleryDispatch(app)
+    return Farm(settings, store, dispatch, session_scope, bookkeeping_scope)

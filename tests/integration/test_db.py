@@ -1,4 +1,4 @@
-"""shared.db on the real Postgres: one-statement blocks commit on their own, and a pooled
+"""shared.db on the real Postgres: bookkeeping statements commit on their own, and a pooled
 connection is checked only after it idled, yet a dead one is never handed out."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from shared import db
-from shared.db import dispose_engines, session_scope
+from shared.db import bookkeeping_scope, dispose_engines, session_scope
 
 
 @pytest.fixture()
@@ -30,11 +30,19 @@ def committed_rows(url: str) -> int:
         other.dispose()
 
 
-@pytest.mark.parametrize("autocommit, seen_inside", [(True, 1), (False, 0)])
-def test_an_autocommit_block_commits_each_statement(url: str, autocommit: bool, seen_inside: int):
-    with session_scope(url, autocommit=autocommit) as session:
+def test_a_bookkeeping_statement_commits_on_its_own(url: str):
+    with bookkeeping_scope(url) as connection:
+        connection.execute(text("INSERT INTO probe VALUES (1)"))
+        assert committed_rows(url) == 1
+        connection.execute(text("INSERT INTO probe VALUES (2)"))
+        assert committed_rows(url) == 2
+    assert committed_rows(url) == 2
+
+
+def test_a_session_commits_when_its_block_ends(url: str):
+    with session_scope(url) as session:
         session.execute(text("INSERT INTO probe VALUES (1)"))
-        assert committed_rows(url) == seen_inside
+        assert committed_rows(url) == 0
     assert committed_rows(url) == 1
 
 
@@ -64,21 +72,28 @@ def test_a_busy_connection_is_not_pinged(url, monkeypatch):
         assert session.execute(text("SELECT 1")).scalar_one() == 1
 
 
-@pytest.mark.parametrize("autocommit", [True, False])
-def test_bookkeeping_does_not_wait_for_the_disk_and_the_rest_does(url: str, autocommit: bool):
+def test_bookkeeping_does_not_wait_for_the_disk_and_the_rest_does(url: str):
     show = text("SHOW synchronous_commit")
-    with session_scope(url, autocommit=autocommit, wait_for_disk=False) as session:
-        assert session.execute(show).scalar_one() == "off"
-        session.execute(text("INSERT INTO probe VALUES (1)"))
-    with session_scope(url, autocommit=autocommit) as session:
+    with bookkeeping_scope(url) as connection:
+        assert connection.execute(show).scalar_one() == "off"
+        connection.execute(text("INSERT INTO probe VALUES (1)"))
+    with session_scope(url) as session:
         assert session.execute(show).scalar_one() == "on"
     assert committed_rows(url) == 1
 
 
-def test_sqlite_has_one_engine_for_both(tmp_path):
+def test_sqlite_bookkeeping_is_a_transaction_on_the_one_engine(tmp_path):
+    """Embedded mode: a bookkeeping block of two statements stays atomic."""
     url = f"sqlite:///{tmp_path / 'lyre.db'}"
     try:
-        with session_scope(url, wait_for_disk=False) as fast, session_scope(url) as durable:
-            assert fast.get_bind() is durable.get_bind()
+        with session_scope(url) as session:
+            session.execute(text("CREATE TABLE probe (n integer)"))
+            engine = session.get_bind()
+        with pytest.raises(ZeroDivisionError), bookkeeping_scope(url) as connection:
+            assert connection.engine is engine
+            connection.execute(text("INSERT INTO probe VALUES (1)"))
+            raise ZeroDivisionError
+        with bookkeeping_scope(url) as connection:
+            assert connection.execute(text("SELECT count(*) FROM probe")).scalar_one() == 0
     finally:
         dispose_engines()
