@@ -4,12 +4,14 @@
 
 Starts the farm as ``make farm-up`` does (api, gpu/cpu/stitch/webhook workers, beat, Flower,
 moto's S3 server; local Postgres and Redis) with ``LYRE_ENGINE=null``, so that what is measured
-is the farm: queues, database round trips, object store, stitch. Submits one job through the
-API, waits for it, then reads each task's run time from the workers' logs. Prints the per-chunk
-overhead (gpu-stage plus cpu-stage task time), median and p99, the job's wall time, and the CPU
-time each process (with its children) spent per chunk, from /proc, Postgres and Redis included.
-Each run starts from empty tables. A warm-up job runs first and is not measured: it pays for
-each process's first connections.
+is the farm: queues, database round trips, object store, stitch. Submits a job through the
+API, waits for it, then reads each task's run time from the workers' logs; three such jobs one
+after another (``--jobs``). Prints for each job the per-chunk overhead (the gpu stage's median
+task time plus the cpu stage's), its wall time and the CPU time all processes (with their
+children, Postgres and Redis included, from /proc) spent per chunk; then the median of the
+jobs' overheads, the p99 over all tasks, and the CPU per chunk of each process. Each run starts
+from empty tables. A warm-up job runs first and is not measured: it pays for each process's
+first connections. A fixed Python loop timed before and after shows how fast the VM was.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import os
 import re
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -89,10 +93,10 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
     services = dict.fromkeys(SERVICES.values(), 0.0)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            comm, fields = stat.read_text().rsplit(")", 1)
+            comm, rest = stat.read_text().rsplit(")", 1)
         except OSError:  # gone meanwhile
             continue
-        pid, fields = int(stat.parent.name), fields.split()
+        pid, fields = int(stat.parent.name), rest.split()
         parents[pid] = int(fields[1])
         times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         service = SERVICES.get(comm.split("(", 1)[1])
@@ -124,17 +128,77 @@ def task_times(state: Path, since: dict[str, int]) -> dict[str, list[float]]:
     return times
 
 
+@dataclass
+class Measured:
+    wall_s: float
+    status: str
+    times: dict[str, list[float]]  # task name -> run times
+    cpu_s: dict[str, float]  # process -> CPU seconds
+
+    def overhead(self) -> float:
+        """Per-chunk overhead: the gpu stage's median task time plus the cpu stage's."""
+        return sum(statistics.median(values) for values in self.times.values())
+
+
+def measure_job(api: str, chunks: int, state: Path, roots: dict[str, int]) -> Measured:
+    since = log_sizes(state)
+    before = cpu_seconds(roots)
+    wall, job = run_job(api, chunks)
+    time.sleep(1)  # the last log lines
+    after = cpu_seconds(roots)
+    used = {name: after[name] - before[name] for name in after}
+    return Measured(wall, job["status"], task_times(state, since), used)
+
+
+def host_speed_s() -> float:
+    """CPU seconds of a fixed pure-Python loop: this VM's speed drifts (up to 2x over an
+    hour), and every figure above moves with it."""
+    started, total = time.process_time(), 0
+    for i in range(5_000_000):
+        total += i * i
+    return time.process_time() - started
+
+
+def report(runs: list[Measured], chunks: int) -> None:
+    for n, run in enumerate(runs, 1):
+        medians = ", ".join(
+            f"{name} {statistics.median(v) * 1000:.1f}" for name, v in run.times.items()
+        )
+        cpu = sum(run.cpu_s.values()) * 1000 / chunks
+        print(
+            f"job {n} {run.status}: {chunks} chunks in {run.wall_s:.1f} s; median task ms: "
+            f"{medians}; overhead {run.overhead() * 1000:.1f} ms; CPU {cpu:.1f} ms per chunk"
+        )
+    p99 = 0.0
+    for name in runs[0].times:
+        values = [v for run in runs for v in run.times[name]]
+        p99 += statistics.quantiles(values, n=100)[98]
+    median = statistics.median(run.overhead() for run in runs)
+    print(
+        f"per-chunk farm overhead (both stages): median {median * 1000:.1f} ms "
+        f"(median of the {len(runs)} jobs), p99 at most {p99 * 1000:.1f} ms"
+    )
+    shares = ", ".join(
+        f"{name} {sum(run.cpu_s[name] for run in runs) * 1000 / (chunks * len(runs)):.1f}"
+        for name in runs[0].cpu_s
+    )
+    total = sum(sum(run.cpu_s.values()) for run in runs) * 1000 / (chunks * len(runs))
+    print(f"CPU time per chunk, all processes: {total:.1f} ms ({shares})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=500)
+    parser.add_argument("--jobs", type=int, default=3, help="measured jobs, one after another")
     parser.add_argument("--warmup", type=int, default=20, help="chunks of a job run first")
     args = parser.parse_args()
     ensure_database(DB)
     redis.Redis.from_url(REDIS).flushdb()
     api_port, flower_port, s3_port = (farmctl.free_port() for _ in range(3))
+    speed_before = host_speed_s()
     with tempfile.TemporaryDirectory(prefix="lyre-bench-farm-") as tmp:
         state = Path(tmp)
-        children = {}
+        children: dict[str, subprocess.Popen[bytes]] = {}
         try:
             start_farm(state, api_port, flower_port, s3_port, children)
             with session_scope(DB) as session:  # rows and dead tuples of earlier runs slow this one
@@ -143,12 +207,7 @@ def main() -> None:
             api = f"http://127.0.0.1:{api_port}"
             warm_wall, _ = run_job(api, args.warmup)  # first tasks load code, open connections
             time.sleep(1)
-            since = log_sizes(state)
-            before = cpu_seconds(roots)
-            wall, job = run_job(api, args.chunks)
-            time.sleep(1)  # the last log lines
-            after = cpu_seconds(roots)
-            times = task_times(state, since)
+            runs = [measure_job(api, args.chunks, state, roots) for _ in range(args.jobs)]
         finally:
             for child in children.values():
                 os.killpg(child.pid, signal.SIGTERM)
@@ -156,26 +215,12 @@ def main() -> None:
                 child.wait(timeout=60)
             dispose_engines()
     print(f"warm-up job of {args.warmup} chunks (not measured): {warm_wall:.1f} s")
+    print("8 gpu-worker threads, 2 cpu-worker processes; wall time is submit to succeeded")
+    report(runs, args.chunks)
     print(
-        f"job {job['status']}: {job['progress']['chunks_total']} chunks in {wall:.1f} s "
-        "(submit to succeeded; 8 gpu-worker threads, 2 cpu-worker processes)"
+        f"host speed: a fixed Python loop took {speed_before:.2f} s of CPU before the farm "
+        f"started and {host_speed_s():.2f} s after it stopped (lower is faster)"
     )
-    medians = p99s = 0.0
-    for name, values in times.items():
-        median = statistics.median(values)
-        p99 = statistics.quantiles(values, n=100)[98]
-        medians, p99s = medians + median, p99s + p99
-        print(
-            f"{name:20} {len(values)} tasks: median {median * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
-        )
-    print(
-        f"per-chunk farm overhead (both stages): median {medians * 1000:.1f} ms, "
-        f"p99 at most {p99s * 1000:.1f} ms"
-    )
-    used = {name: after[name] - before[name] for name in after}
-    total = sum(used.values())
-    shares = ", ".join(f"{name} {cpu * 1000 / args.chunks:.1f}" for name, cpu in used.items())
-    print(f"CPU time per chunk, all processes: {total * 1000 / args.chunks:.1f} ms ({shares})")
 
 
 if __name__ == "__main__":

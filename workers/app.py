@@ -18,7 +18,7 @@ from kombu import Queue
 
 from shared import queues
 from shared.settings import get_settings
-from workers import broker
+from workers import broker, consumer
 
 
 def create_app() -> Celery:
@@ -43,10 +43,12 @@ def create_app() -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        # Flower: each worker sends received/started/succeeded in batches; a task-sent event
-        # would be one more Redis publish per message sent, costing as much as the message
+        # Flower: each worker sends received/started/succeeded in batches (workers.consumer);
+        # a task-sent event would be one more Redis publish per message sent, costing as much
+        # as the message
         worker_send_task_events=True,
         task_send_sent_event=False,
+        worker_consumer=consumer.CONSUMER,  # task events in batches every 100 ms
         worker_hijack_root_logger=False,
         beat_schedule={
             "reconcile": {"task": queues.RECONCILE, "schedule": settings.farm.reconcile_every_s},

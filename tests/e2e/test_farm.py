@@ -49,10 +49,21 @@ def test_a_job_through_the_farm(farm, receiver):
     history = httpx.get(f"{farm.api}/v1/jobs/{job['id']}/webhooks", headers=farm.headers).json()
     assert history[0]["status"] == "delivered" and history[0]["attempts"][0]["status_code"] == 204
     assert httpx.get(f"{farm.flower}/api/workers").status_code == 401  # basic auth
-    tasks = httpx.get(f"{farm.flower}/api/tasks", auth=("ops", "s3cret"), timeout=10).json()
-    names = {t["name"] for t in tasks.values()}
-    assert {"gpu.generate_chunk", "cpu.decode_chunk", "stitch.stitch_job"} <= names
-    assert any(job["id"] in (t.get("kwargs") or "") for t in tasks.values())
+    ours = flower_tasks(farm, job["id"])  # task events reach Flower in batches every 100 ms
+    assert {"gpu.generate_chunk", "cpu.decode_chunk", "stitch.stitch_job"} <= set(ours)
+    assert set(ours.values()) == {"SUCCESS"}
+
+
+def flower_tasks(farm, job_id: str, timeout: float = 10) -> dict[str, str]:
+    """Name -> state of the job's tasks in Flower, once every one of them has finished."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = httpx.get(f"{farm.flower}/api/tasks", auth=("ops", "s3cret"), timeout=10).json()
+        ours = {t["name"]: t["state"] for t in tasks.values() if job_id in (t.get("kwargs") or "")}
+        finished = bool(ours) and set(ours.values()) <= {"SUCCESS", "FAILURE"}
+        if finished or time.monotonic() > deadline:
+            return ours
+        time.sleep(0.2)
 
 
 def test_a_killed_cpu_worker_loses_nothing(farm):
