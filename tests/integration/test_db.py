@@ -83,7 +83,7 @@ def test_bookkeeping_does_not_wait_for_the_disk_and_the_rest_does(url: str):
 
 
 def test_sqlite_bookkeeping_is_a_transaction_on_the_one_engine(tmp_path):
-    """Embedded mode: a bookkeeping block of two statements stays atomic."""
+    """Embedded mode: a bookkeeping block that raises leaves nothing behind."""
     url = f"sqlite:///{tmp_path / 'lyre.db'}"
     try:
         with session_scope(url) as session:
