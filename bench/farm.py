@@ -192,6 +192,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=3, help="measured jobs, one after another")
     parser.add_argument("--warmup", type=int, default=20, help="chunks of a job run first")
     args = parser.parse_args()
+    if args.chunks < 2 or args.jobs < 1 or args.warmup < 1:
+        parser.error("--chunks must be at least 2, --jobs and --warmup at least 1")
     ensure_database(DB)
     redis.Redis.from_url(REDIS).flushdb()
     api_port, flower_port, s3_port = (farmctl.free_port() for _ in range(3))
