@@ -147,7 +147,7 @@ def _claim(farm: Farm, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | 
 
 
 def _advance(
-    connection: Connection,
+    farm: Farm,
     job_id: uuid.UUID,
     index: int,
     current: ChunkStatus,
@@ -156,7 +156,8 @@ def _advance(
 ) -> bool:
     """Compare-and-set a chunk from ``current`` to ``to``; False if it was no longer there."""
     params = {"job": job_id, "idx": index, "current": current, "status": to, **values}
-    return bool(connection.execute(_ADVANCE, params).rowcount)
+    with farm.bookkeeping() as connection:
+        return bool(connection.execute(_ADVANCE, params).rowcount)
 
 
 def generate_chunk(
@@ -174,20 +175,19 @@ def generate_chunk(
     started = time.perf_counter()
     speech = generate_speech(loop, engine, request)
     generate_s = time.perf_counter() - started
-    with farm.bookkeeping() as connection:
-        moved = _advance(
-            connection,
-            job_id,
-            index,
-            ChunkStatus.PENDING,
-            ChunkStatus.GENERATED,
-            speech=speech_to_bytes(speech),
-            tokens=speech.tokens,
-            dropped_tokens=speech.codes.dropped_tokens if speech.codes else 0,
-            generated_at=utcnow(),
-            lease_until=farm.lease(),
-            generate_s=generate_s,
-        )
+    moved = _advance(
+        farm,
+        job_id,
+        index,
+        ChunkStatus.PENDING,
+        ChunkStatus.GENERATED,
+        speech=speech_to_bytes(speech),
+        tokens=speech.tokens,
+        dropped_tokens=speech.codes.dropped_tokens if speech.codes else 0,
+        generated_at=utcnow(),
+        lease_until=farm.lease(),
+        generate_s=generate_s,
+    )
     if moved:
         farm.dispatch.decode(job_id, index)
     return moved
