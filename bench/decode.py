@@ -1,6 +1,6 @@
 """SNAC decode speed: the stock ``snac`` decode against Lyre's decoder, same chunks, same threads.
 
-    python bench/decode.py [--threads 1] [--snac DIR_OR_HUB_ID]
+    python bench/decode.py [--threads 1] [--snac DIR_OR_HUB_ID] [--products auto|bf16|int16|fp32]
 
 Prints, per decoder (stock; Lyre's plain path; Lyre's tiled path, the default), audio seconds
 decoded per CPU-second per core, the ratio to the stock decode, and fidelity (SNR against the
@@ -19,7 +19,7 @@ import torch
 
 from shared.codec import SAMPLE_RATE, SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
 from shared.decoder import SNAC_24KHZ_CONFIG, SnacDecoder
-from shared.tiled_decoder import gemm_dtype
+from shared.tiled_decoder import fastest_precision
 from shared.weights import locate_model
 
 CHUNK_SECONDS = (5, 8, 12, 17, 23, 30)  # the lengths the chunker produces
@@ -71,19 +71,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--snac", default=os.environ.get("LYRE_ORPHEUS__SNAC_MODEL"))
+    parser.add_argument(
+        "--products",
+        choices=("auto", "bf16", "int16", "fp32"),
+        default="auto",
+        help="the tiled decoder's matrix products (auto: the fastest this CPU has)",
+    )
     args = parser.parse_args()
+    products = fastest_precision() if args.products == "auto" else args.products
     torch.set_num_threads(args.threads)
     model = load_snac(args.snac)
     work = chunks()
     audio = sum(c.samples for c in work) / SAMPLE_RATE
     print(
         f"{len(work)} chunks, {audio:.0f} s of audio, {args.threads} thread(s), "
-        f"torch {torch.__version__}, tiled matrix products in {gemm_dtype()}"
+        f"torch {torch.__version__}, tiled matrix products in {products}"
     )
     stock_speed, reference = measure(lambda c, s: stock_decode(model, c, s), work)
     print(f"stock snac   {stock_speed:6.2f} x real time per core")
     for path, repeats in (("plain", 1), ("tiled", 3)):
-        lyre = SnacDecoder(load_snac(args.snac), path=path)  # the same weights, its own copy
+        lyre = SnacDecoder(load_snac(args.snac), path=path, products=products)  # its own copy
         speed, ours = measure(lyre.decode, work, repeats)
         worst = min(snr_db(r, o) for r, o in zip(reference, ours, strict=True))
         print(

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from shared.codec import SnacCodes
-from shared.settings import DecoderPath, OrpheusSettings
+from shared.settings import DecoderPath, OrpheusSettings, ProductPrecision
 from shared.weights import locate_model
 
 _noise = threading.local()
@@ -85,23 +85,38 @@ class SnacDecoder:
     """Codes to PCM. On the CPU the tiled decoder runs (``path="tiled"``, the default); the
     plain path is the stock model with weight norm folded, for GPUs and for comparison."""
 
-    def __init__(self, model: nn.Module, device: str = "cpu", path: DecoderPath = "tiled") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str = "cpu",
+        path: DecoderPath = "tiled",
+        products: ProductPrecision = "auto",
+    ) -> None:
         from shared.tiled_decoder import TiledSnacDecoder
 
         self.device = torch.device(device)
         self.model: Any = prepare_for_inference(model).to(self.device)
         tiled = path == "tiled" and self.device.type == "cpu"
-        self.tiled = TiledSnacDecoder(self.model) if tiled else None
+        precision = None if products == "auto" else products
+        self.tiled = TiledSnacDecoder(self.model, precision) if tiled else None
 
     @classmethod
-    def load(cls, name_or_path: str, device: str = "cpu", path: DecoderPath = "tiled"):
+    def load(
+        cls,
+        name_or_path: str,
+        device: str = "cpu",
+        path: DecoderPath = "tiled",
+        products: ProductPrecision = "auto",
+    ) -> SnacDecoder:
         from snac import SNAC
 
-        return cls(SNAC.from_pretrained(locate_model(name_or_path)), device, path)
+        return cls(SNAC.from_pretrained(locate_model(name_or_path)), device, path, products)
 
     @classmethod
     def from_settings(cls, settings: OrpheusSettings) -> SnacDecoder:
-        return cls.load(settings.snac_model, settings.device, settings.snac_decoder)
+        return cls.load(
+            settings.snac_model, settings.device, settings.snac_decoder, settings.snac_products
+        )
 
     def decode(self, codes: SnacCodes, seed: int) -> np.ndarray:
         """Return float32 mono PCM for ``codes``; the same codes and seed give the same samples."""

@@ -18,6 +18,7 @@ SNAC_HUB_ID = "hubertsiuzdak/snac_24khz"
 EngineName = Literal["auto", "orpheus", "espeak", "null"]
 BackendName = Literal["transformers", "vllm", "openai"]
 DecoderPath = Literal["tiled", "plain"]
+ProductPrecision = Literal["auto", "bf16", "int16", "fp32"]
 
 
 class ChunkingSettings(BaseModel):
@@ -33,6 +34,9 @@ class OrpheusSettings(BaseModel):
     device: str = "cpu"  # transformers backend and SNAC decode: "cpu", "cuda", "cuda:1" …
     # SNAC decode on the CPU: "tiled" (shared/tiled_decoder.py, the fastest) or "plain" (stock)
     snac_decoder: DecoderPath = "tiled"
+    # the tiled decoder's matrix products: "auto" picks the fastest this CPU has (bf16 with
+    # AVX512-BF16, int16 with AVX2 alone, else fp32); "fp32" gives the stock output to 2e-5
+    snac_products: ProductPrecision = "auto"
     temperature: float = 0.6
     top_p: float = 0.9
     repetition_penalty: float = 1.1

@@ -1,4 +1,4 @@
-"""SNAC's decoder rewritten for one CPU core: time-major tiles, bf16 matrix products.
+"""SNAC's decoder rewritten for one CPU core: time-major tiles, narrow matrix products.
 
 The stock decoder runs each layer over the whole chunk in PyTorch's (channels, time) layout:
 every Snake is five passes over tensors far larger than the caches, the dilated depthwise
@@ -12,9 +12,10 @@ docs/performance.md has the figures):
 - Each upsampling block runs in tiles of ≥ 256 KB per activation with a halo of 39 rows, what its
   three residual units (dilations 1, 3, 9, kernel 7) can see, so the residual stream stays in
   cache and the output is the same as decoding the whole chunk at once.
-- Matrix products take bf16 operands where the CPU has AVX512-BF16 (oneDNN, ~2.5× fp32); the
-  residual stream, Snake and the depthwise taps stay fp32. In fp32 the residual add is the
-  product's own accumulation (``addmm``).
+- Matrix products take the narrowest operands the CPU multiplies fastest (``Matrix``): bf16
+  where it has AVX512-BF16 (oneDNN, ~2.5× fp32), 12-bit integers where it has AVX2 and no
+  AVX-512 (``shared.int16_gemm``, ~1.5× fp32 with the quantising), else fp32. The residual
+  stream, Snake and the depthwise taps stay fp32; each product adds into its fp32 output.
 - Snake, ``x + sin²(αx)/α``, is computed as ``u + sin²(u)`` with ``u = αx``; the ``1/α`` is
   folded into the next layer's weights, the ``α`` of the second Snake in a residual unit into the
   depthwise weights before it, and the pointwise biases are carried as a per-channel vector into
@@ -23,7 +24,8 @@ docs/performance.md has the figures):
   compiled by Numba) instead of a dozen PyTorch passes over the tile.
 
 The noise of each block is drawn from the chunk's generator in the stock decoder's order, so the
-output matches the plain decoder given the same seed, within bf16 rounding (SNR ≈ 45 dB).
+output matches the plain decoder given the same seed, within the products' rounding (SNR ≈ 45 dB
+in bf16, ≈ 60 dB in int16, exact to 2e-5 in fp32).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import itertools
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from shared import int16_gemm
 from shared import snake_kernels as kernels
 
 RECEPTIVE_HALO = 3 * (1 + 3 + 9)  # rows a block's residual units read on each side
@@ -43,9 +46,50 @@ WEIGHTS_PER_TILE_BYTES = 1 << 21  # a transposed conv's taps beyond this: upsamp
 TILE_ELEMENTS = 1 << 16  # fp32 activation elements per tile (256 KB: the live ones fit in L2)
 
 
-def gemm_dtype() -> torch.dtype:
-    """bf16 matrix products where the CPU has native bf16 dot products, else fp32."""
-    return torch.bfloat16 if torch.cpu._is_avx512_bf16_supported() else torch.float32
+Precision = Literal["bf16", "int16", "fp32"]
+
+
+def fastest_precision() -> Precision:
+    """The matrix products' precision this CPU runs fastest at 30 dB or better."""
+    if torch.cpu._is_avx512_bf16_supported():
+        return "bf16"
+    # with AVX-512, fp32 FMAs are as wide as AVX2's integer multiply-adds: int16 gains nothing
+    return "int16" if torch.backends.cpu.get_cpu_capability() == "AVX2" else "fp32"
+
+
+class Matrix:
+    """A layer's (K, N) weights for ``x @ weight`` products in one precision.
+
+    ``operand(x)`` converts fp32 rows once (bf16, or quantised rows for int16) so that one input
+    can feed several products; ``accumulate`` adds a product into an fp32 ``out``.
+    """
+
+    def __init__(self, weight: torch.Tensor, precision: Precision) -> None:
+        self.precision = precision
+        if precision == "int16":
+            self.weight: Any = int16_gemm.Int16Weights(weight.float())
+        else:
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            self.weight = weight.to(dtype).contiguous()
+
+    def operand(self, x: torch.Tensor) -> Any:
+        if self.precision == "int16":
+            return int16_gemm.Int16Operand(x)
+        return x.to(torch.bfloat16) if self.precision == "bf16" else x
+
+    def accumulate(self, x: Any, out: torch.Tensor) -> torch.Tensor:
+        """``out += x @ weight`` for an ``operand``; ``out`` is fp32."""
+        if self.precision == "int16":
+            return self.weight.accumulate(x, out)
+        if self.precision == "bf16":  # two passes beat one mixed-dtype add
+            return out.add_((x @ self.weight).float())
+        return out.addmm_(x, self.weight)
+
+    def product(self, x: Any) -> torch.Tensor:
+        """``x @ weight`` as a new tensor."""
+        if self.precision == "int16":
+            return self.weight.accumulate(x, torch.zeros(x.rows, self.weight.shape[1]))
+        return x @ self.weight  # bf16 stays bf16: the caller's add takes it as it is
 
 
 def keep_freed_memory() -> None:
@@ -96,7 +140,7 @@ def snake(x: torch.Tensor, alpha: torch.Tensor, pending: torch.Tensor, out: torc
 class ResidualUnit:
     """Snake, depthwise conv (kernel 7, dilation d), Snake, 1×1 conv, plus the input."""
 
-    def __init__(self, unit: Any, dtype: torch.dtype) -> None:
+    def __init__(self, unit: Any, precision: Precision) -> None:
         snake1, depthwise, snake2, pointwise = unit.block
         alpha1, alpha2 = _alpha(snake1), _alpha(snake2)
         self.alpha = alpha1
@@ -105,9 +149,8 @@ class ResidualUnit:
         self.taps = (taps / _divisor(alpha1) * alpha2).contiguous().numpy()
         self.taps_bias = (depthwise.bias.detach().float() * alpha2).numpy()
         weight = pointwise.weight.detach()[:, :, 0].T.float() / _divisor(alpha2)[:, None]
-        self.weight = weight.to(dtype).contiguous()
+        self.pointwise = Matrix(weight, precision)
         self.bias = pointwise.bias.detach().float()
-        self.dtype = dtype
 
     def __call__(self, x, pending, start: int, end: int, length: int, out=None):
         """Rows [start, end) of the stream (its value is x + pending) → fewer rows, new pending.
@@ -130,20 +173,16 @@ class ResidualUnit:
             padded.numpy(), self.taps, self.taps_bias, self.dilation, activated.numpy()
         )
         skip = x[reach - left : reach - left + kept]
-        if self.dtype == torch.float32 and out is None:
-            out = skip.addmm_(activated, self.weight)  # the caller's stream: not read again
-        elif self.dtype == torch.float32:
-            torch.addmm(skip, activated, self.weight, out=out)
-        else:  # two passes beat one mixed-dtype add
-            out = torch.empty_like(skip) if out is None else out
-            out.copy_(activated.to(self.dtype) @ self.weight).add_(skip)
+        # without ``out`` the sum goes into the caller's stream: it is not read again
+        out = skip if out is None else out.copy_(skip)
+        self.pointwise.accumulate(self.pointwise.operand(activated), out)
         return out, pending + self.bias, start + reach - left, end - reach + right
 
 
 class UpsampleBlock:
     """SNAC's DecoderBlock: Snake, transposed conv (×stride), noise, three residual units."""
 
-    def __init__(self, block: Any, dtype: torch.dtype) -> None:
+    def __init__(self, block: Any, precision: Precision) -> None:
         snake1, upsample, noise, *units = block.block
         self.alpha = _alpha(snake1)
         self.stride, self.crop = upsample.stride[0], upsample.padding[0]
@@ -151,16 +190,16 @@ class UpsampleBlock:
         weight = upsample.weight.detach().float() / _divisor(self.alpha)[:, None, None]
         weight = weight.permute(0, 2, 1).reshape(inputs, kernel * channels)
         half = self.stride * channels
-        self.first_taps = weight[:, :half].to(dtype).contiguous()
-        self.second_taps = weight[:, half:].to(dtype).contiguous()
+        self.first_taps = Matrix(weight[:, :half], precision)
+        self.second_taps = Matrix(weight[:, half:], precision)
         self.upsample_bias = upsample.bias.detach().float().repeat(self.stride)
-        self.noise_weight = noise.linear.weight.detach()[:, :, 0].T.to(dtype).contiguous()
-        self.units = [ResidualUnit(unit, dtype) for unit in units]
+        self.noise = Matrix(noise.linear.weight.detach()[:, :, 0].T, precision)
+        self.units = [ResidualUnit(unit, precision) for unit in units]
         self.units_bias = sum(unit.bias for unit in self.units)  # pending after the block
-        self.channels, self.dtype = channels, dtype
+        self.channels = channels
         # Weights larger than a core's cache would be streamed from memory again for every
         # tile's few input frames: such blocks upsample the whole chunk in one product instead.
-        self.upsample_whole = self.first_taps.nbytes > WEIGHTS_PER_TILE_BYTES
+        self.upsample_whole = 4 * weight[:, :half].numel() > WEIGHTS_PER_TILE_BYTES
 
     def rows_per_tile(self) -> int:
         return max(1024, TILE_ELEMENTS // self.channels)
@@ -180,7 +219,7 @@ class UpsampleBlock:
             stream = self.upsample(x, pending, first, last)
         else:
             stream = upsampled[first:last]
-        hidden = stream.to(self.dtype) @ self.noise_weight
+        hidden = self.noise.product(self.noise.operand(stream))
         stream = torch.addcmul(stream, hidden, noise[first:last, None])  # tiles overlap: a copy
         pending = torch.zeros(self.channels)
         for i, unit in enumerate(self.units):
@@ -199,16 +238,10 @@ class UpsampleBlock:
         frame1 = min(x.shape[0], (last - 1 + crop) // stride + 1)
         frames = frame1 - frame0
         activated = snake(x[frame0:frame1], self.alpha, pending, torch.empty(frames, x.shape[1]))
-        activated = activated.to(self.dtype)
-        full = torch.empty(frames + 1, stride * self.channels)
-        full[frames] = 0
-        if self.dtype == torch.float32:
-            torch.mm(activated, self.first_taps, out=full[:frames])
-            full[1:].addmm_(activated, self.second_taps)
-        else:
-            full[:frames].copy_(activated @ self.first_taps)
-            full[1:] += activated @ self.second_taps
-        full += self.upsample_bias
+        activated = self.first_taps.operand(activated)  # both taps take the same operand
+        full = self.upsample_bias.repeat(frames + 1, 1)
+        self.first_taps.accumulate(activated, full[:frames])
+        self.second_taps.accumulate(activated, full[1:])
         skip = first - (frame0 * stride - crop)
         return full.view(-1, self.channels)[skip : skip + last - first]
 
@@ -225,14 +258,18 @@ class UpsampleBlock:
 class TiledSnacDecoder:
     """SNAC 24 kHz decode on the CPU; ``decode(levels, generator)`` → float32 PCM."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, precision: Precision | None = None) -> None:
         keep_freed_memory()
         kernels.compile_now()
-        dtype = gemm_dtype()
+        self.precision = precision or fastest_precision()
+        if self.precision == "int16":
+            if not int16_gemm.supported():
+                raise ValueError("int16 products need an x86 CPU with AVX2")
+            int16_gemm.compile_now()
         layers = model.decoder.model
         self.quantizer = model.quantizer
         self.entry = layers[:2]  # depthwise conv + 1×1 at the frame rate: cheap, stock
-        self.blocks = [UpsampleBlock(block, dtype) for block in layers[2:6]]
+        self.blocks = [UpsampleBlock(block, self.precision) for block in layers[2:6]]
         self.final_alpha = _alpha(layers[6])
         conv = layers[7]  # Snake → Conv1d(channels, 1, 7, padding 3) → tanh
         taps = conv.weight.detach()[0].float() / _divisor(self.final_alpha)[:, None]  # (in, 7)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared import tiled_decoder
+from shared import int16_gemm, tiled_decoder
 from shared.codec import codes_from_frames
 from shared.decoder import SnacDecoder
 
@@ -69,20 +69,30 @@ def test_tiled_path_matches_the_stock_decoder_within_bf16_rounding(stock, ours, 
     assert snr_db(stock_decode(stock, codes, 7), pcm) >= 30
 
 
-def test_bf16_products_stay_within_bf16_rounding_on_any_cpu(stock, ours, monkeypatch):
-    """The bf16 branch, exercised even where gemm_dtype() picks fp32 (emulated, slower)."""
-    monkeypatch.setattr(tiled_decoder, "gemm_dtype", lambda: torch.bfloat16)
+def test_bf16_products_stay_within_bf16_rounding_on_any_cpu(stock, ours):
+    """The bf16 branch, exercised even where the CPU has no bf16 (emulated, slower)."""
     codes = random_codes(40, seed=5)
-    pcm = ours().decode(codes, seed=8)
+    pcm = ours(products="bf16").decode(codes, seed=8)
     assert snr_db(stock_decode(stock, codes, 8), pcm) >= 30
 
 
-def test_tiles_in_fp32_give_the_stock_output(stock, ours, monkeypatch):
+@pytest.mark.skipif(not int16_gemm.supported(), reason="int16 products need AVX2")
+def test_int16_products_stay_far_within_the_target(stock, ours):
+    """12-bit operands: ≈ 60 dB from the stock decode, where bf16 gives ≈ 45."""
+    codes = random_codes(40, seed=6)
+    pcm = ours(products="int16").decode(codes, seed=10)
+    assert snr_db(stock_decode(stock, codes, 10), pcm) >= 50
+
+
+def test_tiles_in_fp32_give_the_stock_output(stock, ours):
     """With fp32 matrix products only the arithmetic's order differs: tiling loses nothing."""
-    monkeypatch.setattr(tiled_decoder, "gemm_dtype", lambda: torch.float32)
     codes = random_codes(40, seed=4)
-    pcm = ours().decode(codes, seed=9)
+    pcm = ours(products="fp32").decode(codes, seed=9)
     assert np.allclose(pcm, stock_decode(stock, codes, 9), atol=2e-5)
+
+
+def test_auto_picks_the_fastest_precision_this_cpu_has(snac_dir):
+    assert SnacDecoder.load(str(snac_dir)).tiled.precision == tiled_decoder.fastest_precision()
 
 
 @pytest.mark.parametrize("length", [1, 1023, 1024, 1500, 4096 * 7 + 13])
@@ -99,6 +109,17 @@ def test_the_setting_picks_the_path(snac_dir):
     plain = OrpheusSettings(snac_model=str(snac_dir), snac_decoder="plain")
     assert SnacDecoder.from_settings(plain).tiled is None
     assert SnacDecoder.from_settings(OrpheusSettings(snac_model=str(snac_dir))).tiled is not None
+    exact = OrpheusSettings(snac_model=str(snac_dir), snac_products="fp32")
+    assert SnacDecoder.from_settings(exact).tiled.precision == "fp32"
+
+
+def test_an_unknown_precision_is_refused_by_the_settings():
+    from pydantic import ValidationError
+
+    from shared.settings import OrpheusSettings
+
+    with pytest.raises(ValidationError, match="snac_products"):
+        OrpheusSettings(snac_products="int8")
 
 
 def test_no_frames_decode_to_no_samples(snac_dir):
