@@ -142,40 +142,56 @@ def accumulate(x, row_scales, w, column_scales, out):  # type: ignore[no-untyped
         out[first + r] += spill[r]
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float32 whose bits are the int32 ``bits``."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@numba.njit(inline="always", fastmath=True)
+def quantise_row(row, q):  # type: ignore[no-untyped-def]
+    """float32 ``row`` → int16 ``q`` (±LEVELS); returns the row's scale (0 for a zero row)."""
+    bits = row.view(np.int32)  # |v|'s bits order as |v| does, and an int max vectorises
+    largest = np.int32(0)
+    for k in range(len(row)):
+        largest = max(largest, np.int32(bits[k] & np.int32(0x7FFFFFFF)))
+    peak = _float_from_bits(largest)
+    scale = peak / np.float32(LEVELS)
+    inverse = np.float32(1) / scale if peak > 0 else np.float32(0)
+    for k in range(len(row)):
+        q[k] = np.int16(np.rint(row[k] * inverse))
+    return scale
+
+
 @numba.njit(fastmath=True, cache=True, nogil=True)
 def quantise_rows(x, packed, scales):  # type: ignore[no-untyped-def]
-    """float32 (rows, K) → int16 ``packed`` (rows rounded up to a multiple of 6, K), per-row
-    ``scales``; the rows past ``rows`` are zeros."""
-    rows, depth = x.shape
+    """float32 (rows, K) → ``packed`` and ``scales`` of an ``Int16Operand`` of as many rows."""
+    rows = x.shape[0]
     packed[rows:] = 0
-    scales[:] = 0
-    bits = x.view(np.int32)  # |v|'s bits order as |v| does, and an int max vectorises
-    peak_bits = np.zeros(1, np.int32)
-    peak_value = peak_bits.view(np.float32)
+    scales[rows:] = 0
     for i in range(rows):
-        row, row_bits = x[i], bits[i]
-        largest = np.int32(0)
-        for k in range(depth):
-            largest = max(largest, np.int32(row_bits[k] & np.int32(0x7FFFFFFF)))
-        peak_bits[0] = largest
-        peak = peak_value[0]
-        scale = peak / np.float32(LEVELS)
-        inverse = np.float32(1) / scale if peak > 0 else np.float32(0)
-        scales[i] = scale
-        q = packed[i]
-        for k in range(depth):
-            q[k] = np.int16(np.rint(row[k] * inverse))
+        scales[i] = quantise_row(x[i], packed[i])
 
 
 class Int16Operand:
-    """Rows of activations quantised for ``Int16Weights.accumulate``."""
+    """Rows of activations quantised for ``Int16Weights.accumulate``: int16 ``packed`` (rows
+    rounded up to a multiple of 6, the extra rows zero) and a scale per row."""
 
-    def __init__(self, x: torch.Tensor) -> None:
-        rows, depth = x.shape
+    def __init__(self, rows: int, depth: int) -> None:
+        """Room for ``rows`` rows, which ``quantise_rows`` fills."""
         self.rows = rows
         self.packed = np.empty((-(-rows // ROWS) * ROWS, depth), np.int16)
         self.scales = np.empty(len(self.packed), np.float32)
-        quantise_rows(x.numpy(), self.packed, self.scales)
+
+    @classmethod
+    def quantise(cls, x: torch.Tensor) -> Int16Operand:
+        operand = cls(*x.shape)
+        quantise_rows(x.numpy(), operand.packed, operand.scales)
+        return operand
 
 
 class Int16Weights:
@@ -204,4 +220,4 @@ class Int16Weights:
 def compile_now() -> None:
     """Compile (or load from the cache) the kernels, as ``snake_kernels.compile_now`` does."""
     weights = Int16Weights(torch.ones(2, COLUMNS))
-    weights.accumulate(Int16Operand(torch.ones(1, 2)), torch.zeros(1, COLUMNS))
+    weights.accumulate(Int16Operand.quantise(torch.ones(1, 2)), torch.zeros(1, COLUMNS))

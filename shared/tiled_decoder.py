@@ -74,7 +74,7 @@ class Matrix:
 
     def operand(self, x: torch.Tensor) -> Any:
         if self.precision == "int16":
-            return int16_gemm.Int16Operand(x)
+            return int16_gemm.Int16Operand.quantise(x)
         return x.to(torch.bfloat16) if self.precision == "bf16" else x
 
     def accumulate(self, x: Any, out: torch.Tensor) -> torch.Tensor:
@@ -260,12 +260,12 @@ class TiledSnacDecoder:
 
     def __init__(self, model: Any, precision: Precision | None = None) -> None:
         keep_freed_memory()
-        kernels.compile_now()
         self.precision = precision or fastest_precision()
         if self.precision == "int16":
             if not int16_gemm.supported():
                 raise ValueError("int16 products need an x86 CPU with AVX2")
             int16_gemm.compile_now()
+        kernels.compile_now()
         layers = model.decoder.model
         self.quantizer = model.quantizer
         self.entry = layers[:2]  # depthwise conv + 1×1 at the frame rate: cheap, stock

@@ -26,7 +26,7 @@ def test_products_are_within_12_bit_rounding_of_float64(rows, depth, columns):
     start = rng.standard_normal((rows, columns)).astype(np.float32)
     out = torch.from_numpy(start.copy())
     weights = int16_gemm.Int16Weights(torch.from_numpy(w))
-    weights.accumulate(int16_gemm.Int16Operand(torch.from_numpy(x)), out)
+    weights.accumulate(int16_gemm.Int16Operand.quantise(torch.from_numpy(x)), out)
     exact = x.astype(np.float64) @ w
     assert snr_db(exact, out.numpy() - start) >= 55  # ≈ 60 dB: two 12-bit roundings
 
@@ -35,7 +35,7 @@ def test_worst_case_operands_do_not_overflow_the_int32_sums():
     """Every value at full scale with one sign: 256·2047² per pass, half of 2³¹."""
     x, w = torch.ones(12, 1024), -torch.ones(1024, 16)
     out = torch.zeros(12, 16)
-    int16_gemm.Int16Weights(w).accumulate(int16_gemm.Int16Operand(x), out)
+    int16_gemm.Int16Weights(w).accumulate(int16_gemm.Int16Operand.quantise(x), out)
     assert torch.allclose(out, torch.full((12, 16), -1024.0), rtol=1e-4)
 
 
@@ -47,7 +47,7 @@ def test_the_output_may_be_rows_of_a_wider_tensor_and_zero_rows_stay_zero():
     wide = torch.zeros(9, 48)
     out = wide[:, 8:40]  # rows 48 floats apart, starting 8 in
     int16_gemm.Int16Weights(torch.from_numpy(w)).accumulate(
-        int16_gemm.Int16Operand(torch.from_numpy(x)), out
+        int16_gemm.Int16Operand.quantise(torch.from_numpy(x)), out
     )
     assert snr_db(x.astype(np.float64) @ w, out.numpy()) >= 55
     assert not out[4].any() and not wide[:, :8].any() and not wide[:, 40:].any()
