@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from shared.encode import FORMATS
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, UnsupportedSetting, get_settings
 from shared.voices import VOICES
 
 ENGINES = ("auto", "orpheus", "espeak")
@@ -153,6 +155,14 @@ class FarmUnavailable(Exception):
 COMMANDS = {"synth": synth, "models": pull, "keys": create_key}
 
 
+def bad_settings(exc: ValidationError) -> str:
+    """A settings error as the ``LYRE_*`` variables to fix, one clause each."""
+    return "; ".join(
+        f"LYRE_{'__'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from shared.engines import EngineError
     from shared.weights import ModelNotFound
@@ -161,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     command = COMMANDS[args.command]
     try:
         return command(args)
-    except UsageError as exc:
+    except (UsageError, UnsupportedSetting) as exc:
         print(f"lyre: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"lyre: error: {bad_settings(exc)}", file=sys.stderr)
         return 2
     except (ModelNotFound, EngineError, FarmUnavailable) as exc:
         print(f"lyre: error: {exc}", file=sys.stderr)

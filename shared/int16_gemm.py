@@ -36,8 +36,10 @@ BLOCK_ROWS = 96  # rows of x per pass over the weights (96 × 256 values × 2 B 
 
 
 def supported() -> bool:
-    """Whether this CPU has AVX2 (PyTorch's dispatch level is AVX2 or AVX-512)."""
-    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    """Whether this CPU has AVX2 (PyTorch's dispatch level is AVX2 or AVX-512) and Numba
+    compiles for it (``NUMBA_CPU_NAME`` unset: a generic target has no ``vpmaddwd``)."""
+    host = getattr(numba.config, "CPU_NAME", None) in (None, "host")
+    return host and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
 _ADDRESS, _COUNT = types.uintp, types.intp

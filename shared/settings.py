@@ -21,6 +21,10 @@ DecoderPath = Literal["tiled", "plain"]
 ProductPrecision = Literal["auto", "bf16", "int16", "fp32"]
 
 
+class UnsupportedSetting(ValueError):
+    """A setting's value is valid but cannot run on this machine (the message says which)."""
+
+
 class ChunkingSettings(BaseModel):
     # ~15 characters of English per second of speech: 400 characters ≈ 27 s, under the
     # ~45 s the Orpheus authors advise per request.

@@ -40,6 +40,7 @@ from torch import nn
 
 from shared import int16_gemm
 from shared import snake_kernels as kernels
+from shared.settings import UnsupportedSetting
 
 RECEPTIVE_HALO = 3 * (1 + 3 + 9)  # rows a block's residual units read on each side
 WEIGHTS_PER_TILE_BYTES = 1 << 21  # a transposed conv's taps beyond this: upsample the whole chunk
@@ -54,7 +55,8 @@ def fastest_precision() -> Precision:
     if torch.cpu._is_avx512_bf16_supported():
         return "bf16"
     # with AVX-512, fp32 FMAs are as wide as AVX2's integer multiply-adds: int16 gains nothing
-    return "int16" if torch.backends.cpu.get_cpu_capability() == "AVX2" else "fp32"
+    avx2_only = torch.backends.cpu.get_cpu_capability() == "AVX2"
+    return "int16" if avx2_only and int16_gemm.supported() else "fp32"
 
 
 class Matrix:
@@ -263,7 +265,10 @@ class TiledSnacDecoder:
         self.precision = precision or fastest_precision()
         if self.precision == "int16":
             if not int16_gemm.supported():
-                raise ValueError("int16 products need an x86 CPU with AVX2")
+                raise UnsupportedSetting(
+                    "LYRE_ORPHEUS__SNAC_PRODUCTS=int16 needs an x86 CPU with AVX2 and Numba "
+                    "compiling for it (NUMBA_CPU_NAME unset); use auto"
+                )
             int16_gemm.compile_now()
         kernels.compile_now()
         layers = model.decoder.model

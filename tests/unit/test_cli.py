@@ -73,3 +73,25 @@ def test_models_pull_without_a_hub_is_one_line_and_exit_1(tmp_path, capsys, monk
     assert code == 1
     assert "cannot download model 'canopylabs/orpheus-3b-0.1-ft'" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LYRE_ORPHEUS__SNAC_PRODUCTS", "int8", "LYRE_ORPHEUS__SNAC_PRODUCTS: Input should be"),
+        ("LYRE_CHUNKING__MAX_CHARS", "many", "LYRE_CHUNKING__MAX_CHARS: Input should be"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(
+    tmp_path, capsys, book, monkeypatch, variable, value, message
+):
+    from shared.settings import get_settings
+
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        code, _, err = run(capsys, "synth", str(book), "-o", str(tmp_path / "o.wav"))
+    finally:
+        get_settings.cache_clear()
+    assert code == 2 and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -134,3 +134,14 @@ def test_a_zero_snake_alpha_asks_for_the_plain_path(snac_dir):
         model.decoder.model[6].alpha[0, 0, 0] = 0
     with pytest.raises(tiled_decoder.AlphaNotFoldable):
         SnacDecoder(model)
+
+
+def test_int16_is_refused_where_numba_does_not_compile_for_the_host(snac_dir, monkeypatch):
+    import numba
+
+    from shared.settings import UnsupportedSetting
+
+    monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
+    assert tiled_decoder.fastest_precision() != "int16"
+    with pytest.raises(UnsupportedSetting, match="SNAC_PRODUCTS=int16 needs"):
+        SnacDecoder.load(str(snac_dir), products="int16")
