@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from shared import int16_gemm
 from shared.codec import SAMPLE_RATE, SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
 from shared.decoder import SNAC_24KHZ_CONFIG, SnacDecoder
 from shared.tiled_decoder import fastest_precision
@@ -78,6 +79,10 @@ def main() -> None:
         help="the tiled decoder's matrix products (auto: the fastest this CPU has)",
     )
     args = parser.parse_args()
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if args.products == "int16" and not int16_gemm.supported():
+        parser.error("--products int16 needs an x86 CPU with AVX2 (and NUMBA_CPU_NAME unset)")
     products = fastest_precision() if args.products == "auto" else args.products
     torch.set_num_threads(args.threads)
     model = load_snac(args.snac)
