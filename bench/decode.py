@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import get_args
 
 import numpy as np
 import torch
 
-from shared import int16_gemm
 from shared.codec import SAMPLE_RATE, SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
 from shared.decoder import SNAC_24KHZ_CONFIG, SnacDecoder
-from shared.tiled_decoder import fastest_precision
+from shared.settings import ProductPrecision, UnsupportedSetting
+from shared.tiled_decoder import check_runs_here, fastest_precision
 from shared.weights import locate_model
 
 CHUNK_SECONDS = (5, 8, 12, 17, 23, 30)  # the lengths the chunker produces
@@ -74,16 +75,18 @@ def main() -> None:
     parser.add_argument("--snac", default=os.environ.get("LYRE_ORPHEUS__SNAC_MODEL"))
     parser.add_argument(
         "--products",
-        choices=("auto", "bf16", "int16", "fp32"),
+        choices=get_args(ProductPrecision),
         default="auto",
         help="the tiled decoder's matrix products (auto: the fastest this CPU has)",
     )
     args = parser.parse_args()
     if args.threads < 1:
         parser.error("--threads must be at least 1")
-    if args.products == "int16" and not int16_gemm.supported():
-        parser.error("--products int16 needs an x86 CPU with AVX2 (and NUMBA_CPU_NAME unset)")
     products = fastest_precision() if args.products == "auto" else args.products
+    try:
+        check_runs_here(products)  # before the minutes of stock decoding
+    except UnsupportedSetting as exc:
+        parser.error(str(exc))
     torch.set_num_threads(args.threads)
     model = load_snac(args.snac)
     work = chunks()

@@ -64,6 +64,15 @@ def fastest_precision() -> Precision:
     return "int16" if avx2_only and int16_gemm.supported() else "fp32"
 
 
+def check_runs_here(precision: Precision) -> None:
+    """Raise ``UnsupportedSetting`` where products in ``precision`` cannot run on this CPU."""
+    if precision == "int16" and not int16_gemm.supported():
+        raise UnsupportedSetting(
+            "LYRE_ORPHEUS__SNAC_PRODUCTS=int16 needs an x86 CPU with AVX2 and Numba "
+            "compiling for it (NUMBA_CPU_NAME unset); use auto"
+        )
+
+
 class Matrix:
     """A layer's (K, N) weights for ``x @ weight`` products in one precision.
 
@@ -75,9 +84,11 @@ class Matrix:
         self.precision = precision
         if precision == "int16":
             self.weight: Any = int16_gemm.Int16Weights(weight.float())
+            self.nbytes = self.weight.packed.nbytes
         else:
             dtype = torch.bfloat16 if precision == "bf16" else torch.float32
             self.weight = weight.to(dtype).contiguous()
+            self.nbytes = self.weight.nbytes
 
     def operand(self, x: torch.Tensor) -> Any:
         if self.precision == "int16":
@@ -206,7 +217,7 @@ class UpsampleBlock:
         self.channels, self.precision = channels, precision
         # Weights larger than a core's cache would be streamed from memory again for every
         # tile's few input frames: such blocks upsample the whole chunk in one product instead.
-        self.upsample_whole = 4 * weight[:, :half].numel() > WEIGHTS_PER_TILE_BYTES
+        self.upsample_whole = self.first_taps.nbytes > WEIGHTS_PER_TILE_BYTES
 
     def rows_per_tile(self) -> int:
         return max(1024, TILE_ELEMENTS[self.precision] // self.channels)
@@ -268,12 +279,8 @@ class TiledSnacDecoder:
     def __init__(self, model: Any, precision: Precision | None = None) -> None:
         keep_freed_memory()
         self.precision = precision or fastest_precision()
+        check_runs_here(self.precision)
         if self.precision == "int16":
-            if not int16_gemm.supported():
-                raise UnsupportedSetting(
-                    "LYRE_ORPHEUS__SNAC_PRODUCTS=int16 needs an x86 CPU with AVX2 and Numba "
-                    "compiling for it (NUMBA_CPU_NAME unset); use auto"
-                )
             int16_gemm.compile_now()
         kernels.compile_now()
         layers = model.decoder.model
