@@ -3,9 +3,14 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The CPU build of torch for .venv (pyproject.toml allows a range; see its comment).
+TORCH_CPU := 2.13.0
+# The one vLLM version Lyre is written against: pyproject.toml's gpu extra pins it.
+VLLM_VERSION := $(shell sed -n 's/.*"vllm==\([0-9.]*\)".*/\1/p' pyproject.toml)
+VLLM_ENV ?= $(HOME)/.cache/lyre/vllm-$(VLLM_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench services farm-up farm-down farm-status clean
+.PHONY: help install demo test check-vllm lint bench services farm-up farm-down farm-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -15,6 +20,7 @@ install: $(STAMP) ## Create .venv and install Lyre with its dev tools (idempoten
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==$(TORCH_CPU)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -23,6 +29,10 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 
 test: install services ## Run the whole test suite
 	$(BIN)/pytest
+
+check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's own code (own env)
+	bash scripts/vllm_env.sh $(VLLM_ENV) $(VLLM_VERSION)
+	VLLM_TARGET_DEVICE=cpu $(VLLM_ENV)/bin/python -m pytest -c tests/vllm/pytest.ini tests/vllm
 
 bench: install services ## Run the benchmarks in bench/ (figures go to docs/performance.md)
 	$(BIN)/python bench/decode.py

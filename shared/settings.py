@@ -49,9 +49,11 @@ class OrpheusSettings(BaseModel):
     tokens_per_char: float = 8.0
     min_tokens: int = 7 * 24
     max_tokens: int = 7 * 600  # ≈ 51 s of audio, a hard ceiling per chunk
-    # vLLM engine arguments (backend "vllm")
-    quantization: str | None = "fp8"
-    kv_cache_dtype: str = "fp8"
+    # vLLM engine arguments (backend "vllm", vLLM 0.33): weights quantised to FP8 when loaded
+    # ("fp8_per_tensor"; None keeps bf16); the KV cache in the model's dtype ("auto"), since an
+    # FP8 cache without calibrated scales costs accuracy and a 3B model leaves memory to spare
+    quantization: str | None = "fp8_per_tensor"
+    kv_cache_dtype: str = "auto"
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.85
     max_model_len: int = 8192

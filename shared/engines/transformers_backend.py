@@ -8,25 +8,26 @@ from typing import Any
 
 import torch
 
-from shared.codec import AUDIO_BASE, CODEBOOK_SIZE, END_OF_SPEECH, FRAME_TOKENS
+from shared.codec import END_OF_SPEECH
+from shared.engines.frame_mask import frame_slots, id_slots, mask_logits
 from shared.engines.orpheus import Sampling
 
 
 class AudioPositionMask:
-    """Let position ``p`` draw only the 4096 ids valid for ``p % 7``, or end of speech at a
-    frame boundary, so that even an untrained model yields well-formed frames."""
+    """The frame rule (:mod:`shared.engines.frame_mask`) as a transformers logits processor:
+    every row of the batch is at the same generated position."""
 
     def __init__(self, prompt_length: int) -> None:
         self.prompt_length = prompt_length
+        self._allowed: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        slot = (input_ids.shape[1] - self.prompt_length) % FRAME_TOKENS
-        allowed = torch.full_like(scores, float("-inf"))
-        low = AUDIO_BASE + slot * CODEBOOK_SIZE
-        allowed[:, low : low + CODEBOOK_SIZE] = 0
-        if slot == 0:
-            allowed[:, END_OF_SPEECH] = 0
-        return scores + allowed
+        if self._allowed is None:
+            self._allowed = id_slots(scores.shape[-1], scores.device)
+        generated = torch.full(
+            (scores.shape[0],), input_ids.shape[1] - self.prompt_length, device=scores.device
+        )
+        return mask_logits(scores, frame_slots(generated), self._allowed)
 
 
 class TransformersBackend:
@@ -72,3 +73,6 @@ class TransformersBackend:
 
     async def aclose(self) -> None:
         del self.model
+
+    def dead(self) -> bool:
+        return False

@@ -7,15 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from shared.codec import AUDIO_BASE, AUDIO_END, END_OF_SPEECH, audio_token
-from shared.engines import SpeechRequest, build_engine, resolve_engine_name
+from shared.codec import END_OF_SPEECH, VOCAB_SIZE, audio_token
+from shared.engines import EngineError, SpeechRequest, build_engine, resolve_engine_name
 from shared.engines.base import Engine, EngineLoop, Speech
 from shared.engines.espeak import EspeakEngine
 from shared.engines.factory import ESPEAK_FALLBACK_NOTE
+from shared.engines.frame_mask import frame_slots, id_slots, mask_logits
 from shared.engines.openai_backend import completion_body, ids_from_event
 from shared.engines.orpheus import Sampling, token_budget
 from shared.engines.transformers_backend import AudioPositionMask
-from shared.engines.vllm_backend import engine_arguments, sampling_arguments
+from shared.engines.vllm_backend import (
+    FRAME_ARG,
+    FRAME_PROCESSOR,
+    engine_arguments,
+    sampling_arguments,
+)
 from shared.settings import OrpheusSettings, Settings
 from shared.voices import VOICES
 
@@ -24,15 +30,34 @@ def request(text: str = "Hello there, this is a test.", voice: str = "tara", see
     return SpeechRequest(request_id=f"test-{seed}", text=text, voice=voice, seed=seed)
 
 
+def expected_ids(generated: int) -> list[int]:
+    """The ids the frame rule allows for the token with this index among the generated ones,
+    spelled out from the token layout rather than from frame_mask's table."""
+    slot = generated % 7
+    audio = list(range(audio_token(slot, 0), audio_token(slot, 4095) + 1))
+    return ([END_OF_SPEECH] if slot == 0 else []) + audio
+
+
 def test_position_mask_allows_only_the_slot_range_and_stop_at_frame_starts():
     mask = AudioPositionMask(prompt_length=5)
-    scores = torch.zeros(1, AUDIO_END + 2)
     for generated in range(15):
-        masked = mask(torch.zeros(1, 5 + generated, dtype=torch.long), scores)
-        allowed = torch.isfinite(masked[0]).nonzero().flatten().tolist()
-        slot = generated % 7
-        expected = list(range(audio_token(slot, 0), audio_token(slot, 4095) + 1))
-        assert allowed == ([END_OF_SPEECH] if slot == 0 else []) + expected
+        scores = torch.zeros(2, VOCAB_SIZE)
+        masked = mask(torch.zeros(2, 5 + generated, dtype=torch.long), scores)
+        for row in masked:
+            assert torch.isfinite(row).nonzero().flatten().tolist() == expected_ids(generated)
+
+
+def test_frame_mask_masks_each_row_at_its_own_position_and_only_the_rows_asked():
+    generated = torch.tensor([0, 1, 6, 7, 13, 700, 3])
+    logits = torch.randn(len(generated), VOCAB_SIZE)
+    before = logits.clone()
+    rows = torch.tensor([True] * 6 + [False])
+    mask_logits(logits, frame_slots(generated), id_slots(VOCAB_SIZE), rows)
+    for row, index in enumerate(generated.tolist()[:6]):
+        kept = torch.isfinite(logits[row]).nonzero().flatten().tolist()
+        assert kept == expected_ids(index)
+        assert torch.equal(logits[row, kept], before[row, kept])  # the others are untouched
+    assert torch.equal(logits[6], before[6])  # a row not asked for keeps every id
 
 
 def test_token_budget_is_sized_to_the_chunk_in_whole_frames():
@@ -44,24 +69,29 @@ def test_token_budget_is_sized_to_the_chunk_in_whole_frames():
 
 
 def test_vllm_arguments_come_from_settings():
+    """The values only; ``make check-vllm`` lets vLLM 0.33 itself validate them."""
     s = OrpheusSettings(tensor_parallel_size=2, max_num_seqs=128)
     args = engine_arguments("/models/orpheus", s)
-    assert args["quantization"] == "fp8" and args["kv_cache_dtype"] == "fp8"
+    assert args["quantization"] == "fp8_per_tensor" and args["kv_cache_dtype"] == "auto"
     assert (args["tensor_parallel_size"], args["max_num_seqs"]) == (2, 128)
     assert args["max_model_len"] == 8192 and args["enable_prefix_caching"] is True
+    assert args["logits_processors"] == [FRAME_PROCESSOR]
+    assert engine_arguments("/m", OrpheusSettings(quantization=""))["quantization"] is None
     params = sampling_arguments(Sampling(700, 0.6, 0.9, 1.1, seed=3))
     assert params["max_tokens"] == 700 and params["stop_token_ids"] == [END_OF_SPEECH]
-    assert params["allowed_token_ids"][0] == AUDIO_BASE
-    assert len(params["allowed_token_ids"]) == 7 * 4096 + 1
+    assert params["extra_args"] == {FRAME_ARG: True}
+    assert "allowed_token_ids" not in params  # capped at 1,024 ids by Model Runner V2
 
 
 def test_openai_body_sends_ids_and_events_give_ids_back():
     body = completion_body("orpheus", [1, 2, 3], Sampling(70, 0.6, 0.9, 1.1, seed=3))
     assert body["prompt"] == [1, 2, 3] and body["stream"] and body["max_tokens"] == 70
-    vllm_event = {"choices": [{"text": "", "logprobs": {"tokens": ["token_id:128266"]}}]}
-    assert ids_from_event(vllm_event) == [128266]
-    assert ids_from_event({"choices": [{"token_ids": [128270, 128271]}]}) == [128270, 128271]
+    assert body["return_token_ids"] is True
+    first = {"choices": [{"prompt_token_ids": [1, 2, 3], "token_ids": [128270, 128271]}]}
+    assert ids_from_event(first) == [128270, 128271]  # never the prompt's
     assert ids_from_event(json.loads('{"choices": [{"text": ""}], "tokens": [128258]}')) == [128258]
+    with pytest.raises(EngineError, match="mid-stream: boom"):
+        ids_from_event({"error": {"message": "boom", "type": "InternalServerError", "code": 500}})
 
 
 def test_espeak_speaks_every_voice():
