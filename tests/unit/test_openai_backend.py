@@ -1,8 +1,11 @@
 """The OpenAI-compatible client against a completion server on loopback.
 
-The server speaks the streamed ``/v1/completions`` protocol as ``vllm serve`` does (token ids
-in, ``token_id:N`` tokens out in server-sent events) and runs the tiny checkpoint through the
-transformers backend, so the ids that come back are real generations.
+The server streams ``/v1/completions`` as ``vllm serve`` 0.33 does (its
+``CompletionStreamResponse`` events: the prompt's ids on the first, the generated ids in
+``choices[0].token_ids`` when the request asks with ``return_token_ids``, then
+``data: [DONE]``; an error after the stream started is a ``data: {"error": …}`` event) and runs
+the tiny checkpoint through the transformers backend, so the ids that come back are real
+generations. ``make check-vllm`` feeds the client events made by vLLM's own classes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,27 @@ from shared.engines.base import EngineLoop
 from shared.engines.orpheus import Sampling
 from shared.engines.transformers_backend import TransformersBackend
 
+FAILURES = {"no-such-model", "dies-mid-stream", "hangs-up", "ignores-ids"}
+
+
+def stream_events(body: dict, ids: list[int]) -> list[bytes]:
+    """The events vLLM sends for ``ids``, five tokens at a time."""
+    events = []
+    for start in range(0, len(ids), 5):
+        choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": None}
+        if body.get("return_token_ids") and body["model"] != "ignores-ids":
+            choice["token_ids"] = ids[start : start + 5]
+            if start == 0:
+                choice["prompt_token_ids"] = body["prompt"]
+        event = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": body["model"]}
+        events.append(f"data: {json.dumps({**event, 'choices': [choice]})}\n\n".encode())
+    if body["model"] == "dies-mid-stream":
+        error = {"message": "Internal server error", "type": "InternalServerError", "code": 500}
+        events[1:] = [f"data: {json.dumps({'error': error})}\n\n".encode()]
+    if body["model"] == "hangs-up":
+        return events[:1]
+    return [*events, b"data: [DONE]\n\n"]
+
 
 def make_handler(backend: TransformersBackend, seen: list[dict]):
     class Completions(BaseHTTPRequestHandler):
@@ -28,7 +52,7 @@ def make_handler(backend: TransformersBackend, seen: list[dict]):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-            if body["model"] != "orpheus-test":
+            if body["model"] not in {"orpheus-test", *FAILURES} - {"no-such-model"}:
                 self.send_error(404, "model not found")
                 return
             sampling = Sampling(
@@ -42,11 +66,8 @@ def make_handler(backend: TransformersBackend, seen: list[dict]):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            for start in range(0, len(ids), 5):
-                tokens = [f"token_id:{i}" for i in ids[start : start + 5]]
-                event = {"choices": [{"index": 0, "text": "", "logprobs": {"tokens": tokens}}]}
-                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
+            for event in stream_events(body, ids):
+                self.wfile.write(event)
 
     return Completions
 
@@ -92,13 +113,24 @@ def test_streams_token_ids_back_from_the_server(server, orpheus_settings):
     assert speech.codes.to_tokens() == parse_tokens(direct).to_tokens()
 
 
-def test_a_server_error_is_an_engine_error(server, orpheus_settings):
+@pytest.mark.parametrize(
+    ("model", "error"),
+    [
+        ("no-such-model", "answered 404"),
+        ("dies-mid-stream", "mid-stream: Internal server error"),
+        ("hangs-up", "without \\[DONE\\]"),
+        ("ignores-ids", "sent no token ids"),
+    ],
+)
+def test_a_server_failure_fails_the_chunk(server, orpheus_settings, model, error):
+    """Never a chunk cut short: a refused request, an error event, a stream cut off, or a
+    server that does not send the ids are each an EngineError (the chunk is retried)."""
     url, _, _ = server
-    engine = openai_engine(orpheus_settings, url, "no-such-model")
+    engine = openai_engine(orpheus_settings, url, model)
     loop = EngineLoop()
     try:
-        with pytest.raises(EngineError, match="answered 404"):
-            loop.run(engine.generate(SpeechRequest("job-1", "Hi.", "tara", seed=1)))
+        with pytest.raises(EngineError, match=error):
+            loop.run(engine.generate(SpeechRequest("job-1", "Hi there.", "tara", seed=1)))
     finally:
         loop.run(engine.aclose())
         loop.close()
