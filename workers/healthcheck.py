@@ -1,7 +1,8 @@
 """Healthchecks for compose.yaml and k8s/ probes: ``python -m workers.healthcheck KIND [ARG]``.
 
   http URL       the URL answers 2xx               (api, flower)
-  worker NODE    the Celery node answers a ping    (gpu@host, cpu@host, …)
+  worker NODE    the Celery node answers a ping    (cpu@host, stitch@host, …)
+  engine NODE    the node answers and its engine is alive      (gpu@host)
   beat           the reconciler ran within three of its periods (beat and a cpu worker alive)
 
 Exit status 0 when healthy, 1 with one line on stderr when not.
@@ -36,6 +37,17 @@ def check_worker(node: str) -> str | None:
     return None if replies else f"worker {node} did not answer a ping"
 
 
+def check_engine(node: str) -> str | None:
+    from workers.app import app
+
+    node = node.replace("%h", socket.gethostname())
+    replies = app.control.broadcast("engine_health", destination=[node], reply=True, timeout=5)
+    if not replies:
+        return f"worker {node} did not answer"
+    health = next(iter(replies[0].values()))
+    return None if health.get("ok") else f"worker {node}: {health.get('detail')}"
+
+
 def check_beat() -> str | None:
     settings = get_settings()
     client = queues.redis_client(settings.redis.url, timeout_s=5)
@@ -52,6 +64,7 @@ def main(argv: list[str]) -> int:
     checks: dict[str, Callable[..., str | None]] = {
         "http": check_http,
         "worker": check_worker,
+        "engine": check_engine,
         "beat": check_beat,
     }
     if kind not in checks or len(rest) != (0 if kind == "beat" else 1):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import uuid
 from collections.abc import Callable
 from functools import cache
@@ -16,15 +15,17 @@ from typing import TYPE_CHECKING
 
 import httpx
 from celery import Task
+from celery.exceptions import Reject
 from celery.signals import worker_init
 
 from shared import farm as stages
 from shared import outbox, queues
 from shared.db import session_scope
-from shared.engines import Engine, build_engine, resolve_engine_name
-from shared.engines.base import EngineLoop
+from shared.engines import resolve_engine_name
+from shared.engines.base import EngineDead
 from shared.reconcile import reconcile
 from shared.settings import get_settings
+from workers import engine_host
 from workers.app import app
 from workers.dispatch import celery_farm
 
@@ -34,28 +35,11 @@ if TYPE_CHECKING:
     from shared.decoder import SnacDecoder
 
 log = logging.getLogger(__name__)
-_engine_lock = threading.Lock()
 
 
 @cache
 def farm() -> stages.Farm:
     return celery_farm()
-
-
-@cache
-def _engine() -> tuple[EngineLoop, Engine]:
-    settings = get_settings()
-    name, note = resolve_engine_name(settings)
-    if note:
-        log.warning(note)
-    loop = EngineLoop()
-    return loop, build_engine(settings, name)
-
-
-def engine() -> tuple[EngineLoop, Engine]:
-    """One long-lived engine per worker process, shared by all its threads."""
-    with _engine_lock:
-        return _engine()
 
 
 @cache
@@ -81,9 +65,19 @@ def _load_decoder_before_fork(sender: WorkController, **_: object) -> None:
         decoder()
 
 
+@worker_init.connect
+def _start_engine(sender: WorkController, **_: object) -> None:
+    """A gpu worker builds its engine before it takes chunks (loading vLLM takes minutes; the
+    startup probe waits for it), and exits if it cannot."""
+    if queues.GPU in sender.app.amqp.queues.consume_from:
+        engine_host.start_engine()
+
+
 def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
     try:
         return stage()
+    except EngineDead:
+        raise  # not the chunk's fault: no retry counted against its job
     except Exception as exc:
         if task.request.retries >= get_settings().farm.task_max_retries:
             log.exception("%s gave up on job %s", task.name, job_id)
@@ -95,9 +89,18 @@ def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
 
 @app.task(name=queues.GENERATE_CHUNK, bind=True, max_retries=None)
 def generate_chunk(self: Task, job_id: str, chunk: int) -> object:
-    return _run(
-        self, job_id, lambda: stages.generate_chunk(farm(), *engine(), uuid.UUID(job_id), chunk)
-    )
+    try:
+        loop, engine = engine_host.engine()
+        return _run(
+            self,
+            job_id,
+            lambda: stages.generate_chunk(farm(), loop, engine, uuid.UUID(job_id), chunk),
+        )
+    except EngineDead as exc:
+        # The message goes back to the head of the queue as it came, for a healthy worker;
+        # this one stops taking chunks and exits so that its supervisor restarts it.
+        engine_host.engine_died(str(exc))
+        raise Reject(exc, requeue=True) from exc
 
 
 @app.task(name=queues.DECODE_CHUNK, bind=True, max_retries=None)

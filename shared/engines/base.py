@@ -20,6 +20,10 @@ class EngineError(Exception):
     """The speech engine could not be loaded or failed on a request."""
 
 
+class EngineDead(EngineError):
+    """The speech engine died: no request in this process can succeed until it is restarted."""
+
+
 @dataclass(frozen=True)
 class SpeechRequest:
     request_id: str  # unique per chunk, e.g. "<job>-<chunk index>"
@@ -49,6 +53,10 @@ class Engine(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - most engines hold nothing to release
         """Release the engine's resources (on the loop that ran it)."""
+
+    def dead(self) -> bool:
+        """Whether the engine died for good (only an in-process GPU engine can)."""
+        return False
 
 
 class EngineLoop:

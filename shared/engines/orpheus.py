@@ -30,6 +30,8 @@ class Backend(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def dead(self) -> bool: ...
+
 
 def token_budget(text: str, settings: OrpheusSettings) -> int:
     """Size ``max_tokens`` to the chunk (vLLM's default of 16 would cut every chunk)."""
@@ -66,3 +68,6 @@ class OrpheusEngine(Engine):
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+    def dead(self) -> bool:
+        return self.backend.dead()

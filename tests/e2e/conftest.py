@@ -141,6 +141,25 @@ def farm(farm_settings, farm_env, orpheus_env, tmp_path):
         running.stop_all()
 
 
+@pytest.fixture()
+def farm_without_gpu(farm_settings, farm_env, orpheus_env, tmp_path):
+    """The api alone, running; the test starts the workers it wants (no beat: no reconciler)."""
+    env = {
+        **os.environ,
+        **farm_env,
+        **orpheus_env,
+        "API_PORT": str(free_port()),
+        "LYRE_FLOWER__PORT": str(free_port()),
+        "LYRE_ENGINE": "espeak",
+    }
+    running = RunningFarm(env, tmp_path)
+    try:
+        running.start("api")
+        yield running
+    finally:
+        running.stop_all()
+
+
 def chunk_rows(job_id: str) -> list[Chunk]:
     with session_scope() as session:
         return list(
