@@ -2,7 +2,7 @@
 # Lyre's images. Two targets:
 #   docker build --target cpu  -t lyre:cpu  .   # api, cpu/stitch/webhook workers, beat, flower,
 #                                                # and a GPU-less gpu worker (transformers/espeak)
-#   docker build --target cuda -t lyre:cuda .   # the gpu worker with vLLM and its CUDA torch
+#   docker build --target cuda -t lyre:cuda .   # the gpu worker with vLLM 0.33.0 (CUDA 13)
 # No weights are baked in: mount a volume at /models (HF_HOME) and run `lyre models pull` once.
 
 ARG PYTHON_VERSION=3.11
@@ -35,18 +35,20 @@ RUN pip install .
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS build-cuda
+# The vLLM that shared/engines/vllm_*.py are written against: pyproject.toml's gpu extra pins
+# the same version (a test checks that they agree). Its PyPI wheel is a CUDA 13 build and brings
+# the CUDA torch (2.14.0) and CUDA libraries it was compiled with; the host needs only the
+# NVIDIA driver (580 or newer) and the NVIDIA Container Toolkit.
+ARG VLLM_VERSION=0.33.0
 RUN python -m venv /opt/lyre
-# vLLM brings the CUDA build of torch it was compiled against; Lyre's own dependencies are
-# installed beside it without letting pip swap that torch for the CPU pin.
-RUN pip install "vllm>=0.8"
+RUN pip install "vllm==${VLLM_VERSION}"
 COPY pyproject.toml README.md alembic.ini ./
 COPY shared ./shared
 COPY api ./api
 COPY workers ./workers
 COPY migrations ./migrations
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith('torch')))" > /tmp/deps.txt \
- && pip install -r /tmp/deps.txt \
- && pip install --no-deps .
+# vLLM and its torch are already there and satisfy the gpu extra: pip adds only Lyre's own.
+RUN pip install ".[gpu]"
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS cpu
@@ -59,10 +61,20 @@ CMD ["uvicorn", "api.app:app", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS cuda
+# Triton compiles a small C launcher for each kernel the first time it runs ("Failed to find C
+# compiler" without one): the image that runs vLLM carries gcc and the C library's headers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build-cuda /opt/lyre /opt/lyre
 COPY --from=build-cuda /app /app
+# vLLM's engine processes start with spawn (the worker is threaded); Triton's cache and vLLM's
+# compiled graphs go to the models volume so that a restarted worker starts faster.
 ENV LYRE_ORPHEUS__BACKEND=vllm \
-    LYRE_ORPHEUS__DEVICE=cuda
+    LYRE_ORPHEUS__DEVICE=cuda \
+    VLLM_WORKER_MULTIPROC_METHOD=spawn \
+    TRITON_CACHE_DIR=/models/.triton \
+    VLLM_CACHE_ROOT=/models/.vllm
 USER lyre
 VOLUME ["/models"]
 CMD ["celery", "-A", "workers.app", "worker", "-Q", "gpu", "--pool", "threads", "--concurrency", "64"]

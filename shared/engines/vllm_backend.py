@@ -22,15 +22,20 @@ VLLM_VERSION = "0.33.0"
 FRAME_PROCESSOR = "shared.engines.vllm_logits:FrameSlots"
 FRAME_ARG = "lyre_frames"
 
-# Set before vLLM is imported. The engine core's workers must start with spawn: the gpu worker
-# is a threaded Celery process, and forking a process with threads (and possibly CUDA) is
-# unsafe. The frame rule is written for Model Runner V2 (vLLM's default for Llama models since
-# 0.23): asking for it explicitly makes a configuration V2 can't run fail at start-up instead of
-# silently falling back to V1, whose logits processors have another interface.
+# Set before vLLM reads its environment. The engine's worker processes must start with spawn:
+# the gpu worker is a threaded Celery process, and forking a process with threads (and
+# possibly CUDA) is unsafe; vLLM's default is fork. The frame rule is written for Model Runner
+# V2 (vLLM's default for Llama models since 0.23): asking for it makes a configuration V2 can't
+# run fail at start-up instead of falling back to V1, whose logits processors differ.
 ENGINE_ENVIRONMENT = {
     "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
     "VLLM_USE_V2_MODEL_RUNNER": "1",
 }
+
+
+def prepare_environment() -> None:
+    """Put ENGINE_ENVIRONMENT in this process's environment, which vLLM's processes inherit."""
+    os.environ.update(ENGINE_ENVIRONMENT)
 
 
 def engine_arguments(model_dir: str, settings: OrpheusSettings) -> dict[str, Any]:
@@ -64,8 +69,7 @@ def sampling_arguments(sampling: Sampling) -> dict[str, Any]:
 
 class VllmBackend:
     def __init__(self, model_dir: str, settings: OrpheusSettings) -> None:
-        for name, value in ENGINE_ENVIRONMENT.items():
-            os.environ.setdefault(name, value)
+        prepare_environment()
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 

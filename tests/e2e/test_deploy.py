@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import kubernetes_validate
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from shared.engines.vllm_backend import VLLM_VERSION
 from shared.settings import Settings
 from tests.e2e.conftest import assert_complete, chunk_rows
 from workers.farmctl import free_port
@@ -127,7 +129,8 @@ def test_gpu_overlay_asks_for_as_many_gpus_as_the_tensor_parallel_size():
     assert int(gpu["resources"]["limits"]["nvidia.com/gpu"]) == int(
         env["LYRE_ORPHEUS__TENSOR_PARALLEL_SIZE"]
     )
-    assert env["LYRE_ORPHEUS__BACKEND"] == "vllm" and gpu["image"].endswith(":cuda")
+    assert env["LYRE_ORPHEUS__BACKEND"] == "vllm"
+    assert gpu["image"].endswith(f":cuda-vllm{VLLM_VERSION}")
     spec = next(d for d in docs if d["metadata"]["name"] == "lyre-gpu-worker")["spec"]
     pod = spec["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] >= 120
@@ -135,6 +138,17 @@ def test_gpu_overlay_asks_for_as_many_gpus_as_the_tensor_parallel_size():
     assert gpu["startupProbe"]["failureThreshold"] * gpu["startupProbe"]["periodSeconds"] >= 600
     beat = next(d for d in docs if d["metadata"]["name"] == "lyre-beat")
     assert beat["spec"]["replicas"] == 1
+
+
+def test_one_vllm_version_everywhere():
+    """pyproject's gpu extra, the adapter's own constant, the image and both deployments."""
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extra["optional-dependencies"]["gpu"] == [f"vllm=={VLLM_VERSION}"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.findall(r"^ARG VLLM_VERSION=(\S+)$", dockerfile, re.M) == [VLLM_VERSION]
+    gpu = compose()["services"]["gpu-worker"]
+    assert gpu["build"]["args"]["VLLM_VERSION"] == VLLM_VERSION
+    assert gpu["image"] == f"lyre:cuda-vllm{VLLM_VERSION}"
 
 
 def deployed_environment() -> dict[str, set[str]]:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.engines.vllm_backend import ENGINE_ENVIRONMENT
+from shared.engines.vllm_backend import prepare_environment
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-for name, value in ENGINE_ENVIRONMENT.items():  # as VllmBackend sets them
-    os.environ.setdefault(name, value)
+prepare_environment()  # what VllmBackend does before it builds the engine
 
 
 @pytest.fixture(scope="session")

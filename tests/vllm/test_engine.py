@@ -66,6 +66,13 @@ def test_vllm_builds_its_engine_configuration_from_lyres_settings(vllm_config):
     assert vllm_config.use_v2_model_runner  # the interface FrameSlots implements
 
 
+def test_the_engines_processes_start_with_spawn():
+    """vLLM's own choice of start method, after Lyre's environment (its default is fork)."""
+    from vllm.utils.system_utils import get_mp_context
+
+    assert get_mp_context().get_start_method() == "spawn"
+
+
 def test_other_settings_pass_too(orpheus_dir):
     from vllm.engine.arg_utils import AsyncEngineArgs
 
