@@ -277,7 +277,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Nam
     add("--device", type=device_arg, default="cuda", help="cuda (default), cuda:N or cpu")
     add("--shape", choices=sorted(LLAMA_SHAPES), default="3b", help="tiny: for a CPU smoke run")
     add("--batches", type=positive_ints, default="1,16,64,256", help="sequences per decode step")
-    add("--context", type=positive_int, default=512, help="tokens already in the KV cache")
+    add(
+        "--context", type=positive_int, default=1200, help="tokens in the KV cache (a chunk's mean)"
+    )
     add("--steps", type=positive_int, default=20, help="timed decode steps per batch")
     add("--cache", choices=("static", "dynamic"), default="static", help="transformers KV cache")
     add("--snac-frames", type=positive_int, default=352, help="frames per item (352: 30 s)")
