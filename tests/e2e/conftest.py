@@ -121,17 +121,21 @@ def receiver():
 
 
 @pytest.fixture()
-def farm(farm_settings, farm_env, orpheus_env, tmp_path):
-    env = {
+def process_env(farm_settings, farm_env, orpheus_env) -> dict[str, str]:
+    """The environment of the farm's processes: the test services, free ports."""
+    return {
         **os.environ,
         **farm_env,
         **orpheus_env,
         "API_PORT": str(free_port()),
         "LYRE_FLOWER__PORT": str(free_port()),
         "LYRE_FLOWER__BASIC_AUTH": "ops:s3cret",
-        "LYRE_CHUNKING__MAX_CHARS": "80",
     }
-    running = RunningFarm(env, tmp_path)
+
+
+@pytest.fixture()
+def farm(process_env, tmp_path):
+    running = RunningFarm(process_env, tmp_path)
     try:
         for name in running.specs:
             running.start(name)
@@ -142,17 +146,9 @@ def farm(farm_settings, farm_env, orpheus_env, tmp_path):
 
 
 @pytest.fixture()
-def farm_without_gpu(farm_settings, farm_env, orpheus_env, tmp_path):
+def api_only(process_env, tmp_path):
     """The api alone, running; the test starts the workers it wants (no beat: no reconciler)."""
-    env = {
-        **os.environ,
-        **farm_env,
-        **orpheus_env,
-        "API_PORT": str(free_port()),
-        "LYRE_FLOWER__PORT": str(free_port()),
-        "LYRE_ENGINE": "espeak",
-    }
-    running = RunningFarm(env, tmp_path)
+    running = RunningFarm({**process_env, "LYRE_ENGINE": "espeak"}, tmp_path)
     try:
         running.start("api")
         yield running

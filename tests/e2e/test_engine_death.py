@@ -37,8 +37,8 @@ def healthcheck(farm, node: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_an_engine_that_dies_mid_batch_hands_its_chunks_back(farm_without_gpu):
-    farm = farm_without_gpu
+def test_an_engine_that_dies_mid_batch_hands_its_chunks_back(api_only):
+    farm = api_only
     job = farm.submit(SIX_CHUNKS, format="wav")
     spec = dying_worker(farm, "batch:3", "dying@%h")
     child = farmctl.start(spec, farm.env, farm.state_dir)
@@ -56,8 +56,8 @@ def test_an_engine_that_dies_mid_batch_hands_its_chunks_back(farm_without_gpu):
     assert_complete(farm, done)
 
 
-def test_the_healthcheck_fails_while_the_engine_is_dead(farm_without_gpu):
-    farm = farm_without_gpu
+def test_the_healthcheck_fails_while_the_engine_is_dead(api_only):
+    farm = api_only
     node = "idler@127.0.0.1"
     child = farmctl.start(dying_worker(farm, "idle:8", node), farm.env, farm.state_dir)
     try:
