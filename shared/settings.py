@@ -96,6 +96,10 @@ class RedisSettings(BaseModel):
 class StorageSettings(BaseModel):
     backend: Literal["s3", "local"] = "s3"
     endpoint_url: str | None = None  # MinIO or another S3-compatible endpoint; None for AWS
+    # The endpoint clients download from, where it differs from the farm's own (compose: the
+    # farm reaches http://minio:9000, a client http://localhost:9000); download URLs are
+    # signed for it, since the signature covers the host
+    public_endpoint_url: str | None = None
     bucket: str = "lyre"
     region: str = "us-east-1"
     access_key_id: str | None = None

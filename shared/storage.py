@@ -11,7 +11,7 @@ import io
 import shutil
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -90,13 +90,20 @@ class S3Store:
 
         self.settings = settings
         self.bucket = settings.bucket
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=settings.endpoint_url,
-            region_name=settings.region,
-            aws_access_key_id=settings.access_key_id,
-            aws_secret_access_key=settings.secret_access_key,
-            config=Config(signature_version="s3v4", retries={"mode": "standard"}),
+
+        def client(endpoint_url: str | None) -> Any:
+            return boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=settings.region,
+                aws_access_key_id=settings.access_key_id,
+                aws_secret_access_key=settings.secret_access_key,
+                config=Config(signature_version="s3v4", retries={"mode": "standard"}),
+            )
+
+        self.client = client(settings.endpoint_url)
+        self.signer = (
+            client(settings.public_endpoint_url) if settings.public_endpoint_url else self.client
         )
         part = settings.multipart_chunk_mb * 2**20
         self.transfer = TransferConfig(
@@ -120,7 +127,8 @@ class S3Store:
         )
 
     def presign(self, key: str, filename: str) -> str:
-        return self.client.generate_presigned_url(
+        """A download URL on the public endpoint (signing needs no request to it)."""
+        return self.signer.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,

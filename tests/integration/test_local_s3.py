@@ -55,3 +55,27 @@ def test_a_body_sent_in_chunks_without_a_length_is_read_whole(s3, s3_endpoint):
 def test_errors_come_back_as_s3_errors(s3):
     with pytest.raises(s3.exceptions.NoSuchKey):
         s3.get_object(Bucket=BUCKET, Key="missing")
+
+
+def test_download_urls_are_signed_for_the_public_endpoint(s3, s3_endpoint):
+    """The farm talks to the store at one address (compose: minio:9000), clients download
+    from another (localhost:9000): the URL is signed for the public one and downloads from it.
+    (moto does not check signatures; that the host is signed is botocore's SigV4.)"""
+    from shared.settings import StorageSettings
+    from shared.storage import S3Store
+
+    public = s3_endpoint.replace("127.0.0.1", "localhost")
+    settings = StorageSettings(
+        endpoint_url=s3_endpoint,
+        public_endpoint_url=public,
+        bucket=BUCKET,
+        access_key_id="test",
+        secret_access_key="test-secret",
+    )
+    store = S3Store(settings)
+    store.put_bytes("jobs/b/output.mp3", b"ID3 audio")
+    url = store.presign("jobs/b/output.mp3", "book.mp3")
+    assert url.startswith(f"{public}/")
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200 and response.content == b"ID3 audio"
+    assert "book.mp3" in response.headers["content-disposition"]
