@@ -74,3 +74,15 @@ def test_the_healthcheck_fails_while_the_engine_is_dead(api_only):
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_a_worker_whose_engine_cannot_be_built_exits_before_taking_chunks(api_only, tmp_path):
+    farm = api_only
+    job = farm.submit(SIX_CHUNKS, format="wav")
+    spec = farm.specs["gpu-worker"]
+    env = {**farm.env, "LYRE_ENGINE": "orpheus", "LYRE_ORPHEUS__MODEL": str(tmp_path / "none")}
+    child = farmctl.start(spec, env, farm.state_dir)
+    assert child.wait(timeout=120) == ENGINE_DEAD_EXIT
+    assert {r.attempts for r in chunk_rows(job["id"])} == {0}  # it took none
+    log = (farm.state_dir / "gpu-worker.log").read_text()
+    assert "the engine could not be built" in log
