@@ -1,9 +1,10 @@
 """A gpu worker whose engine dies: ``celery -A tests.e2e.dying_gpu worker -Q gpu …``.
 
-The real worker (workers.app with its tasks) with one thing replaced, the one that cannot run
-here: the GPU engine. It behaves as vLLM's AsyncLLM does when its engine core dies — every
-request in flight fails with the engine-dead error, later ones fail at once, and the engine
-reports itself dead. ``LYRE_TEST_DEATH`` says when:
+The real worker (workers.app and its tasks) and the real Orpheus engine with the tiny
+checkpoint's tokenizer, with one part replaced, the one that cannot run here: the GPU backend.
+It behaves as the vLLM backend does when vLLM's engine core dies — every request in flight
+fails with EngineDead, later ones fail at once, and it reports itself dead.
+``LYRE_TEST_DEATH`` says when:
 
   batch:N   when N requests are in flight together (mid-batch)
   idle:S    S seconds after it is built, while no request runs
@@ -15,19 +16,17 @@ import asyncio
 import os
 import time
 
-import numpy as np
-
-from shared.engines.base import Engine, EngineDead, EngineLoop, Speech, SpeechRequest
-from shared.voices import VOICES
+from shared.codec import END_OF_SPEECH, audio_token
+from shared.engines.base import EngineDead, EngineLoop
+from shared.engines.orpheus import OrpheusEngine, Sampling
+from shared.settings import get_settings
 from workers import engine_host
 from workers.app import app
 
 __all__ = ["app"]
 
 
-class DyingEngine(Engine):
-    name, voices = "dying", VOICES
-
+class DyingBackend:
     def __init__(self, death: str) -> None:
         kind, _, value = death.partition(":")
         self.batch = int(value) if kind == "batch" else None
@@ -40,7 +39,9 @@ class DyingEngine(Engine):
             return time.monotonic() >= self.dies_at
         return self.died is not None and self.died.is_set()
 
-    async def generate(self, request: SpeechRequest) -> Speech:
+    async def generate_ids(
+        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+    ) -> list[int]:
         self.died = self.died or asyncio.Event()
         if self.dead():
             raise EngineDead("engine core died (test)")
@@ -48,9 +49,21 @@ class DyingEngine(Engine):
         if self.in_flight == self.batch:
             self.died.set()
         if self.batch is None:
-            return Speech(pcm=np.zeros(2400, np.float32))
+            return [audio_token(slot, 0) for slot in range(7)] + [END_OF_SPEECH]
         await self.died.wait()  # the batch runs until the engine dies under it
         raise EngineDead("engine core died mid-batch (test)")
 
+    async def aclose(self) -> None:
+        pass
 
-engine_host._build = lambda: (EngineLoop(), DyingEngine(os.environ["LYRE_TEST_DEATH"]))
+
+def build() -> tuple[EngineLoop, OrpheusEngine]:
+    from transformers import AutoTokenizer
+
+    settings = get_settings().orpheus
+    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    backend = DyingBackend(os.environ["LYRE_TEST_DEATH"])
+    return EngineLoop(), OrpheusEngine(tokenizer, backend, settings)
+
+
+engine_host._build = build

@@ -1,6 +1,7 @@
 """A gpu worker whose engine dies hands its chunks back and exits for its supervisor to
-restart it; its healthcheck fails while the engine is dead. The engine is the only stand-in
-(tests/e2e/dying_gpu.py); the worker, the queue, Postgres and the other workers are real."""
+restart it; its healthcheck fails while the engine is dead. The GPU backend is the only
+stand-in (tests/e2e/dying_gpu.py); the worker, the Orpheus engine around the backend, the
+queue, Postgres and the other workers are real."""
 
 from __future__ import annotations
 
