@@ -2,7 +2,7 @@
 # Lyre's images. Two targets:
 #   docker build --target cpu  -t lyre:cpu  .   # api, cpu/stitch/webhook workers, beat, flower,
 #                                                # and a GPU-less gpu worker (transformers/espeak)
-#   docker build --target cuda -t lyre:cuda .   # the gpu worker with vLLM 0.33.0 (CUDA 13)
+#   docker build --target cuda -t lyre:cuda-vllm0.33.0 .   # the gpu worker: vLLM 0.33.0, CUDA 13
 # No weights are baked in: mount a volume at /models (HF_HOME) and run `lyre models pull` once.
 
 ARG PYTHON_VERSION=3.11

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from vllm.sampling_params import SamplingParams
 
 
-def _wants_frames(params: SamplingParams) -> bool:
-    return bool((params.extra_args or {}).get(FRAME_ARG, False))
+def _frame_switch(params: SamplingParams) -> object:
+    """What the request asked for the frame rule (not asked: False)."""
+    return (params.extra_args or {}).get(FRAME_ARG, False)
 
 
 class FrameSlots(LogitsProcessor):
@@ -44,18 +45,19 @@ class FrameSlots(LogitsProcessor):
         # per request slot: does it follow the rule? Host copy for skipping whole batches
         # without a device sync; device copy refreshed once per step when it changed.
         self.enabled_np = np.zeros(req_states.max_num_reqs, dtype=bool)
-        self.enabled = torch.zeros(req_states.max_num_reqs, dtype=torch.bool)
-        self.enabled = self.enabled.to(req_states.device)
+        self.enabled = torch.zeros(
+            req_states.max_num_reqs, dtype=torch.bool, device=req_states.device
+        )
         self._dirty = False
 
     @classmethod
     def validate_params(cls, sampling_params: SamplingParams) -> None:
-        value = (sampling_params.extra_args or {}).get(FRAME_ARG, False)
+        value = _frame_switch(sampling_params)
         if value not in (True, False):  # 1 and 0 too: vllm_xargs turns JSON true into 1
             raise ValueError(f"extra_args[{FRAME_ARG!r}] must be true or false, not {value!r}")
 
     def add_request(self, req_idx: int, sampling_params: SamplingParams) -> bool:
-        wanted = _wants_frames(sampling_params)
+        wanted = bool(_frame_switch(sampling_params))
         if self.enabled_np[req_idx] != wanted:  # a recycled slot may hold its last occupant's
             self.enabled_np[req_idx] = wanted
             self._dirty = True

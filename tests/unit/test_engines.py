@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.codec import END_OF_SPEECH, VOCAB_SIZE, audio_token
+from shared.codec import END_OF_SPEECH, VOCAB_SIZE
 from shared.engines import EngineError, SpeechRequest, build_engine, resolve_engine_name
 from shared.engines.base import Engine, EngineLoop, Speech
 from shared.engines.espeak import EspeakEngine
@@ -24,18 +24,11 @@ from shared.engines.vllm_backend import (
 )
 from shared.settings import OrpheusSettings, Settings
 from shared.voices import VOICES
+from tests.frames import expected_ids
 
 
 def request(text: str = "Hello there, this is a test.", voice: str = "tara", seed: int = 1):
     return SpeechRequest(request_id=f"test-{seed}", text=text, voice=voice, seed=seed)
-
-
-def expected_ids(generated: int) -> list[int]:
-    """The ids the frame rule allows for the token with this index among the generated ones,
-    spelled out from the token layout rather than from frame_mask's table."""
-    slot = generated % 7
-    audio = list(range(audio_token(slot, 0), audio_token(slot, 4095) + 1))
-    return ([END_OF_SPEECH] if slot == 0 else []) + audio
 
 
 def test_position_mask_allows_only_the_slot_range_and_stop_at_frame_starts():

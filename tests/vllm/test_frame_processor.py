@@ -14,22 +14,15 @@ from vllm.v1.worker.gpu.sample.logits_processor import (
 )
 from vllm.v1.worker.gpu.states import RequestState
 
-from shared.codec import AUDIO_BASE, END_OF_SPEECH, VOCAB_SIZE, audio_token
+from shared.codec import AUDIO_BASE, VOCAB_SIZE, audio_token
 from shared.engines.orpheus import Sampling
 from shared.engines.vllm_backend import FRAME_PROCESSOR, sampling_arguments
 from shared.engines.vllm_logits import FrameSlots
+from tests.frames import expected_ids
 
 MAX_REQS, MAX_LEN = 8, 256
 LYRE = SamplingParams(**sampling_arguments(Sampling(7 * 20, 0.6, 0.9, 1.1, seed=1)))
 PLAIN = SamplingParams(max_tokens=16)  # a request that did not ask for the rule
-
-
-def expected_ids(generated: int) -> list[int]:
-    """The rule spelled out from the token layout: slot ``generated % 7``'s 4096 ids, and end
-    of speech where a frame starts."""
-    slot = generated % 7
-    audio = list(range(audio_token(slot, 0), audio_token(slot, 4095) + 1))
-    return ([END_OF_SPEECH] if slot == 0 else []) + audio
 
 
 @pytest.fixture(autouse=True)
