@@ -36,7 +36,7 @@ check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's o
 
 bench: install services ## Run the benchmarks in bench/ (figures go to docs/performance.md)
 	$(BIN)/python bench/decode.py
-	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/farm.py
 	$(BIN)/python bench/stitch.py
 

@@ -8,14 +8,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.errors import NotAuthenticated
-from shared.farm import Farm
-from shared.models import Tenant
-from shared.tenants import tenant_for_key
+from shared.farm.context import Farm
+from shared.farm.models import Tenant
+from shared.farm.tenants import tenant_for_key
 
 
 @cache
 def get_farm() -> Farm:
-    from workers.dispatch import celery_farm
+    from workers.sender import celery_farm
 
     return celery_farm()
 

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.encode import FORMATS
-from shared.states import JobStatus
-from shared.voices import VOICES
-
-Voice = Literal["tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe"]
-Format = Literal["wav", "flac", "mp3", "opus"]
-assert set(get_args(Voice)) == set(VOICES) and set(get_args(Format)) == set(FORMATS)
+from shared.audio.encode import AudioFormat
+from shared.farm.states import JobStatus
+from shared.infra.settings import SpeakingEngine
+from shared.text.voices import Voice
 
 
 class JobCreate(BaseModel):
     text: str = Field(description="Plain text or Markdown; headings become chapters.")
     voice: Voice = "tara"
-    format: Format = "mp3"
+    format: AudioFormat = "mp3"
     title: str | None = Field(default=None, max_length=500)
     webhook_url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -43,6 +40,7 @@ class JobOut(BaseModel):
     status: JobStatus
     voice: str
     format: str
+    engine: str = Field(description="The speech engine the job runs on")
     title: str | None
     metadata: dict[str, Any]
     progress: Progress
@@ -77,5 +75,18 @@ class WebhookDeliveryOut(BaseModel):
 
 
 class VoiceOut(BaseModel):
-    id: str
-    engines: list[str]
+    id: Voice
+    engines: list[SpeakingEngine]
+
+
+class EventOut(BaseModel):
+    id: int
+    kind: str = Field(description="job.<status> or chunk.<status>: the state entered")
+    chunk: int | None = Field(description="The chunk's index, for a chunk's event")
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_after: int | None = Field(description="Pass as ?after= for the next page")

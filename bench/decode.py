@@ -18,11 +18,12 @@ from typing import get_args
 import numpy as np
 import torch
 
-from shared.codec import SAMPLE_RATE, SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
-from shared.decoder import SNAC_24KHZ_CONFIG, SnacDecoder
-from shared.settings import ProductPrecision, UnsupportedSetting
-from shared.tiled_decoder import check_runs_here, fastest_precision
-from shared.weights import locate_model
+from shared.audio import SAMPLE_RATE
+from shared.infra.settings import ProductPrecision, UnsupportedSetting
+from shared.snac.decoder import SNAC_24KHZ_CONFIG, SnacDecoder
+from shared.snac.tiled import check_runs_here, fastest_precision
+from shared.speech.codec import SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
+from shared.speech.weights import locate_model
 
 CHUNK_SECONDS = (5, 8, 12, 17, 23, 30)  # the lengths the chunker produces
 

@@ -31,8 +31,8 @@ import httpx
 import redis
 from sqlalchemy import text
 
-from shared.db import dispose_engines, session_scope
-from shared.tenants import create_key
+from shared.farm.tenants import create_key
+from shared.infra.db import dispose_engines, session_scope
 from workers import farmctl
 from workers.bootstrap import ensure_database
 

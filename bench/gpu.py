@@ -59,7 +59,8 @@ LLAMA_SHAPES = {
         "head_dim": 16,
     },
 }
-SNAC_24KHZ_CONFIG = {  # as shared.decoder.SNAC_24KHZ_CONFIG; this script imports nothing of Lyre's
+# as shared.snac.decoder.SNAC_24KHZ_CONFIG; this script imports nothing of Lyre's
+SNAC_24KHZ_CONFIG = {
     "sampling_rate": SAMPLE_RATE,
     "encoder_dim": 48,
     "encoder_rates": [2, 4, 8, 8],

@@ -3,7 +3,7 @@
     python bench/stitch.py [--hours 10] [--format mp3]
 
 Builds a job whose chunks are all decoded (SQLite and a local object store, as embedded mode
-uses), then runs the real stitch stage (``shared.farm.stitch_job``) in a child process: it
+uses), then runs the real stitch stage (``shared.farm.stages.stitch_job``) in a child process: it
 streams every chunk object in order, applies pauses and one gain, encodes and "uploads". The
 child's peak RSS is what the stitch itself needs. To keep the disk small, the programme's 1200
 chunk objects are links to twelve distinct 30-second recordings; every one is still read.
@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.audio import finish_chunk
-from shared.chunking import Boundary
-from shared.codec import SAMPLE_RATE
-from shared.db import bookkeeping_scope, migrate, session_scope
-from shared.models import Chunk, Job, Tenant
-from shared.settings import get_settings
-from shared.states import ChunkStatus, JobStatus
-from shared.storage import LocalStore, chunk_audio_key, put_pcm
+from shared.audio import SAMPLE_RATE
+from shared.audio.finish import finish_chunk
+from shared.farm.models import Chunk, Job, Tenant
+from shared.farm.states import ChunkStatus, JobStatus
+from shared.infra.db import bookkeeping_scope, migrate, session_scope
+from shared.infra.settings import get_settings
+from shared.infra.storage import LocalStore, chunk_audio_key, put_pcm
+from shared.text.chunking import Boundary
 
 CHUNK_S = 30
 DISTINCT = 12
@@ -111,7 +111,7 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
 
 def run_stitch(url: str, job_id: str, root: str) -> None:
     """The child: only the stitch stage runs here, so its peak RSS is the stitch's own."""
-    from shared import farm as stages
+    from shared.farm import stages
 
     farm = stages.Farm(
         get_settings(),

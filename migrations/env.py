@@ -7,8 +7,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine
 
-from shared.models import Base
-from shared.settings import get_settings
+from shared.farm.models import Base
+from shared.infra.settings import get_settings
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logger", True):

@@ -6,17 +6,20 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 
-from shared import farm as stages
-from shared.db import bookkeeping_scope, session_scope
-from shared.engines import build_engine
-from shared.engines.base import EngineLoop
-from shared.settings import Settings
-from shared.storage import S3Store
+from shared.farm import stages
+from shared.farm.context import Farm
+from shared.farm.stitching import stitch_job
+from shared.infra.db import bookkeeping_scope, session_scope
+from shared.infra.settings import Settings
+from shared.infra.storage import ObjectStore, S3Store
+from shared.speech.engine import EngineLoop
+from shared.speech.factory import build_engine
 
 
 @dataclass
-class BurstDispatch:
+class BurstSender:
     messages: deque = field(default_factory=deque)
     sent: list = field(default_factory=list)
 
@@ -38,32 +41,41 @@ class BurstDispatch:
 
 
 class BurstFarm:
-    def __init__(self, settings: Settings) -> None:
-        self.dispatch = BurstDispatch()
-        self.farm = stages.Farm(
-            settings, S3Store(settings.storage), self.dispatch, session_scope, bookkeeping_scope
+    """The stages against the settings' Postgres and S3, or against a SQLite database at
+    ``url`` and a folder ``store`` (embedded mode's backends, for tests that need no more)."""
+
+    def __init__(
+        self, settings: Settings, url: str | None = None, store: ObjectStore | None = None
+    ) -> None:
+        self.sender = BurstSender()
+        self.farm = Farm(
+            settings,
+            store or S3Store(settings.storage),
+            self.sender,
+            partial(session_scope, url),
+            partial(bookkeeping_scope, url),
         )
         self.loop = EngineLoop()
         self.engine = build_engine(settings, "espeak")
 
     def step(self) -> tuple:
-        message = self.dispatch.messages.popleft()
+        message = self.sender.messages.popleft()
         kind, *args = message
         if kind == "generate":
             stages.generate_chunk(self.farm, self.loop, self.engine, *args)
         elif kind == "decode":
             stages.decode_chunk(self.farm, None, *args)
         elif kind == "stitch":
-            stages.stitch_job(self.farm, *args)
+            stitch_job(self.farm, *args)
         return message
 
     def drain(self, kinds: tuple[str, ...] = ("generate", "decode", "stitch")) -> int:
         """Run queued stage messages until none of ``kinds`` is left; return how many ran."""
         ran = 0
-        while any(m[0] in kinds for m in self.dispatch.messages):
-            message = self.dispatch.messages[0]
+        while any(m[0] in kinds for m in self.sender.messages):
+            message = self.sender.messages[0]
             if message[0] not in kinds:
-                self.dispatch.messages.rotate(-1)
+                self.sender.messages.rotate(-1)
                 continue
             self.step()
             ran += 1

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from shared.codec import BOS, END_OF_TEXT, VOCAB_SIZE
-from shared.decoder import SNAC_24KHZ_CONFIG
+from shared.snac.decoder import SNAC_24KHZ_CONFIG
+from shared.speech.codec import BOS, END_OF_TEXT, VOCAB_SIZE
 
 LLAMA3_BASE_VOCAB = 128000
 LLAMA3_SPECIALS = 256

@@ -6,9 +6,9 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from shared.db import session_scope
-from shared.settings import Settings
-from shared.storage import S3Store
+from shared.infra.db import session_scope
+from shared.infra.settings import Settings
+from shared.infra.storage import S3Store
 from tests.checkpoints import build_orpheus, build_snac
 from tests.services import (
     REDIS_TEST_URL,
@@ -102,8 +102,8 @@ def farm_env(database_url: str, s3_endpoint: str) -> dict[str, str]:
 @pytest.fixture()
 def farm_settings(farm_env, monkeypatch) -> Settings:
     """The same settings in this process, with every table emptied and the bucket ready."""
-    from shared import db
-    from shared.settings import get_settings
+    from shared.infra import db
+    from shared.infra.settings import get_settings
 
     for key, value in farm_env.items():
         monkeypatch.setenv(key, value)

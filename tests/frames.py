@@ -4,7 +4,7 @@ against frame_mask's own table. Imports nothing but the codec, so both environme
 
 from __future__ import annotations
 
-from shared.codec import END_OF_SPEECH, audio_token
+from shared.speech.codec import END_OF_SPEECH, audio_token
 
 
 def expected_ids(generated: int) -> list[int]:

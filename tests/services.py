@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from shared.db import migrate
+from shared.infra.db import migrate
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from celery import Celery
 from kombu import Queue
 
-from shared import queues
-from shared.settings import get_settings
+from shared.infra import queues
+from shared.infra.settings import get_settings
 from workers import broker, consumer
 
 

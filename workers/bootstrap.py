@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from shared.db import migrate
-from shared.settings import get_settings
-from shared.storage import S3Store
+from shared.infra.db import migrate
+from shared.infra.settings import get_settings
+from shared.infra.storage import S3Store
 
 
 def ensure_database(url: str) -> None:

@@ -18,9 +18,9 @@ from typing import Any
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
-from shared.engines import Engine, build_engine, resolve_engine_name
-from shared.engines.base import EngineDead, EngineLoop
-from shared.settings import get_settings
+from shared.infra.settings import get_settings
+from shared.speech.engine import Engine, EngineDead, EngineLoop
+from shared.speech.factory import build_engine, resolve_engine_name
 
 log = logging.getLogger(__name__)
 

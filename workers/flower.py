@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared.settings import get_settings
+from shared.infra.settings import get_settings
 
 
 def main() -> None:

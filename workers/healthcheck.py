@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import httpx
 
-from shared import queues
-from shared.settings import get_settings
+from shared.infra import queues
+from shared.infra.settings import get_settings
 
 
 def check_http(url: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Celery tasks: each a few lines around a stage function in ``shared.farm``.
+"""Celery tasks: each a few lines around a stage function in ``shared.farm.stages``.
 
 Failures are retried with backoff; when a task runs out of retries its job is failed (and its
 webhook sent), never silently dropped.
@@ -18,33 +18,36 @@ from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_init
 
-from shared import farm as stages
-from shared import outbox, queues
-from shared.db import session_scope
-from shared.engines import resolve_engine_name
-from shared.engines.base import EngineDead
-from shared.reconcile import reconcile
-from shared.settings import get_settings
+from shared.farm import stages
+from shared.farm.context import Farm
+from shared.farm.jobs import fail_job
+from shared.farm.reconcile import reconcile
+from shared.farm.stitching import stitch_job as stitch
+from shared.infra import queues
+from shared.infra.settings import get_settings
+from shared.speech.engine import EngineDead
+from shared.speech.factory import resolve_engine_name
+from shared.webhooks.delivery import deliver
 from workers import engine_host
 from workers.app import app
-from workers.dispatch import celery_farm
+from workers.sender import celery_farm
 
 if TYPE_CHECKING:
     from celery.worker import WorkController
 
-    from shared.decoder import SnacDecoder
+    from shared.snac.decoder import SnacDecoder
 
 log = logging.getLogger(__name__)
 
 
 @cache
-def farm() -> stages.Farm:
+def farm() -> Farm:
     return celery_farm()
 
 
 @cache
 def decoder() -> SnacDecoder | None:
-    from shared.decoder import SnacDecoder  # torch only where chunks are decoded
+    from shared.snac.decoder import SnacDecoder  # torch only where chunks are decoded
 
     settings = get_settings()
     if resolve_engine_name(settings)[0] != "orpheus":
@@ -81,7 +84,7 @@ def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
     except Exception as exc:
         if task.request.retries >= get_settings().farm.task_max_retries:
             log.exception("%s gave up on job %s", task.name, job_id)
-            stages.fail_job(farm(), uuid.UUID(job_id), f"{task.name} failed: {exc}")
+            fail_job(farm(), uuid.UUID(job_id), f"{task.name} failed: {exc}")
             return None
         delay = min(60, 2**task.request.retries) * random.uniform(0.5, 1.0)
         raise task.retry(exc=exc, countdown=delay) from exc
@@ -112,16 +115,16 @@ def decode_chunk(self: Task, job_id: str, chunk: int) -> object:
 
 @app.task(name=queues.STITCH_JOB, bind=True, max_retries=None)
 def stitch_job(self: Task, job_id: str) -> object:
-    return _run(self, job_id, lambda: stages.stitch_job(farm(), uuid.UUID(job_id)))
+    return _run(self, job_id, lambda: stitch(farm(), uuid.UUID(job_id)))
 
 
 @app.task(name=queues.DELIVER_WEBHOOK)
 def deliver_webhook(delivery_id: str) -> None:
     settings = get_settings().webhooks
-    with httpx.Client() as client, session_scope() as session:
-        delay = outbox.deliver(session, delivery_id, client, settings)
+    with httpx.Client() as client:
+        delay = deliver(farm().sessions, delivery_id, client, settings)
     if delay is not None:
-        farm().dispatch.deliver(delivery_id, delay)
+        farm().send.deliver(delivery_id, delay)
 
 
 @app.task(name=queues.RECONCILE)

@@ -13,10 +13,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
 from api.deps import FarmDep, get_farm
-from shared import queues
-from shared.farm import Farm
-from shared.models import Chunk, Job
-from shared.states import JobStatus
+from shared.farm.context import Farm
+from shared.farm.models import Chunk, Job
+from shared.farm.states import JobStatus
+from shared.infra import queues
 
 router = APIRouter()
 RECENT_CHUNKS = 1000

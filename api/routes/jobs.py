@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -14,11 +14,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import FarmDep, TenantDep
 from api.errors import InputTooLarge, InvalidInput
-from api.schemas import JobCreate, JobOut, JobPage, VoiceOut, WebhookDeliveryOut
+from api.schemas import EventPage, JobCreate, JobOut, JobPage, VoiceOut, WebhookDeliveryOut
 from api.services import jobs
-from shared.engines.espeak import ESPEAK_VOICES
-from shared.states import JobStatus
-from shared.voices import VOICES
+from shared.farm.states import JobStatus
+from shared.infra.settings import SpeakingEngine
+from shared.text.voices import VOICES
 
 router = APIRouter(prefix="/v1")
 
@@ -79,7 +79,7 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JobOut:
     body = await _read_body(request, farm.settings.farm.max_input_bytes)
-    job, _ = await run_in_threadpool(jobs.submit_job, farm, tenant, body, idempotency_key)
+    job = await run_in_threadpool(jobs.submit, farm, tenant, body, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return jobs.job_out(farm, job)
 
@@ -93,14 +93,14 @@ def list_jobs(
     cursor: str | None = None,
 ) -> JobPage:
     with farm.sessions() as session:
-        found, next_cursor = jobs.list_jobs(session, tenant, status, limit, cursor)
+        found, next_cursor = jobs.list_jobs(tenant, status, limit, cursor, session=session)
     return JobPage(items=[jobs.job_out(farm, j) for j in found], next_cursor=next_cursor)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
     with farm.sessions() as session:
-        job = jobs.get_job(session, tenant, job_id)
+        job = jobs.get_job(tenant, job_id, session=session)
     return jobs.job_out(farm, job)
 
 
@@ -119,19 +119,29 @@ def delete_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> Response:
 @router.get("/jobs/{job_id}/audio", status_code=307)
 def job_audio(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> RedirectResponse:
     with farm.sessions() as session:
-        job = jobs.get_job(session, tenant, job_id)
+        job = jobs.get_job(tenant, job_id, session=session)
     return RedirectResponse(jobs.audio_url(farm, job), status_code=307)
 
 
 @router.get("/jobs/{job_id}/webhooks", response_model=list[WebhookDeliveryOut])
 def job_webhooks(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> list[WebhookDeliveryOut]:
     with farm.sessions() as session:
-        return jobs.webhook_history(session, tenant, job_id)
+        return jobs.webhook_history(tenant, job_id, session=session)
+
+
+@router.get("/jobs/{job_id}/events", response_model=EventPage)
+def job_events(
+    job_id: uuid.UUID,
+    farm: FarmDep,
+    tenant: TenantDep,
+    after: Annotated[int | None, Query(ge=0, description="Events after this id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> EventPage:
+    """The job's history: every change of the job's state and of its chunks' states."""
+    with farm.sessions() as session:
+        return jobs.job_events(tenant, job_id, after, limit, session=session)
 
 
 @router.get("/voices", response_model=list[VoiceOut])
 def voices(tenant: TenantDep) -> list[VoiceOut]:
-    return [
-        VoiceOut(id=v, engines=["orpheus", "espeak"] if v in ESPEAK_VOICES else ["orpheus"])
-        for v in VOICES
-    ]
+    return [VoiceOut(id=v, engines=list(get_args(SpeakingEngine))) for v in VOICES]

@@ -1,4 +1,8 @@
-"""Job logic behind the routes: submit, read, list, cancel, delete."""
+"""Job logic behind the routes.
+
+Reads take the caller's session, keyword-only (``session=``); writes take the farm and run
+their own transactions, since each must commit before it sends a message or touches storage.
+"""
 
 from __future__ import annotations
 
@@ -19,37 +23,47 @@ from api.errors import (
     JobNotCancellable,
     JobNotFound,
 )
-from api.schemas import JobCreate, JobOut, Output, Progress, WebhookAttemptOut, WebhookDeliveryOut
-from api.services.webhook_urls import check_webhook_url
-from shared.chunking import chunk_text
-from shared.codec import SAMPLE_RATE
-from shared.engines import resolve_engine_name
-from shared.farm import Farm, cancel_job
-from shared.jobs import generation_order, new_job
-from shared.models import Job, Tenant, WebhookAttempt, WebhookDelivery
-from shared.states import ACTIVE, JobStatus
-from shared.storage import job_prefix
+from api.schemas import (
+    EventOut,
+    EventPage,
+    JobCreate,
+    JobOut,
+    WebhookAttemptOut,
+    WebhookDeliveryOut,
+)
+from shared.farm.context import Farm
+from shared.farm.jobs import cancel_job, job_json, new_job, output_url, submit_job
+from shared.farm.models import Job, JobEvent, Tenant, WebhookAttempt, WebhookDelivery
+from shared.farm.states import ACTIVE, JobStatus
+from shared.infra.storage import job_prefix
+from shared.speech.factory import resolve_engine_name
+from shared.text.chunking import chunk_text
+from shared.webhooks.outbox import DeliveryStatus
+from shared.webhooks.urls import WebhookUrlRefused, check_webhook_url
+
+# --- writes ---------------------------------------------------------------------------------
 
 
 def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-def submit_job(
-    farm: Farm, tenant: Tenant, body: JobCreate, idempotency_key: str | None
-) -> tuple[Job, bool]:
-    """Create the job and its chunks in one transaction, then queue the chunks.
-    Returns (job, created); an Idempotency-Key seen before returns the earlier job."""
+def submit(farm: Farm, tenant: Tenant, body: JobCreate, idempotency_key: str | None) -> Job:
+    """Create the job and its chunks, then queue the chunks. An Idempotency-Key seen before
+    returns the earlier job."""
     digest = request_hash(body)
     earlier = _earlier_job(farm, tenant, idempotency_key, digest)
     if earlier is not None:
-        return earlier, False
+        return earlier
     if not body.text.strip():
         raise InvalidInput("text is empty")
     if body.webhook_url:
-        check_webhook_url(body.webhook_url, farm.settings.webhooks.allowlist)
+        try:
+            check_webhook_url(body.webhook_url, farm.settings.webhooks.allowlist)
+        except WebhookUrlRefused as exc:
+            raise InvalidInput(str(exc)) from None
     chunked = chunk_text(body.text, farm.settings.chunking.max_chars)
-    if not chunked.chunks:
+    if not chunked.spans:
         raise InvalidInput("text has nothing to say (no words)")
     job, chunks = new_job(
         uuid.uuid4(),
@@ -66,20 +80,13 @@ def submit_job(
         request_hash=digest,
     )
     try:
-        with farm.sessions() as session:
-            session.add(job)
-            session.flush()
-            session.add_all(chunks)
+        submit_job(farm, job, chunks)
     except IntegrityError:  # the same Idempotency-Key, submitted concurrently
         earlier = _earlier_job(farm, tenant, idempotency_key, digest)
         if earlier is None:
             raise
-        return earlier, False
-    for chunk in generation_order(
-        chunked.chunks
-    ):  # after commit; if this is lost, the reconciler re-sends
-        farm.dispatch.generate(job.id, chunk.index)
-    return job, True
+        return earlier
+    return job
 
 
 def _earlier_job(farm: Farm, tenant: Tenant, key: str | None, digest: str) -> Job | None:
@@ -95,86 +102,9 @@ def _earlier_job(farm: Farm, tenant: Tenant, key: str | None, digest: str) -> Jo
     return earlier
 
 
-def get_job(session: Session, tenant: Tenant, job_id: uuid.UUID) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or job.tenant_id != tenant.id:
-        raise JobNotFound()
-    return job
-
-
-def job_out(farm: Farm, job: Job) -> JobOut:
-    outputs = []
-    if job.status == JobStatus.SUCCEEDED and job.output_key:
-        outputs.append(
-            Output(
-                format=job.format,
-                url=audio_url(farm, job),
-                expires_in_s=farm.settings.storage.presign_expiry_s,
-            )
-        )
-    return JobOut(
-        id=job.id,
-        status=JobStatus(job.status),
-        voice=job.voice,
-        format=job.format,
-        title=job.title,  # type: ignore[arg-type]
-        metadata=job.metadata_,
-        progress=Progress(
-            chunks_done=job.chunks_done,
-            chunks_total=job.chunks_total,
-            audio_seconds=round(job.audio_samples / SAMPLE_RATE, 3),
-        ),
-        outputs=outputs,
-        warnings=list(job.warnings.get("messages", [])),
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
-
-
-def audio_url(farm: Farm, job: Job) -> str:
-    if job.status != JobStatus.SUCCEEDED or not job.output_key:
-        raise AudioNotReady(f"the job is {job.status}; audio exists once it has succeeded")
-    name = "".join(ch for ch in (job.title or str(job.id)) if ch.isalnum() or ch in " -_")
-    return farm.store.presign(job.output_key, f"{name.strip() or job.id}.{job.format}")
-
-
-def encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
-    except (ValueError, TypeError):
-        raise InvalidInput("cursor is not one this API returned") from None
-
-
-def list_jobs(
-    session: Session, tenant: Tenant, status: str | None, limit: int, cursor: str | None
-) -> tuple[list[Job], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    query = select(Job).where(Job.tenant_id == tenant.id)
-    if status:
-        query = query.where(Job.status == status)
-    if cursor:
-        created, job_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Job.created_at < created, (Job.created_at == created) & (Job.id < job_id))
-        )
-    jobs = list(
-        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
-    )
-    more = len(jobs) > limit
-    return jobs[:limit], encode_cursor(jobs[limit - 1]) if more else None
-
-
 def cancel(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> None:
     with farm.sessions() as session:
-        get_job(session, tenant, job_id)
+        get_job(tenant, job_id, session=session)
     if not cancel_job(farm, job_id):
         raise JobNotCancellable()
 
@@ -182,8 +112,7 @@ def cancel(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> None:
 def delete_job(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> int:
     """Cancel if still active, remove every object of the job, then its rows."""
     with farm.sessions() as session:
-        job = get_job(session, tenant, job_id)
-        active = job.status in ACTIVE
+        active = get_job(tenant, job_id, session=session).status in ACTIVE
     if active:
         cancel_job(farm, job_id)
     removed = farm.store.delete_prefix(job_prefix(str(job_id)))
@@ -192,10 +121,86 @@ def delete_job(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> int:
     return removed
 
 
+# --- reads ----------------------------------------------------------------------------------
+
+
+def get_job(tenant: Tenant, job_id: uuid.UUID, *, session: Session) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.tenant_id != tenant.id:
+        raise JobNotFound()
+    return job
+
+
+def job_out(farm: Farm, job: Job) -> JobOut:
+    return JobOut.model_validate(job_json(farm, job))
+
+
+def audio_url(farm: Farm, job: Job) -> str:
+    if job.status != JobStatus.SUCCEEDED or not job.output_key:
+        raise AudioNotReady(f"the job is {job.status}; audio exists once it has succeeded")
+    return output_url(farm, job)
+
+
+def _encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(job_id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except (ValueError, TypeError):
+        raise InvalidInput("cursor is not one this API returned") from None
+
+
+def list_jobs(
+    tenant: Tenant, status: str | None, limit: int, cursor: str | None, *, session: Session
+) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = select(Job).where(Job.tenant_id == tenant.id)
+    if status:
+        query = query.where(Job.status == status)
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created, (Job.created_at == created) & (Job.id < job_id))
+        )
+    jobs = list(
+        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    if len(jobs) <= limit:
+        return jobs, None
+    last = jobs[limit - 1]
+    return jobs[:limit], _encode_cursor(last.created_at, last.id)
+
+
+def job_events(
+    tenant: Tenant, job_id: uuid.UUID, after: int | None, limit: int, *, session: Session
+) -> EventPage:
+    """The job's history, oldest first: each change of the job's or a chunk's state."""
+    get_job(tenant, job_id, session=session)
+    query = select(JobEvent).where(JobEvent.job_id == job_id)
+    if after is not None:
+        query = query.where(JobEvent.id > after)
+    events = list(session.scalars(query.order_by(JobEvent.id).limit(limit + 1)))
+    items = [
+        EventOut(
+            id=event.id,
+            kind=event.kind,
+            chunk=event.data.get("chunk"),
+            data={k: v for k, v in event.data.items() if k != "chunk"},
+            created_at=event.created_at,
+        )
+        for event in events[:limit]
+    ]
+    return EventPage(items=items, next_after=items[-1].id if len(events) > limit else None)
+
+
 def webhook_history(
-    session: Session, tenant: Tenant, job_id: uuid.UUID
+    tenant: Tenant, job_id: uuid.UUID, *, session: Session
 ) -> list[WebhookDeliveryOut]:
-    get_job(session, tenant, job_id)
+    get_job(tenant, job_id, session=session)
     deliveries = session.scalars(
         select(WebhookDelivery)
         .where(WebhookDelivery.job_id == job_id)
@@ -223,7 +228,7 @@ def webhook_history(
                     )
                     for a in attempts
                 ],
-                next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+                next_attempt_at=d.next_attempt_at if d.status == DeliveryStatus.PENDING else None,
                 delivered_at=d.delivered_at,
             )
         )

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from shared.chunking import Boundary
-from shared.db import session_scope
-from shared.models import Chunk
-from shared.settings import AudioSettings
-from shared.stitch import pause_samples
-from shared.tenants import create_key
+from shared.audio.programme import pause_samples
+from shared.farm.models import Chunk
+from shared.farm.tenants import create_key
+from shared.infra.db import session_scope
+from shared.infra.settings import AudioSettings
+from shared.text.chunking import Boundary
 from workers import farmctl
 from workers.farmctl import free_port
 
@@ -99,6 +99,23 @@ class RunningFarm:
 
     def job(self, job_id: str) -> dict:
         return httpx.get(f"{self.api}/v1/jobs/{job_id}", headers=self.headers, timeout=10).json()
+
+    def events(self, job_id: str) -> list[dict]:
+        """The job's whole history, through GET /v1/jobs/{id}/events page by page."""
+        events: list[dict] = []
+        after = None
+        while True:
+            params = {"limit": 100, **({"after": after} if after is not None else {})}
+            page = httpx.get(
+                f"{self.api}/v1/jobs/{job_id}/events",
+                params=params,
+                headers=self.headers,
+                timeout=10,
+            ).json()
+            events += page["items"]
+            after = page["next_after"]
+            if after is None:
+                return events
 
     def wait(self, job_id: str, until, timeout: float = 180) -> dict:
         deadline = time.monotonic() + timeout

@@ -16,10 +16,10 @@ import asyncio
 import os
 import time
 
-from shared.codec import END_OF_SPEECH, audio_token
-from shared.engines.base import EngineDead, EngineLoop
-from shared.engines.orpheus import OrpheusEngine, Sampling
-from shared.settings import get_settings
+from shared.infra.settings import get_settings
+from shared.speech.codec import END_OF_SPEECH, audio_token
+from shared.speech.engine import EngineDead, EngineLoop
+from shared.speech.orpheus import OrpheusEngine, Sampling
 from workers import engine_host
 from workers.app import app
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from shared.engines.vllm_backend import VLLM_VERSION
-from shared.settings import Settings
+from shared.infra.settings import Settings
+from shared.speech.vllm_backend import VLLM_VERSION
 from tests.e2e.conftest import assert_complete, chunk_rows
 from workers.farmctl import free_port
 

@@ -10,8 +10,8 @@ import sys
 import time
 import uuid
 
-from shared.db import session_scope
-from shared.models import Job
+from shared.farm.models import Job
+from shared.infra.db import session_scope
 from tests.e2e.conftest import assert_complete, chunk_rows
 from workers import farmctl
 from workers.engine_host import ENGINE_DEAD_EXIT

@@ -12,9 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from shared.chunking import chunk_text
-from shared.settings import AudioSettings
-from shared.stitch import pause_samples
+from shared.audio.programme import pause_samples
+from shared.infra.settings import AudioSettings
+from shared.text.chunking import chunk_text
 
 FRAME = 2048  # one SNAC coarse frame
 BOOK = """# The First Chapter
@@ -38,13 +38,14 @@ A plain-text chapter line starts the last chapter.
 
 def synth(
     tmp_path: Path, env: dict[str, str], fmt: str, name: str = "book"
-) -> tuple[Path, Path, str]:
+) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
+    """Run ``lyre synth`` on BOOK; the output, the work folder and the finished process."""
     source = tmp_path / "book.md"
     source.write_text(BOOK)
     work = tmp_path / f"work-{name}"
     output = tmp_path / f"{name}.{fmt}"
     proc = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "synth", str(source), "-o", str(output)],
+        [sys.executable, "-m", "shared.local.cli", "synth", str(source), "-o", str(output)],
         env={**os.environ, **env, "LYRE_WORK_DIR": str(work), "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,
@@ -53,7 +54,7 @@ def synth(
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    return output, work, proc.stdout
+    return output, work, proc
 
 
 def samples_in(path: Path) -> int:
@@ -62,7 +63,7 @@ def samples_in(path: Path) -> int:
 
 
 def check_accounting(output: Path, work: Path, max_chars: int) -> None:
-    chunks = chunk_text(BOOK, max_chars).chunks
+    chunks = chunk_text(BOOK, max_chars).spans
     stored = sorted(work.glob("jobs/*/chunks/*.f32"))
     assert [int(p.stem) for p in stored] == [c.index for c in chunks]  # every chunk, once
     chunk_audio = sum(len(np.fromfile(p, dtype="<f4")) for p in stored)
@@ -71,20 +72,26 @@ def check_accounting(output: Path, work: Path, max_chars: int) -> None:
 
 
 def test_orpheus_transformers_multi_chapter(tmp_path, orpheus_env):
-    output, work, stdout = synth(tmp_path, orpheus_env, "wav")
-    assert "engine orpheus" in stdout
+    output, work, proc = synth(tmp_path, orpheus_env, "wav")
+    assert "engine orpheus" in proc.stdout
     check_accounting(output, work, max_chars=80)
     with sqlite3.connect(work / "lyre.db") as db:  # the farm's schema, on SQLite
         ((status, done, total),) = db.execute("SELECT status, chunks_done, chunks_total FROM job")
         events = [kind for (kind,) in db.execute("SELECT kind FROM job_event ORDER BY id")]
     assert (status, done) == ("succeeded", total)
-    assert events == ["job.running", "job.succeeded"]
+    # every transition has its event, written by the migration's triggers on SQLite too
+    assert [e for e in events if e.startswith("job.")] == [
+        "job.queued",
+        "job.running",
+        "job.succeeded",
+    ]
+    assert events.count("chunk.generated") == events.count("chunk.done") == total
     again, _, _ = synth(tmp_path, orpheus_env, "wav", name="again")
     assert again.read_bytes() == output.read_bytes()  # seeded sampling and decode
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "wav"])
 def test_espeak_multi_chapter(tmp_path, fmt):
-    output, work, stdout = synth(tmp_path, {"LYRE_ENGINE": "espeak"}, fmt)
-    assert "engine espeak" in stdout and "warning" not in stdout
+    output, work, proc = synth(tmp_path, {"LYRE_ENGINE": "espeak"}, fmt)
+    assert "engine espeak" in proc.stdout and "warning" not in proc.stderr
     check_accounting(output, work, max_chars=400)

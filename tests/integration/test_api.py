@@ -1,5 +1,5 @@
 """The REST API in process (TestClient) against real Postgres, Redis and S3; the queue is a
-burst dispatch so that tests decide when work runs."""
+burst sender so that tests decide when work runs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.deps import get_farm
 from api.routes.health import redis_client
-from shared.db import session_scope
-from shared.tenants import create_key
+from shared.farm.tenants import create_key
+from shared.infra.db import session_scope
 
 BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
 
@@ -201,7 +201,7 @@ def test_readiness_names_the_failing_part(client, burst, monkeypatch):
 
 
 def test_keys_create_prints_a_working_key(client, farm_settings, capsys):
-    from shared.cli import main
+    from shared.local.cli import main
 
     assert main(["keys", "create", "--tenant", "initech"]) == 0
     key = capsys.readouterr().out.strip()
@@ -210,16 +210,16 @@ def test_keys_create_prints_a_working_key(client, farm_settings, capsys):
     with session_scope() as session:
         from sqlalchemy import select
 
-        from shared.models import ApiKey
+        from shared.farm.models import ApiKey
 
         stored = session.scalars(select(ApiKey.key_hash)).all()
     assert key not in stored and all(len(h) == 64 for h in stored)  # only hashes are kept
 
 
 def test_keys_create_without_a_database_is_one_line(capsys, monkeypatch):
-    from shared import db
-    from shared.cli import main
-    from shared.settings import get_settings
+    from shared.infra import db
+    from shared.infra.settings import get_settings
+    from shared.local.cli import main
 
     monkeypatch.setenv("LYRE_DATABASE__URL", "postgresql+psycopg://postgres@127.0.0.1:1/none")
     get_settings.cache_clear()
@@ -237,11 +237,11 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(burst, far
     from concurrent.futures import ThreadPoolExecutor
 
     from api.schemas import JobCreate
-    from api.services.jobs import submit_job
+    from api.services.jobs import submit
 
     with session_scope() as session:
         tenant, _ = create_key(session, "racer")
     body = JobCreate(text="The same words, twice at once.")
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: submit_job(burst.farm, tenant, body, "k1"), range(4)))
-    assert len({job.id for job, _ in results}) == 1
+        results = list(pool.map(lambda _: submit(burst.farm, tenant, body, "k1"), range(4)))
+    assert len({job.id for job in results}) == 1

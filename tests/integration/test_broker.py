@@ -4,7 +4,7 @@ import pytest
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.transport import redis as kombu_redis
 
-from shared.settings import get_settings
+from shared.infra.settings import get_settings
 from tests.services import REDIS_TEST_URL
 from workers import broker
 from workers.app import create_app

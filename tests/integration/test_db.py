@@ -1,4 +1,4 @@
-"""shared.db on the real Postgres: bookkeeping statements commit on their own, and a pooled
+"""shared.infra.db on the real Postgres: bookkeeping statements commit on their own, and a pooled
 connection is checked only after it idled, yet a dead one is never handed out."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from shared import db
-from shared.db import bookkeeping_scope, dispose_engines, session_scope
+from shared.infra import db
+from shared.infra.db import bookkeeping_scope, dispose_engines, session_scope
 
 
 @pytest.fixture()

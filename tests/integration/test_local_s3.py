@@ -61,8 +61,8 @@ def test_download_urls_are_signed_for_the_public_endpoint(s3, s3_endpoint):
     """The farm talks to the store at one address (compose: minio:9000), clients download
     from another (localhost:9000): the URL is signed for the public one and downloads from it.
     (moto does not check signatures; that the host is signed is botocore's SigV4.)"""
-    from shared.settings import StorageSettings
-    from shared.storage import S3Store
+    from shared.infra.settings import StorageSettings
+    from shared.infra.storage import S3Store
 
     public = s3_endpoint.replace("127.0.0.1", "localhost")
     settings = StorageSettings(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect
 
-from shared.db import migrate
-from shared.models import Base
+from shared.farm.models import Base
+from shared.infra.db import migrate
 from tests.services import create_database, drop_database
 
 TABLES = {"tenant", "api_key", "job", "chunk", "job_event", "webhook_delivery", "webhook_attempt"}
@@ -15,7 +15,7 @@ def downgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from shared.db import alembic_ini
+    from shared.infra.db import alembic_ini
 
     config = Config(str(alembic_ini()))
     config.attributes["url"] = url

@@ -1,7 +1,13 @@
-"""Stage functions with the real database and S3, messages drained in process."""
+"""Stage functions with messages drained in process.
+
+Most run on embedded mode's backends (SQLite, a folder for the bucket): the stage logic is the
+same and needs nothing more. Those on ``pg_burst`` run on Postgres and S3, for what only
+they do: the decode's single-statement fan-in under concurrent decodes.
+"""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,52 +22,93 @@ import pytest
 from sqlalchemy import select, update
 
 from api.schemas import JobCreate
-from api.services.jobs import submit_job
-from shared import farm as stages
-from shared import outbox, stitch
-from shared.db import session_scope
-from shared.models import Chunk, Job, WebhookAttempt, WebhookDelivery, utcnow
-from shared.reconcile import reconcile
-from shared.stitch import pause_samples
-from shared.tenants import create_key
+from api.services.jobs import submit
+from shared.audio import programme as joining
+from shared.audio.programme import pause_samples
+from shared.farm import stages, stitching
+from shared.farm.jobs import fail_job
+from shared.farm.models import Chunk, Job, WebhookAttempt, WebhookDelivery, utcnow
+from shared.farm.reconcile import reconcile
+from shared.farm.tenants import create_key
+from shared.infra.db import migrate
+from shared.infra.settings import Settings, WebhookSettings
+from shared.infra.storage import LocalStore
+from shared.webhooks.delivery import backoff, deliver
+from tests.burst import BurstFarm
 
 BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory):
+    """A migrated SQLite database, copied for each test."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture()
-def tenant(farm_settings):
-    with session_scope() as session:
+def burst(sqlite_template, tmp_path):
+    path = tmp_path / "lyre.db"
+    shutil.copyfile(sqlite_template, path)
+    settings = Settings.model_validate(
+        {
+            "farm": {"lease_s": 4},
+            "chunking": {"max_chars": 80},
+            "webhooks": {"allowlist": ["127.0.0.0/8"], "base_delay_s": 0.2},
+        }
+    )
+    farm = BurstFarm(settings, f"sqlite:///{path}", LocalStore(tmp_path / "store"))
+    yield farm
+    farm.close()
+
+
+@pytest.fixture()
+def pg_burst(farm_settings):
+    farm = BurstFarm(farm_settings)
+    yield farm
+    farm.close()
+
+
+def tenant_of(burst):
+    with burst.farm.sessions() as session:
         tenant, _ = create_key(session, "acme")
     return tenant
 
 
+@pytest.fixture()
+def tenant(burst):
+    return tenant_of(burst)
+
+
 def test_fan_in_sends_one_stitch_even_when_messages_are_duplicated(burst, tenant):
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.drain(("generate",))
-    decodes = [m for m in burst.dispatch.messages if m[0] == "decode"]
-    burst.dispatch.messages.extend(decodes)  # every decode delivered twice
+    decodes = [m for m in burst.sender.messages if m[0] == "decode"]
+    burst.sender.messages.extend(decodes)  # every decode delivered twice
     burst.drain(("generate", "decode"))
-    stitches = [m for m in burst.dispatch.sent if m[0] == "stitch"]
+    stitches = [m for m in burst.sender.sent if m[0] == "stitch"]
     assert len(stitches) == 1
     burst.drain()
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         done = session.get(Job, job.id)
         assert done.status == "succeeded" and done.chunks_done == done.chunks_total == 4
 
 
-def test_fan_in_counts_each_chunk_once_when_decodes_race(burst, tenant):
+def test_fan_in_counts_each_chunk_once_when_decodes_race(pg_burst):
     """Every decode sent twice, all at once from eight threads: each chunk is done once, the
     job counts each once, and exactly one decode sends the stitch, with its lease set."""
+    burst, tenant = pg_burst, tenant_of(pg_burst)
     text = "\n\n".join(f"Paragraph {i} is one chunk of the book." for i in range(12))
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text=text), None)
+    job = submit(burst.farm, tenant, JobCreate(text=text), None)
     burst.drain(("generate",))
-    decodes = [args for kind, *args in burst.dispatch.messages if kind == "decode"]
-    burst.dispatch.messages.clear()
+    decodes = [args for kind, *args in burst.sender.messages if kind == "decode"]
+    burst.sender.messages.clear()
     with ThreadPoolExecutor(8) as pool:
         moved = list(pool.map(lambda a: stages.decode_chunk(burst.farm, None, *a), decodes * 2))
     assert len(decodes) == 12 and moved.count(True) == 12
-    assert len([m for m in burst.dispatch.sent if m[0] == "stitch"]) == 1
-    with session_scope() as session:
+    assert len([m for m in burst.sender.sent if m[0] == "stitch"]) == 1
+    with burst.farm.sessions() as session:
         row = session.get(Job, job.id)
         assert row.chunks_done == row.chunks_total == 12 and row.stitch_lease_until is not None
 
@@ -70,7 +117,7 @@ def test_the_stitch_reads_chunks_ahead_on_several_threads(burst, tenant):
     """An object store that takes 50 ms per GET: the stitch keeps READERS of them in flight,
     reads each chunk once, and the programme is whole."""
     text = "\n\n".join(f"Paragraph {i} is one chunk of the book." for i in range(12))
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text=text), None)
+    job = submit(burst.farm, tenant, JobCreate(text=text), None)
     burst.drain(("generate", "decode"))
     store, lock = burst.farm.store, threading.Lock()
     reads: list[str] = []
@@ -92,35 +139,37 @@ def test_the_stitch_reads_chunks_ahead_on_several_threads(burst, tenant):
 
     burst.farm.store = SlowStore()
     burst.drain(("stitch",))
-    assert len(reads) == len(set(reads)) == 12 and in_flight["most"] == stages.READERS
-    with session_scope() as session:
+    assert len(reads) == len(set(reads)) == 12 and in_flight["most"] == stitching.READERS
+    with burst.farm.sessions() as session:
         assert session.get(Job, job.id).status == "succeeded"
 
 
 def test_codes_live_in_the_chunk_row_until_the_chunk_is_decoded(burst, tenant):
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.drain(("generate",))
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         chunks = session.scalars(select(Chunk).where(Chunk.job_id == job.id)).all()
         assert {c.status for c in chunks} == {"generated"} and all(c.speech for c in chunks)
     burst.drain()
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         chunks = session.scalars(select(Chunk).where(Chunk.job_id == job.id)).all()
         assert {c.status for c in chunks} == {"done"} and not any(c.speech for c in chunks)
 
 
 def test_a_long_stitch_renews_its_lease_so_no_second_stitch_is_sent(burst, tenant, monkeypatch):
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.drain(("generate", "decode"))
     lease_s = burst.farm.settings.farm.lease_s
     clock = iter(range(0, 1000 * lease_s, lease_s))  # the stitch's clock: a lease per reading
-    monkeypatch.setattr(stages, "monotonic", lambda: next(clock))
-    real_stream, resent = stages._stream, []
+    monkeypatch.setattr(stitching, "monotonic", lambda: next(clock))
+    real_stream, resent = stitching._stream, []
 
     def stream_while_a_lease_passes_per_chunk(*args):
         for chunk in real_stream(*args):
             resent.append(reconcile(burst.farm)["stitch"])
-            with session_scope() as session:  # as the database sees it once a lease has passed
+            with (
+                burst.farm.sessions() as session
+            ):  # as the database sees it once a lease has passed
                 session.execute(
                     update(Job)
                     .where(Job.id == job.id)
@@ -128,10 +177,10 @@ def test_a_long_stitch_renews_its_lease_so_no_second_stitch_is_sent(burst, tenan
                 )
             yield chunk
 
-    monkeypatch.setattr(stages, "_stream", stream_while_a_lease_passes_per_chunk)
+    monkeypatch.setattr(stitching, "_stream", stream_while_a_lease_passes_per_chunk)
     burst.drain(("stitch",))
     assert resent == [0, 0, 0, 0]  # renewed before every chunk, so never found expired
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         assert session.get(Job, job.id).status == "succeeded"
 
 
@@ -149,22 +198,22 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
     burst, tenant, monkeypatch, tmp_path
 ):
     """The seam inside a pause neither shifts the second half nor adds samples."""
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
+    job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.drain(("generate", "decode"))
-    with session_scope() as session:
-        parts = stages._parts(session, job.id)
+    with burst.farm.sessions() as session:
+        parts = stitching._parts(session, job.id)
     pauses = [pause_samples(p.boundary, burst.farm.settings.audio) for p in parts]
 
     def encode(name: str, fmt: str) -> tuple[int, np.ndarray]:
         path = tmp_path / f"{name}.{fmt}"
-        return stages._encode(burst.farm, job.id, parts, pauses, 1.0, path, fmt, None), decoded(
+        return stitching._encode(burst.farm, job.id, parts, pauses, 1.0, path, fmt, None), decoded(
             path
         )
 
     samples, programme = encode("programme", "wav")
     in_one = encode("one", "mp3")
-    monkeypatch.setattr(stitch, "PARALLEL_MIN_SAMPLES", 0)
-    assert stitch.mp3_seam(pauses, [p.stats.samples for p in parts]) is not None
+    monkeypatch.setattr(joining, "PARALLEL_MIN_SAMPLES", 0)
+    assert joining.mp3_seam(pauses, [p.stats.samples for p in parts]) is not None
     in_two = encode("two", "mp3")
     assert in_one[0] == in_two[0] == samples == len(programme)
     for _, pcm in (in_one, in_two):
@@ -174,14 +223,14 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
 
 
 def test_the_reconciler_resends_only_expired_work(burst, tenant):
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK), None)
-    burst.dispatch.messages.clear()  # the queue lost every message
+    job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
+    burst.sender.messages.clear()  # the queue lost every message
     assert reconcile(burst.farm) == {"generate": 0, "decode": 0, "stitch": 0, "deliver": 0}
     later = utcnow() + timedelta(seconds=burst.farm.settings.farm.lease_s + 1)
     assert reconcile(burst.farm, now=later)["generate"] == 4
     assert reconcile(burst.farm, now=later)["generate"] == 0  # leases were renewed
     burst.drain()
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         assert session.get(Job, job.id).status == "succeeded"
 
 
@@ -208,20 +257,19 @@ def flaky_url():
 
 def test_webhooks_retry_with_backoff_and_record_each_attempt(burst, tenant, flaky_url):
     Flaky.statuses = [500, 503]
-    _job, _ = submit_job(burst.farm, tenant, JobCreate(text=BOOK, webhook_url=flaky_url), None)
+    _job = submit(burst.farm, tenant, JobCreate(text=BOOK, webhook_url=flaky_url), None)
     burst.drain()
-    (delivery_id,) = [m[1] for m in burst.dispatch.sent if m[0] == "deliver"]
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
     settings = burst.farm.settings.webhooks
     delays = []
     with httpx.Client() as client:
         while True:
-            with session_scope() as session:
-                delay = outbox.deliver(session, delivery_id, client, settings)
+            delay = deliver(burst.farm.sessions, delivery_id, client, settings)
             if delay is None:
                 break
             delays.append(delay)
     assert len(delays) == 2 and delays[1] > settings.base_delay_s  # doubling, with jitter
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         attempts = session.scalars(
             select(WebhookAttempt.status_code)
@@ -234,37 +282,37 @@ def test_webhooks_retry_with_backoff_and_record_each_attempt(burst, tenant, flak
 
 def test_webhooks_give_up_after_the_retry_window(burst, tenant, flaky_url):
     Flaky.statuses = [500] * 5
-    _job, _ = submit_job(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    _job = submit(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
     burst.drain()
-    (delivery_id,) = [m[1] for m in burst.dispatch.sent if m[0] == "deliver"]
-    with session_scope() as session:
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    with burst.farm.sessions() as session:
         session.execute(update(WebhookDelivery).values(created_at=utcnow() - timedelta(days=2)))
-    with httpx.Client() as client, session_scope() as session:
-        assert outbox.deliver(session, delivery_id, client, burst.farm.settings.webhooks) is None
-    with session_scope() as session:
+    with httpx.Client() as client:
+        assert (
+            deliver(burst.farm.sessions, delivery_id, client, burst.farm.settings.webhooks) is None
+        )
+    with burst.farm.sessions() as session:
         assert session.get(WebhookDelivery, delivery_id).status == "failed"
 
 
-def test_backoff_grows_and_is_capped(farm_settings):
-    s = farm_settings.webhooks.model_copy(update={"base_delay_s": 1.0, "max_delay_s": 8.0})
+def test_backoff_grows_and_is_capped():
+    s = WebhookSettings(base_delay_s=1.0, max_delay_s=8.0)
     for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (9, 8)]:
-        delays = [outbox.backoff(attempt, s) for _ in range(50)]
+        delays = [backoff(attempt, s) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1  # jitter
 
 
 def test_a_failed_stage_fails_the_job_and_queues_its_webhook(burst, tenant, flaky_url):
-    from shared.farm import fail_job
-
-    job, _ = submit_job(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    job = submit(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
     assert fail_job(burst.farm, job.id, "gpu.generate_chunk failed: boom")
     assert not fail_job(burst.farm, job.id, "again")  # already final
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         failed = session.get(Job, job.id)
         event = session.scalar(select(WebhookDelivery.event_type))
     assert failed.status == "failed" and failed.error.endswith("boom")
     assert event == "job.failed"
     burst.drain()
-    with session_scope() as session:
+    with burst.farm.sessions() as session:
         chunk = session.scalar(select(Chunk).where(Chunk.job_id == job.id))
-    assert chunk.status == "pending" and chunk.generated_at is None  # nothing more was spent
+    assert chunk.status == "pending" and chunk.attempts == 0  # nothing more was spent

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from shared import queues
+from shared.infra import queues
 from tests.services import REDIS_TEST_URL
 from workers.app import create_app
 

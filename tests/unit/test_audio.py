@@ -5,14 +5,14 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from shared.audio import apply_fades, finish_chunk, trim_silence
-from shared.chunking import Boundary
-from shared.encode import FORMATS, AudioWriter
-from shared.engines import SpeechRequest
-from shared.engines.espeak import EspeakEngine
-from shared.loudness import integrated_loudness, step_energies, true_peak
-from shared.settings import AudioSettings
-from shared.stitch import join_chunks, pause_samples, programme_gain
+from shared.audio.encode import FORMATS, AudioWriter
+from shared.audio.finish import apply_fades, finish_chunk, trim_silence
+from shared.audio.loudness import integrated_loudness, step_energies, true_peak
+from shared.audio.programme import join_chunks, pause_samples, programme_gain
+from shared.infra.settings import AudioSettings
+from shared.speech.engine import SpeechRequest
+from shared.speech.espeak import EspeakEngine
+from shared.text.chunking import Boundary
 
 RATE = 24000
 SENTENCES = [
@@ -112,7 +112,7 @@ def test_pauses_follow_boundary_kinds():
     ]
     lengths = [pause_samples(k, s) for k in ordered]
     assert lengths == sorted(lengths) and lengths[-1] == 2 * RATE
-    assert pause_samples(Boundary.PARAGRAPH, AudioSettings(pause_paragraph_s=1.5)) == 36000
+    assert pause_samples(Boundary.PARAGRAPH, AudioSettings(pauses_s={"paragraph": 1.5})) == 36000
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

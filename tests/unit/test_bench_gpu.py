@@ -63,8 +63,9 @@ def test_bad_arguments_are_argparse_errors(args):
 
 
 def test_constants_match_lyres():
-    from shared.codec import FRAME_TOKENS, SAMPLE_RATE, SAMPLES_PER_FRAME
-    from shared.decoder import SNAC_24KHZ_CONFIG
+    from shared.audio import SAMPLE_RATE
+    from shared.snac.decoder import SNAC_24KHZ_CONFIG
+    from shared.speech.codec import FRAME_TOKENS, SAMPLES_PER_FRAME
 
     spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
     gpu = importlib.util.module_from_spec(spec)

@@ -5,7 +5,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.chunking import Boundary, chunk_text, normalize_text, spoken_length
+from shared.text.chunking import Boundary, chunk_text, spoken_length
+from shared.text.normalize import normalize_text
 
 BOOK = """Intro before any heading.
 
@@ -30,21 +31,21 @@ Back to the narrator.
 
 def test_chunks_reassemble_to_the_normalised_text():
     result = chunk_text(BOOK, max_chars=60)
-    assert "".join(c.source for c in result.chunks) == result.normalized
-    assert [c.index for c in result.chunks] == list(range(len(result.chunks)))
+    assert "".join(c.source for c in result.spans) == result.normalized
+    assert [c.index for c in result.spans] == list(range(len(result.spans)))
 
 
 def test_chapters_come_from_markdown_headings_and_chapter_lines():
     result = chunk_text(BOOK, max_chars=60)
     assert result.chapters == ["", "Chapter One", "CHAPTER 2"]
-    headings = [c for c in result.chunks if c.boundary is Boundary.CHAPTER]
+    headings = [c for c in result.spans if c.boundary is Boundary.CHAPTER]
     assert [c.text for c in headings] == ["Chapter One", "CHAPTER 2"]
     assert headings[1].voice is None  # a speaker label does not outlive its chapter
-    assert result.chunks[-1].chapter == 2
+    assert result.spans[-1].chapter == 2
 
 
 def test_boundaries_mark_paragraphs_sentences_and_speaker_turns():
-    chunks = chunk_text(BOOK, max_chars=60).chunks
+    chunks = chunk_text(BOOK, max_chars=60).spans
     kinds = {c.text: c.boundary for c in chunks}
     assert chunks[0].boundary is Boundary.START
     assert kinds["It was a dark night. Mr. Smith walked in."] is Boundary.PARAGRAPH
@@ -56,7 +57,7 @@ def test_boundaries_mark_paragraphs_sentences_and_speaker_turns():
 
 
 def test_long_sentences_are_cut_at_clauses_before_words():
-    chunks = chunk_text(BOOK, max_chars=60).chunks
+    chunks = chunk_text(BOOK, max_chars=60).spans
     cut = [c for c in chunks if c.boundary in (Boundary.CLAUSE, Boundary.WORD)]
     assert cut and cut[0].boundary is Boundary.CLAUSE
     assert all(spoken_length(c.text) <= 60 for c in chunks)
@@ -64,7 +65,7 @@ def test_long_sentences_are_cut_at_clauses_before_words():
 
 def test_unvoiceable_tags_are_removed_and_counted():
     result = chunk_text(BOOK, max_chars=60)
-    spoken = " ".join(c.text for c in result.chunks)
+    spoken = " ".join(c.text for c in result.spans)
     assert "<laugh>" in spoken and "<shout>" not in spoken and "<crying>" not in spoken
     assert result.removed_tags == {"shout": 1, "crying": 1}
     assert len(result.warnings) == 2
@@ -72,8 +73,8 @@ def test_unvoiceable_tags_are_removed_and_counted():
 
 def test_scene_break_is_folded_into_a_neighbour():
     result = chunk_text("One.\n\n* * *\n\nTwo.")
-    assert [c.text for c in result.chunks] == ["One.", "Two."]
-    assert result.chunks[0].source == "One.\n\n* * *\n\n"
+    assert [c.text for c in result.spans] == ["One.", "Two."]
+    assert result.spans[0].source == "One.\n\n* * *\n\n"
 
 
 def test_normalisation():
@@ -84,13 +85,13 @@ def test_normalisation():
 
 def test_abbreviations_and_initials_do_not_end_sentences():
     text = "Dr. J. R. Smith met Mrs. Jones. They talked. " * 3
-    chunks = chunk_text(text, max_chars=40).chunks
+    chunks = chunk_text(text, max_chars=40).spans
     assert all(not c.text.endswith(("Dr.", "J.", "R.", "Mrs.")) for c in chunks)
 
 
 def test_a_word_longer_than_the_limit_stays_whole():
     word = "x" * 100
-    chunks = chunk_text(f"Short start. {word} end.", max_chars=40).chunks
+    chunks = chunk_text(f"Short start. {word} end.", max_chars=40).spans
     assert any(word in c.text for c in chunks)
 
 
@@ -105,16 +106,16 @@ def test_every_character_is_accounted_for(raw: str, max_chars: int):
     result = chunk_text(raw, max_chars=max_chars)
     normalized = normalize_text(raw)
     assert result.normalized == normalized
-    if result.chunks:
-        assert "".join(c.source for c in result.chunks) == normalized
+    if result.spans:
+        assert "".join(c.source for c in result.spans) == normalized
     else:  # nothing speakable at all: no words besides tags and speaker labels
         unlabelled = re.sub(r"(?m)^(tara|leah|jess|leo|dan|mia|zac|zoe): ", "", normalized)
         assert not any(ch.isalnum() for ch in re.sub(r"<\w+>", "", unlabelled))
-    for chunk in result.chunks:
+    for chunk in result.spans:
         assert chunk.text and any(ch.isalnum() for ch in chunk.text)
         words = chunk.text.split()
         if len(words) > 1:
             assert spoken_length(chunk.text) <= max_chars
-    for before, after in zip(result.chunks, result.chunks[1:], strict=False):
+    for before, after in zip(result.spans, result.spans[1:], strict=False):
         # never inside a word: every cut falls on whitespace
         assert before.source[-1].isspace() or after.source[0].isspace()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.cli import main
+from shared.local.cli import main
 
 
 @pytest.fixture()
@@ -85,7 +85,7 @@ def test_models_pull_without_a_hub_is_one_line_and_exit_1(tmp_path, capsys, monk
 def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(
     tmp_path, capsys, book, monkeypatch, variable, value, message
 ):
-    from shared.settings import get_settings
+    from shared.infra.settings import get_settings
 
     monkeypatch.setenv(variable, value)
     get_settings.cache_clear()

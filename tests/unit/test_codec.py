@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.codec import (
+from shared.speech.codec import (
     AUDIO_BASE,
     BOS,
     END_OF_SPEECH,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from shared import int16_gemm, tiled_decoder
-from shared.codec import codes_from_frames
-from shared.decoder import SnacDecoder
+from shared.snac import int16_gemm, tiled
+from shared.snac.decoder import SnacDecoder
+from shared.speech.codec import codes_from_frames
 
 
 def random_codes(frames: int, seed: int = 0):
@@ -92,19 +92,19 @@ def test_tiles_in_fp32_give_the_stock_output(stock, ours):
 
 
 def test_auto_picks_the_fastest_precision_this_cpu_has(snac_dir):
-    assert SnacDecoder.load(str(snac_dir)).tiled.precision == tiled_decoder.fastest_precision()
+    assert SnacDecoder.load(str(snac_dir)).tiled.precision == tiled.fastest_precision()
 
 
 @pytest.mark.parametrize("length", [1, 1023, 1024, 1500, 4096 * 7 + 13])
 def test_tiles_cover_the_chunk_with_no_tile_shorter_than_half(length):
-    bounds = tiled_decoder.tiles(length, 1024)
+    bounds = tiled.tiles(length, 1024)
     assert bounds[0][0] == 0 and bounds[-1][1] == length
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     assert all(end - start >= min(length, 512) for start, end in bounds)
 
 
 def test_the_setting_picks_the_path(snac_dir):
-    from shared.settings import OrpheusSettings
+    from shared.infra.settings import OrpheusSettings
 
     plain = OrpheusSettings(snac_model=str(snac_dir), snac_decoder="plain")
     assert SnacDecoder.from_settings(plain).tiled is None
@@ -116,7 +116,7 @@ def test_the_setting_picks_the_path(snac_dir):
 def test_an_unknown_precision_is_refused_by_the_settings():
     from pydantic import ValidationError
 
-    from shared.settings import OrpheusSettings
+    from shared.infra.settings import OrpheusSettings
 
     with pytest.raises(ValidationError, match="snac_products"):
         OrpheusSettings(snac_products="int8")
@@ -132,16 +132,16 @@ def test_a_zero_snake_alpha_asks_for_the_plain_path(snac_dir):
     model = SNAC.from_pretrained(str(snac_dir))
     with torch.no_grad():
         model.decoder.model[6].alpha[0, 0, 0] = 0
-    with pytest.raises(tiled_decoder.AlphaNotFoldable):
+    with pytest.raises(tiled.AlphaNotFoldable):
         SnacDecoder(model)
 
 
 def test_int16_is_refused_where_numba_does_not_compile_for_the_host(snac_dir, monkeypatch):
     import numba
 
-    from shared.settings import UnsupportedSetting
+    from shared.infra.settings import UnsupportedSetting
 
     monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
-    assert tiled_decoder.fastest_precision() != "int16"
+    assert tiled.fastest_precision() != "int16"
     with pytest.raises(UnsupportedSetting, match="SNAC_PRODUCTS=int16 needs"):
         SnacDecoder.load(str(snac_dir), products="int16")

@@ -7,23 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from shared.codec import END_OF_SPEECH, VOCAB_SIZE
-from shared.engines import EngineError, SpeechRequest, build_engine, resolve_engine_name
-from shared.engines.base import Engine, EngineLoop, Speech
-from shared.engines.espeak import EspeakEngine
-from shared.engines.factory import ESPEAK_FALLBACK_NOTE
-from shared.engines.frame_mask import frame_slots, id_slots, mask_logits
-from shared.engines.openai_backend import completion_body, ids_from_event
-from shared.engines.orpheus import Sampling, token_budget
-from shared.engines.transformers_backend import AudioPositionMask
-from shared.engines.vllm_backend import (
+from shared.infra.settings import OrpheusSettings, Settings
+from shared.speech.codec import END_OF_SPEECH, VOCAB_SIZE
+from shared.speech.engine import Engine, EngineError, EngineLoop, Speech, SpeechRequest
+from shared.speech.espeak import EspeakEngine
+from shared.speech.factory import ESPEAK_FALLBACK_NOTE, build_engine, resolve_engine_name
+from shared.speech.frame_mask import frame_slots, id_slots, mask_logits
+from shared.speech.openai_backend import completion_body, ids_from_event
+from shared.speech.orpheus import Sampling, token_budget
+from shared.speech.transformers_backend import AudioPositionMask
+from shared.speech.vllm_backend import (
     FRAME_ARG,
     FRAME_PROCESSOR,
     engine_arguments,
     sampling_arguments,
 )
-from shared.settings import OrpheusSettings, Settings
-from shared.voices import VOICES
+from shared.text.voices import VOICES
 from tests.frames import expected_ids
 
 
@@ -153,7 +152,7 @@ def test_engine_loop_interleaves_requests_from_many_threads():
 
 
 def test_unknown_model_directory_is_a_clear_error(tmp_path, monkeypatch):
-    from shared.weights import ModelNotFound
+    from shared.speech.weights import ModelNotFound
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
@@ -163,7 +162,7 @@ def test_unknown_model_directory_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_the_null_engine_costs_nothing_and_is_never_automatic():
-    from shared.engines.null import NullEngine
+    from shared.speech.null import NullEngine
 
     engine = build_engine(Settings(engine="null"), "null")
     assert isinstance(engine, NullEngine)

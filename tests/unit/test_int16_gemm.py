@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared import int16_gemm
+from shared.snac import int16_gemm
 
 pytestmark = pytest.mark.skipif(not int16_gemm.supported(), reason="int16 products need AVX2")
 

@@ -16,11 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.codec import parse_tokens
-from shared.engines import EngineError, SpeechRequest, build_engine
-from shared.engines.base import EngineLoop
-from shared.engines.orpheus import Sampling
-from shared.engines.transformers_backend import TransformersBackend
+from shared.speech.codec import parse_tokens
+from shared.speech.engine import EngineError, EngineLoop, SpeechRequest
+from shared.speech.factory import build_engine
+from shared.speech.orpheus import Sampling
+from shared.speech.transformers_backend import TransformersBackend
 
 FAILURES = {"no-such-model", "dies-mid-stream", "hangs-up", "ignores-ids"}
 

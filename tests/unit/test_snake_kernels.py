@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shared import snake_kernels
+from shared.snac import snake_kernels
 
 
 def test_snake_matches_sin_squared_over_a_wide_range():

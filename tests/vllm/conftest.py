@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.engines.vllm_backend import prepare_environment
+from shared.speech.vllm_backend import prepare_environment
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 prepare_environment()  # what VllmBackend does before it builds the engine
@@ -28,8 +28,8 @@ def vllm_config(orpheus_dir: Path):
     """The engine configuration vLLM builds from Lyre's default settings."""
     from vllm.engine.arg_utils import AsyncEngineArgs
 
-    from shared.engines.vllm_backend import engine_arguments
-    from shared.settings import OrpheusSettings
+    from shared.infra.settings import OrpheusSettings
+    from shared.speech.vllm_backend import engine_arguments
 
     return AsyncEngineArgs(
         **engine_arguments(str(orpheus_dir), OrpheusSettings())

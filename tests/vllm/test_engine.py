@@ -15,10 +15,11 @@ from vllm.v1.worker.gpu.sample.logits_processor import (
     build_custom_logits_processors_params_validator,
 )
 
-from shared.codec import END_OF_SPEECH
-from shared.engines.base import EngineDead, EngineError
-from shared.engines.orpheus import Sampling
-from shared.engines.vllm_backend import (
+from shared.infra.settings import OrpheusSettings
+from shared.speech.codec import END_OF_SPEECH
+from shared.speech.engine import EngineDead, EngineError
+from shared.speech.orpheus import Sampling
+from shared.speech.vllm_backend import (
     FRAME_ARG,
     FRAME_PROCESSOR,
     VLLM_VERSION,
@@ -26,8 +27,7 @@ from shared.engines.vllm_backend import (
     engine_arguments,
     sampling_arguments,
 )
-from shared.engines.vllm_logits import FrameSlots
-from shared.settings import OrpheusSettings
+from shared.speech.vllm_logits import FrameSlots
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLING = Sampling(max_tokens=7 * 300, temperature=0.6, top_p=0.9, repetition_penalty=1.1, seed=7)

@@ -14,10 +14,10 @@ from vllm.v1.worker.gpu.sample.logits_processor import (
 )
 from vllm.v1.worker.gpu.states import RequestState
 
-from shared.codec import AUDIO_BASE, VOCAB_SIZE, audio_token
-from shared.engines.orpheus import Sampling
-from shared.engines.vllm_backend import FRAME_PROCESSOR, sampling_arguments
-from shared.engines.vllm_logits import FrameSlots
+from shared.speech.codec import AUDIO_BASE, VOCAB_SIZE, audio_token
+from shared.speech.orpheus import Sampling
+from shared.speech.vllm_backend import FRAME_PROCESSOR, sampling_arguments
+from shared.speech.vllm_logits import FrameSlots
 from tests.frames import expected_ids
 
 MAX_REQS, MAX_LEN = 8, 256

@@ -21,12 +21,12 @@ from vllm.v1.worker.gpu.sample.logits_processor import (
     build_custom_logits_processors_params_validator,
 )
 
-from shared.codec import END_OF_SPEECH, audio_token
-from shared.engines.base import EngineError
-from shared.engines.openai_backend import OpenAIBackend, completion_body
-from shared.engines.orpheus import Sampling
-from shared.engines.vllm_backend import FRAME_ARG, FRAME_PROCESSOR
-from shared.settings import OrpheusSettings
+from shared.infra.settings import OrpheusSettings
+from shared.speech.codec import END_OF_SPEECH, audio_token
+from shared.speech.engine import EngineError
+from shared.speech.openai_backend import OpenAIBackend, completion_body
+from shared.speech.orpheus import Sampling
+from shared.speech.vllm_backend import FRAME_ARG, FRAME_PROCESSOR
 
 PROMPT = [128259, 128000, 83, 84, 128009, 128260, 128261, 128257]
 GENERATED = [audio_token(i % 7, (37 * i) % 4096) for i in range(14)] + [END_OF_SPEECH]

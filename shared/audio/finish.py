@@ -1,0 +1,57 @@
+"""One chunk's audio made ready for joining: trimmed, faded, and measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.audio import SAMPLE_RATE
+from shared.audio.loudness import step_energies, true_peak
+from shared.infra.settings import AudioSettings
+
+_WINDOW_S = 0.01
+_MARGIN_S = 0.02
+
+
+@dataclass(frozen=True)
+class ChunkStats:
+    """What the stitch needs to know of a chunk without reading its audio."""
+
+    samples: int
+    steps: np.ndarray  # BS.1770 K-weighted mean square per 100 ms
+    peak: float  # true peak, linear
+
+
+def trim_silence(pcm: np.ndarray, threshold_dbfs: float) -> np.ndarray:
+    """Cut leading and trailing silence (10 ms windows below the threshold), keeping 20 ms."""
+    window = round(_WINDOW_S * SAMPLE_RATE)
+    usable = len(pcm) // window * window
+    if usable == 0:
+        return pcm[:0]
+    rms = np.sqrt((pcm[:usable].reshape(-1, window).astype(np.float64) ** 2).mean(axis=1))
+    loud = np.flatnonzero(rms > 10 ** (threshold_dbfs / 20))
+    if len(loud) == 0:
+        return pcm[:0]
+    margin = round(_MARGIN_S * SAMPLE_RATE)
+    start = max(loud[0] * window - margin, 0)
+    end = min((loud[-1] + 1) * window + margin, len(pcm))
+    return pcm[start:end]
+
+
+def apply_fades(pcm: np.ndarray, fade_ms: float) -> np.ndarray:
+    """Raised-cosine fade in and out, so that joins start and end at zero without a click."""
+    n = min(round(fade_ms / 1000 * SAMPLE_RATE), len(pcm) // 2)
+    if n == 0:
+        return pcm
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+    out = pcm.astype(np.float32, copy=True)
+    out[:n] *= ramp
+    out[-n:] *= ramp[::-1]
+    return out
+
+
+def finish_chunk(pcm: np.ndarray, settings: AudioSettings) -> tuple[np.ndarray, ChunkStats]:
+    """Trim, fade and measure a decoded chunk."""
+    pcm = apply_fades(trim_silence(pcm, settings.silence_threshold_dbfs), settings.fade_ms)
+    return pcm, ChunkStats(len(pcm), step_energies(pcm, SAMPLE_RATE), true_peak(pcm))

@@ -1,0 +1,46 @@
+"""What the stages run against: :class:`Farm` (settings, object store, database, queues) and the
+:class:`Sender` that puts a stage's next message on its queue."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from shared.farm.models import utcnow
+from shared.infra.settings import Settings
+from shared.infra.storage import ObjectStore
+
+
+class Sender(Protocol):
+    """Sends the next message of a job to its queue: Celery in the farm
+    (``workers.sender``), a thread pool in embedded mode (``shared.local.runner``)."""
+
+    def generate(self, job_id: uuid.UUID, index: int) -> None: ...
+    def decode(self, job_id: uuid.UUID, index: int) -> None: ...
+    def stitch(self, job_id: uuid.UUID) -> None: ...
+    def deliver(self, delivery_id: str, delay_s: float = 0) -> None: ...
+
+
+@dataclass
+class Farm:
+    """``sessions`` opens a durable transaction (``shared.infra.db.session_scope``);
+    ``bookkeeping`` a connection for one statement of a stage's own state changes, committed on
+    its own without waiting for the disk (``shared.infra.db.bookkeeping_scope`` says why that is
+    safe)."""
+
+    settings: Settings
+    store: ObjectStore
+    send: Sender
+    sessions: Callable[[], AbstractContextManager[Session]]
+    bookkeeping: Callable[[], AbstractContextManager[Connection]]
+
+    def lease(self) -> datetime:
+        """The deadline of work handed out now: past it, the reconciler sends it again."""
+        return utcnow() + timedelta(seconds=self.settings.farm.lease_s)

@@ -1,0 +1,131 @@
+"""The chunk stages: generate (GPU) and decode (CPU). Celery tasks in ``workers/`` are a few lines
+around these, and embedded mode runs them on a thread pool.
+
+Each stage takes ids, claims its chunk (``shared.farm.transitions``), does its slow work outside
+any transaction, and moves the chunk by its edge; a redelivered or duplicated message does no
+harm, since only the first to move the chunk goes on. The stitch stage is ``stitching``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import Row
+
+from shared.audio.finish import finish_chunk
+from shared.farm.context import Farm
+from shared.farm.models import utcnow
+from shared.farm.states import JobStatus
+from shared.farm.transitions import (
+    CHUNK_GENERATED_TO_DONE,
+    CHUNK_GENERATED_TO_DONE_AND_COUNTED,
+    CHUNK_PENDING_TO_GENERATED,
+    CLAIM_GENERATED_CHUNK,
+    CLAIM_PENDING_CHUNK,
+    COUNT_DONE_CHUNK,
+    move_job,
+)
+from shared.infra.storage import chunk_audio_key, put_pcm
+from shared.speech.engine import Engine, EngineLoop, Speech, SpeechRequest
+
+if TYPE_CHECKING:  # torch stays out of processes that never decode (api, stitch)
+    from shared.snac.decoder import SnacDecoder
+
+
+class SpeechMissing(RuntimeError):
+    """A generated chunk has no speech stored."""
+
+
+class MissingDecoder(Exception):
+    """The engine produced SNAC codes but no SNAC decoder was loaded."""
+
+
+def chunk_seed(job_id: uuid.UUID | str, index: int) -> int:
+    """A stable seed per chunk, so that a retried chunk samples and decodes the same way."""
+    return zlib.crc32(f"{job_id}:{index}".encode())
+
+
+def _claim(farm: Farm, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | None:
+    """Run a claim statement on a chunk; its row, or None if the chunk is not ours."""
+    params = {"job": job_id, "idx": index, "lease": farm.lease()}
+    with farm.bookkeeping() as connection:
+        return connection.execute(claim, params).one_or_none()
+
+
+def generate_chunk(
+    farm: Farm, loop: EngineLoop, engine: Engine, job_id: uuid.UUID, index: int
+) -> bool:
+    """GPU stage: the chunk's text to speech (SNAC codes, or PCM), kept in its row; then the
+    chunk goes to decode."""
+    claimed = _claim(farm, job_id, index, CLAIM_PENDING_CHUNK)
+    if claimed is None:
+        return False
+    job_status, text, voice = claimed[0], claimed.text, claimed.voice
+    if job_status == JobStatus.QUEUED:
+        with farm.sessions() as session:
+            move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
+    request = SpeechRequest(f"{job_id}-{index}", text, voice, chunk_seed(job_id, index))
+    started = time.perf_counter()
+    speech = loop.run(engine.generate(request))
+    generated = {
+        "job": job_id,
+        "idx": index,
+        "output": speech.to_bytes(),
+        "n_dropped": speech.codes.dropped_tokens if speech.codes else 0,
+        "seconds": time.perf_counter() - started,
+        "lease": farm.lease(),
+    }
+    with farm.bookkeeping() as connection:
+        moved = bool(connection.execute(CHUNK_PENDING_TO_GENERATED, generated).rowcount)
+    if moved:
+        farm.send.decode(job_id, index)
+    return moved
+
+
+def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
+    """CPU stage: the chunk's speech to finished PCM in the object store and its loudness in
+    the row; the decode that finishes a job's last chunk sends the stitch."""
+    claimed = _claim(farm, job_id, index, CLAIM_GENERATED_CHUNK)
+    if claimed is None:
+        return False
+    if claimed.speech is None:  # the task retries, and fails the job when out of attempts
+        raise SpeechMissing(f"chunk {index} of job {job_id}")
+    started = time.perf_counter()
+    pcm = _pcm(Speech.from_bytes(claimed.speech), decoder, chunk_seed(job_id, index))
+    pcm, stats = finish_chunk(pcm, farm.settings.audio)
+    decode_s = time.perf_counter() - started
+    put_pcm(farm.store, chunk_audio_key(str(job_id), index), pcm)
+    done = {
+        "job": job_id,
+        "idx": index,
+        "n": stats.samples,
+        "peak": stats.peak,
+        "steps": stats.steps.astype("<f8").tobytes(),
+        "at": utcnow(),
+        "seconds": decode_s,
+        "lease": farm.lease(),
+    }
+    with farm.bookkeeping() as connection:
+        if connection.dialect.name == "postgresql":
+            moved, last = connection.execute(CHUNK_GENERATED_TO_DONE_AND_COUNTED, done).one()
+        else:  # SQLite has no UPDATE in WITH; its bookkeeping block is a transaction
+            moved = bool(connection.execute(CHUNK_GENERATED_TO_DONE, done).rowcount)
+            last = moved and bool(connection.execute(COUNT_DONE_CHUNK, done).scalar())
+    if not moved:
+        return False
+    if last:
+        farm.send.stitch(job_id)
+    return True
+
+
+def _pcm(speech: Speech, decoder: SnacDecoder | None, seed: int) -> np.ndarray:
+    """The chunk's raw PCM: its SNAC codes decoded, or the PCM an engine made directly."""
+    if speech.codes is not None:
+        if decoder is None:
+            raise MissingDecoder(MissingDecoder.__doc__)
+        return decoder.decode(speech.codes, seed)
+    return speech.pcm if speech.pcm is not None else np.zeros(0, np.float32)

@@ -1,0 +1,42 @@
+"""Job and chunk states, and the two tables of allowed transitions (target -> sources).
+
+``shared.farm.transitions`` holds one compare-and-set statement per edge of these tables, and a
+test checks that each statement's ``WHERE status`` and ``SET status`` are an edge here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # accepted, no chunk generated yet
+    RUNNING = "running"  # its first chunk has been taken by a GPU worker
+    SUCCEEDED = "succeeded"  # the programme is in the object store
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ChunkStatus(StrEnum):
+    PENDING = "pending"  # waiting for the GPU
+    GENERATED = "generated"  # the engine's output stored in the row, waiting for decode
+    DONE = "done"  # finished PCM in the object store, its loudness in the row
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+WAITING = (ChunkStatus.PENDING, ChunkStatus.GENERATED)  # chunks that hold a lease
+
+JOB_TRANSITIONS: dict[JobStatus, tuple[JobStatus, ...]] = {
+    JobStatus.RUNNING: (JobStatus.QUEUED,),
+    JobStatus.SUCCEEDED: (JobStatus.RUNNING,),
+    JobStatus.FAILED: ACTIVE,
+    JobStatus.CANCELLED: ACTIVE,
+}
+
+CHUNK_TRANSITIONS: dict[ChunkStatus, tuple[ChunkStatus, ...]] = {
+    ChunkStatus.GENERATED: (ChunkStatus.PENDING,),
+    ChunkStatus.DONE: (ChunkStatus.GENERATED,),
+    ChunkStatus.CANCELLED: WAITING,  # its job was cancelled
+}

@@ -1,0 +1,39 @@
+"""Tenants and their API keys. Keys are shown once and stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.farm.models import ApiKey, Tenant
+
+KEY_PREFIX = "lyre_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session: Session, tenant_name: str) -> tuple[Tenant, str]:
+    """Create the tenant if needed and a new key for it; return the key in clear, once."""
+    tenant = session.scalar(select(Tenant).where(Tenant.name == tenant_name))
+    if tenant is None:
+        secret = base64.b64encode(secrets.token_bytes(24)).decode()
+        tenant = Tenant(name=tenant_name, webhook_secret=f"whsec_{secret}")
+        session.add(tenant)
+        session.flush()
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiKey(tenant_id=tenant.id, prefix=key[:12], key_hash=hash_key(key)))
+    return tenant, key
+
+
+def tenant_for_key(session: Session, key: str) -> Tenant | None:
+    return session.scalar(
+        select(Tenant)
+        .join(ApiKey)
+        .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    )

@@ -1,0 +1,195 @@
+"""Every compare-and-set statement of the farm, each named after the edge it takes.
+
+A state change is one ``UPDATE … WHERE status IN (the edge's sources)`` on ids alone: zero rows
+means that another worker moved the row first, and the caller stops there. The names say the
+edge (``CHUNK_PENDING_TO_GENERATED``); ``tests/unit/test_transitions.py`` checks each one against
+the tables in ``shared.farm.states``. The migration's triggers write a ``job_event`` row for every
+change of a job's or a chunk's status, in the statement that makes it, so that no transition can
+forget its event.
+
+Leases are the other kind of statement here: ``CLAIM_*`` and ``RESEND_*`` extend a row's deadline
+without changing its state, and the reconciler re-sends whatever is past its deadline.
+
+The statements are built once, at import, and bound by name (``job``, ``idx``, ``lease`` …):
+building and ORM-executing an UPDATE costs more CPU than the database spends on it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, literal_column, or_, select, tuple_, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from shared.farm.models import Chunk, Job, utcnow
+from shared.farm.states import ACTIVE, FINAL, WAITING, ChunkStatus, JobStatus
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+def _job_edge(to: JobStatus, *sources: JobStatus) -> Any:
+    return (
+        update(Job)
+        .where(Job.id == bindparam("job"), Job.status.in_(sources))
+        .values(status=to.value)
+    )
+
+
+JOB_QUEUED_TO_RUNNING = _job_edge(JobStatus.RUNNING, JobStatus.QUEUED)
+JOB_RUNNING_TO_SUCCEEDED = _job_edge(JobStatus.SUCCEEDED, JobStatus.RUNNING)
+JOB_ACTIVE_TO_FAILED = _job_edge(JobStatus.FAILED, *ACTIVE)
+JOB_ACTIVE_TO_CANCELLED = _job_edge(JobStatus.CANCELLED, *ACTIVE)
+JOB_EDGES = {
+    JobStatus.RUNNING: JOB_QUEUED_TO_RUNNING,
+    JobStatus.SUCCEEDED: JOB_RUNNING_TO_SUCCEEDED,
+    JobStatus.FAILED: JOB_ACTIVE_TO_FAILED,
+    JobStatus.CANCELLED: JOB_ACTIVE_TO_CANCELLED,
+}
+
+
+def move_job(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any) -> bool:
+    """Move a job to ``to`` by its edge, setting ``values`` too; False if it was not in one of
+    the edge's sources (someone else moved it)."""
+    if to is JobStatus.RUNNING:
+        values.setdefault("started_at", utcnow())
+    if to in FINAL:
+        values.setdefault("finished_at", utcnow())
+    result = session.execute(JOB_EDGES[to].values(**values), {"job": job_id})
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- chunks ---------------------------------------------------------------------------------
+
+_JOB_STATUS = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
+# written into the SQL: an IN list of bound values is re-rendered at every execution
+_JOB_IS_ACTIVE = _JOB_STATUS.in_([literal_column(f"'{status}'") for status in ACTIVE])
+_THIS_CHUNK = (Chunk.job_id == bindparam("job"), Chunk.index == bindparam("idx"))
+
+
+def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any]) -> Any:
+    """Take a chunk in ``status`` of an active job, extending its lease and counting the
+    attempt: one UPDATE … RETURNING the job's status and ``columns``. A claim is not exclusive:
+    a redelivered message claims again, and the first of the two to move the chunk wins."""
+    return (
+        update(Chunk)
+        .where(*_THIS_CHUNK, Chunk.status == status, _JOB_IS_ACTIVE)
+        .values(lease_until=bindparam("lease"), attempts=Chunk.attempts + 1)
+        .returning(_JOB_STATUS, *columns)
+    )
+
+
+CLAIM_PENDING_CHUNK = _claim(ChunkStatus.PENDING, Chunk.text, Chunk.voice)
+CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech)
+
+# The end of generation: the engine's output goes into the row with the state change.
+CHUNK_PENDING_TO_GENERATED = (
+    update(Chunk)
+    .where(*_THIS_CHUNK, Chunk.status == ChunkStatus.PENDING)
+    .values(
+        status=ChunkStatus.GENERATED.value,
+        speech=bindparam("output"),
+        dropped_tokens=bindparam("n_dropped"),
+        generate_s=bindparam("seconds"),
+        lease_until=bindparam("lease"),
+    )
+)
+
+# The end of a decode: the chunk is done, and counted on its job. Exactly one decode of a job
+# sees chunks_done reach chunks_total; that one sets the stitch's lease and sends the stitch.
+CHUNK_GENERATED_TO_DONE = (
+    update(Chunk)
+    .where(*_THIS_CHUNK, Chunk.status == ChunkStatus.GENERATED)
+    .values(
+        status=ChunkStatus.DONE.value,
+        samples=bindparam("n"),
+        true_peak=bindparam("peak"),
+        loudness_steps=bindparam("steps"),
+        done_at=bindparam("at"),
+        decode_s=bindparam("seconds"),
+        lease_until=None,
+        speech=None,  # decoded: the row keeps only what the stitch needs
+    )
+)
+_LAST = Job.chunks_done + 1 == Job.chunks_total
+COUNT_DONE_CHUNK = (
+    update(Job)
+    .where(Job.id == bindparam("job"), Job.status == JobStatus.RUNNING)
+    .values(
+        chunks_done=Job.chunks_done + 1,
+        audio_samples=Job.audio_samples + bindparam("n"),
+        stitch_lease_until=case((_LAST, bindparam("lease")), else_=Job.stitch_lease_until),
+    )
+    .returning((Job.chunks_done == Job.chunks_total).label("last"))
+)
+# Postgres runs both as one statement: a round trip instead of four (BEGIN, two, COMMIT).
+_MOVED = CHUNK_GENERATED_TO_DONE.returning(Chunk.index).cte("moved")
+_COUNTED = COUNT_DONE_CHUNK.where(select(_MOVED).exists()).cte("counted")
+CHUNK_GENERATED_TO_DONE_AND_COUNTED = select(
+    select(_MOVED).exists(), func.coalesce(select(_COUNTED.c.last).scalar_subquery(), False)
+)
+
+# A cancelled job's waiting chunks: none of them is generated or decoded any more.
+CHUNK_WAITING_TO_CANCELLED = (
+    update(Chunk)
+    .where(Chunk.job_id == bindparam("job"), Chunk.status.in_(WAITING))
+    .values(status=ChunkStatus.CANCELLED.value, lease_until=None)
+)
+
+# --- the stitch's lease ---------------------------------------------------------------------
+
+CLAIM_STITCH = (
+    update(Job)
+    .where(
+        Job.id == bindparam("job"),
+        Job.status == JobStatus.RUNNING,
+        Job.chunks_done == Job.chunks_total,
+    )
+    .values(stitch_lease_until=bindparam("lease"))
+    .returning(Job.format, Job.title)
+)
+RENEW_STITCH_LEASE = (
+    update(Job)
+    .where(Job.id == bindparam("job"), Job.status == JobStatus.RUNNING)
+    .values(stitch_lease_until=bindparam("lease"))
+)
+
+# --- the reconciler's: work whose lease ran out, leased again and returned to be re-sent ------
+
+
+def _expired(column: InstrumentedAttribute[Any]) -> Any:
+    return or_(column.is_(None), column < bindparam("now"))
+
+
+_EXPIRED_CHUNKS = (
+    select(Chunk.job_id, Chunk.index)
+    .where(
+        Chunk.status.in_(WAITING),
+        _expired(Chunk.lease_until),
+        Chunk.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE))),
+    )
+    .limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+)
+RESEND_EXPIRED_CHUNKS = (
+    update(Chunk)
+    .where(tuple_(Chunk.job_id, Chunk.index).in_(_EXPIRED_CHUNKS))
+    .values(lease_until=bindparam("lease"))
+    .returning(Chunk.job_id, Chunk.index, Chunk.status)
+)
+_EXPIRED_STITCHES = (
+    select(Job.id)
+    .where(
+        Job.status == JobStatus.RUNNING,
+        Job.chunks_done == Job.chunks_total,
+        _expired(Job.stitch_lease_until),
+    )
+    .limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+)
+RESEND_EXPIRED_STITCHES = (
+    update(Job)
+    .where(Job.id.in_(_EXPIRED_STITCHES))
+    .values(stitch_lease_until=bindparam("lease"))
+    .returning(Job.id)
+)

@@ -1,0 +1,184 @@
+"""Settings, split by concern, read from ``LYRE_*`` environment variables.
+
+Nothing is built at import time: call :func:`get_settings` (cached) where a value is needed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.text.chunking import Boundary
+
+ORPHEUS_HUB_ID = "canopylabs/orpheus-3b-0.1-ft"
+SNAC_HUB_ID = "hubertsiuzdak/snac_24khz"
+
+# Engines that speak the voices; "null" makes silence (the farm's own overheads, measured and
+# tested without speech), "auto" picks orpheus where weights are configured, else espeak.
+SpeakingEngine = Literal["orpheus", "espeak"]
+EngineName = Literal["auto", SpeakingEngine, "null"]
+BackendName = Literal["transformers", "vllm", "openai"]
+DecoderPath = Literal["tiled", "plain"]
+ProductPrecision = Literal["auto", "bf16", "int16", "fp32"]
+
+
+class UnsupportedSetting(ValueError):
+    """A setting's value is valid but cannot run on this machine (the message says which)."""
+
+
+class ChunkingSettings(BaseModel):
+    # ~15 characters of English per second of speech: 400 characters ≈ 27 s, under the
+    # ~45 s the Orpheus authors advise per request.
+    max_chars: int = Field(default=400, ge=40)
+
+
+class OrpheusSettings(BaseModel):
+    model: str = ""  # local directory or hub id; empty means "not configured"
+    snac_model: str = SNAC_HUB_ID
+    backend: BackendName = "transformers"
+    device: str = "cpu"  # transformers backend and SNAC decode: "cpu", "cuda", "cuda:1" …
+    # SNAC decode on the CPU: "tiled" (shared/snac/tiled.py, the fastest) or "plain" (stock)
+    snac_decoder: DecoderPath = "tiled"
+    # the tiled decoder's matrix products: "auto" picks the fastest this CPU has (bf16 with
+    # AVX512-BF16, int16 with AVX2 alone, else fp32); "fp32" gives the stock output to 2e-5
+    snac_products: ProductPrecision = "auto"
+    temperature: float = 0.6
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    # 82 tokens per audio second at ~15 characters per second is ~5.5 tokens per character;
+    # the budget leaves room for slow reading and pauses.
+    tokens_per_char: float = 8.0
+    min_tokens: int = 7 * 24
+    max_tokens: int = 7 * 600  # ≈ 51 s of audio, a hard ceiling per chunk
+    # vLLM engine arguments (backend "vllm", vLLM 0.33): weights quantised to FP8 when loaded
+    # ("fp8_per_tensor"; None keeps bf16); the KV cache in the model's dtype ("auto"), since an
+    # FP8 cache without calibrated scales costs accuracy and a 3B model leaves memory to spare
+    quantization: str | None = "fp8_per_tensor"
+    kv_cache_dtype: str = "auto"
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    max_model_len: int = 8192
+    max_num_seqs: int = 64
+    enable_prefix_caching: bool = True
+    # OpenAI-compatible server (backend "openai")
+    openai_url: str = "http://127.0.0.1:8001/v1"
+    openai_api_key: str = ""
+    openai_model: str = ""
+    request_timeout_s: float = 300.0
+
+
+# Silence before a chunk, by the boundary that precedes it.
+PAUSES_S: dict[Boundary, float] = {
+    Boundary.START: 0.0,
+    Boundary.WORD: 0.05,
+    Boundary.CLAUSE: 0.20,
+    Boundary.SENTENCE: 0.35,
+    Boundary.PARAGRAPH: 0.80,
+    Boundary.SPEAKER: 0.50,
+    Boundary.CHAPTER: 2.00,
+}
+
+
+class AudioSettings(BaseModel):
+    """How chunks are joined and how loud the programme ends up."""
+
+    # e.g. LYRE_AUDIO__PAUSES_S='{"chapter": 3.0}': the boundaries named replace the defaults
+    pauses_s: dict[Boundary, float] = Field(default_factory=lambda: dict(PAUSES_S))
+    fade_ms: float = 10.0
+    silence_threshold_dbfs: float = -50.0
+    target_lufs: float = -19.0
+    true_peak_dbtp: float = -1.0
+    bitrate_kbps: int = 64
+
+    @field_validator("pauses_s", mode="before")
+    @classmethod
+    def _over_defaults(cls, given: Any) -> Any:
+        return {**PAUSES_S, **given} if isinstance(given, dict) else given
+
+    @field_validator("pauses_s")
+    @classmethod
+    def _not_negative(cls, pauses: dict[Boundary, float]) -> dict[Boundary, float]:
+        if any(seconds < 0 for seconds in pauses.values()):
+            raise ValueError("a pause cannot be negative")
+        return pauses
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/lyre"
+    pool_size: int = 5
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    # Prepended to every Redis key and channel of the farm (Celery's queues and events, Lyre's
+    # own keys): farms, or test runs, that share one Redis database stay apart.
+    key_prefix: str = ""
+    # Longer than the longest task: an unacknowledged message is redelivered only after it.
+    visibility_timeout_s: int = 7200
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["s3", "local"] = "s3"
+    endpoint_url: str | None = None  # MinIO or another S3-compatible endpoint; None for AWS
+    # The endpoint clients download from, where it differs from the farm's own (compose: the
+    # farm reaches http://minio:9000, a client http://localhost:9000); download URLs are
+    # signed for it, since the signature covers the host
+    public_endpoint_url: str | None = None
+    bucket: str = "lyre"
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    presign_expiry_s: int = 3600
+    multipart_chunk_mb: int = 8
+    local_root: Path = Path(".lyre-store")
+
+
+class FarmSettings(BaseModel):
+    """How the workers share work: leases, reconciling, limits."""
+
+    lease_s: int = 600  # a chunk not finished this long after it was handed out is re-sent
+    reconcile_every_s: float = 30.0
+    max_input_bytes: int = 5 * 1024 * 1024
+    task_max_retries: int = 5
+
+
+class WebhookSettings(BaseModel):
+    retry_for_s: int = 24 * 3600
+    base_delay_s: float = 5.0
+    max_delay_s: float = 3600.0
+    timeout_s: float = 10.0
+    # Hosts or networks (CIDR) that webhook URLs may resolve to although they are private.
+    allowlist: list[str] = []
+
+
+class FlowerSettings(BaseModel):
+    basic_auth: str = "lyre:lyre"  # user:password
+    address: str = "127.0.0.1"
+    port: int = 5555
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LYRE_", env_nested_delimiter="__", extra="ignore")
+
+    engine: EngineName = "auto"
+    voice: str = "tara"
+    work_dir: Path | None = None  # embedded mode keeps chunk audio here; a temp dir if unset
+    chunking: ChunkingSettings = ChunkingSettings()
+    orpheus: OrpheusSettings = OrpheusSettings()
+    audio: AudioSettings = AudioSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    storage: StorageSettings = StorageSettings()
+    farm: FarmSettings = FarmSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    flower: FlowerSettings = FlowerSettings()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,3 @@
+"""Lyre on one machine: ``runner`` runs the farm's own stages on a thread pool with SQLite and
+a folder in place of Postgres, Redis and S3, and ``cli`` is the ``lyre`` command (``lyre
+synth``, ``lyre keys``, ``lyre models``)."""

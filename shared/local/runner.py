@@ -1,0 +1,196 @@
+"""Embedded mode: the farm's stage functions in one process, a thread pool for the queues,
+SQLite (same schema, same migrations) for Postgres and a local folder for S3."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+from sqlalchemy import select
+
+from shared.audio import SAMPLE_RATE
+from shared.farm import stages
+from shared.farm.context import Farm
+from shared.farm.jobs import new_job, submit_job
+from shared.farm.models import Chunk, Job, Tenant
+from shared.farm.states import JobStatus
+from shared.farm.stitching import stitch_job
+from shared.infra.db import bookkeeping_scope, migrate, session_scope
+from shared.infra.settings import Settings
+from shared.infra.storage import LocalStore
+from shared.snac.decoder import SnacDecoder
+from shared.speech.engine import Engine, EngineError, EngineLoop
+from shared.speech.factory import build_engine
+from shared.text.chunking import ChunkedText
+
+LOCAL_TENANT = "local"
+
+
+@dataclass
+class Summary:
+    engine: str
+    chunks: int
+    audio_seconds: float
+    wall_seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def real_time_factor(self) -> float:
+        """Wall time per second of audio: below 1 is faster than real time."""
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds else float("inf")
+
+
+@dataclass
+class SynthJob:
+    chunked: ChunkedText
+    voice: str
+    fmt: str
+    output: Path
+    title: str | None = None
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        """Same text and voice, same id: a rerun samples and decodes every chunk the same way."""
+        digest = hashlib.sha256(f"{self.voice}\0{self.chunked.normalized}".encode())
+        return uuid.UUID(digest.hexdigest()[:32])
+
+
+class LocalSender:
+    """The queues of embedded mode: each message runs its stage on the thread pool."""
+
+    farm: Farm  # set once the farm that owns this sender is built
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, runner: EmbeddedRunner, on_decoded: Callable[[int], None]
+    ) -> None:
+        self.pool, self.runner, self.on_decoded = pool, runner, on_decoded
+        self._pending = 0
+        self._idle = threading.Condition()
+        self.error: BaseException | None = None
+
+    def _submit(self, stage: Callable[[], object]) -> None:
+        with self._idle:
+            self._pending += 1
+        future: Future = self.pool.submit(stage)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future) -> None:
+        with self._idle:
+            if future.exception() and self.error is None:
+                self.error = future.exception()
+            self._pending -= 1
+            self._idle.notify_all()
+
+    def wait(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
+
+    def generate(self, job_id: uuid.UUID, index: int) -> None:
+        loop, engine = self.runner.loop, self.runner.engine
+        self._submit(lambda: stages.generate_chunk(self.farm, loop, engine, job_id, index))
+
+    def decode(self, job_id: uuid.UUID, index: int) -> None:
+        def run() -> None:
+            if stages.decode_chunk(self.farm, self.runner.decoder, job_id, index):
+                self.on_decoded(index)
+
+        self._submit(run)
+
+    def stitch(self, job_id: uuid.UUID) -> None:
+        self._submit(lambda: stitch_job(self.farm, job_id))
+
+    def deliver(self, delivery_id: str, delay_s: float = 0) -> None:
+        pass  # embedded jobs have no webhook
+
+
+class EmbeddedRunner:
+    def __init__(self, settings: Settings, engine_name: str) -> None:
+        self.settings = settings
+        self.engine_name = engine_name
+        self.engine: Engine = build_engine(settings, engine_name)
+        orpheus = settings.orpheus
+        self.decoder = SnacDecoder.from_settings(orpheus) if engine_name == "orpheus" else None
+        self.loop = EngineLoop()
+        self.workers = os.cpu_count() or 1
+        torch.set_num_threads(1)  # one core per chunk in flight; the pool uses every core
+
+    def close(self) -> None:
+        self.loop.run(self.engine.aclose())
+        self.loop.close()
+
+    def run(self, job: SynthJob, on_chunk: Callable[[int], None] = lambda _: None) -> Summary:
+        started = time.perf_counter()
+        with ExitStack() as stack:
+            work_dir = self.settings.work_dir or Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="lyre-"))
+            )
+            Path(work_dir).mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{Path(work_dir).resolve() / 'lyre.db'}"
+            migrate(url)
+            pool = stack.enter_context(ThreadPoolExecutor(self.workers, "lyre-stage"))
+            sender = LocalSender(pool, self, on_chunk)
+            store = LocalStore(Path(work_dir))
+            farm = Farm(
+                self.settings,
+                store,
+                sender,
+                partial(session_scope, url),
+                partial(bookkeeping_scope, url),
+            )
+            sender.farm = farm
+            self._submit(farm, job)
+            sender.wait()
+            with farm.sessions() as session:
+                row = session.get(Job, job.job_id)
+            if sender.error is not None or row is None or row.status != JobStatus.SUCCEEDED:
+                reason = sender.error or (row.error if row else "the job vanished")
+                raise EngineError(f"synthesis failed: {reason}")
+            shutil.copyfile(store.path(row.output_key or ""), job.output)
+        return Summary(
+            self.engine_name,
+            row.chunks_total,
+            (row.output_samples or 0) / SAMPLE_RATE,
+            time.perf_counter() - started,
+            list(row.warnings.get("messages", [])) + self._dropped(url, job),
+        )
+
+    def _submit(self, farm: Farm, job: SynthJob) -> None:
+        with farm.sessions() as session:
+            tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == LOCAL_TENANT))
+            if tenant_id is None:
+                tenant = Tenant(name=LOCAL_TENANT, webhook_secret="")
+                session.add(tenant)
+                session.flush()
+                tenant_id = tenant.id
+        row, chunks = new_job(
+            job.job_id,
+            tenant_id,
+            job.chunked,
+            voice=job.voice,
+            fmt=job.fmt,
+            engine=self.engine_name,
+            title=job.title,
+            lease_until=farm.lease(),
+        )
+        submit_job(farm, row, chunks, replace=True)  # a rerun replaces the job
+
+    @staticmethod
+    def _dropped(url: str, job: SynthJob) -> list[str]:
+        with session_scope(url) as session:
+            counts = session.scalars(
+                select(Chunk.dropped_tokens).where(Chunk.job_id == job.job_id)
+            ).all()
+        dropped = sum(count or 0 for count in counts)
+        return [f"dropped {dropped} invalid audio token(s)"] if dropped else []

@@ -1,0 +1,57 @@
+"""Build the engine that settings name."""
+
+from __future__ import annotations
+
+from shared.infra.settings import ORPHEUS_HUB_ID, Settings
+from shared.speech.engine import Engine
+from shared.speech.weights import locate_model, orpheus_configured
+
+ESPEAK_FALLBACK_NOTE = (
+    "note: no Orpheus weights configured, using the espeak-ng engine "
+    "(set LYRE_ORPHEUS__MODEL or run `lyre models pull`)"
+)
+
+
+def resolve_engine_name(settings: Settings) -> tuple[str, str | None]:
+    """Return the engine to use and, when ``auto`` fell back to espeak, a note saying so."""
+    if settings.engine != "auto":
+        return settings.engine, None
+    if orpheus_configured(settings.orpheus):
+        return "orpheus", None
+    return "espeak", ESPEAK_FALLBACK_NOTE
+
+
+def build_engine(settings: Settings, name: str) -> Engine:
+    if name == "null":
+        from shared.speech.null import NullEngine
+
+        return NullEngine()
+    if name == "espeak":
+        from shared.speech.espeak import EspeakEngine
+
+        return EspeakEngine()
+    return build_orpheus(settings)
+
+
+def build_orpheus(settings: Settings) -> Engine:
+    from transformers import AutoTokenizer
+
+    from shared.speech.orpheus import Backend, OrpheusEngine
+
+    s = settings.orpheus
+    model_dir = locate_model(s.model or ORPHEUS_HUB_ID)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    backend: Backend
+    if s.backend == "vllm":
+        from shared.speech.vllm_backend import VllmBackend
+
+        backend = VllmBackend(model_dir, s)
+    elif s.backend == "openai":
+        from shared.speech.openai_backend import OpenAIBackend
+
+        backend = OpenAIBackend(s, model=s.model or ORPHEUS_HUB_ID)
+    else:
+        from shared.speech.transformers_backend import TransformersBackend
+
+        backend = TransformersBackend(model_dir, s.device)
+    return OrpheusEngine(tokenizer, backend, s)

@@ -1,0 +1,73 @@
+"""Orpheus: text to SNAC codes through a language-model backend."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.infra.settings import OrpheusSettings
+from shared.speech.codec import FRAME_TOKENS, build_prompt_ids, parse_tokens
+from shared.speech.engine import Engine, Speech, SpeechRequest
+from shared.text.voices import VOICES
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int
+    temperature: float
+    top_p: float
+    repetition_penalty: float
+    seed: int
+
+
+class Backend(Protocol):
+    """Runs the language model: prompt ids in, generated ids out."""
+
+    async def generate_ids(
+        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+    ) -> list[int]: ...
+
+    async def aclose(self) -> None: ...
+
+    def dead(self) -> bool: ...
+
+
+def token_budget(text: str, settings: OrpheusSettings) -> int:
+    """Size ``max_tokens`` to the chunk (vLLM's default of 16 would cut every chunk)."""
+    wanted = max(settings.min_tokens, math.ceil(len(text) * settings.tokens_per_char))
+    frames = math.ceil(min(wanted, settings.max_tokens) / FRAME_TOKENS)
+    return frames * FRAME_TOKENS
+
+
+class OrpheusEngine(Engine):
+    name = "orpheus"
+    voices = VOICES
+
+    def __init__(self, tokenizer, backend: Backend, settings: OrpheusSettings) -> None:
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.settings = settings
+
+    def sampling_for(self, request: SpeechRequest) -> Sampling:
+        s = self.settings
+        return Sampling(
+            token_budget(request.text, s),
+            s.temperature,
+            s.top_p,
+            s.repetition_penalty,
+            request.seed,
+        )
+
+    async def generate(self, request: SpeechRequest) -> Speech:
+        prompt = build_prompt_ids(self.tokenizer, request.voice, request.text)
+        ids = await self.backend.generate_ids(
+            request.request_id, prompt, self.sampling_for(request)
+        )
+        return Speech(codes=parse_tokens(ids), tokens=len(ids))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    def dead(self) -> bool:
+        return self.backend.dead()

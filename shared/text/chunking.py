@@ -1,0 +1,293 @@
+"""Long text to speakable spans: each span becomes one chunk row, one engine request.
+
+The normalised text is cut into consecutive spans that cover it exactly (``span.source``),
+so nothing the user sent is silently lost. Each span carries what is spoken (``span.text``),
+its voice, and the kind of boundary before it, which the stitch turns into a pause.
+
+Structure kept: chapters (Markdown headings, or a lone "Chapter …" line), paragraphs (blank
+lines), speaker turns (a line starting ``voice:`` with a known voice). Spans never cross a
+paragraph; inside one, whole sentences are packed up to ``max_chars``, and an over-long
+sentence is cut at clauses, then between words, never inside a word.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from shared.text.normalize import normalize_text
+from shared.text.voices import EMOTIVE_TAGS, VOICES
+
+
+class Boundary(StrEnum):
+    """What separates a chunk from the one before it, weakest first."""
+
+    START = "start"
+    WORD = "word"
+    CLAUSE = "clause"
+    SENTENCE = "sentence"
+    PARAGRAPH = "paragraph"
+    SPEAKER = "speaker"
+    CHAPTER = "chapter"
+
+
+_STRENGTH = {kind: rank for rank, kind in enumerate(Boundary)}
+
+
+@dataclass(frozen=True)
+class TextSpan:
+    """A slice of the text that is spoken in one request (a chunk, once it is in the farm)."""
+
+    index: int
+    source: str  # the exact slice of the normalised text
+    text: str  # what is spoken
+    voice: str | None  # from a "voice:" label; None means the job's voice
+    boundary: Boundary
+    chapter: int  # index into ChunkedText.chapters
+
+
+@dataclass
+class ChunkedText:
+    normalized: str
+    spans: list[TextSpan]
+    chapters: list[str]  # titles; "" for text before the first heading
+    removed_tags: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [
+            f"removed {count} unsupported tag(s) <{tag}>: Orpheus would read them aloud"
+            for tag, count in sorted(self.removed_tags.items())
+        ]
+
+
+# --- structure -------------------------------------------------------------------------------
+
+_MD_HEADING = re.compile(r"#{1,6} +(?=\S)")
+_PLAIN_HEADING = re.compile(
+    r"(chapter|part|book|prologue|epilogue|preface|introduction|afterword)\b[^.!?\n]{0,60}",
+    re.IGNORECASE,
+)
+_SPEAKER = re.compile(r"([A-Za-z]+): +(?=\S)")
+
+
+@dataclass
+class _Segment:
+    start: int
+    body: int  # where the spoken part begins (after a heading mark or a speaker label)
+    end: int
+    boundary: Boundary
+    voice: str | None
+    heading: bool
+
+
+def _lines(text: str) -> Iterator[tuple[int, int, bool]]:
+    """Yield (start, end, starts_paragraph) for each line; end includes the newline(s)."""
+    for para in re.finditer(r".+?(?:\n\n|\Z)", text, re.DOTALL):
+        first = True
+        for line in re.finditer(r".*?(?:\n|\Z)", para.group(), re.DOTALL):
+            if line.end() > line.start():
+                yield para.start() + line.start(), para.start() + line.end(), first
+                first = False
+
+
+def _segments(text: str) -> Iterator[_Segment]:
+    """Group lines into segments: headings, speaker turns and paragraphs."""
+    voice: str | None = None
+    current: _Segment | None = None
+    for start, end, new_paragraph in _lines(text):
+        line = text[start:end].rstrip("\n")
+        heading = _MD_HEADING.match(line)
+        if heading or (new_paragraph and _PLAIN_HEADING.fullmatch(line)):
+            if current:
+                yield current
+            body = start + (heading.end() if heading else 0)
+            current, voice = None, None  # a speaker label lasts until the next chapter
+            yield _Segment(start, body, end, Boundary.CHAPTER, voice, heading=True)
+            continue
+        label = _SPEAKER.match(line)
+        if label and label.group(1).lower() in VOICES:
+            if current:
+                yield current
+            kind = Boundary.SPEAKER if label.group(1).lower() != voice else Boundary.PARAGRAPH
+            voice = label.group(1).lower()
+            current = _Segment(start, start + label.end(), end, kind, voice, heading=False)
+        elif current is None or new_paragraph:
+            if current:
+                yield current
+            current = _Segment(start, start, end, Boundary.PARAGRAPH, voice, heading=False)
+        else:
+            current.end = end
+    if current:
+        yield current
+
+
+# --- splitting inside a segment ----------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+")
+_CLAUSE_END = re.compile(r"[,;:—–]+[\"'”’»)\]]*\s+")
+_WORD_END = re.compile(r"\s+")
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "prof", "sr", "jr", "vs", "e.g", "i.e", "no", "mt"}
+
+
+def _is_sentence_cut(text: str, match: re.Match[str]) -> bool:
+    nxt = text[match.end() : match.end() + 1]
+    if nxt.islower():
+        return False
+    if text[match.start()] != ".":
+        return True
+    word = text[: match.start()].rsplit(None, 1)[-1] if text[: match.start()].strip() else ""
+    word = word.lstrip("(\"'“‘").lower()
+    return not (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()))
+
+
+_LEVELS = (
+    (_SENTENCE_END, Boundary.SENTENCE),
+    (_CLAUSE_END, Boundary.CLAUSE),
+    (_WORD_END, Boundary.WORD),
+)
+
+
+def spoken_length(text: str) -> int:
+    return len(" ".join(text.split()))
+
+
+def _pieces(text: str, start: int, end: int, max_chars: int, level: int = 0):
+    """Cut [start, end) into units of this level, recursing into those still too long.
+
+    Yields (start, end, boundary_before, fresh). A unit that had to be cut further starts a
+    fresh chunk, so that its pieces are not glued onto the unit before it: cuts stay at the
+    strongest boundary available.
+    """
+    pattern, kind = _LEVELS[level]
+    cuts = [
+        m.end()
+        for m in pattern.finditer(text, start, end)
+        if m.end() < end and (level > 0 or _is_sentence_cut(text, m))
+    ]
+    bounds = [start, *cuts, end]
+    for s, e in itertools.pairwise(bounds):
+        if spoken_length(text[s:e]) > max_chars and level + 1 < len(_LEVELS):
+            first = True
+            for ps, pe, pkind, fresh in _pieces(text, s, e, max_chars, level + 1):
+                yield ps, pe, (kind if first else pkind), (first or fresh)
+                first = False
+        else:
+            yield s, e, kind, False
+
+
+def _pack(text: str, pieces, max_chars: int) -> list[tuple[int, int, Boundary]]:
+    """Greedily join consecutive pieces while the spoken length stays within max_chars."""
+    packed: list[tuple[int, int, Boundary]] = []
+    for s, e, kind, fresh in pieces:
+        if packed and not fresh and spoken_length(text[packed[-1][0] : e]) <= max_chars:
+            packed[-1] = (packed[-1][0], e, packed[-1][2])
+        else:
+            packed.append((s, e, kind))
+    return packed
+
+
+# --- spoken text -----------------------------------------------------------------------------
+
+_TAG = re.compile(r"<([A-Za-z_]+)>")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_MARKUP = re.compile(r"[*`]+")
+_SPACE_BEFORE_PUNCT = re.compile(r" ([,.;:!?…])")
+
+
+def spoken_text(source: str, removed: Counter[str]) -> str:
+    """What the model is asked to say for a source span; counts the tags it cannot voice."""
+
+    def keep_tag(match: re.Match[str]) -> str:
+        tag = match.group(1).lower()
+        if tag in EMOTIVE_TAGS:
+            return f"<{tag}>"
+        removed[tag] += 1
+        return " "
+
+    text = _MD_LINK.sub(r"\1", source)
+    text = _TAG.sub(keep_tag, text)
+    text = _MARKUP.sub("", text)
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
+
+
+def _is_speakable(text: str) -> bool:
+    return any(ch.isalnum() for ch in _TAG.sub("", text))
+
+
+# --- the whole text ----------------------------------------------------------------------------
+
+
+def chunk_text(raw: str, max_chars: int = 400) -> ChunkedText:
+    """Normalise ``raw`` and cut it into spans whose sources concatenate back to it."""
+    text = normalize_text(raw)
+    removed: Counter[str] = Counter()
+    chapters = [""]  # chapter 0 holds any text before the first heading
+    spans: list[_Span] = []
+    for seg in _segments(text):
+        if seg.heading:
+            chapters.append(spoken_text(text[seg.body : seg.end], Counter()))
+        pieces = _pieces(text, seg.body, seg.end, max_chars)
+        for i, (s, e, kind) in enumerate(_pack(text, pieces, max_chars)):
+            first = i == 0
+            spoken = spoken_text(text[max(s, seg.body) : e], removed)
+            spans.append(
+                _Span(
+                    seg.start if first else s,
+                    e,
+                    spoken,
+                    seg.boundary if first else kind,
+                    seg.voice,
+                    len(chapters) - 1,
+                )
+            )
+    merged = _merge_unspeakable(text, spans)
+    used = sorted({span.chapter for span in merged})
+    renumber = {old: new for new, old in enumerate(used)}
+    merged = [replace(span, chapter=renumber[span.chapter]) for span in merged]
+    return ChunkedText(text, merged, [chapters[i] for i in used], removed)
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+    spoken: str
+    boundary: Boundary
+    voice: str | None
+    chapter: int
+
+
+def _merge_unspeakable(text: str, spans: list[_Span]) -> list[TextSpan]:
+    """Fold spans with nothing to say into a neighbour, keeping the stronger boundary."""
+    kept: list[_Span] = []
+    lead_start: int | None = None  # unspeakable text before the first speakable span
+    carried = Boundary.START  # strongest boundary folded away since the last kept span
+    for span in spans:
+        if not _is_speakable(span.spoken):
+            if kept:
+                kept[-1].end = span.end
+            elif lead_start is None:
+                lead_start = span.start
+            carried = max(carried, span.boundary, key=_STRENGTH.__getitem__)
+            continue
+        if not kept and lead_start is not None:
+            span.start = lead_start
+        span.boundary = max(carried, span.boundary, key=_STRENGTH.__getitem__)
+        carried = Boundary.START
+        kept.append(span)
+    return [
+        TextSpan(
+            index=i,
+            source=text[s.start : s.end],
+            text=s.spoken,
+            voice=s.voice,
+            boundary=Boundary.START if i == 0 else s.boundary,
+            chapter=s.chapter,
+        )
+        for i, s in enumerate(kept)
+    ]

@@ -1,0 +1,147 @@
+"""One attempt at a webhook delivery, and when to try again.
+
+An attempt is three steps, and only the first and last touch the database: claim the delivery
+(a compare-and-set that moves its next attempt past this one's timeout, so that a duplicate
+message finds it not due and does nothing), make the signed HTTP call with no transaction
+open and no row locked, then record the attempt and the outcome. A worker that dies in the
+middle leaves the delivery pending; the reconciler sends it again once it is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from shared.farm.models import Job, Tenant, WebhookAttempt, WebhookDelivery, utcnow
+from shared.infra.settings import WebhookSettings
+from shared.webhooks.outbox import DeliveryStatus
+from shared.webhooks.signing import sign_headers
+
+# A retry's message is sent with the delay it waits, after next_attempt_at is committed, so it
+# arrives due; this much earlier is tolerated for clocks that differ between machines.
+CLOCK_SKEW_S = 1.0
+# How long past an attempt's timeout its claim holds, for recording the outcome.
+CLAIM_MARGIN_S = 30.0
+
+CLAIM_DUE_DELIVERY = (
+    update(WebhookDelivery)
+    .where(
+        WebhookDelivery.id == bindparam("delivery"),
+        WebhookDelivery.status == DeliveryStatus.PENDING,
+        WebhookDelivery.next_attempt_at <= bindparam("due"),
+    )
+    .values(next_attempt_at=bindparam("claimed_until"))
+    .returning(WebhookDelivery.url, WebhookDelivery.payload, WebhookDelivery.job_id)
+)
+# The reconciler's: pending deliveries whose attempt is overdue by ``stale_before`` (their
+# message was lost, or their worker died mid-attempt), made due now and returned to be re-sent.
+_STALE = (
+    select(WebhookDelivery.id)
+    .where(
+        WebhookDelivery.status == DeliveryStatus.PENDING,
+        WebhookDelivery.next_attempt_at < bindparam("stale_before"),
+    )
+    .limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+)
+RESEND_STALE_DELIVERIES = (
+    update(WebhookDelivery)
+    .where(WebhookDelivery.id.in_(_STALE))
+    .values(next_attempt_at=bindparam("now"))
+    .returning(WebhookDelivery.id)
+)
+
+
+def backoff(attempt: int, settings: WebhookSettings) -> float:
+    """Seconds before the next attempt: exponential, capped, with full jitter on the top half."""
+    ceiling = min(settings.max_delay_s, settings.base_delay_s * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def deliver(
+    sessions: Callable[[], AbstractContextManager[Session]],
+    delivery_id: str,
+    client: httpx.Client,
+    settings: WebhookSettings,
+) -> float | None:
+    """Make one attempt if the delivery is due; return the delay before the next one, or None
+    when there is nothing more to do (delivered, given up, or not ours to attempt)."""
+    now = utcnow()
+    claim = {
+        "delivery": delivery_id,
+        "due": now + timedelta(seconds=CLOCK_SKEW_S),
+        "claimed_until": now + timedelta(seconds=settings.timeout_s + CLAIM_MARGIN_S),
+    }
+    with sessions() as session:
+        claimed = session.execute(CLAIM_DUE_DELIVERY, claim).first()
+        if claimed is None:
+            return None
+        secret = session.scalar(
+            select(Tenant.webhook_secret).join(Job).where(Job.id == claimed.job_id)
+        )
+    status_code, error, duration_ms = _post(client, claimed, delivery_id, secret or "", settings)
+    with sessions() as session:
+        session.add(
+            WebhookAttempt(
+                delivery_id=delivery_id,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:  # the job was deleted meanwhile
+            return None
+        return _record(delivery, error, settings)
+
+
+def _post(
+    client: httpx.Client, claimed: Any, delivery_id: str, secret: str, settings: WebhookSettings
+) -> tuple[int | None, str | None, float]:
+    """The signed POST: its status code, the error if it was not a 2xx, its duration."""
+    body = json.dumps(claimed.payload, separators=(",", ":"))
+    started = time.perf_counter()
+    status_code, error = None, None
+    try:
+        response = client.post(
+            claimed.url,
+            content=body,
+            headers=sign_headers(secret, delivery_id, body),
+            timeout=settings.timeout_s,
+        )
+        status_code = response.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return status_code, error, (time.perf_counter() - started) * 1000
+
+
+def _record(
+    delivery: WebhookDelivery, error: str | None, settings: WebhookSettings
+) -> float | None:
+    delivery.attempts += 1
+    if error is None:
+        delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, utcnow()
+        return None
+    if _age(delivery.created_at) > timedelta(seconds=settings.retry_for_s):
+        delivery.status = DeliveryStatus.FAILED
+        return None
+    delay = backoff(delivery.attempts, settings)
+    delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    return delay
+
+
+def _age(created_at: datetime) -> timedelta:
+    if created_at.tzinfo is None:  # SQLite gives naive UTC back
+        return utcnow().replace(tzinfo=None) - created_at
+    return utcnow() - created_at
