@@ -21,7 +21,7 @@ import torch
 from shared.audio import SAMPLE_RATE
 from shared.infra.settings import ProductPrecision, UnsupportedSetting
 from shared.snac.decoder import SNAC_24KHZ_CONFIG, SnacDecoder
-from shared.snac.tiled import check_runs_here, fastest_precision
+from shared.snac.products import check_runs_here, fastest_precision
 from shared.speech.codec import SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
 from shared.speech.weights import locate_model
 

@@ -2,5 +2,5 @@
 loads the checkpoint, seeds SNAC's noise per chunk so that a retried chunk decodes to the same
 samples, and decodes each chunk in one call, through the tiled decoder (``tiled``: SNAC's
 arithmetic rearranged into cache-sized tiles) unless settings ask for the stock one. The tiled
-decoder's kernels are ``snake_kernels`` (fused Snake activations, Numba) and ``int16_gemm``
-(12-bit integer matrix products with AVX2)."""
+decoder's kernels are ``snake_kernels`` (fused Snake activations, Numba) and ``products`` (matrix
+products in bf16, fp32, or 12-bit integers through ``int16_gemm`` with AVX2)."""

@@ -44,6 +44,7 @@ def test_every_route_needs_a_key(client):
         ("GET", f"/v1/jobs/{job_id}"),
         ("GET", "/v1/voices"),
         ("GET", f"/v1/jobs/{job_id}/audio"),
+        ("GET", f"/v1/jobs/{job_id}/events"),
         ("POST", f"/v1/jobs/{job_id}/cancel"),
         ("DELETE", f"/v1/jobs/{job_id}"),
     ]:
@@ -72,6 +73,28 @@ def test_submit_poll_and_download(client, auth, burst):
 
     data = httpx.get(audio.headers["location"]).content
     assert data[:4] == b"RIFF" and len(data) > 10_000
+
+
+def test_a_jobs_history_pages_through_its_events(client, auth, burst):
+    job = client.post("/v1/jobs", json={"text": BOOK}, headers=auth).json()
+    burst.drain()
+    url = f"/v1/jobs/{job['id']}/events"
+    whole = client.get(url, headers=auth).json()
+    kinds = [event["kind"] for event in whole["items"]]
+    assert whole["next_after"] is None and kinds[0] == "job.queued" and kinds[-1] == "job.succeeded"
+    assert sorted(e["chunk"] for e in whole["items"] if e["kind"] == "chunk.done") == [0, 1, 2, 3]
+    assert all(e["chunk"] is None for e in whole["items"] if e["kind"].startswith("job."))
+    pages, after = [], None
+    while True:
+        params = {"limit": 3, **({"after": after} if after is not None else {})}
+        page = client.get(url, params=params, headers=auth).json()
+        pages.append(page["items"])
+        after = page["next_after"]
+        if after is None:
+            break
+    assert [e for items in pages for e in items] == whole["items"] and len(pages) > 2
+    assert client.get(url, headers=key_for("other")).status_code == 404
+    assert client.get(url, params={"limit": 0}, headers=auth).status_code == 422
 
 
 def test_multipart_upload(client, auth):

@@ -26,8 +26,8 @@ from api.services.jobs import submit
 from shared.audio import programme as joining
 from shared.audio.programme import pause_samples
 from shared.farm import stages, stitching
-from shared.farm.jobs import fail_job
-from shared.farm.models import Chunk, Job, WebhookAttempt, WebhookDelivery, utcnow
+from shared.farm.jobs import cancel_job, fail_job
+from shared.farm.models import Chunk, Job, JobEvent, WebhookAttempt, WebhookDelivery, utcnow
 from shared.farm.reconcile import reconcile
 from shared.farm.tenants import create_key
 from shared.infra.db import migrate
@@ -316,3 +316,38 @@ def test_a_failed_stage_fails_the_job_and_queues_its_webhook(burst, tenant, flak
     with burst.farm.sessions() as session:
         chunk = session.scalar(select(Chunk).where(Chunk.job_id == job.id))
     assert chunk.status == "pending" and chunk.attempts == 0  # nothing more was spent
+
+
+@pytest.mark.parametrize("backend", ["burst", "pg_burst"])
+def test_every_transition_writes_its_event(request, backend):
+    """The migration's triggers, on SQLite and on Postgres: each job and chunk state entered
+    is one event, in order, with the chunk's index or the job's outcome."""
+    burst = request.getfixturevalue(backend)
+    tenant = tenant_of(burst)
+    done = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
+    burst.drain()
+    stopped = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
+    assert cancel_job(burst.farm, stopped.id)
+
+    def history(job_id):
+        with burst.farm.sessions() as session:
+            query = select(JobEvent.kind, JobEvent.data).where(JobEvent.job_id == job_id)
+            return session.execute(query.order_by(JobEvent.id)).all()
+
+    events = history(done.id)
+    kinds = [kind for kind, _ in events]
+    assert [k for k in kinds if k.startswith("job.")] == [
+        "job.queued",
+        "job.running",
+        "job.succeeded",
+    ]
+    for kind in ("chunk.generated", "chunk.done"):
+        assert sorted(data["chunk"] for k, data in events if k == kind) == [0, 1, 2, 3]
+    assert kinds.index("job.running") < kinds.index("chunk.generated")
+    assert kinds[-1] == "job.succeeded" and events[-1].data["output_key"].endswith(".mp3")
+    events = history(stopped.id)
+    assert [kind for kind, _ in events if kind.startswith("job.")] == [
+        "job.queued",
+        "job.cancelled",
+    ]
+    assert sorted(d["chunk"] for k, d in events if k == "chunk.cancelled") == [0, 1, 2, 3]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.snac import int16_gemm, tiled
+from shared.snac import int16_gemm, products, tiled
 from shared.snac.decoder import SnacDecoder
 from shared.speech.codec import codes_from_frames
 
@@ -92,7 +92,7 @@ def test_tiles_in_fp32_give_the_stock_output(stock, ours):
 
 
 def test_auto_picks_the_fastest_precision_this_cpu_has(snac_dir):
-    assert SnacDecoder.load(str(snac_dir)).tiled.precision == tiled.fastest_precision()
+    assert SnacDecoder.load(str(snac_dir)).tiled.precision == products.fastest_precision()
 
 
 @pytest.mark.parametrize("length", [1, 1023, 1024, 1500, 4096 * 7 + 13])
@@ -142,6 +142,6 @@ def test_int16_is_refused_where_numba_does_not_compile_for_the_host(snac_dir, mo
     from shared.infra.settings import UnsupportedSetting
 
     monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
-    assert tiled.fastest_precision() != "int16"
+    assert products.fastest_precision() != "int16"
     with pytest.raises(UnsupportedSetting, match="SNAC_PRODUCTS=int16 needs"):
         SnacDecoder.load(str(snac_dir), products="int16")

@@ -1,0 +1,97 @@
+"""The map of the code holds: every package says what it is for, modules stay readable, and
+imports go one way (no cycles; shared/ imports neither api/ nor workers/)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("shared", "api", "workers")
+MAX_LINES = 300
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def import_time_imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """Lyre modules ``path`` imports when it is imported: its top-level imports, not those in
+    functions or under ``if TYPE_CHECKING``."""
+    out: set[str] = set()
+    body = list(ast.parse(path.read_text()).body)
+    while body:
+        node = body.pop(0)
+        if isinstance(node, ast.If) and not _is_type_checking(node):
+            body += node.body + node.orelse
+        elif isinstance(node, ast.Try):
+            body += node.body
+        elif isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in out if name in known}
+
+
+def all_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_every_package_says_what_it_is_for():
+    for name, path in modules().items():
+        if path.name == "__init__.py" and name.startswith("shared"):
+            doc = ast.get_docstring(ast.parse(path.read_text()))
+            assert doc and len(doc.split()) >= 20, f"{name} has no paragraph saying what it holds"
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_modules_stay_under_300_lines(name):
+    lines = len(modules()[name].read_text().splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines"
+
+
+def test_shared_imports_neither_api_nor_workers():
+    for name, path in modules().items():
+        if name.startswith("shared"):
+            wrong = {i for i in all_imports(path) if i.split(".")[0] in ("api", "workers")}
+            assert not wrong, f"{name} imports {wrong}"
+
+
+def test_no_import_cycles():
+    known = modules()
+    graph = {name: import_time_imports(path, known) - {name} for name, path in known.items()}
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", " -> ".join([*trail, name])
+        state[name] = "open"
+        for imported in sorted(graph[name]):
+            visit(imported, [*trail, name])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        visit(name, [])

@@ -1,0 +1,97 @@
+"""Each compare-and-set statement in shared.farm.transitions takes the edge its name says, and
+every edge of the transition tables has its statement."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, Grouping
+
+from shared.farm import transitions
+from shared.farm.models import Chunk, Job
+from shared.farm.states import (
+    ACTIVE,
+    CHUNK_TRANSITIONS,
+    JOB_TRANSITIONS,
+    WAITING,
+    ChunkStatus,
+    JobStatus,
+)
+
+EDGE = re.compile(r"(JOB|CHUNK)_([A-Z]+)_TO_([A-Z]+)")
+GROUPS = {"ACTIVE": ACTIVE, "WAITING": WAITING}
+TABLES: dict[str, tuple[Any, type, Any]] = {
+    "JOB": (Job.__table__.c.status, JobStatus, JOB_TRANSITIONS),
+    "CHUNK": (Chunk.__table__.c.status, ChunkStatus, CHUNK_TRANSITIONS),
+}
+EDGES = {name: value for name, value in vars(transitions).items() if EDGE.fullmatch(name)}
+LEASES = {
+    name: value
+    for name, value in vars(transitions).items()
+    if name.startswith(("CLAIM_", "RESEND_", "RENEW_", "COUNT_"))
+}
+
+
+def where_statuses(statement: Any, column: Any) -> set[str]:
+    """The statuses a statement's WHERE compares ``column`` with (= or IN)."""
+    found: set[str] = set()
+    for node in visitors.iterate(statement.whereclause):
+        if not isinstance(node, BinaryExpression) or not _is(node.left, column):
+            continue
+        right = node.right.element if isinstance(node.right, Grouping) else node.right
+        assert isinstance(right, BindParameter), f"status compared with {right!r}"
+        value = right.value
+        found |= {str(v) for v in value} if isinstance(value, list | tuple) else {str(value)}
+    return found
+
+
+def _is(expression: Any, column: Any) -> bool:
+    """Whether ``expression`` is ``column`` (the ORM hands out annotated copies of it)."""
+    table = getattr(expression, "table", None)
+    return getattr(expression, "name", None) == column.name and getattr(table, "name", None) == (
+        column.table.name
+    )
+
+
+def set_status(statement: Any) -> str | None:
+    values = {column.key: value for column, value in statement._values.items()}
+    status = values.get("status")
+    return None if status is None else str(status.value)
+
+
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_each_statement_takes_the_edge_its_name_says(name: str) -> None:
+    kind, source, target = EDGE.fullmatch(name).groups()  # type: ignore[union-attr]
+    column, states, table = TABLES[kind]
+    statement = EDGES[name]
+    sources = GROUPS.get(source) or (states[source],)
+    assert set_status(statement) == states[target].value
+    assert where_statuses(statement, column) == {s.value for s in sources}
+    assert set(table[states[target]]) == set(sources), f"{name} is not an edge of the table"
+
+
+def test_every_edge_of_the_tables_has_its_statement() -> None:
+    taken = set()
+    for name in EDGES:
+        kind, _, target = EDGE.fullmatch(name).groups()  # type: ignore[union-attr]
+        taken.add((kind, target))
+    assert taken == {("JOB", s.name) for s in JOB_TRANSITIONS} | {
+        ("CHUNK", s.name) for s in CHUNK_TRANSITIONS
+    }
+    assert set(transitions.JOB_EDGES) == set(JOB_TRANSITIONS)
+
+
+@pytest.mark.parametrize("name", sorted(LEASES))
+def test_leases_and_counters_never_change_a_status(name: str) -> None:
+    assert set_status(LEASES[name]) is None
+
+
+def test_no_other_statement_in_the_module_sets_a_status() -> None:
+    """Any UPDATE in the module that sets a status is named as an edge."""
+    for name, value in vars(transitions).items():
+        if isinstance(value, Update) and set_status(value) is not None:
+            assert name in EDGES, name
