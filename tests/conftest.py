@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import text
 
 from shared.infra.db import session_scope
@@ -11,9 +10,11 @@ from shared.infra.settings import Settings
 from shared.infra.storage import S3Store
 from tests.checkpoints import build_orpheus, build_snac
 from tests.services import (
+    REDIS_TEST_PREFIX,
     REDIS_TEST_URL,
     create_database,
     drop_database,
+    forget_redis_keys,
     start_moto,
 )
 from workers.farmctl import free_port
@@ -87,6 +88,7 @@ def farm_env(database_url: str, s3_endpoint: str) -> dict[str, str]:
     return {
         "LYRE_DATABASE__URL": database_url,
         "LYRE_REDIS__URL": REDIS_TEST_URL,
+        "LYRE_REDIS__KEY_PREFIX": REDIS_TEST_PREFIX,
         "LYRE_STORAGE__ENDPOINT_URL": s3_endpoint,
         "LYRE_STORAGE__ACCESS_KEY_ID": "test",
         "LYRE_STORAGE__SECRET_ACCESS_KEY": "test-secret",
@@ -112,7 +114,7 @@ def farm_settings(farm_env, monkeypatch) -> Settings:
     settings = get_settings()
     with session_scope() as session:
         session.execute(text("TRUNCATE tenant, job, webhook_delivery CASCADE"))
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    forget_redis_keys()
     S3Store(settings.storage).ensure_bucket()
     yield settings
     get_settings.cache_clear()

@@ -15,6 +15,20 @@ from shared.infra.db import migrate
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+# This run's keys: two test runs on one machine share the Redis database, never a key
+REDIS_TEST_PREFIX = f"lyre-test-{uuid.uuid4().hex[:12]}:"
+
+
+def forget_redis_keys(prefix: str = REDIS_TEST_PREFIX) -> int:
+    """Delete this run's keys (and only them): its queues, events, Lyre's own keys."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    return len(keys)
 
 
 def create_database() -> str:

@@ -1,12 +1,18 @@
 """The Celery application: Redis broker, one queue per kind of work, routed by task name.
 
-Run a worker per kind, as compose.yaml and k8s/ do:
-    celery -A workers.app worker -Q gpu --pool threads --concurrency 8   # one engine per process
-    celery -A workers.app worker -Q cpu                                    # decode, reconcile
-    celery -A workers.app worker -Q stitch
-    celery -A workers.app worker -Q webhooks --pool threads --concurrency 16
-    celery -A workers.app beat
-    celery -A workers.app flower
+One worker per kind, with the commands compose.yaml and k8s/ run (``workers.farmctl`` runs the
+same ones on one machine):
+
+    celery -A workers.app worker -Q gpu --pool threads --concurrency K -n gpu@%h
+    celery -A workers.app worker -Q cpu --concurrency CORES -n cpu@%h     # decode, reconcile
+    celery -A workers.app worker -Q stitch --concurrency 1 -n stitch@%h
+    celery -A workers.app worker -Q webhooks --pool threads --concurrency 16 -n webhooks@%h
+    celery -A workers.app beat                                              # the reconciler
+    python -m workers.flower                                                # Flower, with auth
+
+K is the chunks the gpu worker's one engine has in flight: with vLLM, ``max_num_seqs`` and an
+eighth more (72 for 64: a thread between its chunk's end and the next claim leaves the batch a
+sequence short, bench/batching.py); with a CPU engine, the cores it may use.
 """
 
 from __future__ import annotations
@@ -17,8 +23,15 @@ from celery import Celery
 from kombu import Queue
 
 from shared.infra import queues
-from shared.infra.settings import get_settings
+from shared.infra.settings import RedisSettings, get_settings
 from workers import broker, consumer
+
+
+def transport_options(settings: RedisSettings) -> dict[str, object]:
+    options: dict[str, object] = {"visibility_timeout": settings.visibility_timeout_s}
+    if settings.key_prefix:  # every key and channel of this farm under it (kombu's redis)
+        options["global_keyprefix"] = settings.key_prefix
+    return options
 
 
 def create_app() -> Celery:
@@ -38,7 +51,13 @@ def create_app() -> Celery:
         task_acks_late=True,  # a task lost with its worker is delivered again
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.redis.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.redis.visibility_timeout_s,
+            # every key and channel of this farm under its prefix (kombu's redis transport)
+            **(
+                {"global_keyprefix": settings.redis.key_prefix} if settings.redis.key_prefix else {}
+            ),
+        },
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
         task_serializer="json",

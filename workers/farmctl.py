@@ -35,7 +35,7 @@ def processes(
     api_port: int = 8000,
     s3_port: int = 9000,
     flower_port: int = 5555,
-    gpu_concurrency: int = 8,
+    gpu_concurrency: int = 2,  # chunks in flight: a CPU engine here (compose.yaml's cpu profile)
     state_dir: Path = FARM_DIR,
 ) -> list[Process]:
     bin_dir = Path(sys.executable).parent

@@ -51,7 +51,7 @@ def check_engine(node: str) -> str | None:
 def check_beat() -> str | None:
     settings = get_settings()
     client = queues.redis_client(settings.redis.url, timeout_s=5)
-    raw = client.get(queues.RECONCILER_HEARTBEAT_KEY)
+    raw = client.get(queues.key(settings.redis.key_prefix, queues.RECONCILER_HEARTBEAT_KEY))
     if raw is None:
         return "the reconciler has not run yet"
     age = time.time() - float(raw)

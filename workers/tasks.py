@@ -140,5 +140,7 @@ def _heartbeat() -> None:
     """Tell the beat healthcheck that the schedule is being served."""
     import time
 
-    client = queues.redis_client(get_settings().redis.url, timeout_s=5)
-    client.set(queues.RECONCILER_HEARTBEAT_KEY, str(time.time()), ex=3600)
+    settings = get_settings().redis
+    client = queues.redis_client(settings.url, timeout_s=5)
+    heartbeat = queues.key(settings.key_prefix, queues.RECONCILER_HEARTBEAT_KEY)
+    client.set(heartbeat, str(time.time()), ex=3600)

@@ -27,10 +27,10 @@ def redis_client(farm: Farm):
 
 
 def queue_depths(farm: Farm) -> dict[str, int]:
-    """Messages waiting per queue, Celery's priority sub-lists (``name\\x06\\x16N``) included."""
+    """Messages waiting per queue, Celery's priority sub-lists included."""
     pipeline = redis_client(farm).pipeline(transaction=False)
     for name in queues.QUEUES:
-        for key in [name] + [f"{name}\x06\x16{p}" for p in range(1, 10)]:
+        for key in queues.queue_lists(farm.settings.redis.key_prefix, name):
             pipeline.llen(key)
     lengths = iter(pipeline.execute())  # one round trip for every list
     return {name: sum(next(lengths) for _ in range(10)) for name in queues.QUEUES}

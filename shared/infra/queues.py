@@ -1,4 +1,8 @@
-"""Queue and task names: the one place that spells them; and Lyre's own Redis client."""
+"""Queue and task names, Redis keys: the one place that spells them; and Lyre's own Redis client.
+
+Every key is stored under ``LYRE_REDIS__KEY_PREFIX`` (Celery's ``global_keyprefix`` for its
+queues, events and remote control; :func:`key` for Lyre's own), so that farms sharing a Redis
+database never see each other's messages."""
 
 from __future__ import annotations
 
@@ -22,6 +26,17 @@ DELIVER_WEBHOOK = "webhooks.deliver"
 
 # Redis keys Lyre writes itself (Celery owns the queue lists above).
 RECONCILER_HEARTBEAT_KEY = "lyre:reconciler:last-run"
+
+
+def key(prefix: str, name: str) -> str:
+    """A key or a queue's list as Redis stores it: the farm's prefix, then the name."""
+    return prefix + name
+
+
+def queue_lists(prefix: str, queue: str) -> list[str]:
+    """The lists that hold a queue's messages: the queue, and Celery's priority lists
+    (``name\\x06\\x16N``, Celery's separator, for priorities 1-9)."""
+    return [key(prefix, queue)] + [key(prefix, f"{queue}\x06\x16{p}") for p in range(1, 10)]
 
 
 @cache

@@ -151,6 +151,23 @@ def test_one_vllm_version_everywhere():
     assert gpu["image"] == f"lyre:cuda-vllm{VLLM_VERSION}"
 
 
+def test_a_vllm_gpu_worker_runs_a_thread_per_sequence_and_an_eighth_more():
+    """The gpu worker's --concurrency is its chunks in flight: where the engine is vLLM, the
+    engine's max_num_seqs and an eighth more (bench/batching.py: 72 threads keep 99 % of 64
+    sequences busy; exactly 64 leave the batch short while threads fetch their next chunk)."""
+    (k8s,) = [c for name, c in containers(render("gpu")) if name == "lyre-gpu-worker"]
+    service = compose()["services"]["gpu-worker"]
+    workers = [
+        (k8s["command"], {e["name"]: e["value"] for e in k8s["env"]}),
+        (service["command"], service["environment"]),
+    ]
+    for command, env in workers:
+        assert env["LYRE_ORPHEUS__BACKEND"] == "vllm"
+        sequences = int(env.get("LYRE_ORPHEUS__MAX_NUM_SEQS", Settings().orpheus.max_num_seqs))
+        threads = int(command[command.index("--concurrency") + 1])
+        assert threads == sequences + sequences // 8
+
+
 def deployed_environment() -> dict[str, set[str]]:
     """Every variable compose.yaml and k8s/ set, with where it is set."""
     where: dict[str, set[str]] = {}

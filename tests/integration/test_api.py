@@ -208,9 +208,13 @@ def test_voices_health_readiness_and_metrics(client, auth, burst):
     client.post("/v1/jobs", json={"text": BOOK}, headers=auth)
     burst.drain()
     waiting = redis_client(burst.farm)  # Celery's lists: the queue and its priority lists
-    waiting.rpush("gpu", "a", "b")
-    waiting.rpush("gpu\x06\x163", "c")
+    prefix = burst.farm.settings.redis.key_prefix
+    assert prefix  # this test run's own keys
+    waiting.rpush(f"{prefix}gpu", "a", "b")
+    waiting.rpush(f"{prefix}gpu\x06\x163", "c")
+    waiting.rpush(f"other-{prefix}gpu", "another farm's")
     metrics = client.get("/metrics").text
+    waiting.delete(f"other-{prefix}gpu")
     assert 'lyre_jobs{status="succeeded"} 1.0' in metrics
     assert 'lyre_queue_depth{queue="gpu"} 3.0' in metrics
     assert 'lyre_queue_depth{queue="cpu"} 0.0' in metrics

@@ -1,11 +1,13 @@
 """Lyre's kombu transport: one Redis client per channel, over a real Redis."""
 
 import pytest
+import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.transport import redis as kombu_redis
 
+from shared.infra import queues
 from shared.infra.settings import get_settings
-from tests.services import REDIS_TEST_URL
+from tests.services import REDIS_TEST_PREFIX, REDIS_TEST_URL, forget_redis_keys
 from workers import broker
 from workers.app import create_app
 
@@ -44,7 +46,8 @@ def _round_trip(connection: Connection, queue: Queue, count: int) -> list[int]:
 
 def test_a_channel_publishes_and_acks_through_one_client(monkeypatch):
     built = _sync_clients_built(monkeypatch)
-    queue = Queue("lyre-test-broker", Exchange("lyre-test-broker"), "lyre-test-broker")
+    name = f"{REDIS_TEST_PREFIX}broker"  # this run's own queue
+    queue = Queue(name, Exchange(name), name)
     with Connection(REDIS_TEST_URL, transport=broker.TRANSPORT) as connection:
         queue(connection.default_channel).declare()
         assert _round_trip(connection, queue, 50) == list(range(50))
@@ -71,3 +74,25 @@ def test_the_app_uses_it_for_redis_urls(monkeypatch, url, transport):
         assert create_app().conf.broker_transport == transport
     finally:
         get_settings.cache_clear()
+
+
+def test_farms_sharing_a_redis_database_keep_their_messages_apart(monkeypatch):
+    """LYRE_REDIS__KEY_PREFIX puts every key of a farm under its prefix: its queue lists
+    here, and with them Celery's events and remote control."""
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    prefixes = [f"{REDIS_TEST_PREFIX}farm-{n}:" for n in (1, 2)]
+    monkeypatch.setenv("LYRE_REDIS__URL", REDIS_TEST_URL)
+    for prefix in prefixes:
+        monkeypatch.setenv("LYRE_REDIS__KEY_PREFIX", prefix)
+        get_settings.cache_clear()
+        try:
+            app = create_app()
+            app.send_task(queues.RECONCILE)
+            app.send_task(queues.RECONCILE)
+        finally:
+            get_settings.cache_clear()
+    try:
+        assert [client.llen(f"{prefix}{queues.CPU}") for prefix in prefixes] == [2, 2]
+        assert client.llen(queues.CPU) == 0
+    finally:
+        forget_redis_keys()

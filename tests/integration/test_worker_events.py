@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 
 from shared.infra import queues
-from tests.services import REDIS_TEST_URL
+from tests.services import REDIS_TEST_PREFIX, REDIS_TEST_URL
 from workers.app import create_app
 
 TASKS = 20
@@ -29,7 +29,7 @@ def _events(message: bytes) -> list[dict]:
 
 def test_task_events_reach_redis_whole_and_batched(farm_settings, farm_env, tmp_path: Path):
     subscriber = redis.Redis.from_url(REDIS_TEST_URL).pubsub()
-    subscriber.psubscribe("/*celeryev*")
+    subscriber.psubscribe(f"{REDIS_TEST_PREFIX}/*celeryev*")  # this run's events alone
     argv = [Path(sys.executable).parent / "celery", "-A", "workers.app", "worker"]
     argv += ["-Q", queues.CPU, "--pool", "threads", "-c", "2", "--without-mingle"]
     argv += ["--without-gossip", "--loglevel=INFO"]
