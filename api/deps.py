@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 
 from api.errors import NotAuthenticated
 from shared.farm.context import Farm
-from shared.farm.models import Tenant
 from shared.farm.tenants import tenant_for_key
+from shared.infra.models import Tenant
 
 
 @cache

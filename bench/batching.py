@@ -26,8 +26,8 @@ import numpy as np
 from shared.farm import stages
 from shared.farm.context import Farm
 from shared.farm.jobs import new_job, submit_job
-from shared.farm.models import Tenant
 from shared.infra.db import bookkeeping_scope, dispose_engines, migrate, session_scope
+from shared.infra.models import Tenant
 from shared.infra.settings import get_settings
 from shared.infra.storage import LocalStore
 from shared.speech.codec import FRAME_TOKENS, codes_from_frames

@@ -26,9 +26,9 @@ import numpy as np
 
 from shared.audio import SAMPLE_RATE
 from shared.audio.finish import finish_chunk
-from shared.farm.models import Chunk, Job, Tenant
 from shared.farm.states import ChunkStatus, JobStatus
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
+from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import get_settings
 from shared.infra.storage import LocalStore, chunk_audio_key, put_pcm
 from shared.text.chunking import Boundary

@@ -7,7 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine
 
-from shared.farm.models import Base
+from shared.infra.models import Base
 from shared.infra.settings import get_settings
 
 config = context.config

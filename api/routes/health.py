@@ -14,9 +14,9 @@ from sqlalchemy import func, select, text
 
 from api.deps import FarmDep, get_farm
 from shared.farm.context import Farm
-from shared.farm.models import Chunk, Job
 from shared.farm.states import JobStatus
 from shared.infra import queues
+from shared.infra.models import Chunk, Job
 
 router = APIRouter()
 RECENT_CHUNKS = 1000

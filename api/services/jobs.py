@@ -33,8 +33,8 @@ from api.schemas import (
 )
 from shared.farm.context import Farm
 from shared.farm.jobs import cancel_job, job_json, new_job, output_url, submit_job
-from shared.farm.models import Job, JobEvent, Tenant, WebhookAttempt, WebhookDelivery
 from shared.farm.states import ACTIVE, JobStatus
+from shared.infra.models import Job, JobEvent, Tenant, WebhookAttempt, WebhookDelivery
 from shared.infra.storage import job_prefix
 from shared.speech.factory import resolve_engine_name
 from shared.text.chunking import chunk_text

@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from shared.farm.models import utcnow
+from shared.infra.models import utcnow
 from shared.infra.settings import Settings
 from shared.infra.storage import ObjectStore
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from shared.audio import SAMPLE_RATE
 from shared.farm.context import Farm
-from shared.farm.models import Chunk, Job, utcnow
 from shared.farm.states import ChunkStatus, JobStatus
 from shared.farm.transitions import CHUNK_WAITING_TO_CANCELLED, move_job
+from shared.infra.models import Chunk, Job, utcnow
 from shared.text.chunking import ChunkedText
 from shared.webhooks.outbox import add_event
 

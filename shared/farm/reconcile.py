@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.farm.context import Farm
-from shared.farm.models import utcnow
 from shared.farm.states import ChunkStatus
 from shared.farm.transitions import RESEND_EXPIRED_CHUNKS, RESEND_EXPIRED_STITCHES
+from shared.infra.models import utcnow
 from shared.webhooks.delivery import RESEND_STALE_DELIVERIES
 
 BATCH = 1000  # rows of each kind per run; the rest wait for the next run

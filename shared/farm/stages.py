@@ -18,7 +18,6 @@ from sqlalchemy import Row
 
 from shared.audio.finish import finish_chunk
 from shared.farm.context import Farm
-from shared.farm.models import utcnow
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
     CHUNK_GENERATED_TO_DONE,
@@ -29,6 +28,7 @@ from shared.farm.transitions import (
     COUNT_DONE_CHUNK,
     move_job,
 )
+from shared.infra.models import utcnow
 from shared.infra.storage import chunk_audio_key, put_pcm
 from shared.speech.engine import Engine, EngineLoop, Speech, SpeechRequest
 

@@ -25,9 +25,9 @@ from shared.audio.finish import ChunkStats
 from shared.audio.programme import MP3_SEAM, join_chunks, mp3_seam, pause_samples, programme_gain
 from shared.farm.context import Farm
 from shared.farm.jobs import notify
-from shared.farm.models import Chunk
 from shared.farm.states import JobStatus
 from shared.farm.transitions import CLAIM_STITCH, RENEW_STITCH_LEASE, move_job
+from shared.infra.models import Chunk
 from shared.infra.storage import chunk_audio_key, get_pcm, output_key
 from shared.text.chunking import Boundary
 

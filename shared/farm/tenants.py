@@ -9,7 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.farm.models import ApiKey, Tenant
+from shared.infra.models import ApiKey, Tenant
 
 KEY_PREFIX = "lyre_"
 

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from shared.farm.models import Chunk, Job, utcnow
 from shared.farm.states import ACTIVE, FINAL, WAITING, ChunkStatus, JobStatus
+from shared.infra.models import Chunk, Job, utcnow
 
 # --- jobs -----------------------------------------------------------------------------------
 

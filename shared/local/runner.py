@@ -24,10 +24,10 @@ from shared.audio import SAMPLE_RATE
 from shared.farm import stages
 from shared.farm.context import Farm
 from shared.farm.jobs import new_job, submit_job
-from shared.farm.models import Chunk, Job, Tenant
 from shared.farm.states import JobStatus
 from shared.farm.stitching import stitch_job
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
+from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import Settings
 from shared.infra.storage import LocalStore
 from shared.snac.decoder import SnacDecoder

@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from shared.farm.models import Job, Tenant, WebhookAttempt, WebhookDelivery, utcnow
+from shared.infra.models import Job, Tenant, WebhookAttempt, WebhookDelivery, utcnow
 from shared.infra.settings import WebhookSettings
 from shared.webhooks.outbox import DeliveryStatus
 from shared.webhooks.signing import sign_headers

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.farm.models import WebhookDelivery, utcnow
+from shared.infra.models import WebhookDelivery, utcnow
 
 
 class DeliveryStatus(StrEnum):

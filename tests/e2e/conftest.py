@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from shared.audio.programme import pause_samples
-from shared.farm.models import Chunk
 from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
+from shared.infra.models import Chunk
 from shared.infra.settings import AudioSettings
 from shared.text.chunking import Boundary
 from workers import farmctl

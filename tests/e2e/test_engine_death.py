@@ -10,8 +10,8 @@ import sys
 import time
 import uuid
 
-from shared.farm.models import Job
 from shared.infra.db import session_scope
+from shared.infra.models import Job
 from tests.e2e.conftest import assert_complete, chunk_rows
 from workers import farmctl
 from workers.engine_host import ENGINE_DEAD_EXIT

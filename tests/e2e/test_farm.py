@@ -13,8 +13,8 @@ from datetime import datetime
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from shared.farm.models import Job
 from shared.infra.db import session_scope
+from shared.infra.models import Job
 from tests.e2e.conftest import Receiver, assert_complete, chunk_rows
 from tests.services import forget_redis_keys
 

@@ -237,7 +237,7 @@ def test_keys_create_prints_a_working_key(client, farm_settings, capsys):
     with session_scope() as session:
         from sqlalchemy import select
 
-        from shared.farm.models import ApiKey
+        from shared.infra.models import ApiKey
 
         stored = session.scalars(select(ApiKey.key_hash)).all()
     assert key not in stored and all(len(h) == 64 for h in stored)  # only hashes are kept

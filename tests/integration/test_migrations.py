@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect
 
-from shared.farm.models import Base
 from shared.infra.db import migrate
+from shared.infra.models import Base
 from tests.services import create_database, drop_database
 
 TABLES = {"tenant", "api_key", "job", "chunk", "job_event", "webhook_delivery", "webhook_attempt"}

@@ -27,10 +27,10 @@ from shared.audio import programme as joining
 from shared.audio.programme import pause_samples
 from shared.farm import stages, stitching
 from shared.farm.jobs import cancel_job, fail_job
-from shared.farm.models import Chunk, Job, JobEvent, WebhookAttempt, WebhookDelivery, utcnow
 from shared.farm.reconcile import reconcile
 from shared.farm.tenants import create_key
 from shared.infra.db import migrate
+from shared.infra.models import Chunk, Job, JobEvent, WebhookAttempt, WebhookDelivery, utcnow
 from shared.infra.settings import Settings, WebhookSettings
 from shared.infra.storage import LocalStore
 from shared.webhooks.delivery import backoff, deliver

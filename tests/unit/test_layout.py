@@ -79,6 +79,25 @@ def test_shared_imports_neither_api_nor_workers():
             assert not wrong, f"{name} imports {wrong}"
 
 
+# shared/'s folders, each importing only folders before it (the order of shared/__init__.py)
+LAYERS = ("text", "infra", "audio", "speech", "snac", "webhooks", "farm", "local")
+
+
+def test_shared_folders_import_only_the_folders_before_them():
+    known = modules()
+    assert {n.split(".")[1] for n in known if n.count(".") >= 1 and n.startswith("shared.")} == set(
+        LAYERS
+    )
+    for name, path in known.items():
+        if not name.startswith("shared."):
+            continue
+        folder = name.split(".")[1]
+        for imported in import_time_imports(path, known):
+            if imported.startswith("shared.") and imported.count(".") >= 1:
+                other = imported.split(".")[1]
+                assert LAYERS.index(other) <= LAYERS.index(folder), f"{name} imports {imported}"
+
+
 def test_no_import_cycles():
     known = modules()
     graph = {name: import_time_imports(path, known) - {name} for name, path in known.items()}

@@ -12,7 +12,6 @@ from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, Grouping
 
 from shared.farm import transitions
-from shared.farm.models import Chunk, Job
 from shared.farm.states import (
     ACTIVE,
     CHUNK_TRANSITIONS,
@@ -21,6 +20,7 @@ from shared.farm.states import (
     ChunkStatus,
     JobStatus,
 )
+from shared.infra.models import Chunk, Job
 
 EDGE = re.compile(r"(JOB|CHUNK)_([A-Z]+)_TO_([A-Z]+)")
 GROUPS = {"ACTIVE": ACTIVE, "WAITING": WAITING}
