@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,6 @@ from sqlalchemy import text
 from shared.infra.db import session_scope
 from shared.infra.settings import Settings
 from shared.infra.storage import S3Store
-from tests.checkpoints import build_orpheus, build_snac
 from tests.services import (
     REDIS_TEST_PREFIX,
     REDIS_TEST_URL,
@@ -22,45 +23,44 @@ from workers.farmctl import free_port
 
 @pytest.fixture(scope="session")
 def orpheus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.checkpoints import build_orpheus  # torch: only for the tests that use it
+
     return build_orpheus(tmp_path_factory.mktemp("orpheus"))
 
 
 @pytest.fixture(scope="session")
 def snac_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.checkpoints import build_snac
+
     return build_snac(tmp_path_factory.mktemp("snac"))
 
 
-@pytest.fixture()
-def orpheus_settings(orpheus_dir: Path, snac_dir: Path) -> Settings:
-    """Settings for the tiny checkpoints, with short chunks so that tests stay quick."""
-    return Settings.model_validate(
-        {
-            "engine": "orpheus",
-            "chunking": {"max_chars": 80},
-            "orpheus": {
-                "model": str(orpheus_dir),
-                "snac_model": str(snac_dir),
-                "tokens_per_char": 0.5,
-                "min_tokens": 14,
-                "max_tokens": 140,
-            },
-        }
-    )
-
-
-@pytest.fixture()
-def orpheus_env(orpheus_settings: Settings) -> dict[str, str]:
-    """The same settings as LYRE_* variables, for the CLI in a subprocess."""
-    o = orpheus_settings.orpheus
+@pytest.fixture(scope="session")
+def orpheus_env(orpheus_dir: Path, snac_dir: Path) -> dict[str, str]:
+    """Settings for the tiny checkpoints, with short chunks so that tests stay quick, as the
+    LYRE_* variables of a process (the CLI, the farm's workers)."""
     return {
         "LYRE_ENGINE": "orpheus",
         "LYRE_CHUNKING__MAX_CHARS": "80",
-        "LYRE_ORPHEUS__MODEL": o.model,
-        "LYRE_ORPHEUS__SNAC_MODEL": o.snac_model,
-        "LYRE_ORPHEUS__TOKENS_PER_CHAR": str(o.tokens_per_char),
-        "LYRE_ORPHEUS__MIN_TOKENS": str(o.min_tokens),
-        "LYRE_ORPHEUS__MAX_TOKENS": str(o.max_tokens),
+        "LYRE_ORPHEUS__MODEL": str(orpheus_dir),
+        "LYRE_ORPHEUS__SNAC_MODEL": str(snac_dir),
+        "LYRE_ORPHEUS__TOKENS_PER_CHAR": "0.5",
+        "LYRE_ORPHEUS__MIN_TOKENS": "14",
+        "LYRE_ORPHEUS__MAX_TOKENS": "140",
     }
+
+
+@pytest.fixture()
+def orpheus_settings(orpheus_env: dict[str, str]) -> Settings:
+    """The same settings, as this process's Settings."""
+    orpheus = {
+        name.removeprefix("LYRE_ORPHEUS__").lower(): value
+        for name, value in orpheus_env.items()
+        if name.startswith("LYRE_ORPHEUS__")
+    }
+    return Settings.model_validate(
+        {"engine": "orpheus", "chunking": {"max_chars": 80}, "orpheus": orpheus}
+    )
 
 
 # --- the farm's services ------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
     child.wait(timeout=10)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def farm_env(database_url: str, s3_endpoint: str) -> dict[str, str]:
     """LYRE_* settings that point every part of the farm at the test services."""
     return {
@@ -101,21 +101,32 @@ def farm_env(database_url: str, s3_endpoint: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture()
-def farm_settings(farm_env, monkeypatch) -> Settings:
-    """The same settings in this process, with every table emptied and the bucket ready."""
+@contextmanager
+def services_for(farm_env: dict[str, str]) -> Iterator[Settings]:
+    """The farm's settings in this process, with every table emptied, this run's Redis keys
+    gone and the bucket ready; the environment as it was afterwards."""
     from shared.infra import db
     from shared.infra.settings import get_settings
 
-    for key, value in farm_env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    db.dispose_engines()
-    settings = get_settings()
-    with session_scope() as session:
-        session.execute(text("TRUNCATE tenant, job, webhook_delivery CASCADE"))
-    forget_redis_keys()
-    S3Store(settings.storage).ensure_bucket()
-    yield settings
-    get_settings.cache_clear()
-    db.dispose_engines()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in farm_env.items():
+            patch.setenv(key, value)
+        get_settings.cache_clear()
+        db.dispose_engines()
+        settings = get_settings()
+        with session_scope() as session:
+            session.execute(text("TRUNCATE tenant, job, webhook_delivery CASCADE"))
+        forget_redis_keys()
+        S3Store(settings.storage).ensure_bucket()
+        try:
+            yield settings
+        finally:
+            get_settings.cache_clear()
+            db.dispose_engines()
+
+
+@pytest.fixture()
+def farm_settings(farm_env) -> Iterator[Settings]:
+    """The farm's services, fresh for one test."""
+    with services_for(farm_env) as settings:
+        yield settings

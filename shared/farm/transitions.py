@@ -19,10 +19,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, literal_column, or_, select, tuple_, update
+from sqlalchemy import bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from shared.farm.states import ACTIVE, FINAL, WAITING, ChunkStatus, JobStatus
+from shared.infra.db import take_batch
 from shared.infra.models import Chunk, Job, utcnow
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -82,34 +83,35 @@ def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any]) -> Any:
 CLAIM_PENDING_CHUNK = _claim(ChunkStatus.PENDING, Chunk.text, Chunk.voice)
 CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech)
 
-# The end of generation: the engine's output goes into the row with the state change.
-CHUNK_PENDING_TO_GENERATED = (
-    update(Chunk)
-    .where(*_THIS_CHUNK, Chunk.status == ChunkStatus.PENDING)
-    .values(
-        status=ChunkStatus.GENERATED.value,
-        speech=bindparam("output"),
-        dropped_tokens=bindparam("n_dropped"),
-        generate_s=bindparam("seconds"),
-        lease_until=bindparam("lease"),
+
+def _chunk_edge(source: ChunkStatus, to: ChunkStatus, **values: Any) -> Any:
+    return (
+        update(Chunk).where(*_THIS_CHUNK, Chunk.status == source).values(status=to.value, **values)
     )
+
+
+# The end of generation: the engine's output goes into the row with the state change.
+CHUNK_PENDING_TO_GENERATED = _chunk_edge(
+    ChunkStatus.PENDING,
+    ChunkStatus.GENERATED,
+    speech=bindparam("output"),
+    dropped_tokens=bindparam("n_dropped"),
+    generate_s=bindparam("seconds"),
+    lease_until=bindparam("lease"),
 )
 
 # The end of a decode: the chunk is done, and counted on its job. Exactly one decode of a job
 # sees chunks_done reach chunks_total; that one sets the stitch's lease and sends the stitch.
-CHUNK_GENERATED_TO_DONE = (
-    update(Chunk)
-    .where(*_THIS_CHUNK, Chunk.status == ChunkStatus.GENERATED)
-    .values(
-        status=ChunkStatus.DONE.value,
-        samples=bindparam("n"),
-        true_peak=bindparam("peak"),
-        loudness_steps=bindparam("steps"),
-        done_at=bindparam("at"),
-        decode_s=bindparam("seconds"),
-        lease_until=None,
-        speech=None,  # decoded: the row keeps only what the stitch needs
-    )
+CHUNK_GENERATED_TO_DONE = _chunk_edge(
+    ChunkStatus.GENERATED,
+    ChunkStatus.DONE,
+    samples=bindparam("n"),
+    true_peak=bindparam("peak"),
+    loudness_steps=bindparam("steps"),
+    done_at=bindparam("at"),
+    decode_s=bindparam("seconds"),
+    lease_until=None,
+    speech=None,  # decoded: the row keeps only what the stitch needs
 )
 _LAST = Job.chunks_done + 1 == Job.chunks_total
 COUNT_DONE_CHUNK = (
@@ -161,35 +163,24 @@ def _expired(column: InstrumentedAttribute[Any]) -> Any:
     return or_(column.is_(None), column < bindparam("now"))
 
 
-_EXPIRED_CHUNKS = (
-    select(Chunk.job_id, Chunk.index)
-    .where(
+RESEND_EXPIRED_CHUNKS = take_batch(
+    Chunk,
+    (Chunk.job_id, Chunk.index),
+    select(Chunk.job_id, Chunk.index).where(
         Chunk.status.in_(WAITING),
         _expired(Chunk.lease_until),
         Chunk.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE))),
-    )
-    .limit(bindparam("batch"))
-    .with_for_update(skip_locked=True)
+    ),
+    Chunk.status,
+    lease_until=bindparam("lease"),
 )
-RESEND_EXPIRED_CHUNKS = (
-    update(Chunk)
-    .where(tuple_(Chunk.job_id, Chunk.index).in_(_EXPIRED_CHUNKS))
-    .values(lease_until=bindparam("lease"))
-    .returning(Chunk.job_id, Chunk.index, Chunk.status)
-)
-_EXPIRED_STITCHES = (
-    select(Job.id)
-    .where(
+RESEND_EXPIRED_STITCHES = take_batch(
+    Job,
+    (Job.id,),
+    select(Job.id).where(
         Job.status == JobStatus.RUNNING,
         Job.chunks_done == Job.chunks_total,
         _expired(Job.stitch_lease_until),
-    )
-    .limit(bindparam("batch"))
-    .with_for_update(skip_locked=True)
-)
-RESEND_EXPIRED_STITCHES = (
-    update(Job)
-    .where(Job.id.in_(_EXPIRED_STITCHES))
-    .values(stitch_lease_until=bindparam("lease"))
-    .returning(Job.id)
+    ),
+    stitch_lease_until=bindparam("lease"),
 )

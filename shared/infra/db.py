@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from time import monotonic
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    create_engine,
+    event,
+    exc,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.infra.settings import get_settings
@@ -71,6 +82,17 @@ def bookkeeping_scope(url: str | None = None) -> Iterator[Connection]:
     engine = _database(url)[1]
     with engine.begin() if engine.dialect.name == "sqlite" else engine.connect() as connection:
         yield connection
+
+
+def take_batch(
+    model: Any, key: Sequence[Any], picked: Select[Any], *returning: Any, **values: Any
+) -> Any:
+    """An UPDATE of the rows ``picked`` selects, at most ``:batch`` of them, locked and skipping
+    rows another transaction holds (``FOR UPDATE SKIP LOCKED``), that sets ``values`` and returns
+    their ``key`` and ``returning``: the reconciler's way to take work no one else is taking."""
+    batch = picked.limit(bindparam("batch")).with_for_update(skip_locked=True)
+    rows = tuple_(*key) if len(key) > 1 else key[0]
+    return update(model).where(rows.in_(batch)).values(**values).returning(*key, *returning)
 
 
 def dispose_engines() -> None:

@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from shared.infra.db import take_batch
 from shared.infra.models import Job, Tenant, WebhookAttempt, WebhookDelivery, utcnow
 from shared.infra.settings import WebhookSettings
 from shared.webhooks.outbox import DeliveryStatus
@@ -44,20 +45,14 @@ CLAIM_DUE_DELIVERY = (
 )
 # The reconciler's: pending deliveries whose attempt is overdue by ``stale_before`` (their
 # message was lost, or their worker died mid-attempt), made due now and returned to be re-sent.
-_STALE = (
-    select(WebhookDelivery.id)
-    .where(
+RESEND_STALE_DELIVERIES = take_batch(
+    WebhookDelivery,
+    (WebhookDelivery.id,),
+    select(WebhookDelivery.id).where(
         WebhookDelivery.status == DeliveryStatus.PENDING,
         WebhookDelivery.next_attempt_at < bindparam("stale_before"),
-    )
-    .limit(bindparam("batch"))
-    .with_for_update(skip_locked=True)
-)
-RESEND_STALE_DELIVERIES = (
-    update(WebhookDelivery)
-    .where(WebhookDelivery.id.in_(_STALE))
-    .values(next_attempt_at=bindparam("now"))
-    .returning(WebhookDelivery.id)
+    ),
+    next_attempt_at=bindparam("now"),
 )
 
 

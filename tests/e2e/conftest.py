@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -23,6 +24,7 @@ from shared.infra.db import session_scope
 from shared.infra.models import Chunk
 from shared.infra.settings import AudioSettings
 from shared.text.chunking import Boundary
+from tests.conftest import services_for
 from workers import farmctl
 from workers.farmctl import free_port
 
@@ -63,10 +65,11 @@ class RunningFarm:
         self.children[name] = farmctl.start(spec, self.env, self.state_dir)
         farmctl.wait_healthy(spec, self.children[name])
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 60) -> None:
+        """Signal a process's group and wait until it exits (TimeoutExpired past ``timeout``)."""
         child = self.children.pop(name)
         os.killpg(child.pid, sig)
-        child.wait(timeout=60)
+        child.wait(timeout=timeout)
 
     def stop_all(self) -> None:
         for name in list(self.children):
@@ -137,22 +140,25 @@ def receiver():
     server.server_close()
 
 
-@pytest.fixture()
-def process_env(farm_settings, farm_env, orpheus_env) -> dict[str, str]:
-    """The environment of the farm's processes: the test services, free ports."""
-    return {
-        **os.environ,
-        **farm_env,
-        **orpheus_env,
-        "API_PORT": str(free_port()),
-        "LYRE_FLOWER__PORT": str(free_port()),
-        "LYRE_FLOWER__BASIC_AUTH": "ops:s3cret",
-    }
+@pytest.fixture(scope="module")
+def process_env(farm_env, orpheus_env) -> Iterator[dict[str, str]]:
+    """The environment of the farm's processes: the test services, fresh for each module,
+    and free ports."""
+    with services_for(farm_env):
+        yield {
+            **os.environ,
+            **farm_env,
+            **orpheus_env,
+            "API_PORT": str(free_port()),
+            "LYRE_FLOWER__PORT": str(free_port()),
+            "LYRE_FLOWER__BASIC_AUTH": "ops:s3cret",
+        }
 
 
-@pytest.fixture()
-def farm(process_env, tmp_path):
-    running = RunningFarm(process_env, tmp_path)
+@pytest.fixture(scope="module")
+def farm(process_env, tmp_path_factory):
+    """The whole farm, started once for a module's tests (each leaves it running whole)."""
+    running = RunningFarm(process_env, tmp_path_factory.mktemp("farm"))
     try:
         for name in running.specs:
             running.start(name)

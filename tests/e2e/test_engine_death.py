@@ -10,11 +10,15 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from shared.infra.db import session_scope
 from shared.infra.models import Job
 from tests.e2e.conftest import assert_complete, chunk_rows
 from workers import farmctl
 from workers.engine_host import ENGINE_DEAD_EXIT
+
+pytestmark = pytest.mark.slow
 
 SIX_CHUNKS = "\n\n".join(
     f"Paragraph {i} has words enough for a chunk of its own." for i in range(6)

@@ -11,12 +11,15 @@ import uuid
 from datetime import datetime
 
 import httpx
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from shared.infra.db import session_scope
 from shared.infra.models import Job
 from tests.e2e.conftest import Receiver, assert_complete, chunk_rows
 from tests.services import forget_redis_keys
+
+pytestmark = pytest.mark.slow
 
 BOOK = """# Chapter One
 

@@ -16,6 +16,8 @@ from shared.audio.programme import pause_samples
 from shared.infra.settings import AudioSettings
 from shared.text.chunking import chunk_text
 
+pytestmark = pytest.mark.slow
+
 FRAME = 2048  # one SNAC coarse frame
 BOOK = """# The First Chapter
 

@@ -222,7 +222,10 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
         assert snr_db(programme[:n], pcm[:n]) > 10  # misaligned by even a granule: below 0 dB
 
 
-def test_the_reconciler_resends_only_expired_work(burst, tenant):
+@pytest.mark.parametrize("backend", ["burst", "pg_burst"])
+def test_the_reconciler_resends_only_expired_work(request, backend):
+    burst = request.getfixturevalue(backend)  # on Postgres, its batches are SKIP LOCKED
+    tenant = tenant_of(burst)
     job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.sender.messages.clear()  # the queue lost every message
     assert reconcile(burst.farm) == {"generate": 0, "decode": 0, "stitch": 0, "deliver": 0}

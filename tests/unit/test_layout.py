@@ -4,6 +4,8 @@ imports go one way (no cycles; shared/ imports neither api/ nor workers/)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,25 @@ def test_no_import_cycles():
 
     for name in sorted(graph):
         visit(name, [])
+
+
+# Test modules about models: they build or run tiny checkpoints, so they import torch.
+NEEDS_TORCH = {"test_bench_gpu", "test_decoder", "test_engines", "test_int16_gemm"}
+NEEDS_TORCH |= {"test_openai_backend"}  # it checks the client against the transformers backend
+
+
+def test_collecting_a_test_module_about_no_model_imports_no_torch():
+    """torch takes seconds to import: the tests of text, audio, the farm and the API run
+    without it (tests/conftest.py builds the checkpoints only where a test asks for one)."""
+    names = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "tests").glob("*/test_*.py")
+        if path.stem not in NEEDS_TORCH and path.parent.name != "vllm"
+    )
+    code = "import sys, tests.conftest\n" + "".join(f"import {name}\n" for name in names)
+    code += "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
+    assert len(names) > 15
