@@ -3,7 +3,7 @@
     python bench/stitch.py [--hours 10] [--format mp3]
 
 Builds a job whose chunks are all decoded (SQLite and a local object store, as embedded mode
-uses), then runs the real stitch stage (``shared.farm.stages.stitch_job``) in a child process: it
+uses), then runs the real stitch stage (``shared.farm.stitching.stitch_job``) in a child process: it
 streams every chunk object in order, applies pauses and one gain, encodes and "uploads". The
 child's peak RSS is what the stitch itself needs. To keep the disk small, the programme's 1200
 chunk objects are links to twelve distinct 30-second recordings; every one is still read.
@@ -78,7 +78,6 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
                 voice="tara",
                 format=fmt,
                 engine="bench",
-                text="",
                 chunks_total=count,
                 chunks_done=count,
                 audio_samples=0,
@@ -111,9 +110,10 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
 
 def run_stitch(url: str, job_id: str, root: str) -> None:
     """The child: only the stitch stage runs here, so its peak RSS is the stitch's own."""
-    from shared.farm import stages
+    from shared.farm.context import Farm
+    from shared.farm.stitching import stitch_job
 
-    farm = stages.Farm(
+    farm = Farm(
         get_settings(),
         LocalStore(Path(root)),
         None,  # type: ignore[arg-type]
@@ -121,7 +121,7 @@ def run_stitch(url: str, job_id: str, root: str) -> None:
         partial(bookkeeping_scope, url),
     )
     started = time.perf_counter()
-    stages.stitch_job(farm, uuid.UUID(job_id))
+    stitch_job(farm, uuid.UUID(job_id))
     print(f"{time.perf_counter() - started:.3f}")
 
 

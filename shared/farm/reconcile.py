@@ -29,8 +29,8 @@ def reconcile(farm: Farm, now: datetime | None = None) -> dict[str, int]:
         chunks = session.execute(RESEND_EXPIRED_CHUNKS, leased).all()
         stitches = session.scalars(RESEND_EXPIRED_STITCHES, leased).all()
         deliveries = session.scalars(RESEND_STALE_DELIVERIES, stale).all()
-    generate = [(c.job_id, c.index) for c in chunks if c.status == ChunkStatus.PENDING]
-    decode = [(c.job_id, c.index) for c in chunks if c.status == ChunkStatus.GENERATED]
+    generate = [(job, index) for job, index, status in chunks if status == ChunkStatus.PENDING]
+    decode = [(job, index) for job, index, status in chunks if status == ChunkStatus.GENERATED]
     for job_id, index in generate:
         farm.send.generate(job_id, index)
     for job_id, index in decode:

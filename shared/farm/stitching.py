@@ -52,15 +52,11 @@ def _parts(session: Session, job_id: uuid.UUID) -> list[_Part]:
     )
     return [
         _Part(
-            row.index,
-            Boundary(row.boundary),
-            ChunkStats(
-                row.samples or 0,
-                np.frombuffer(row.loudness_steps or b"", "<f8"),
-                row.true_peak or 0.0,
-            ),
+            index,
+            Boundary(boundary),
+            ChunkStats(samples or 0, np.frombuffer(steps or b"", "<f8"), peak or 0.0),
         )
-        for row in rows
+        for index, boundary, samples, steps, peak in rows
     ]
 
 

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    Select,
     bindparam,
     create_engine,
     event,
@@ -84,9 +83,7 @@ def bookkeeping_scope(url: str | None = None) -> Iterator[Connection]:
         yield connection
 
 
-def take_batch(
-    model: Any, key: Sequence[Any], picked: Select[Any], *returning: Any, **values: Any
-) -> Any:
+def take_batch(model: Any, key: Sequence[Any], picked: Any, *returning: Any, **values: Any) -> Any:
     """An UPDATE of the rows ``picked`` selects, at most ``:batch`` of them, locked and skipping
     rows another transaction holds (``FOR UPDATE SKIP LOCKED``), that sets ``values`` and returns
     their ``key`` and ``returning``: the reconciler's way to take work no one else is taking."""

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from shared.audio import SAMPLE_RATE
 from shared.audio.programme import pause_samples
 from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
@@ -72,8 +73,12 @@ class RunningFarm:
         child.wait(timeout=timeout)
 
     def stop_all(self) -> None:
-        for name in list(self.children):
-            self.kill(name, signal.SIGTERM)
+        """SIGTERM to every process at once, then wait for each: their warm shutdowns overlap."""
+        children, self.children = self.children, {}
+        for child in children.values():
+            os.killpg(child.pid, signal.SIGTERM)
+        for child in children.values():
+            child.wait(timeout=60)
 
     def workers(self) -> set[str]:
         response = httpx.get(
@@ -201,7 +206,7 @@ def assert_complete(farm: RunningFarm, job: dict) -> None:
     ]
     with av.open(_download(url)) as container:
         rate = container.streams.audio[0].rate  # Opus decodes at 48 kHz
-        samples = sum(frame.samples for frame in container.decode(audio=0)) * 24000 // rate
+        samples = sum(frame.samples for frame in container.decode(audio=0)) * SAMPLE_RATE // rate
     assert abs(samples - expected) <= 2048
 
 

@@ -6,12 +6,15 @@ the tiny generated checkpoint."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from standardwebhooks.webhooks import Webhook
 
 from shared.infra.db import session_scope
@@ -107,6 +110,38 @@ def test_cancel_stops_generation(farm):
         "job.running",
         "job.cancelled",
     ]
+
+
+SLOW_TEXT = "\n\n".join(
+    f"Part {i}: a sentence of some length, long enough to take a while." for i in range(6)
+)
+
+
+def test_a_worker_sent_sigterm_mid_chunk_finishes_it(farm):
+    # compose's stop_grace_period for this gpu worker, on CPU (k8s gives it more)
+    compose = yaml.safe_load((Path(__file__).parents[2] / "compose.yaml").read_text())
+    period = compose["services"]["gpu-worker-cpu"]["stop_grace_period"]
+    grace = int(period.removesuffix("m")) * 60
+    job = farm.submit(SLOW_TEXT, format="wav")
+    deadline = time.monotonic() + 120
+    held = None
+    while held is None and time.monotonic() < deadline:  # the gpu worker is generating it
+        held = next(
+            (r for r in chunk_rows(job["id"]) if r.status == "pending" and r.attempts), None
+        )
+    assert held is not None
+    stopped = time.monotonic()
+    try:  # a warm shutdown: the chunk in flight finishes, then the worker exits
+        farm.kill("gpu-worker", signal.SIGTERM, timeout=grace)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the gpu worker was still running {grace} s after SIGTERM")
+    assert time.monotonic() - stopped < grace
+    after = {r.index: r for r in chunk_rows(job["id"])}
+    assert after[held.index].status in ("generated", "done")  # finished, not dropped
+    farm.start("gpu-worker")
+    job = farm.wait(job["id"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job["error"]
+    assert_complete(farm, job)
 
 
 def test_the_reconciler_recovers_a_flushed_redis(farm):
