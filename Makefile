@@ -27,8 +27,11 @@ $(STAMP): pyproject.toml
 demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth`
 	$(BIN)/lyre synth shared/samples/sample.md -o demo.mp3 --title "The Lighthouse Keeper"
 
+# Two sessions side by side, each with its own database, Redis key prefix and S3 endpoint; a
+# module's tests stay together (its farm is started once). More workers than this machine's two
+# cores only contend: the end-to-end tests start trees of processes.
 test: install services ## Run the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadscope
 
 check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's own code (own env)
 	bash scripts/vllm_env.sh $(VLLM_ENV) $(VLLM_VERSION)
