@@ -35,7 +35,7 @@ RUN pip install .
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS build-cuda
-# The vLLM that shared/engines/vllm_*.py are written against: pyproject.toml's gpu extra pins
+# The vLLM that shared/speech/vllm_*.py are written against: pyproject.toml's gpu extra pins
 # the same version (a test checks that they agree). Its PyPI wheel is a CUDA 13 build and brings
 # the CUDA torch (2.14.0) and CUDA libraries it was compiled with; the host needs only the
 # NVIDIA driver (580 or newer) and the NVIDIA Container Toolkit.
