@@ -29,9 +29,11 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 
 # Two sessions side by side, each with its own database, Redis key prefix and S3 endpoint; a
 # module's tests stay together (its farm is started once). More workers than this machine's two
-# cores only contend: the end-to-end tests start trees of processes.
+# cores only contend: the end-to-end tests start trees of processes. One OpenMP thread per
+# process: two sessions and their farms' processes already fill the cores, and torch's threads
+# spinning for a busy core made a 3 s test take 50.
 test: install services ## Run the whole test suite
-	$(BIN)/pytest -n 2 --dist loadscope
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadscope
 
 check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's own code (own env)
 	bash scripts/vllm_env.sh $(VLLM_ENV) $(VLLM_VERSION)
