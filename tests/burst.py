@@ -1,5 +1,6 @@
 """Run the farm's stages in this process, draining their messages until none is left (like
-arq's burst worker): deterministic tests of the stage logic with the real database and S3."""
+arq's burst worker): deterministic tests of the stage logic, on Postgres and S3 or on embedded
+mode's SQLite and folder."""
 
 from __future__ import annotations
 
