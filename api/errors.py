@@ -49,3 +49,15 @@ class InvalidInput(ApiError):
     """The request is not valid."""
 
     status_code = 422
+
+
+class ChapterNotFound(ApiError):
+    """The job has no chapter with this number."""
+
+    status_code = 404
+
+
+class JobNotRedoable(ApiError):
+    """A chapter can be redone once the job has succeeded, one redo at a time."""
+
+    status_code = 409

@@ -9,16 +9,35 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.audio.encode import AudioFormat
+from shared.audio.presets import PresetName
 from shared.farm.states import JobStatus
 from shared.infra.settings import SpeakingEngine
 from shared.text.voices import Voice
 
 
 class JobCreate(BaseModel):
-    text: str = Field(description="Plain text or Markdown; headings become chapters.")
+    text: str = Field(
+        description="Plain text, Markdown or HTML; headings become chapters. A multipart "
+        "request sends it, or an EPUB, as the file `file` instead."
+    )
     voice: Voice = "tara"
-    format: AudioFormat = "mp3"
+    format: AudioFormat | None = Field(
+        default=None, description="The programme's format; default: the preset's, else mp3"
+    )
+    preset: PresetName | None = Field(
+        default=None,
+        description="acx (an MP3 per chapter to ACX's requirements, with a report), podcast "
+        "(MP3, -16 LUFS), audiobook (M4B, -19 LUFS)",
+    )
     title: str | None = Field(default=None, max_length=500)
+    author: str | None = Field(default=None, max_length=500)
+    lexicon: dict[str, str] = Field(
+        default_factory=dict,
+        description="Word -> respelling, over the tenant's lexicon; whole words, a lower-case "
+        "word matches any case",
+    )
+    opening_credits: str | None = Field(default=None, max_length=5000)
+    closing_credits: str | None = Field(default=None, max_length=5000)
     webhook_url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -30,9 +49,27 @@ class Progress(BaseModel):
 
 
 class Output(BaseModel):
+    kind: str = Field(description="programme, m4b, chapter, captions or chapters")
     format: str
     url: str
     expires_in_s: int
+    version: int
+    chapter: int | None = Field(default=None, description="The chapter's number, from 1")
+    title: str | None = None
+    start_s: float | None = None
+
+
+class ChapterOut(BaseModel):
+    number: int = Field(description="From 1, in reading order")
+    title: str
+    status: str = Field(description="waiting, or done once its file is made")
+    version: int
+    chunks_done: int
+    chunks_total: int
+    seconds: float | None
+    url: str | None = Field(description="The chapter's file, as soon as it is made")
+    expires_in_s: int | None
+    acx: dict[str, Any] | None = Field(description="ACX's checks of the file (preset acx)")
 
 
 class JobOut(BaseModel):
@@ -40,11 +77,18 @@ class JobOut(BaseModel):
     status: JobStatus
     voice: str
     format: str
+    preset: str | None
     engine: str = Field(description="The speech engine the job runs on")
     title: str | None
+    author: str | None
+    language: str | None
     metadata: dict[str, Any]
     progress: Progress
+    version: int = Field(description="The version of the outputs being made")
+    outputs_version: int | None = Field(description="The version `outputs` are of")
     outputs: list[Output]
+    chapters: list[ChapterOut]
+    lexicon: dict[str, Any] = Field(description="Entries in effect, and those applied")
     warnings: list[str]
     error: str | None
     created_at: datetime
@@ -90,3 +134,14 @@ class EventOut(BaseModel):
 class EventPage(BaseModel):
     items: list[EventOut]
     next_after: int | None = Field(description="Pass as ?after= for the next page")
+
+
+class ChapterRedo(BaseModel):
+    text: str | None = Field(
+        default=None, max_length=1_000_000, description="Corrected text; default: the same"
+    )
+    voice: Voice | None = Field(default=None, description="Another voice; default: the same")
+
+
+class LexiconIn(BaseModel):
+    entries: dict[str, str] = Field(description="Word -> respelling, for every job of the tenant")

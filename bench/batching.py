@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.audio.presets import Mastering
 from shared.farm import stages
 from shared.farm.context import Farm
-from shared.farm.jobs import new_job, submit_job
+from shared.farm.jobs import JobRequest, new_job, submit_job
 from shared.infra.db import bookkeeping_scope, dispose_engines, migrate, session_scope
 from shared.infra.models import Tenant
 from shared.infra.settings import get_settings
@@ -133,16 +134,9 @@ def main() -> None:
         with sessions() as session:
             tenant = Tenant(name=f"bench-{uuid.uuid4().hex[:8]}", webhook_secret="")
             session.add(tenant)
-        job, rows = new_job(
-            uuid.uuid4(),
-            tenant.id,
-            chunked,
-            voice="tara",
-            fmt="mp3",
-            engine="simulated",
-            lease_until=farm.lease(),
-        )
-        submit_job(farm, job, rows)  # the generate messages, in the order the api sends them
+        request = JobRequest(voice="tara", engine="simulated", mastering=Mastering())
+        job, rows, chapters = new_job(uuid.uuid4(), tenant.id, chunked, request, farm.lease())
+        submit_job(farm, job, rows, chapters)  # the generate messages, as the api sends them
         engine.expected = len(chunked.spans)
         started = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:

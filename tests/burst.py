@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from shared.farm import stages
+from shared.farm.book import stitch_job
 from shared.farm.context import Farm
-from shared.farm.stitching import stitch_job
+from shared.farm.stitching import stitch_chapter
 from shared.infra.db import bookkeeping_scope, session_scope
 from shared.infra.settings import Settings
 from shared.infra.storage import ObjectStore, S3Store
@@ -33,6 +34,9 @@ class BurstSender:
 
     def decode(self, job_id: uuid.UUID, index: int) -> None:
         self._send("decode", job_id, index)
+
+    def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
+        self._send("chapter", job_id, chapter)
 
     def stitch(self, job_id: uuid.UUID) -> None:
         self._send("stitch", job_id)
@@ -66,11 +70,13 @@ class BurstFarm:
             stages.generate_chunk(self.farm, self.loop, self.engine, *args)
         elif kind == "decode":
             stages.decode_chunk(self.farm, None, *args)
+        elif kind == "chapter":
+            stitch_chapter(self.farm, *args)
         elif kind == "stitch":
             stitch_job(self.farm, *args)
         return message
 
-    def drain(self, kinds: tuple[str, ...] = ("generate", "decode", "stitch")) -> int:
+    def drain(self, kinds: tuple[str, ...] = ("generate", "decode", "chapter", "stitch")) -> int:
         """Run queued stage messages until none of ``kinds`` is left; return how many ran."""
         ran = 0
         while any(m[0] in kinds for m in self.sender.messages):

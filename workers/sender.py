@@ -24,6 +24,10 @@ class CelerySender:
     def decode(self, job_id: uuid.UUID, index: int) -> None:
         self.app.send_task(queues.DECODE_CHUNK, kwargs={"job_id": str(job_id), "chunk": index})
 
+    def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
+        kwargs = {"job_id": str(job_id), "chapter": chapter}
+        self.app.send_task(queues.STITCH_CHAPTER, kwargs=kwargs)
+
     def stitch(self, job_id: uuid.UUID) -> None:
         self.app.send_task(queues.STITCH_JOB, kwargs={"job_id": str(job_id)})
 

@@ -19,10 +19,11 @@ from celery.exceptions import Reject
 from celery.signals import worker_init
 
 from shared.farm import stages
+from shared.farm.book import stitch_job as stitch
 from shared.farm.context import Farm
 from shared.farm.jobs import fail_job
 from shared.farm.reconcile import reconcile
-from shared.farm.stitching import stitch_job as stitch
+from shared.farm.stitching import stitch_chapter as chapter_stitch
 from shared.infra import queues
 from shared.infra.settings import get_settings
 from shared.speech.engine import EngineDead
@@ -111,6 +112,11 @@ def decode_chunk(self: Task, job_id: str, chunk: int) -> object:
     return _run(
         self, job_id, lambda: stages.decode_chunk(farm(), decoder(), uuid.UUID(job_id), chunk)
     )
+
+
+@app.task(name=queues.STITCH_CHAPTER, bind=True, max_retries=None)
+def stitch_chapter(self: Task, job_id: str, chapter: int) -> object:
+    return _run(self, job_id, lambda: chapter_stitch(farm(), uuid.UUID(job_id), chapter))
 
 
 @app.task(name=queues.STITCH_JOB, bind=True, max_retries=None)

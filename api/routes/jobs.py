@@ -7,17 +7,26 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any, get_args
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import FarmDep, TenantDep
 from api.errors import InputTooLarge, InvalidInput
-from api.schemas import EventPage, JobCreate, JobOut, JobPage, VoiceOut, WebhookDeliveryOut
-from api.services import jobs
+from api.schemas import (
+    ChapterRedo,
+    EventPage,
+    JobCreate,
+    JobOut,
+    JobPage,
+    LexiconIn,
+    VoiceOut,
+    WebhookDeliveryOut,
+)
+from api.services import history, jobs
 from shared.farm.states import JobStatus
-from shared.infra.settings import SpeakingEngine
+from shared.infra.settings import FarmSettings, SpeakingEngine
 from shared.text.voices import VOICES
 
 router = APIRouter(prefix="/v1")
@@ -25,44 +34,53 @@ router = APIRouter(prefix="/v1")
 _STATUS = Query(default=None, description="Only jobs in this status")
 
 
-async def _read_body(request: Request, limit: int) -> JobCreate:
-    """A JSON body, or multipart/form-data with the text as a file and the rest as fields."""
+async def _read_body(
+    request: Request, settings: FarmSettings
+) -> tuple[JobCreate, bytes, str | None]:
+    """A JSON body, or multipart/form-data with the input as the file ``file`` and the rest as
+    fields; the input's bytes (the text, or the uploaded file) are read by content later."""
+    limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise InputTooLarge(f"the request is larger than {limit} bytes")
     content_type = request.headers.get("content-type", "")
+    data, filename = b"", None
     try:
         if content_type.startswith("multipart/form-data"):
-            fields = await _form_fields(request, limit)
+            fields, data, filename = await _form_fields(request, limit)
         else:
             fields = json.loads(await request.body())
         if not isinstance(fields, dict):
             raise InvalidInput("the body must be a JSON object")
+        if data and "text" not in fields:
+            fields["text"] = ""  # the file is the input
         body = JobCreate.model_validate(fields)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc.msg}") from None
     except ValidationError as exc:
         raise InvalidInput("; ".join(_describe(e) for e in exc.errors())) from None
-    if len(body.text.encode()) > limit:
-        raise InputTooLarge(f"the text is larger than {limit} bytes")
-    return body
+    if not data:
+        data = body.text.encode()
+        if len(data) > settings.max_input_bytes:
+            raise InputTooLarge(f"the text is larger than {settings.max_input_bytes} bytes")
+    return body, data, filename
 
 
-async def _form_fields(request: Request, limit: int) -> dict:
+async def _form_fields(request: Request, limit: int) -> tuple[dict[str, Any], bytes, str | None]:
     async with request.form() as form:
         fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
-        upload = form.get("file")
+        upload, data, filename = form.get("file"), b"", None
         if upload is not None and not isinstance(upload, str):
+            filename = upload.filename
             data = await upload.read(limit + 1)
             if len(data) > limit:
                 raise InputTooLarge(f"the file is larger than {limit} bytes")
-            try:
-                fields["text"] = data.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise InvalidInput("the file is not UTF-8 text") from None
-    if "metadata" in fields:  # a JSON object in a form field
-        fields["metadata"] = json.loads(fields["metadata"])
-    return fields
+            if not data:
+                raise InvalidInput("the file is empty")
+    for name in ("metadata", "lexicon"):  # JSON objects in form fields
+        if name in fields:
+            fields[name] = json.loads(fields[name])
+    return fields, data, filename
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -78,8 +96,8 @@ async def create_job(
     tenant: TenantDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JobOut:
-    body = await _read_body(request, farm.settings.farm.max_input_bytes)
-    job = await run_in_threadpool(jobs.submit, farm, tenant, body, idempotency_key)
+    body, data, filename = await _read_body(request, farm.settings.farm)
+    job = await run_in_threadpool(jobs.submit, farm, tenant, body, idempotency_key, data, filename)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return jobs.job_out(farm, job)
 
@@ -94,14 +112,15 @@ def list_jobs(
 ) -> JobPage:
     with farm.sessions() as session:
         found, next_cursor = jobs.list_jobs(tenant, status, limit, cursor, session=session)
-    return JobPage(items=[jobs.job_out(farm, j) for j in found], next_cursor=next_cursor)
+        items = jobs.jobs_out(farm, found, session)
+    return JobPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
     with farm.sessions() as session:
         job = jobs.get_job(tenant, job_id, session=session)
-    return jobs.job_out(farm, job)
+        return jobs.job_out(farm, job, session)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
@@ -126,7 +145,7 @@ def job_audio(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> RedirectRe
 @router.get("/jobs/{job_id}/webhooks", response_model=list[WebhookDeliveryOut])
 def job_webhooks(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> list[WebhookDeliveryOut]:
     with farm.sessions() as session:
-        return jobs.webhook_history(tenant, job_id, session=session)
+        return history.webhook_history(tenant, job_id, session=session)
 
 
 @router.get("/jobs/{job_id}/events", response_model=EventPage)
@@ -139,7 +158,32 @@ def job_events(
 ) -> EventPage:
     """The job's history: every change of the job's state and of its chunks' states."""
     with farm.sessions() as session:
-        return jobs.job_events(tenant, job_id, after, limit, session=session)
+        return history.job_events(tenant, job_id, after, limit, session=session)
+
+
+@router.post("/jobs/{job_id}/chapters/{number}/regenerate", status_code=202, response_model=JobOut)
+def regenerate_chapter(
+    job_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, description="The chapter's number, from 1")],
+    body: ChapterRedo,
+    farm: FarmDep,
+    tenant: TenantDep,
+) -> JobOut:
+    """Make one chapter again (corrected text, or another voice), then the book's files, as
+    the job's next version; the current files stay listed until the new ones are made."""
+    jobs.redo(farm, tenant, job_id, number - 1, body)
+    return get_job(job_id, farm, tenant)
+
+
+@router.get("/lexicon", response_model=LexiconIn)
+def get_lexicon(tenant: TenantDep) -> LexiconIn:
+    """The tenant's pronunciation lexicon, applied to every job under a request's own."""
+    return LexiconIn(entries=tenant.lexicon or {})
+
+
+@router.put("/lexicon", response_model=LexiconIn)
+def put_lexicon(body: LexiconIn, farm: FarmDep, tenant: TenantDep) -> LexiconIn:
+    return LexiconIn(entries=jobs.set_lexicon(farm, tenant, body.entries))
 
 
 @router.get("/voices", response_model=list[VoiceOut])

@@ -12,81 +12,157 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.errors import (
     AudioNotReady,
+    ChapterNotFound,
     IdempotencyConflict,
+    InputTooLarge,
     InvalidInput,
     JobNotCancellable,
     JobNotFound,
+    JobNotRedoable,
 )
 from api.schemas import (
-    EventOut,
-    EventPage,
+    ChapterRedo,
     JobCreate,
     JobOut,
-    WebhookAttemptOut,
-    WebhookDeliveryOut,
 )
+from shared.audio.presets import mastering
+from shared.farm import redo as redo_errors
 from shared.farm.context import Farm
-from shared.farm.jobs import cancel_job, job_json, new_job, output_url, submit_job
-from shared.farm.states import ACTIVE, JobStatus
-from shared.infra.models import Job, JobEvent, Tenant, WebhookAttempt, WebhookDelivery
-from shared.infra.storage import job_prefix
+from shared.farm.jobs import (
+    JobRequest,
+    cancel_job,
+    job_json,
+    new_job,
+    output_url,
+    submit_job,
+    with_credits,
+)
+from shared.farm.outputs import chapter_progress
+from shared.farm.redo import redo_chapter
+from shared.farm.states import ACTIVE
+from shared.infra.models import Job, Tenant
+from shared.infra.storage import cover_key, job_prefix
 from shared.speech.factory import resolve_engine_name
 from shared.text.chunking import chunk_text
-from shared.webhooks.outbox import DeliveryStatus
+from shared.text.documents import Document, read_document
+from shared.text.epub import BookRefused
+from shared.text.lexicon import LexiconRefused
+from shared.text.lexicon import check as check_lexicon
+from shared.text.lexicon import merge as merge_lexicons
 from shared.webhooks.urls import WebhookUrlRefused, check_webhook_url
 
 # --- writes ---------------------------------------------------------------------------------
 
 
-def request_hash(body: JobCreate) -> str:
-    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+def request_hash(body: JobCreate, data: bytes) -> str:
+    digest = hashlib.sha256(body.model_dump_json().encode())
+    digest.update(data)
+    return digest.hexdigest()
 
 
-def submit(farm: Farm, tenant: Tenant, body: JobCreate, idempotency_key: str | None) -> Job:
-    """Create the job and its chunks, then queue the chunks. An Idempotency-Key seen before
-    returns the earlier job."""
-    digest = request_hash(body)
+def submit(
+    farm: Farm,
+    tenant: Tenant,
+    body: JobCreate,
+    idempotency_key: str | None,
+    data: bytes | None = None,
+    filename: str | None = None,
+) -> Job:
+    """Read the input (EPUB, HTML, Markdown or text), create the job, its chapters and chunks,
+    then queue the chunks. An Idempotency-Key seen before returns the earlier job. Nothing is
+    stored for an input that is refused. ``data`` is an uploaded file; else the text."""
+    data = body.text.encode() if data is None else data
+    digest = request_hash(body, data)
     earlier = _earlier_job(farm, tenant, idempotency_key, digest)
     if earlier is not None:
         return earlier
-    if not body.text.strip():
-        raise InvalidInput("text is empty")
-    if body.webhook_url:
-        try:
-            check_webhook_url(body.webhook_url, farm.settings.webhooks.allowlist)
-        except WebhookUrlRefused as exc:
-            raise InvalidInput(str(exc)) from None
-    chunked = chunk_text(body.text, farm.settings.chunking.max_chars)
+    settings = farm.settings
+    document, lexicon, text = _read_input(farm, tenant, body, data, filename)
+    chunked = chunk_text(text, settings.chunking.max_chars, structured=document.structured)
     if not chunked.spans:
-        raise InvalidInput("text has nothing to say (no words)")
-    job, chunks = new_job(
-        uuid.uuid4(),
-        tenant.id,
-        chunked,
+        raise InvalidInput("the input has nothing to say (no words)")
+    job_id = uuid.uuid4()
+    cover = document.cover
+    cover_at = cover_key(str(job_id), cover.extension) if cover else None
+    request = JobRequest(
         voice=body.voice,
-        fmt=body.format,
-        engine=resolve_engine_name(farm.settings)[0],
-        lease_until=farm.lease(),
-        title=body.title,
+        engine=resolve_engine_name(settings)[0],
+        mastering=mastering(body.preset, settings.audio, {"format": body.format}),
+        preset=body.preset,
+        title=body.title or document.title,
+        author=body.author or document.author,
+        language=document.language,
+        cover_key=cover_at,
+        lexicon=lexicon,
         webhook_url=body.webhook_url,
         metadata=body.metadata,
         idempotency_key=idempotency_key,
         request_hash=digest,
     )
+    job, chunks, chapters = new_job(job_id, tenant.id, chunked, request, farm.lease())
+    if cover and cover_at:
+        farm.store.put_bytes(cover_at, cover.data)
     try:
-        submit_job(farm, job, chunks)
+        submit_job(farm, job, chunks, chapters)
     except IntegrityError:  # the same Idempotency-Key, submitted concurrently
         earlier = _earlier_job(farm, tenant, idempotency_key, digest)
         if earlier is None:
             raise
         return earlier
     return job
+
+
+def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: ChapterRedo) -> int:
+    with farm.sessions() as session:
+        get_job(tenant, job_id, session=session)
+    try:
+        return redo_chapter(farm, job_id, chapter, body.text, body.voice)
+    except redo_errors.ChapterNotFound:
+        raise ChapterNotFound() from None
+    except redo_errors.JobNotRedoable:
+        raise JobNotRedoable() from None
+    except redo_errors.NothingToSay:
+        raise InvalidInput("text has nothing to say (no words)") from None
+
+
+def set_lexicon(farm: Farm, tenant: Tenant, entries: dict[str, str]) -> dict[str, str]:
+    try:
+        check_lexicon(entries)
+    except LexiconRefused as exc:
+        raise InvalidInput(str(exc)) from None
+    with farm.sessions() as session:
+        session.execute(update(Tenant).where(Tenant.id == tenant.id).values(lexicon=entries))
+    return entries
+
+
+def _read_input(
+    farm: Farm, tenant: Tenant, body: JobCreate, data: bytes, filename: str | None
+) -> tuple[Document, dict[str, str], str]:
+    """Check the request and read its input: the document, the lexicon in effect, and the text
+    to chunk (with any credits)."""
+    if body.webhook_url:
+        try:
+            check_webhook_url(body.webhook_url, farm.settings.webhooks.allowlist)
+        except WebhookUrlRefused as exc:
+            raise InvalidInput(str(exc)) from None
+    if not data.strip():
+        raise InvalidInput("text is empty")
+    settings = farm.settings
+    try:
+        document = read_document(data, settings.farm.max_unpacked_bytes, filename)
+        lexicon = merge_lexicons(tenant.lexicon, body.lexicon)
+    except (BookRefused, LexiconRefused) as exc:
+        raise InvalidInput(str(exc)) from None
+    text = with_credits(document, body.opening_credits, body.closing_credits, body.title)
+    if len(text.encode()) > settings.farm.max_input_bytes:
+        raise InputTooLarge(f"the text is larger than {settings.farm.max_input_bytes} bytes")
+    return document, lexicon, text
 
 
 def _earlier_job(farm: Farm, tenant: Tenant, key: str | None, digest: str) -> Job | None:
@@ -131,14 +207,23 @@ def get_job(tenant: Tenant, job_id: uuid.UUID, *, session: Session) -> Job:
     return job
 
 
-def job_out(farm: Farm, job: Job) -> JobOut:
-    return JobOut.model_validate(job_json(farm, job))
+def job_out(farm: Farm, job: Job, session: Session | None = None) -> JobOut:
+    return jobs_out(farm, [job], session)[0]
+
+
+def jobs_out(farm: Farm, found: list[Job], session: Session | None = None) -> list[JobOut]:
+    """The jobs as the API returns them, their chapters' progress read in one query."""
+    if session is None:
+        with farm.sessions() as own:
+            return jobs_out(farm, found, own)
+    progress = chapter_progress(farm, session, [job.id for job in found])
+    return [JobOut.model_validate(job_json(farm, job, progress[job.id])) for job in found]
 
 
 def audio_url(farm: Farm, job: Job) -> str:
-    if job.status != JobStatus.SUCCEEDED or not job.output_key:
+    if not job.outputs:  # a job being redone still has its previous version's files
         raise AudioNotReady(f"the job is {job.status}; audio exists once it has succeeded")
-    return output_url(farm, job)
+    return output_url(farm, job)  # the programme of the current outputs
 
 
 def _encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
@@ -173,63 +258,3 @@ def list_jobs(
         return jobs, None
     last = jobs[limit - 1]
     return jobs[:limit], _encode_cursor(last.created_at, last.id)
-
-
-def job_events(
-    tenant: Tenant, job_id: uuid.UUID, after: int | None, limit: int, *, session: Session
-) -> EventPage:
-    """The job's history, oldest first: each change of the job's or a chunk's state."""
-    get_job(tenant, job_id, session=session)
-    query = select(JobEvent).where(JobEvent.job_id == job_id)
-    if after is not None:
-        query = query.where(JobEvent.id > after)
-    events = list(session.scalars(query.order_by(JobEvent.id).limit(limit + 1)))
-    items = [
-        EventOut(
-            id=event.id,
-            kind=event.kind,
-            chunk=event.data.get("chunk"),
-            data={k: v for k, v in event.data.items() if k != "chunk"},
-            created_at=event.created_at,
-        )
-        for event in events[:limit]
-    ]
-    return EventPage(items=items, next_after=items[-1].id if len(events) > limit else None)
-
-
-def webhook_history(
-    tenant: Tenant, job_id: uuid.UUID, *, session: Session
-) -> list[WebhookDeliveryOut]:
-    get_job(tenant, job_id, session=session)
-    deliveries = session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.job_id == job_id)
-        .order_by(WebhookDelivery.created_at)
-    )
-    out = []
-    for d in deliveries:
-        attempts = session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id == d.id)
-            .order_by(WebhookAttempt.id)
-        )
-        out.append(
-            WebhookDeliveryOut(
-                id=d.id,
-                event_type=d.event_type,
-                url=d.url,
-                status=d.status,
-                attempts=[
-                    WebhookAttemptOut(
-                        attempted_at=a.attempted_at,
-                        status_code=a.status_code,
-                        error=a.error,
-                        duration_ms=a.duration_ms,
-                    )
-                    for a in attempts
-                ],
-                next_attempt_at=d.next_attempt_at if d.status == DeliveryStatus.PENDING else None,
-                delivered_at=d.delivered_at,
-            )
-        )
-    return out

@@ -1,8 +1,13 @@
-"""Streamed encoding through FFmpeg's libraries (PyAV): WAV, FLAC, MP3, Opus."""
+"""Streamed encoding through FFmpeg's libraries (PyAV): WAV, FLAC, MP3, Opus, and M4B (AAC in
+MP4, with chapters and cover art). Tags, chapters and the cover go into the container as FFmpeg
+writes them (ID3 in MP3, iTunes atoms and a chapter list in MP4), so that players read them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, cast, get_args
@@ -10,10 +15,12 @@ from typing import Literal, cast, get_args
 import av
 import numpy as np
 from av.audio.stream import AudioStream
+from av.stream import Disposition
+from av.video.stream import VideoStream
 
 from shared.audio import SAMPLE_RATE
 
-AudioFormat = Literal["wav", "flac", "mp3", "opus"]  # the API's, the CLI's and the file's name
+AudioFormat = Literal["wav", "flac", "mp3", "opus", "m4b"]  # the API's, the CLI's, the file's
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,8 @@ class Encoding:
     codec: str  # FFmpeg's encoder
     content_type: str  # what the object store serves it as
     lossy: bool  # takes AudioSettings.bitrate_kbps
+    options: dict[str, str] = field(default_factory=dict)  # the muxer's
+    chapters: bool = False  # the container keeps a chapter list and cover art
 
 
 ENCODINGS: dict[str, Encoding] = {
@@ -29,31 +38,84 @@ ENCODINGS: dict[str, Encoding] = {
     "flac": Encoding("flac", "flac", "audio/flac", lossy=False),
     "mp3": Encoding("mp3", "libmp3lame", "audio/mpeg", lossy=True),
     "opus": Encoding("ogg", "libopus", "audio/ogg", lossy=True),
+    "m4b": Encoding(
+        "mp4", "aac", "audio/mp4", lossy=True, options={"brand": "M4B "}, chapters=True
+    ),
 }
 FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 assert set(ENCODINGS) == set(FORMATS), "every format needs its encoding"
 _BLOCK = 4096
 
 
+@dataclass(frozen=True)
+class ChapterMark:
+    title: str
+    start: int  # samples at SAMPLE_RATE
+    end: int
+
+
 class AudioWriter:
-    """Write float32 mono PCM to a file as it comes; memory stays at one block."""
+    """Write float32 mono PCM (at ``SAMPLE_RATE``) to a file as it comes; memory stays at one
+    block. ``rate`` resamples (libswresample) for formats that want another rate (ACX: 44.1
+    kHz); ``tags`` are FFmpeg's names (title, artist, album, track, language); ``chapters``
+    and ``cover`` (JPEG or PNG bytes) are written where the container keeps them (M4B)."""
 
     def __init__(
-        self, path: Path | str, fmt: str, bitrate_kbps: int = 64, title: str | None = None
+        self,
+        path: Path | str,
+        fmt: str,
+        bitrate_kbps: int = 64,
+        tags: Mapping[str, str] | None = None,
+        *,
+        rate: int = SAMPLE_RATE,
+        chapters: Sequence[ChapterMark] = (),
+        cover: bytes | None = None,
     ) -> None:
         encoding = ENCODINGS[fmt]
-        self.container = av.open(str(path), mode="w", format=encoding.container)
-        self.stream = cast(
-            AudioStream, self.container.add_stream(encoding.codec, rate=SAMPLE_RATE, layout="mono")
+        self.container = av.open(
+            str(path), mode="w", format=encoding.container, options=encoding.options
         )
-        if title:  # Ogg keeps tags on the stream, the other containers on the file
-            self.container.metadata["title"] = title
-            self.stream.metadata["title"] = title
+        self.stream = cast(
+            AudioStream, self.container.add_stream(encoding.codec, rate=rate, layout="mono")
+        )
+        for name, value in (tags or {}).items():
+            if value:  # Ogg keeps tags on the stream, the other containers on the file
+                self.container.metadata[name] = value
+                self.stream.metadata[name] = value
         if encoding.lossy:
             self.stream.bit_rate = bitrate_kbps * 1000
+        self._resampled = rate != SAMPLE_RATE  # PyAV's encoder resamples; it sets the pts
+        if encoding.chapters:
+            self.container.set_chapters(
+                [
+                    {
+                        "id": i + 1,
+                        "start": mark.start,
+                        "end": mark.end,
+                        "time_base": Fraction(1, SAMPLE_RATE),
+                        "metadata": {"title": mark.title},
+                    }
+                    for i, mark in enumerate(chapters)
+                ]
+            )
+            if cover:
+                self._add_cover(cover)
         self.samples = 0
         self._flushed = False
         self._end_pts = 0  # where the next packet of this stream starts
+
+    def _add_cover(self, image: bytes) -> None:
+        """Cover art as FFmpeg's muxer takes it: one packet on an attached-picture stream."""
+        with av.open(io.BytesIO(image)) as probe:
+            video = probe.streams.video[0]
+            codec, width, height = video.codec_context.name, video.width, video.height
+        picture = cast(VideoStream, self.container.add_stream(codec))
+        picture.width, picture.height = width, height
+        picture.disposition = Disposition.attached_pic
+        self.container.start_encoding()
+        packet = av.Packet(image)
+        packet.stream, packet.pts, packet.dts = picture, 0, 0
+        self.container.mux(packet)
 
     def write(self, pcm: np.ndarray) -> None:
         data = (np.clip(pcm, -1.0, 1.0) * 32767).round().astype(np.int16)
@@ -61,7 +123,7 @@ class AudioWriter:
             block = data[start : start + _BLOCK].reshape(1, -1)
             frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
             frame.sample_rate = SAMPLE_RATE
-            frame.pts = self.samples
+            frame.pts = None if self._resampled else self.samples
             self.samples += block.shape[1]
             self._mux(self.stream.encode(frame))
 

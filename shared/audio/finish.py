@@ -21,6 +21,7 @@ class ChunkStats:
     samples: int
     steps: np.ndarray  # BS.1770 K-weighted mean square per 100 ms
     peak: float  # true peak, linear
+    energy: float = 0.0  # sum of squared samples (a file's RMS)
 
 
 def trim_silence(pcm: np.ndarray, threshold_dbfs: float) -> np.ndarray:
@@ -54,4 +55,5 @@ def apply_fades(pcm: np.ndarray, fade_ms: float) -> np.ndarray:
 def finish_chunk(pcm: np.ndarray, settings: AudioSettings) -> tuple[np.ndarray, ChunkStats]:
     """Trim, fade and measure a decoded chunk."""
     pcm = apply_fades(trim_silence(pcm, settings.silence_threshold_dbfs), settings.fade_ms)
-    return pcm, ChunkStats(len(pcm), step_energies(pcm, SAMPLE_RATE), true_peak(pcm))
+    energy = float(np.dot(pcm.astype(np.float64), pcm.astype(np.float64)))
+    return pcm, ChunkStats(len(pcm), step_energies(pcm, SAMPLE_RATE), true_peak(pcm), energy)

@@ -1,17 +1,19 @@
-"""Join chunks into one programme: pauses by boundary kind, one gain for the whole."""
+"""Join chunks into one programme: pauses by boundary kind, a gain per chapter, and where each
+chunk and chapter lies in it."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from shared.audio import SAMPLE_RATE
-from shared.audio.encode import AudioWriter
+from shared.audio.encode import AudioWriter, ChapterMark
 from shared.audio.finish import ChunkStats
 from shared.audio.loudness import STEP_S, integrated_loudness
+from shared.audio.presets import Mastering
 from shared.infra.settings import AudioSettings
 from shared.text.chunking import Boundary
 
@@ -30,22 +32,104 @@ def programme_gain(
 ) -> float:
     """Linear gain that brings the programme to the loudness target without passing the
     true-peak ceiling, computed from the stored step energies alone."""
+    return loudness_gain(stats, pauses, settings.target_lufs, settings.true_peak_dbtp)
+
+
+def loudness_gain(
+    stats: Sequence[ChunkStats], pauses: Sequence[int], target_lufs: float, ceiling_dbtp: float
+) -> float:
     parts = []
     for chunk, pause in zip(stats, pauses, strict=True):
         parts += [np.zeros(round(pause / SAMPLE_RATE / STEP_S)), chunk.steps]
     loudness = integrated_loudness(np.concatenate(parts)) if parts else -math.inf
+    return _limited(target_lufs - loudness, stats, ceiling_dbtp)
+
+
+MAX_GAIN_DB = 30.0  # a file's RMS target is never reached by amplifying noise more than this
+
+
+def rms_gain(
+    stats: Sequence[ChunkStats], silence: int, target_dbfs: float, ceiling_dbfs: float
+) -> float:
+    """Linear gain to a file's RMS target (ACX), the file being the chunks and ``silence``
+    samples of pauses and room tone; the (peak) ceiling wins over the target."""
+    samples = sum(chunk.samples for chunk in stats) + silence
+    energy = sum(chunk.energy for chunk in stats)
+    rms_db = 10 * math.log10(energy / samples) if energy > 0 and samples else -math.inf
+    return _limited(target_dbfs - rms_db, stats, ceiling_dbfs)
+
+
+def _limited(gain_db: float, stats: Sequence[ChunkStats], ceiling_db: float) -> float:
     peak = max((chunk.peak for chunk in stats), default=0.0)
-    if not math.isfinite(loudness) or peak <= 0:
+    if not math.isfinite(gain_db) or peak <= 0:
         return 1.0
-    gain_db = min(settings.target_lufs - loudness, settings.true_peak_dbtp - 20 * math.log10(peak))
-    return 10 ** (gain_db / 20)
+    return 10 ** (min(gain_db, ceiling_db - 20 * math.log10(peak)) / 20)
 
 
-def join_chunks(pieces: Iterable[tuple[int, np.ndarray]], gain: float, writer: AudioWriter) -> int:
-    """Write (pause samples, chunk PCM) pairs in order; return the samples written."""
+@dataclass(frozen=True)
+class Part:
+    """A chunk as the stitch sees it: where it belongs, and its stored statistics."""
+
+    index: int
+    chapter: int
+    boundary: Boundary
+    stats: ChunkStats
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lies: the programme is each chunk after its pause, at its chapter's
+    gain; a chapter's own file is its chunks between room tone, without the pause before the
+    first."""
+
+    pauses: list[int]  # samples of silence before each chunk in the programme
+    starts: list[int]  # each chunk's first sample in the programme
+    gains: dict[int, float]  # by chapter
+    marks: list[ChapterMark]  # chapters in the programme, by their first chunk's start
+    samples: int
+    ceiling_dbfs: float | None = None  # every sample limited to this (ACX), or left alone
+
+
+def lay_out(
+    parts: Sequence[Part], titles: Sequence[str], settings: AudioSettings, mastering: Mastering
+) -> Layout:
+    pauses = [pause_samples(p.boundary, settings) for p in parts]
+    starts, at = [], 0
+    for part, pause in zip(parts, pauses, strict=True):
+        starts.append(at + pause)
+        at += pause + part.stats.samples
+    gains: dict[int, float] = {}
+    marks: list[ChapterMark] = []
+    for chapter in sorted({p.chapter for p in parts}):
+        mine = [i for i, p in enumerate(parts) if p.chapter == chapter]
+        stats = [parts[i].stats for i in mine]
+        inner = [0, *(pauses[i] for i in mine[1:])]
+        if mastering.loudness == "rms":  # the limiter keeps the peaks under the ceiling
+            tone = round((mastering.head_s + mastering.tail_s) * SAMPLE_RATE)
+            gains[chapter] = rms_gain(stats, sum(inner) + tone, mastering.target, MAX_GAIN_DB)
+        else:
+            gains[chapter] = loudness_gain(stats, inner, mastering.target, mastering.ceiling_db)
+        title = titles[chapter] if chapter < len(titles) and titles[chapter] else ""
+        start = 0 if not marks else starts[mine[0]]
+        if marks:
+            marks[-1] = ChapterMark(marks[-1].title, marks[-1].start, start)
+        marks.append(ChapterMark(title or f"Chapter {len(marks) + 1}", start, at))
+    ceiling = mastering.ceiling_db if mastering.loudness == "rms" else None
+    return Layout(pauses, starts, gains, marks, at, ceiling)
+
+
+def join_chunks(
+    pieces: Iterable[tuple[int, np.ndarray]],
+    gain: float,
+    writer: AudioWriter,
+    pause_with: Callable[[int], np.ndarray] | None = None,
+) -> int:
+    """Write (pause samples, chunk PCM) pairs in order; return the samples written. Pauses
+    are digital silence, or what ``pause_with(samples)`` makes (room tone)."""
     written = 0
     for pause, pcm in pieces:
-        writer.write(np.zeros(pause, np.float32))
+        writer.write(pause_with(pause) if pause_with else np.zeros(pause, np.float32))
         writer.write(pcm * np.float32(gain))
         written += pause + len(pcm)
     return written

@@ -5,6 +5,7 @@ carry. Used by the API and by embedded mode alike."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,42 +13,68 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from shared.audio import SAMPLE_RATE
+from shared.audio.presets import Mastering
 from shared.farm.context import Farm
-from shared.farm.states import ChunkStatus, JobStatus
+from shared.farm.outputs import chapter_progress, download_name, listing
+from shared.farm.states import ChapterStatus, ChunkStatus, JobStatus
 from shared.farm.transitions import CHUNK_WAITING_TO_CANCELLED, move_job
-from shared.infra.models import Chunk, Job, utcnow
+from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.text.chunking import ChunkedText
+from shared.text.documents import Document
+from shared.text.lexicon import Lexicon
 from shared.webhooks.outbox import add_event
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a job is made of besides its text, whoever submits it (the api, ``lyre synth``)."""
+
+    voice: str
+    engine: str
+    mastering: Mastering
+    preset: str | None = None
+    title: str | None = None
+    author: str | None = None
+    language: str | None = None
+    cover_key: str | None = None
+    lexicon: dict[str, str] = field(default_factory=dict)
+    webhook_url: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 def new_job(
     job_id: uuid.UUID,
     tenant_id: uuid.UUID,
     chunked: ChunkedText,
-    *,
-    voice: str,
-    fmt: str,
-    engine: str,
+    request: JobRequest,
     lease_until: datetime,
-    title: str | None = None,
-    webhook_url: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
-) -> tuple[Job, list[Chunk]]:
-    """A queued job and one pending chunk row per span of the text."""
+) -> tuple[Job, list[Chunk], list[Chapter]]:
+    """A queued job, one pending chunk row per span of the text (spoken through the lexicon,
+    shown as written), and one waiting row per chapter."""
+    lexicon = Lexicon(request.lexicon)
+    spoken = [lexicon.apply(span.text) for span in chunked.spans]
     job = Job(
         id=job_id,
         tenant_id=tenant_id,
         status=JobStatus.QUEUED,
-        voice=voice,
-        format=fmt,
-        engine=engine,
-        title=title,
-        webhook_url=webhook_url,
-        metadata_=metadata or {},
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
+        voice=request.voice,
+        format=request.mastering.format,
+        engine=request.engine,
+        title=request.title,
+        author=request.author,
+        language=request.language,
+        cover_key=request.cover_key,
+        preset=request.preset,
+        mastering=request.mastering.model_dump(),
+        lexicon={"entries": lexicon.entries, "applied": dict(lexicon.applied)},
+        outputs=[],
+        version=1,
+        webhook_url=request.webhook_url,
+        metadata_=request.metadata,
+        idempotency_key=request.idempotency_key,
+        request_hash=request.request_hash,
         chunks_total=len(chunked.spans),
         chunks_done=0,
         audio_samples=0,
@@ -59,19 +86,31 @@ def new_job(
             job_id=job_id,
             index=span.index,
             status=ChunkStatus.PENDING,
-            text=span.text,
-            voice=span.voice or voice,
+            text=said,
+            caption=span.text if said != span.text else None,
+            voice=span.voice or request.voice,
             boundary=span.boundary.value,
             chapter=span.chapter,
             lease_until=lease_until,
             attempts=0,
         )
-        for span in chunked.spans
+        for span, said in zip(chunked.spans, spoken, strict=True)
     ]
-    return job, chunks
+    chapters = [
+        Chapter(job_id=job_id, index=i, title=title, status=ChapterStatus.WAITING, version=1)
+        for i, title in enumerate(chunked.chapters)
+    ]
+    return job, chunks, chapters
 
 
-def submit_job(farm: Farm, job: Job, chunks: list[Chunk], *, replace: bool = False) -> None:
+def submit_job(
+    farm: Farm,
+    job: Job,
+    chunks: list[Chunk],
+    chapters: list[Chapter],
+    *,
+    replace: bool = False,
+) -> None:
     """Insert the job and its chunks in one transaction, then send their generation: after the
     commit, so that a worker never sees an id that is not there; a lost send is sent again by
     the reconciler when the chunk's lease runs out. ``replace`` deletes a job with the same id
@@ -81,6 +120,7 @@ def submit_job(farm: Farm, job: Job, chunks: list[Chunk], *, replace: bool = Fal
             session.execute(delete(Job).where(Job.id == job.id))
         session.add(job)
         session.flush()  # the job before its chunks: they reference it
+        session.add_all(chapters)
         session.add_all(chunks)
     # Longest first: the engine's batch then drains evenly at the end of a job instead of
     # waiting on one long chunk started last (longest-processing-time-first scheduling).
@@ -95,7 +135,8 @@ def notify(farm: Farm, session: Session, job_id: uuid.UUID, event_type: str) -> 
     job = session.get(Job, job_id, populate_existing=True)
     if job is None or not job.webhook_url:
         return None
-    return add_event(session, job.id, job.webhook_url, event_type, job_json(farm, job))
+    chapters = chapter_progress(farm, session, [job.id])[job.id]
+    return add_event(session, job.id, job.webhook_url, event_type, job_json(farm, job, chapters))
 
 
 def fail_job(farm: Farm, job_id: uuid.UUID, error: str) -> bool:
@@ -122,32 +163,53 @@ def cancel_job(farm: Farm, job_id: uuid.UUID) -> bool:
 
 
 def output_url(farm: Farm, job: Job) -> str:
-    """A download URL of the job's programme, named after its title."""
-    name = "".join(ch for ch in (job.title or str(job.id)) if ch.isalnum() or ch in " -_")
-    return farm.store.presign(job.output_key or "", f"{name.strip() or job.id}.{job.format}")
+    """A download URL of the job's programme (of the current outputs), named after its title."""
+    programme = next(o for o in job.outputs if o["kind"] == "programme")
+    name = download_name(job, programme["key"].rsplit("/", 1)[-1])
+    return farm.store.presign(programme["key"], name)
 
 
-def job_json(farm: Farm, job: Job) -> dict[str, Any]:
-    """The job as the API returns it and as webhooks carry it."""
-    outputs = []
-    if job.status == JobStatus.SUCCEEDED and job.output_key:
-        expiry = farm.settings.storage.presign_expiry_s
-        outputs.append({"format": job.format, "url": output_url(farm, job), "expires_in_s": expiry})
+def with_credits(
+    document: Document, opening: str | None, closing: str | None, title: str | None
+) -> str:
+    """The text with opening and closing credits as chapters of their own (ACX asks for them
+    as files of their own); a text that does not start with a heading gets one, so that it
+    is not read as part of the opening credits."""
+    text = document.text
+    if opening and opening.strip():
+        if not text.lstrip().startswith("#"):
+            text = f"# {title or document.title or 'Chapter 1'}\n\n{text}"
+        text = f"# Opening Credits\n\n{opening.strip()}\n\n{text}"
+    if closing and closing.strip():
+        text = f"{text}\n\n# Closing Credits\n\n{closing.strip()}"
+    return text
+
+
+def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The job as the API returns it and as webhooks carry it; ``chapters`` from
+    ``shared.farm.outputs.chapter_progress``."""
     samples = job.output_samples if job.output_samples is not None else job.audio_samples
     return {
         "id": str(job.id),
         "status": job.status,
         "voice": job.voice,
         "format": job.format,
+        "preset": job.preset,
         "engine": job.engine,
         "title": job.title,
+        "author": job.author,
+        "language": job.language,
         "metadata": job.metadata_,
         "progress": {
             "chunks_done": job.chunks_done,
             "chunks_total": job.chunks_total,
             "audio_seconds": round(samples / SAMPLE_RATE, 3),
         },
-        "outputs": outputs,
+        "version": job.version,
+        "outputs_version": job.outputs[0]["version"] if job.outputs else None,
+        "outputs": listing(farm, job),
+        "chapters": chapters or [],
+        "lexicon": job.lexicon,
         "warnings": list(job.warnings.get("messages", [])),
         "error": job.error,
         "created_at": _iso(job.created_at),

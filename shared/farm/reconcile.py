@@ -11,7 +11,11 @@ from datetime import datetime, timedelta
 
 from shared.farm.context import Farm
 from shared.farm.states import ChunkStatus
-from shared.farm.transitions import RESEND_EXPIRED_CHUNKS, RESEND_EXPIRED_STITCHES
+from shared.farm.transitions import (
+    RESEND_EXPIRED_CHAPTERS,
+    RESEND_EXPIRED_CHUNKS,
+    RESEND_EXPIRED_STITCHES,
+)
 from shared.infra.models import utcnow
 from shared.webhooks.delivery import RESEND_STALE_DELIVERIES
 
@@ -19,7 +23,8 @@ BATCH = 1000  # rows of each kind per run; the rest wait for the next run
 
 
 def reconcile(farm: Farm, now: datetime | None = None) -> dict[str, int]:
-    """Re-send every chunk, stitch and webhook whose lease ran out; return how many."""
+    """Re-send every chunk, chapter, stitch and webhook whose lease ran out; return how
+    many."""
     now = now or utcnow()
     lease_s = timedelta(seconds=farm.settings.farm.lease_s)
     leased = {"now": now, "lease": now + lease_s, "batch": BATCH}
@@ -27,6 +32,7 @@ def reconcile(farm: Farm, now: datetime | None = None) -> dict[str, int]:
     stale = {"now": now, "stale_before": now - lease_s, "batch": BATCH}
     with farm.sessions() as session:
         chunks = session.execute(RESEND_EXPIRED_CHUNKS, leased).all()
+        chapters = session.execute(RESEND_EXPIRED_CHAPTERS, leased).all()
         stitches = session.scalars(RESEND_EXPIRED_STITCHES, leased).all()
         deliveries = session.scalars(RESEND_STALE_DELIVERIES, stale).all()
     generate = [(job, index) for job, index, status in chunks if status == ChunkStatus.PENDING]
@@ -35,6 +41,8 @@ def reconcile(farm: Farm, now: datetime | None = None) -> dict[str, int]:
         farm.send.generate(job_id, index)
     for job_id, index in decode:
         farm.send.decode(job_id, index)
+    for job_id, chapter in chapters:
+        farm.send.stitch_chapter(job_id, chapter)
     for job_id in stitches:
         farm.send.stitch(job_id)
     for delivery_id in deliveries:
@@ -42,6 +50,7 @@ def reconcile(farm: Farm, now: datetime | None = None) -> dict[str, int]:
     return {
         "generate": len(generate),
         "decode": len(decode),
+        "chapter": len(chapters),
         "stitch": len(stitches),
         "deliver": len(deliveries),
     }

@@ -20,6 +20,7 @@ from shared.audio.finish import finish_chunk
 from shared.farm.context import Farm
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
+    CHAPTER_OF_CHUNK_COMPLETE,
     CHUNK_GENERATED_TO_DONE,
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     CHUNK_PENDING_TO_GENERATED,
@@ -88,7 +89,7 @@ def generate_chunk(
 
 def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
     """CPU stage: the chunk's speech to finished PCM in the object store and its loudness in
-    the row; the decode that finishes a job's last chunk sends the stitch."""
+    the row; the decode that finishes a chapter's last chunk sends the chapter's stitch."""
     claimed = _claim(farm, job_id, index, CLAIM_GENERATED_CHUNK)
     if claimed is None:
         return False
@@ -104,6 +105,7 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
         "idx": index,
         "n": stats.samples,
         "peak": stats.peak,
+        "energy": stats.energy,
         "steps": stats.steps.astype("<f8").tobytes(),
         "at": utcnow(),
         "seconds": decode_s,
@@ -111,14 +113,18 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
     }
     with farm.bookkeeping() as connection:
         if connection.dialect.name == "postgresql":
-            moved, last = connection.execute(CHUNK_GENERATED_TO_DONE_AND_COUNTED, done).one()
+            moved, _ = connection.execute(CHUNK_GENERATED_TO_DONE_AND_COUNTED, done).one()
         else:  # SQLite has no UPDATE in WITH; its bookkeeping block is a transaction
             moved = bool(connection.execute(CHUNK_GENERATED_TO_DONE, done).rowcount)
-            last = moved and bool(connection.execute(COUNT_DONE_CHUNK, done).scalar())
+            if moved:
+                connection.execute(COUNT_DONE_CHUNK, done)
     if not moved:
         return False
-    if last:
-        farm.send.stitch(job_id)
+    # after the commit above: of two decodes finishing a chapter at once, the later sees both
+    with farm.bookkeeping() as connection:
+        chapter, complete = connection.execute(CHAPTER_OF_CHUNK_COMPLETE, done).one()
+    if complete:
+        farm.send.stitch_chapter(job_id, chapter)
     return True
 
 

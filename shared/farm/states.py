@@ -1,4 +1,4 @@
-"""Job and chunk states, and the two tables of allowed transitions (target -> sources).
+"""Job, chunk and chapter states, and the tables of allowed transitions (target -> sources).
 
 ``shared.farm.transitions`` holds one compare-and-set statement per edge of these tables, and a
 test checks that each statement's ``WHERE status`` and ``SET status`` are an edge here.
@@ -24,12 +24,18 @@ class ChunkStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ChapterStatus(StrEnum):
+    WAITING = "waiting"  # some of its chunks are not done, or its file is not made yet
+    DONE = "done"  # its file is in the object store
+
+
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 WAITING = (ChunkStatus.PENDING, ChunkStatus.GENERATED)  # chunks that hold a lease
 
 JOB_TRANSITIONS: dict[JobStatus, tuple[JobStatus, ...]] = {
-    JobStatus.RUNNING: (JobStatus.QUEUED,),
+    # a finished job runs again when one of its chapters is redone
+    JobStatus.RUNNING: (JobStatus.QUEUED, JobStatus.SUCCEEDED),
     JobStatus.SUCCEEDED: (JobStatus.RUNNING,),
     JobStatus.FAILED: ACTIVE,
     JobStatus.CANCELLED: ACTIVE,
@@ -39,4 +45,9 @@ CHUNK_TRANSITIONS: dict[ChunkStatus, tuple[ChunkStatus, ...]] = {
     ChunkStatus.GENERATED: (ChunkStatus.PENDING,),
     ChunkStatus.DONE: (ChunkStatus.GENERATED,),
     ChunkStatus.CANCELLED: WAITING,  # its job was cancelled
+}
+
+CHAPTER_TRANSITIONS: dict[ChapterStatus, tuple[ChapterStatus, ...]] = {
+    ChapterStatus.DONE: (ChapterStatus.WAITING,),
+    ChapterStatus.WAITING: (ChapterStatus.DONE,),  # redone
 }

@@ -1,8 +1,9 @@
-"""The stitch stage: a job's chunks read from the object store in order, joined with pauses and
-one gain, encoded as they stream, uploaded in parts; then the job succeeds.
+"""The stitch stages: a chapter's file as soon as its chunks are done, then the book's files once
+every chapter is; each read from the object store in order, joined with pauses and the
+chapter's gain, encoded as it streams, uploaded in parts.
 
-The chunks' loudness is in their rows, so the programme's gain is known before the first
-sample is read, and memory does not grow with the length of the book.
+The chunks' loudness is in their rows, so every gain is known before the first sample is read,
+and memory does not grow with the length of the book.
 """
 
 from __future__ import annotations
@@ -10,24 +11,30 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from time import monotonic
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
+from shared.audio import SAMPLE_RATE, acx
 from shared.audio.encode import ENCODINGS, AudioWriter
 from shared.audio.finish import ChunkStats
-from shared.audio.programme import MP3_SEAM, join_chunks, mp3_seam, pause_samples, programme_gain
+from shared.audio.limiter import limit_peaks
+from shared.audio.presets import Mastering
+from shared.audio.programme import Layout, Part, join_chunks, lay_out
+from shared.farm import outputs
 from shared.farm.context import Farm
-from shared.farm.jobs import notify
-from shared.farm.states import JobStatus
-from shared.farm.transitions import CLAIM_STITCH, RENEW_STITCH_LEASE, move_job
-from shared.infra.models import Chunk
+from shared.farm.states import ChapterStatus
+from shared.farm.transitions import (
+    CHAPTER_WAITING_TO_DONE,
+    CLAIM_CHAPTER,
+    RENEW_STITCH_LEASE,
+)
+from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.infra.storage import chunk_audio_key, get_pcm, output_key
 from shared.text.chunking import Boundary
 
@@ -35,122 +42,121 @@ from shared.text.chunking import Boundary
 # programme has thousands of chunks, while the encoder takes 5-30 ms per chunk. Each stream
 # (two for a long MP3) holds at most 4 chunks of 30 s, 12 MB, waiting.
 READ_AHEAD = READERS = 4
+ROOM_TONE_DBFS = -72.0  # far under ACX's noise floor limit, and not digital silence
 
 
-@dataclass(frozen=True)
-class _Part:
-    index: int
-    boundary: Boundary
-    stats: ChunkStats
-
-
-def _parts(session: Session, job_id: uuid.UUID) -> list[_Part]:
-    rows = session.execute(
-        select(Chunk.index, Chunk.boundary, Chunk.samples, Chunk.loudness_steps, Chunk.true_peak)
-        .where(Chunk.job_id == job_id)
-        .order_by(Chunk.index)
-    )
+def read_parts(farm: Farm, job_id: uuid.UUID, chapter: int | None = None) -> list[Part]:
+    """The job's chunks (or one chapter's) in programme order, with their statistics."""
+    query = select(
+        Chunk.index,
+        Chunk.chapter,
+        Chunk.boundary,
+        Chunk.samples,
+        Chunk.loudness_steps,
+        Chunk.true_peak,
+        Chunk.energy,
+        func.coalesce(Chunk.caption, Chunk.text),
+    ).where(Chunk.job_id == job_id)
+    if chapter is not None:
+        query = query.where(Chunk.chapter == chapter)
+    with farm.sessions() as session:
+        rows = session.execute(query.order_by(Chunk.chapter, Chunk.index)).all()
     return [
-        _Part(
+        Part(
             index,
+            chapter,
             Boundary(boundary),
-            ChunkStats(samples or 0, np.frombuffer(steps or b"", "<f8"), peak or 0.0),
+            ChunkStats(samples or 0, np.frombuffer(steps or b"", "<f8"), peak or 0.0, energy or 0),
+            caption,
         )
-        for index, boundary, samples, steps, peak in rows
+        for index, chapter, boundary, samples, steps, peak, energy, caption in rows
     ]
 
 
-def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
-    """Stitch stage: stream the chunks in order, one gain, encode, multipart upload."""
+def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int) -> bool:
+    """A chapter's own file, between room tone, tagged, measured against ACX when asked; the
+    chapter that completes the book sends the book's stitch."""
+    params = {"job": job_id, "chapter": chapter, "lease": farm.lease()}
+    with farm.bookkeeping() as connection:
+        claimed = connection.execute(CLAIM_CHAPTER, params).first()
+    if claimed is None:  # not waiting, a chunk not done, or the job has ended
+        return False
     with farm.sessions() as session:
-        claimed = session.execute(CLAIM_STITCH, {"job": job_id, "lease": farm.lease()}).first()
-        if claimed is None:  # not running, not every chunk done, or already stitched
-            return False
-        parts, fmt, title = _parts(session, job_id), claimed.format, claimed.title
-    audio = farm.settings.audio
-    pauses = [pause_samples(p.boundary, audio) for p in parts]
-    gain = programme_gain([p.stats for p in parts], pauses, audio)
-    key = output_key(str(job_id), fmt)
-    with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
-        path = Path(tmp) / f"output.{fmt}"
-        samples = _encode(farm, job_id, parts, pauses, gain, path, fmt, title)
-        _renew_lease(farm, job_id)  # for the upload
-        farm.store.upload_file(key, path, ENCODINGS[fmt].content_type)
-    with farm.sessions() as session:
-        done = move_job(
-            session,
-            job_id,
-            JobStatus.SUCCEEDED,
-            output_key=key,
-            output_samples=samples,
-            stitch_lease_until=None,
-        )
-        delivery = notify(farm, session, job_id, "job.succeeded") if done else None
-    if delivery:
-        farm.send.deliver(delivery)
-    return done
-
-
-def _encode(
-    farm: Farm,
-    job_id: uuid.UUID,
-    parts: list[_Part],
-    pauses: list[int],
-    gain: float,
-    path: Path,
-    fmt: str,
-    title: str | None,
-) -> int:
-    """Write the programme to ``path``; return its samples. A long MP3 is encoded as two
-    halves at once (LAME is the stitch's bottleneck and PyAV releases the GIL while it runs),
-    joined at a seam inside a pause."""
-    bitrate = farm.settings.audio.bitrate_kbps
-    seam = mp3_seam(pauses, [p.stats.samples for p in parts]) if fmt == "mp3" else None
-    with AudioWriter(path, fmt, bitrate, title) as writer:
-        if seam is None:
-            return join_chunks(_stream(farm, job_id, parts, pauses), gain, writer)
-        k = seam.index
-        second = path.with_name("second-half.mp3")
-        with ThreadPoolExecutor(1, "lyre-stitch") as pool:
-            later = pool.submit(
-                _encode_part, farm, job_id, parts[k:], [seam.tail, *pauses[k + 1 :]], gain, second
+        job = session.get(Job, job_id)
+        total = session.scalar(select(func.count()).where(Chapter.job_id == job_id))
+    assert job is not None
+    mastering = Mastering.model_validate(job.mastering)
+    parts = read_parts(farm, job_id, chapter)
+    layout = lay_out(parts, [], farm.settings.audio, mastering)
+    fmt = mastering.chapter_format
+    name = outputs.chapter_name(chapter, fmt)
+    key = output_key(str(job_id), claimed.version, name)
+    tags = outputs.chapter_tags(job, claimed.title, chapter, total or 1)
+    with tempfile.TemporaryDirectory(prefix="lyre-chapter-") as tmp:
+        path = Path(tmp) / name
+        with AudioWriter(
+            path, fmt, mastering.chapter_bitrate_kbps, tags, rate=mastering.chapter_rate
+        ) as writer:
+            head = room_tone(round(mastering.head_s * SAMPLE_RATE), 2 * chapter)
+            tail = room_tone(round(mastering.tail_s * SAMPLE_RATE), 2 * chapter + 1)
+            writer.write(head)
+            pieces = stream_chunks(farm, job_id, parts, [0, *layout.pauses[1:]], layout)
+            fill = (
+                partial(room_tone, seed=chapter) if mastering.head_s or mastering.tail_s else None
             )
-            samples = join_chunks(_stream(farm, job_id, parts[:k], pauses[:k]), gain, writer)
-            writer.write(np.zeros(seam.head, np.float32))
-            samples += seam.head + later.result() + MP3_SEAM  # what the second encoder put ahead
-        writer.append_encoded(second)
-    return samples
+            samples = len(head) + join_chunks(pieces, 1.0, writer, fill) + len(tail)
+            writer.write(tail)
+        report = (
+            acx.report(acx.measure(path), constant_bitrate=True) if mastering.acx_report else None
+        )
+        farm.store.upload_file(key, path, ENCODINGS[fmt].content_type)
+    done = {**params, "made_for": claimed.version, "key": key, "n": samples, "report": report}
+    with farm.sessions() as session:
+        result = session.execute(CHAPTER_WAITING_TO_DONE, {**done, "at": utcnow()})
+        moved = bool(result.rowcount)  # type: ignore[attr-defined]
+        waiting = session.scalar(
+            select(func.count()).where(
+                Chapter.job_id == job_id, Chapter.status == ChapterStatus.WAITING
+            )
+        )
+    if moved and not waiting:
+        farm.send.stitch(job_id)
+    return moved
 
 
-def _encode_part(
-    farm: Farm, job_id: uuid.UUID, parts: list[_Part], pauses: list[int], gain: float, path: Path
-) -> int:
-    with AudioWriter(path, "mp3", farm.settings.audio.bitrate_kbps) as writer:
-        return join_chunks(_stream(farm, job_id, parts, pauses), gain, writer)
+def room_tone(samples: int, seed: int) -> np.ndarray:
+    """Quiet noise, far under any noise floor limit: ACX's reviewers (and listeners) take
+    pure digital silence in a narration for a gap, not a room."""
+    n = samples
+    level = 10 ** (ROOM_TONE_DBFS / 20)
+    return (np.random.default_rng(seed).standard_normal(n) * level).astype(np.float32)
 
 
-def _stream(
-    farm: Farm, job_id: uuid.UUID, parts: list[_Part], pauses: list[int]
+def stream_chunks(
+    farm: Farm, job_id: uuid.UUID, parts: Sequence[Part], pauses: Sequence[int], layout: Layout
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Each chunk's PCM in order, read ahead. A long programme takes minutes to encode, so the
-    stitch renews its lease every quarter lease: the reconciler must not hand it to a second
-    stitch."""
+    """Each chunk's PCM in order at its chapter's gain, read ahead. A long programme takes
+    minutes to encode, so the stitch renews its lease every quarter lease: the reconciler
+    must not hand it to a second stitch."""
     renewed = monotonic()
     with ThreadPoolExecutor(READERS, "lyre-read") as readers:
 
-        def read(part: _Part) -> Future[np.ndarray]:
+        def read(part: Part) -> Future[np.ndarray]:
             return readers.submit(get_pcm, farm.store, chunk_audio_key(str(job_id), part.index))
 
         ahead = deque(read(part) for part in parts[:READ_AHEAD])
-        for i, (_, pause) in enumerate(zip(parts, pauses, strict=True)):
+        for i, (part, pause) in enumerate(zip(parts, pauses, strict=True)):
             if monotonic() - renewed > farm.settings.farm.lease_s / 4:
-                _renew_lease(farm, job_id)
+                renew_lease(farm, job_id)
                 renewed = monotonic()
             if i + READ_AHEAD < len(parts):
                 ahead.append(read(parts[i + READ_AHEAD]))
-            yield pause, ahead.popleft().result()
+            pcm = ahead.popleft().result() * np.float32(layout.gains[part.chapter])
+            if layout.ceiling_dbfs is not None:
+                pcm = limit_peaks(pcm, layout.ceiling_dbfs)
+            yield pause, pcm
 
 
-def _renew_lease(farm: Farm, job_id: uuid.UUID) -> None:
+def renew_lease(farm: Farm, job_id: uuid.UUID) -> None:
     with farm.bookkeeping() as connection:
         connection.execute(RENEW_STITCH_LEASE, {"job": job_id, "lease": farm.lease()})

@@ -19,12 +19,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, literal_column, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import bindparam, case, exists, func, literal_column, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from shared.farm.states import ACTIVE, FINAL, WAITING, ChunkStatus, JobStatus
+from shared.farm.states import ACTIVE, FINAL, WAITING, ChapterStatus, ChunkStatus, JobStatus
 from shared.infra.db import take_batch
-from shared.infra.models import Chunk, Job, utcnow
+from shared.infra.models import Chapter, Chunk, Job, utcnow
 
 # --- jobs -----------------------------------------------------------------------------------
 
@@ -38,11 +38,12 @@ def _job_edge(to: JobStatus, *sources: JobStatus) -> Any:
 
 
 JOB_QUEUED_TO_RUNNING = _job_edge(JobStatus.RUNNING, JobStatus.QUEUED)
+JOB_SUCCEEDED_TO_RUNNING = _job_edge(JobStatus.RUNNING, JobStatus.SUCCEEDED)  # a chapter redone
 JOB_RUNNING_TO_SUCCEEDED = _job_edge(JobStatus.SUCCEEDED, JobStatus.RUNNING)
 JOB_ACTIVE_TO_FAILED = _job_edge(JobStatus.FAILED, *ACTIVE)
 JOB_ACTIVE_TO_CANCELLED = _job_edge(JobStatus.CANCELLED, *ACTIVE)
 JOB_EDGES = {
-    JobStatus.RUNNING: JOB_QUEUED_TO_RUNNING,
+    JobStatus.RUNNING: JOB_QUEUED_TO_RUNNING,  # JOB_SUCCEEDED_TO_RUNNING: a redo's own
     JobStatus.SUCCEEDED: JOB_RUNNING_TO_SUCCEEDED,
     JobStatus.FAILED: JOB_ACTIVE_TO_FAILED,
     JobStatus.CANCELLED: JOB_ACTIVE_TO_CANCELLED,
@@ -107,6 +108,7 @@ CHUNK_GENERATED_TO_DONE = _chunk_edge(
     ChunkStatus.DONE,
     samples=bindparam("n"),
     true_peak=bindparam("peak"),
+    energy=bindparam("energy"),
     loudness_steps=bindparam("steps"),
     done_at=bindparam("at"),
     decode_s=bindparam("seconds"),
@@ -138,6 +140,73 @@ CHUNK_WAITING_TO_CANCELLED = (
     .values(status=ChunkStatus.CANCELLED.value, lease_until=None)
 )
 
+# --- chapters ---------------------------------------------------------------------------------
+
+_OTHER = aliased(Chunk)
+_THIS_CHAPTER = (Chapter.job_id == bindparam("job"), Chapter.index == bindparam("chapter"))
+_ITS_CHUNKS_DONE = ~exists().where(
+    _OTHER.job_id == Chapter.job_id,
+    _OTHER.chapter == Chapter.index,
+    _OTHER.status != ChunkStatus.DONE.value,
+)
+_CHAPTER_JOB_ACTIVE = (
+    select(Job.status).where(Job.id == Chapter.job_id).scalar_subquery().in_(ACTIVE)
+)
+
+# After a decode: the chunk's chapter, and whether every chunk of that chapter is now done.
+# The decode that sees it complete sends the chapter's stitch (two may: the claim sorts it).
+_ITS_CHAPTER = select(Chunk.chapter).where(*_THIS_CHUNK).scalar_subquery()
+CHAPTER_OF_CHUNK_COMPLETE = select(
+    _ITS_CHAPTER,
+    ~exists().where(
+        _OTHER.job_id == bindparam("job"),
+        _OTHER.chapter == _ITS_CHAPTER,
+        _OTHER.status != ChunkStatus.DONE.value,
+    ),
+)
+
+CLAIM_CHAPTER = (
+    update(Chapter)
+    .where(
+        *_THIS_CHAPTER,
+        Chapter.status == ChapterStatus.WAITING,
+        _ITS_CHUNKS_DONE,
+        _CHAPTER_JOB_ACTIVE,
+    )
+    .values(lease_until=bindparam("lease"))
+    .returning(Chapter.title, Chapter.version)
+)
+# Made for the version it was claimed for: a stitch overtaken by a redo changes nothing.
+CHAPTER_WAITING_TO_DONE = (
+    update(Chapter)
+    .where(
+        *_THIS_CHAPTER,
+        Chapter.status == ChapterStatus.WAITING,
+        Chapter.version == bindparam("made_for"),
+    )
+    .values(
+        status=ChapterStatus.DONE.value,
+        output_key=bindparam("key"),
+        samples=bindparam("n"),
+        report=bindparam("report"),
+        done_at=bindparam("at"),
+        lease_until=None,
+    )
+)
+CHAPTER_DONE_TO_WAITING = (
+    update(Chapter)
+    .where(*_THIS_CHAPTER, Chapter.status == ChapterStatus.DONE)
+    .values(
+        status=ChapterStatus.WAITING.value,
+        version=bindparam("new_version"),
+        title=bindparam("new_title"),
+        lease_until=bindparam("lease"),
+    )
+)
+_ALL_CHAPTERS_DONE = ~exists().where(
+    Chapter.job_id == Job.id, Chapter.status != ChapterStatus.DONE.value
+)
+
 # --- the stitch's lease ---------------------------------------------------------------------
 
 CLAIM_STITCH = (
@@ -146,9 +215,10 @@ CLAIM_STITCH = (
         Job.id == bindparam("job"),
         Job.status == JobStatus.RUNNING,
         Job.chunks_done == Job.chunks_total,
+        _ALL_CHAPTERS_DONE,
     )
     .values(stitch_lease_until=bindparam("lease"))
-    .returning(Job.format, Job.title)
+    .returning(Job.format, Job.title, Job.version)
 )
 RENEW_STITCH_LEASE = (
     update(Job)
@@ -174,12 +244,24 @@ RESEND_EXPIRED_CHUNKS = take_batch(
     Chunk.status,
     lease_until=bindparam("lease"),
 )
+RESEND_EXPIRED_CHAPTERS = take_batch(
+    Chapter,
+    (Chapter.job_id, Chapter.index),
+    select(Chapter.job_id, Chapter.index).where(
+        Chapter.status == ChapterStatus.WAITING,
+        _expired(Chapter.lease_until),
+        _ITS_CHUNKS_DONE,
+        Chapter.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE))),
+    ),
+    lease_until=bindparam("lease"),
+)
 RESEND_EXPIRED_STITCHES = take_batch(
     Job,
     (Job.id,),
     select(Job.id).where(
         Job.status == JobStatus.RUNNING,
         Job.chunks_done == Job.chunks_total,
+        _ALL_CHAPTERS_DONE,
         _expired(Job.stitch_lease_until),
     ),
     stitch_lease_until=bindparam("lease"),

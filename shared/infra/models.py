@@ -36,6 +36,7 @@ class Tenant(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     webhook_secret: Mapped[str] = mapped_column(String(100))  # "whsec_" + base64
+    lexicon: Mapped[dict[str, Any]] = mapped_column(default=dict)  # word -> respelling
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -76,6 +77,16 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     output_key: Mapped[str | None] = mapped_column(String(500))
     output_samples: Mapped[int | None] = mapped_column(BigInteger)
+    # books: what the input said of itself, and how the files are made (shared.audio.presets)
+    author: Mapped[str | None] = mapped_column(String(500))
+    language: Mapped[str | None] = mapped_column(String(35))
+    cover_key: Mapped[str | None] = mapped_column(String(500))
+    preset: Mapped[str | None] = mapped_column(String(16))
+    mastering: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lexicon: Mapped[dict[str, Any]] = mapped_column(default=dict)  # entries applied, and counts
+    # the files of the current version: {"kind", "format", "key", "chapter"?}
+    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # of the outputs being made
     stitch_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -84,14 +95,18 @@ class Job(Base):
 
 class Chunk(Base):
     __tablename__ = "chunk"
-    __table_args__ = (Index("ix_chunk_status_lease", "status", "lease_until"),)
+    __table_args__ = (
+        Index("ix_chunk_status_lease", "status", "lease_until"),
+        Index("ix_chunk_job_chapter", "job_id", "chapter", "status"),
+    )
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
     )
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)  # what is spoken
+    caption: Mapped[str | None] = mapped_column(Text)  # what is shown, where a lexicon changed it
     voice: Mapped[str] = mapped_column(String(32))
     boundary: Mapped[str] = mapped_column(String(16))
     chapter: Mapped[int] = mapped_column(Integer)  # index into the job's chapters
@@ -104,8 +119,28 @@ class Chunk(Base):
     speech: Mapped[bytes | None] = mapped_column(LargeBinary)
     loudness_steps: Mapped[bytes | None] = mapped_column(LargeBinary)  # float64 per 100 ms
     true_peak: Mapped[float | None] = mapped_column(Float)
+    energy: Mapped[float | None] = mapped_column(Float)  # sum of squares (a file's RMS, ACX)
     generate_s: Mapped[float | None] = mapped_column(Float)  # time in the engine
     decode_s: Mapped[float | None] = mapped_column(Float)  # time to decode, trim and measure
+    done_at: Mapped[datetime | None]
+
+
+class Chapter(Base):
+    """A unit of progress a listener sees: its file is made as soon as its chunks are done."""
+
+    __tablename__ = "chapter"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the job version it was made for
+    lease_until: Mapped[datetime | None]  # its stitch's
+    output_key: Mapped[str | None] = mapped_column(String(500))
+    samples: Mapped[int | None] = mapped_column(BigInteger)  # of its file, at 24 kHz
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # ACX's checks
     done_at: Mapped[datetime | None]
 
 

@@ -142,7 +142,9 @@ class FarmSettings(BaseModel):
 
     lease_s: int = 600  # a chunk not finished this long after it was handed out is re-sent
     reconcile_every_s: float = 30.0
-    max_input_bytes: int = 5 * 1024 * 1024
+    max_input_bytes: int = 5 * 1024 * 1024  # of text, as sent or as read from a book
+    max_upload_bytes: int = 50 * 1024 * 1024  # an uploaded file (an EPUB with its images)
+    max_unpacked_bytes: int = 256 * 1024 * 1024  # an EPUB unpacked: more is a zip bomb
     task_max_retries: int = 5
 
 

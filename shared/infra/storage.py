@@ -28,8 +28,15 @@ def chunk_audio_key(job_id: str, index: int) -> str:
     return f"{job_prefix(job_id)}chunks/{index:06d}.f32"
 
 
-def output_key(job_id: str, fmt: str) -> str:
-    return f"{job_prefix(job_id)}output.{fmt}"
+def output_key(job_id: str, version: int, name: str) -> str:
+    """A file the stitch made (``book.mp3``, ``chapter-002.mp3``, ``captions.vtt`` …); each
+    version of a job's outputs has its own, so that the last stays while the next is made."""
+    return f"{job_prefix(job_id)}v{version}/{name}"
+
+
+def cover_key(job_id: str, extension: str) -> str:
+    """The book's cover image, kept from submission for the M4B."""
+    return f"{job_prefix(job_id)}cover.{extension}"
 
 
 # --- stores -----------------------------------------------------------------------------------
@@ -41,6 +48,7 @@ class ObjectStore(Protocol):
     def upload_file(self, key: str, path: Path, content_type: str) -> None: ...
     def presign(self, key: str, filename: str) -> str: ...
     def delete_prefix(self, prefix: str) -> int: ...
+    def delete_keys(self, keys: list[str]) -> None: ...
     def check(self) -> None: ...
 
 
@@ -69,6 +77,10 @@ class LocalStore:
 
     def presign(self, key: str, filename: str) -> str:
         return self.path(key).resolve().as_uri()
+
+    def delete_keys(self, keys: list[str]) -> None:
+        for key in keys:
+            self.path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> int:
         files = [p for p in self.path(prefix).rglob("*") if p.is_file()]
@@ -134,6 +146,11 @@ class S3Store:
             },
             ExpiresIn=self.settings.presign_expiry_s,
         )
+
+    def delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # S3 takes at most 1,000 keys per request
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0

@@ -4,6 +4,7 @@ SQLite (same schema, same migrations) for Postgres and a local folder for S3."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -13,27 +14,32 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from sqlalchemy import select
 
 from shared.audio import SAMPLE_RATE
 from shared.farm import stages
+from shared.farm.book import stitch_job
 from shared.farm.context import Farm
-from shared.farm.jobs import new_job, submit_job
+from shared.farm.jobs import JobRequest, new_job, submit_job
+from shared.farm.outputs import chapter_progress
 from shared.farm.states import JobStatus
-from shared.farm.stitching import stitch_job
+from shared.farm.stitching import stitch_chapter
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
 from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import Settings
-from shared.infra.storage import LocalStore
+from shared.infra.storage import LocalStore, cover_key
+from shared.local.resume import resume
 from shared.snac.decoder import SnacDecoder
 from shared.speech.engine import Engine, EngineError, EngineLoop
 from shared.speech.factory import build_engine
 from shared.text.chunking import ChunkedText
+from shared.text.epub import Cover
 
 LOCAL_TENANT = "local"
 
@@ -45,6 +51,9 @@ class Summary:
     audio_seconds: float
     wall_seconds: float
     warnings: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # output name -> where it lies
+    chapters: list[dict[str, Any]] = field(default_factory=list)  # as the job's JSON has them
+    resumed_chunks: int = 0  # done before this run
 
     @property
     def real_time_factor(self) -> float:
@@ -55,15 +64,20 @@ class Summary:
 @dataclass
 class SynthJob:
     chunked: ChunkedText
-    voice: str
-    fmt: str
-    output: Path
-    title: str | None = None
+    request: JobRequest  # its engine is the runner's
+    output: Path  # the programme
+    cover: Cover | None = None
+    extras: Path | None = None  # a folder for the other files (chapters, captions); or none
 
     @property
     def job_id(self) -> uuid.UUID:
-        """Same text and voice, same id: a rerun samples and decodes every chunk the same way."""
-        digest = hashlib.sha256(f"{self.voice}\0{self.chunked.normalized}".encode())
+        """Same text, voice and making, same id: a rerun samples and decodes every chunk the
+        same way, and a run interrupted in a work directory resumes there."""
+        making = json.dumps(
+            [self.request.voice, self.request.mastering.model_dump(), self.request.lexicon],
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(f"{making}\0{self.chunked.normalized}".encode())
         return uuid.UUID(digest.hexdigest()[:32])
 
 
@@ -108,6 +122,9 @@ class LocalSender:
 
         self._submit(run)
 
+    def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
+        self._submit(lambda: stitch_chapter(self.farm, job_id, chapter))
+
     def stitch(self, job_id: uuid.UUID) -> None:
         self._submit(lambda: stitch_job(self.farm, job_id))
 
@@ -150,21 +167,42 @@ class EmbeddedRunner:
                 partial(bookkeeping_scope, url),
             )
             sender.farm = farm
-            self._submit(farm, job)
+            resumed = resume(farm, job.job_id)
+            if resumed is None:
+                self._submit(farm, job)
+            for index in resumed or []:
+                on_chunk(index)
             sender.wait()
             with farm.sessions() as session:
                 row = session.get(Job, job.job_id)
+                chapters = chapter_progress(farm, session, [job.job_id])[job.job_id]
             if sender.error is not None or row is None or row.status != JobStatus.SUCCEEDED:
                 reason = sender.error or (row.error if row else "the job vanished")
                 raise EngineError(f"synthesis failed: {reason}")
-            shutil.copyfile(store.path(row.output_key or ""), job.output)
-        return Summary(
-            self.engine_name,
-            row.chunks_total,
-            (row.output_samples or 0) / SAMPLE_RATE,
-            time.perf_counter() - started,
-            list(row.warnings.get("messages", [])) + self._dropped(url, job),
-        )
+            files = self._deliver(store, row, job.output, job.extras)
+            return Summary(
+                self.engine_name,
+                row.chunks_total,
+                (row.output_samples or 0) / SAMPLE_RATE,
+                time.perf_counter() - started,
+                list(row.warnings.get("messages", [])) + self._dropped(url, job),
+                files,
+                chapters,
+                len(resumed or []),
+            )
+
+    @staticmethod
+    def _deliver(store: LocalStore, row: Job, output: Path, extras: Path | None) -> dict[str, Path]:
+        """The programme to ``output``; every other file into ``extras``."""
+        files = {}
+        for made in row.outputs:
+            name = made["key"].rsplit("/", 1)[-1]
+            if made["kind"] != "programme" and extras is None:
+                continue
+            target = output if made["kind"] == "programme" else (extras or output.parent) / name
+            shutil.copyfile(store.path(made["key"]), target)
+            files[name] = target
+        return files
 
     def _submit(self, farm: Farm, job: SynthJob) -> None:
         with farm.sessions() as session:
@@ -174,17 +212,14 @@ class EmbeddedRunner:
                 session.add(tenant)
                 session.flush()
                 tenant_id = tenant.id
-        row, chunks = new_job(
-            job.job_id,
-            tenant_id,
-            job.chunked,
-            voice=job.voice,
-            fmt=job.fmt,
-            engine=self.engine_name,
-            title=job.title,
-            lease_until=farm.lease(),
+        request = replace(job.request, engine=self.engine_name)
+        if job.cover is not None:
+            request = replace(request, cover_key=cover_key(str(job.job_id), job.cover.extension))
+            farm.store.put_bytes(request.cover_key or "", job.cover.data)
+        row, chunks, chapters = new_job(
+            job.job_id, tenant_id, job.chunked, request, lease_until=farm.lease()
         )
-        submit_job(farm, row, chunks, replace=True)  # a rerun replaces the job
+        submit_job(farm, row, chunks, chapters, replace=True)  # a failed earlier run's rows go
 
     @staticmethod
     def _dropped(url: str, job: SynthJob) -> list[str]:

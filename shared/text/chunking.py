@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from shared.text.normalize import normalize_text
-from shared.text.voices import EMOTIVE_TAGS, VOICES
+from shared.text.spoken import is_speakable, spoken_text
+from shared.text.voices import VOICES
 
 
 class Boundary(StrEnum):
@@ -95,14 +96,16 @@ def _lines(text: str) -> Iterator[tuple[int, int, bool]]:
                 first = False
 
 
-def _segments(text: str) -> Iterator[_Segment]:
-    """Group lines into segments: headings, speaker turns and paragraphs."""
+def _segments(text: str, plain_headings: bool = True) -> Iterator[_Segment]:
+    """Group lines into segments: headings, speaker turns and paragraphs. Without
+    ``plain_headings`` only Markdown headings start a chapter (a book's structure is known)."""
     voice: str | None = None
     current: _Segment | None = None
     for start, end, new_paragraph in _lines(text):
         line = text[start:end].rstrip("\n")
         heading = _MD_HEADING.match(line)
-        if heading or (new_paragraph and _PLAIN_HEADING.fullmatch(line)):
+        plain = plain_headings and new_paragraph and _PLAIN_HEADING.fullmatch(line)
+        if heading or plain:
             if current:
                 yield current
             body = start + (heading.end() if heading else 0)
@@ -152,6 +155,16 @@ _LEVELS = (
 )
 
 
+def sentences(text: str) -> list[str]:
+    """A span's text cut into sentences where the chunker would cut it."""
+    cuts = [
+        m.end()
+        for m in _SENTENCE_END.finditer(text)
+        if m.end() < len(text) and _is_sentence_cut(text, m)
+    ]
+    return [text[a:b].strip() for a, b in itertools.pairwise([0, *cuts, len(text)])]
+
+
 def spoken_length(text: str) -> int:
     return len(" ".join(text.split()))
 
@@ -191,44 +204,18 @@ def _pack(text: str, pieces, max_chars: int) -> list[tuple[int, int, Boundary]]:
     return packed
 
 
-# --- spoken text -----------------------------------------------------------------------------
-
-_TAG = re.compile(r"<([A-Za-z_]+)>")
-_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-_MARKUP = re.compile(r"[*`]+")
-_SPACE_BEFORE_PUNCT = re.compile(r" ([,.;:!?…])")
-
-
-def spoken_text(source: str, removed: Counter[str]) -> str:
-    """What the model is asked to say for a source span; counts the tags it cannot voice."""
-
-    def keep_tag(match: re.Match[str]) -> str:
-        tag = match.group(1).lower()
-        if tag in EMOTIVE_TAGS:
-            return f"<{tag}>"
-        removed[tag] += 1
-        return " "
-
-    text = _MD_LINK.sub(r"\1", source)
-    text = _TAG.sub(keep_tag, text)
-    text = _MARKUP.sub("", text)
-    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
-
-
-def _is_speakable(text: str) -> bool:
-    return any(ch.isalnum() for ch in _TAG.sub("", text))
-
-
 # --- the whole text ----------------------------------------------------------------------------
 
 
-def chunk_text(raw: str, max_chars: int = 400) -> ChunkedText:
-    """Normalise ``raw`` and cut it into spans whose sources concatenate back to it."""
+def chunk_text(raw: str, max_chars: int = 400, *, structured: bool = False) -> ChunkedText:
+    """Normalise ``raw`` and cut it into spans whose sources concatenate back to it.
+    ``structured``: the chapters are the Markdown headings alone (a book read from EPUB or
+    HTML), not also lines such as "Chapter 3"."""
     text = normalize_text(raw)
     removed: Counter[str] = Counter()
     chapters = [""]  # chapter 0 holds any text before the first heading
     spans: list[_Span] = []
-    for seg in _segments(text):
+    for seg in _segments(text, plain_headings=not structured):
         if seg.heading:
             chapters.append(spoken_text(text[seg.body : seg.end], Counter()))
         pieces = _pieces(text, seg.body, seg.end, max_chars)
@@ -268,7 +255,7 @@ def _merge_unspeakable(text: str, spans: list[_Span]) -> list[TextSpan]:
     lead_start: int | None = None  # unspeakable text before the first speakable span
     carried = Boundary.START  # strongest boundary folded away since the last kept span
     for span in spans:
-        if not _is_speakable(span.spoken):
+        if not is_speakable(span.spoken):
             if kept:
                 kept[-1].end = span.end
             elif lead_start is None:

@@ -7,7 +7,9 @@ from the structure, so the chunker is told not to look for "Chapter …" lines i
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,12 +35,19 @@ class Document:
     cover: Cover | None = None
 
 
-def read_document(data: bytes, max_unpacked: int = DEFAULT_MAX_UNPACKED) -> Document:
-    """Tell the input's kind by its content and read it; ``BookRefused`` says why not."""
+def read_document(
+    data: bytes, max_unpacked: int = DEFAULT_MAX_UNPACKED, name: str | None = None
+) -> Document:
+    """Tell the input's kind by its content and read it; ``BookRefused`` says why not. The
+    file's ``name`` only sharpens a message: an ``.epub`` that is not a zip is told so."""
     if data[:4] == b"PK\x03\x04":
-        if not _is_epub(data):
-            raise BookRefused("a zip archive that is not an EPUB (no mimetype first)")
-        return from_book("epub", read_epub(data, max_unpacked))
+        if _is_epub(data):
+            return from_book("epub", read_epub(data, max_unpacked))
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            raise BookRefused("not an EPUB: the file is not a zip archive")
+        raise BookRefused("a zip archive that is not an EPUB (no mimetype first)")
+    if name and name.lower().endswith(".epub"):
+        raise BookRefused("not an EPUB: the file is not a zip archive")
     if b"\0" in data:
         raise BookRefused("neither text nor an EPUB: binary data")
     try:

@@ -8,7 +8,16 @@ from shared.infra.db import migrate
 from shared.infra.models import Base
 from tests.services import create_database, drop_database
 
-TABLES = {"tenant", "api_key", "job", "chunk", "job_event", "webhook_delivery", "webhook_attempt"}
+TABLES = {
+    "tenant",
+    "api_key",
+    "job",
+    "chunk",
+    "chapter",
+    "job_event",
+    "webhook_delivery",
+    "webhook_attempt",
+}
 
 
 def downgrade(url: str) -> None:

@@ -119,7 +119,7 @@ def test_pauses_follow_boundary_kinds():
 def test_every_format_streams_to_a_playable_file(tmp_path, fmt):
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(RATE * 2) / RATE)).astype(np.float32)
     path = tmp_path / f"out.{fmt}"
-    with AudioWriter(path, fmt, title="Lyre test") as writer:
+    with AudioWriter(path, fmt, tags={"title": "Lyre test"}) as writer:
         for block in np.array_split(tone, 7):
             writer.write(block)
     with av.open(str(path)) as container:

@@ -1,0 +1,81 @@
+"""How a job's files are made: formats, loudness, room tone. A preset is a set of defaults that
+a request can override field by field.
+
+- ``acx``: Audible's ACX: one MP3 per chapter at 192 kbps CBR and 44.1 kHz, each chapter
+  brought to -20 dBFS RMS with peaks under -3 dBFS, room tone at the head and tail of every file,
+  and a report of each requirement (``shared.audio.acx``).
+- ``podcast``: an MP3 at -16 LUFS integrated, true peak at most -1 dBTP.
+- ``audiobook``: an M4B (AAC, chapters, cover) at -19 LUFS.
+
+Without a preset the programme is in the requested format at the farm's loudness settings.
+Loudness is set per chapter: every chapter file meets the target on its own, and the programme
+is those chapters in a row, so redoing one chapter changes no other.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, Field
+
+from shared.audio import SAMPLE_RATE
+from shared.audio.encode import AudioFormat
+from shared.infra.settings import AudioSettings
+
+PresetName = Literal["acx", "podcast", "audiobook"]
+PRESETS: tuple[PresetName, ...] = get_args(PresetName)
+
+
+class Mastering(BaseModel):
+    """Everything that decides the files of a job; stored with the job."""
+
+    format: AudioFormat = "mp3"  # the programme's
+    chapter_format: AudioFormat = "mp3"
+    bitrate_kbps: int = Field(default=64, ge=8, le=320)
+    chapter_bitrate_kbps: int = Field(default=64, ge=8, le=320)
+    chapter_rate: int = SAMPLE_RATE
+    loudness: Literal["lufs", "rms"] = "lufs"
+    target: float = Field(default=-19.0, ge=-40, le=-6)  # LUFS, or dBFS RMS for "rms"
+    ceiling_db: float = Field(default=-1.0, ge=-12, le=0)  # true peak (dBTP), or sample peak
+    head_s: float = Field(default=0.0, ge=0, le=5)  # room tone before each chapter file
+    tail_s: float = Field(default=0.0, ge=0, le=10)  # and after it
+    acx_report: bool = False
+
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    "acx": {
+        "format": "mp3",
+        "chapter_format": "mp3",
+        "bitrate_kbps": 192,
+        "chapter_bitrate_kbps": 192,
+        "chapter_rate": 44100,
+        "loudness": "rms",
+        "target": -20.0,
+        # below ACX's -3 dBFS: resampling and MP3 encoding raise a peak by a few tenths of a dB
+        "ceiling_db": -4.0,
+        "head_s": 0.75,
+        "tail_s": 2.5,
+        "acx_report": True,
+    },
+    "podcast": {"format": "mp3", "bitrate_kbps": 96, "target": -16.0, "ceiling_db": -1.0},
+    "audiobook": {"format": "m4b", "target": -19.0, "ceiling_db": -1.0},
+}
+
+
+def mastering(
+    preset: PresetName | None, audio: AudioSettings, overrides: dict[str, Any]
+) -> Mastering:
+    """The farm's defaults, then the preset's, then the request's own choices."""
+    base = {
+        "target": audio.target_lufs,
+        "ceiling_db": audio.true_peak_dbtp,
+        "bitrate_kbps": audio.bitrate_kbps,
+        "chapter_bitrate_kbps": audio.bitrate_kbps,
+    }
+    given = {k: v for k, v in overrides.items() if v is not None}
+    chosen = {**base, **(_PRESETS[preset] if preset else {}), **given}
+    if chosen.get("format") == "m4b" and "chapter_format" not in given and not preset:
+        chosen["chapter_format"] = "mp3"  # one M4B per chapter is no use to a player
+    elif "format" in given and "chapter_format" not in chosen:
+        chosen["chapter_format"] = "mp3" if given["format"] == "m4b" else given["format"]
+    return Mastering.model_validate(chosen)

@@ -1,0 +1,203 @@
+"""The book's stitch, once every chapter's file is made: the programme in the requested format,
+an M4B (chapters, tags, cover), WebVTT and SRT captions and the chapter list, all of one
+version; then the job succeeds with them as its outputs, and the files of the version before
+that no output of the new one uses are removed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from shared.audio import SAMPLE_RATE
+from shared.audio.captions import srt, webvtt
+from shared.audio.encode import ENCODINGS, AudioWriter
+from shared.audio.presets import Mastering
+from shared.audio.programme import MP3_SEAM, Layout, Part, join_chunks, lay_out, mp3_seam
+from shared.farm import outputs, stitching
+from shared.farm.context import Farm
+from shared.farm.jobs import notify
+from shared.farm.states import JobStatus
+from shared.farm.stitching import read_parts, renew_lease
+from shared.farm.transitions import CLAIM_STITCH, move_job
+from shared.infra.models import Chapter, Job
+from shared.infra.storage import output_key
+
+
+def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
+    """Book stage: every file of the book, uploaded; then the job succeeds."""
+    with farm.sessions() as session:
+        claimed = session.execute(CLAIM_STITCH, {"job": job_id, "lease": farm.lease()}).first()
+        if claimed is None:  # not running, a chapter not made, or already stitched
+            return False
+        job = session.get(Job, job_id)
+        chapters = list(
+            session.scalars(select(Chapter).where(Chapter.job_id == job_id).order_by(Chapter.index))
+        )
+    assert job is not None
+    version, mastering = claimed.version, Mastering.model_validate(job.mastering)
+    parts = read_parts(farm, job_id)
+    layout = lay_out(parts, [c.title for c in chapters], farm.settings.audio, mastering)
+    cover = farm.store.get_bytes(job.cover_key) if job.cover_key else None
+    made: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
+        files = _encode_all(farm, job, parts, layout, mastering, cover, Path(tmp))
+        renew_lease(farm, job_id)  # for the uploads
+        for kind, fmt, path in files:
+            key = output_key(str(job_id), version, path.name)
+            content_type = (
+                ENCODINGS[fmt].content_type if fmt in ENCODINGS else outputs.CONTENT_TYPES[fmt]
+            )
+            farm.store.upload_file(key, path, content_type)
+            made.append({"kind": kind, "format": fmt, "key": key, "version": version})
+    for chapter, mark in zip(chapters, layout.marks, strict=False):
+        made.append(
+            {
+                "kind": "chapter",
+                "format": mastering.chapter_format,
+                "key": chapter.output_key,
+                "version": chapter.version,
+                "chapter": chapter.index + 1,
+                "title": chapter.title,
+                "start_s": round(mark.start / SAMPLE_RATE, 3),
+            }
+        )
+    previous = {o["key"] for o in job.outputs}
+    with farm.sessions() as session:
+        done = move_job(
+            session,
+            job_id,
+            JobStatus.SUCCEEDED,
+            output_key=made[0]["key"],
+            output_samples=layout.samples,
+            outputs=made,
+            stitch_lease_until=None,
+        )
+        delivery = notify(farm, session, job_id, "job.succeeded") if done else None
+    if done:
+        farm.store.delete_keys(sorted(previous - {o["key"] for o in made}))
+    if delivery:
+        farm.send.deliver(delivery)
+    return done
+
+
+def _encode_all(
+    farm: Farm,
+    job: Job,
+    parts: list[Part],
+    layout: Layout,
+    mastering: Mastering,
+    cover: bytes | None,
+    folder: Path,
+) -> list[tuple[str, str, Path]]:
+    """Every file of the book in ``folder``: (kind, format, path), the programme first. The
+    M4B is encoded beside the programme, at the same time."""
+    fmt = mastering.format
+    programme = folder / f"book.{fmt}"
+    files: list[tuple[str, str, Path]] = [("programme", fmt, programme)]
+    with ThreadPoolExecutor(1, "lyre-m4b") as pool:
+        m4b = None
+        if fmt != "m4b":
+            m4b = pool.submit(
+                _encode_m4b, farm, job, parts, layout, mastering, cover, folder / "book.m4b"
+            )
+        _encode_programme(farm, job, parts, layout, mastering, cover, programme)
+        if m4b is not None:
+            files.append(("m4b", "m4b", m4b.result()))
+    cues = outputs.captions(parts, layout)
+    for name, text in (
+        ("captions.vtt", webvtt(cues)),
+        ("captions.srt", srt(cues)),
+        ("chapters.json", outputs.chapter_list(layout)),
+    ):
+        (folder / name).write_text(text, encoding="utf-8")
+        files.append(
+            (
+                "captions" if name.startswith("captions") else "chapters",
+                name.split(".")[1],
+                folder / name,
+            )
+        )
+    return files
+
+
+def _encode_m4b(
+    farm: Farm,
+    job: Job,
+    parts: list[Part],
+    layout: Layout,
+    mastering: Mastering,
+    cover: bytes | None,
+    path: Path,
+) -> Path:
+    tags = outputs.book_tags(job)
+    with AudioWriter(
+        path, "m4b", mastering.bitrate_kbps, tags, chapters=layout.marks, cover=cover
+    ) as writer:
+        join_chunks(
+            stitching.stream_chunks(farm, job.id, parts, layout.pauses, layout), 1.0, writer
+        )
+    return path
+
+
+def _encode_programme(
+    farm: Farm,
+    job: Job,
+    parts: list[Part],
+    layout: Layout,
+    mastering: Mastering,
+    cover: bytes | None,
+    path: Path,
+) -> int:
+    """Write the programme; return its samples. A long MP3 is encoded as two halves at once
+    (LAME is the stitch's bottleneck and PyAV releases the GIL while it runs), joined at a seam
+    inside a pause."""
+    fmt, bitrate, pauses = mastering.format, mastering.bitrate_kbps, layout.pauses
+    chapters = layout.marks if fmt == "m4b" else ()
+    seam = mp3_seam(pauses, [p.stats.samples for p in parts]) if fmt == "mp3" else None
+    tags = outputs.book_tags(job)
+    with AudioWriter(path, fmt, bitrate, tags, chapters=chapters, cover=cover) as writer:
+        if seam is None:
+            return join_chunks(
+                stitching.stream_chunks(farm, job.id, parts, pauses, layout), 1.0, writer
+            )
+        k = seam.index
+        second = path.with_name("second-half.mp3")
+        with ThreadPoolExecutor(1, "lyre-stitch") as pool:
+            later = pool.submit(
+                _encode_half,
+                farm,
+                job.id,
+                parts[k:],
+                [seam.tail, *pauses[k + 1 :]],
+                layout,
+                bitrate,
+                second,
+            )
+            first = stitching.stream_chunks(farm, job.id, parts[:k], pauses[:k], layout)
+            samples = join_chunks(first, 1.0, writer)
+            writer.write(np.zeros(seam.head, np.float32))
+            samples += seam.head + later.result() + MP3_SEAM  # what the second encoder put ahead
+        writer.append_encoded(second)
+    return samples
+
+
+def _encode_half(
+    farm: Farm,
+    job_id: uuid.UUID,
+    parts: list[Part],
+    pauses: list[int],
+    layout: Layout,
+    bitrate: int,
+    path: Path,
+) -> int:
+    with AudioWriter(path, "mp3", bitrate) as writer:
+        return join_chunks(
+            stitching.stream_chunks(farm, job_id, parts, pauses, layout), 1.0, writer
+        )

@@ -1,0 +1,146 @@
+"""A job's files: their names and tags, the captions and chapter list made from where each chunk
+lies, and the listing (with download URLs) that the job's JSON carries."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from shared.audio import SAMPLE_RATE
+from shared.audio.captions import Cue, chunk_cues
+from shared.audio.programme import Layout, Part
+from shared.farm.context import Farm
+from shared.farm.states import ChunkStatus
+from shared.infra.models import Chapter, Chunk, Job
+from shared.text.chunking import sentences
+
+CONTENT_TYPES = {"vtt": "text/vtt", "srt": "application/x-subrip", "json": "application/json"}
+
+
+def chapter_name(chapter: int, fmt: str) -> str:
+    return f"chapter-{chapter + 1:03d}.{fmt}"
+
+
+def chapter_tags(job: Job, title: str, chapter: int, total: int) -> dict[str, str]:
+    """ID3 / MP4 tags of a chapter's file: players sort an album by its track numbers."""
+    return {
+        "title": title or f"Chapter {chapter + 1}",
+        "album": job.title or "",
+        "artist": job.author or "",
+        "track": f"{chapter + 1}/{total}",
+        "language": job.language or "",
+    }
+
+
+def book_tags(job: Job) -> dict[str, str]:
+    return {
+        "title": job.title or "",
+        "album": job.title or "",
+        "artist": job.author or "",
+        "genre": "Audiobook",
+        "language": job.language or "",
+    }
+
+
+_TAG = re.compile(r"<[A-Za-z_]+>")
+
+
+def captions(parts: Sequence[Part], layout: Layout) -> list[Cue]:
+    """One cue per sentence, in programme time."""
+    cues: list[Cue] = []
+    for part, start in zip(parts, layout.starts, strict=True):
+        said = [s for s in sentences(_TAG.sub(" ", part.caption)) if s.strip()]
+        if said and part.stats.samples:
+            seconds = part.stats.samples / SAMPLE_RATE
+            cues += chunk_cues(said, start / SAMPLE_RATE, seconds, part.stats.steps)
+    return cues
+
+
+def chapter_list(layout: Layout) -> str:
+    """The chapters JSON: title, start and end in seconds of the programme."""
+    return json.dumps(
+        {
+            "chapters": [
+                {
+                    "number": i + 1,
+                    "title": mark.title,
+                    "start_s": round(mark.start / SAMPLE_RATE, 3),
+                    "end_s": round(mark.end / SAMPLE_RATE, 3),
+                }
+                for i, mark in enumerate(layout.marks)
+            ],
+            "duration_s": round(layout.samples / SAMPLE_RATE, 3),
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def download_name(job: Job, name: str) -> str:
+    stem = "".join(ch for ch in (job.title or str(job.id)) if ch.isalnum() or ch in " -_").strip()
+    return f"{stem or job.id} - {name}" if not name.startswith("book.") else f"{stem}.{name[5:]}"
+
+
+def listing(farm: Farm, job: Job) -> list[dict[str, Any]]:
+    """The current version's files with download URLs."""
+    expiry = farm.settings.storage.presign_expiry_s
+    return [
+        {
+            **{k: v for k, v in output.items() if k != "key"},
+            "url": farm.store.presign(
+                output["key"], download_name(job, output["key"].rsplit("/", 1)[-1])
+            ),
+            "expires_in_s": expiry,
+        }
+        for output in job.outputs
+    ]
+
+
+def chapter_progress(
+    farm: Farm, session: Session, job_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each job's chapters: title, status, chunks done of total, and the file once made."""
+    counts = {
+        (job_id, chapter): (done, total)
+        for job_id, chapter, done, total in session.execute(
+            select(
+                Chunk.job_id,
+                Chunk.chapter,
+                func.sum(case((Chunk.status == ChunkStatus.DONE, 1), else_=0)),
+                func.count(),
+            )
+            .where(Chunk.job_id.in_(job_ids))
+            .group_by(Chunk.job_id, Chunk.chapter)
+        )
+    }
+    out: dict[uuid.UUID, list[dict[str, Any]]] = {job_id: [] for job_id in job_ids}
+    rows = session.scalars(
+        select(Chapter).where(Chapter.job_id.in_(job_ids)).order_by(Chapter.job_id, Chapter.index)
+    )
+    expiry = farm.settings.storage.presign_expiry_s
+    for chapter in rows:
+        done, total = counts.get((chapter.job_id, chapter.index), (0, 0))
+        made = chapter.output_key is not None
+        out[chapter.job_id].append(
+            {
+                "number": chapter.index + 1,
+                "title": chapter.title,
+                "status": chapter.status,
+                "version": chapter.version,
+                "chunks_done": int(done or 0),
+                "chunks_total": int(total),
+                "seconds": round(chapter.samples / SAMPLE_RATE, 3) if chapter.samples else None,
+                "url": farm.store.presign(chapter.output_key, chapter.output_key.rsplit("/", 1)[-1])
+                if made and chapter.output_key
+                else None,
+                "expires_in_s": expiry if made else None,
+                "acx": chapter.report,
+            }
+        )
+    return out

@@ -1,0 +1,123 @@
+"""Redoing one chapter of a finished job: its chunks made again (from corrected text, or the same
+text sampled afresh, or in another voice), its file and then the book's files rebuilt as the
+next version. The other chapters' chunks and files are kept as they are, and the previous
+version's files stay listed (and downloadable) until the new ones are made."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, func, select
+
+from shared.farm.context import Farm
+from shared.farm.states import ChunkStatus, JobStatus
+from shared.farm.transitions import CHAPTER_DONE_TO_WAITING, JOB_SUCCEEDED_TO_RUNNING
+from shared.infra.models import Chapter, Chunk, Job
+from shared.infra.storage import chunk_audio_key
+from shared.text.chunking import chunk_text
+from shared.text.lexicon import Lexicon
+
+
+class ChapterNotFound(LookupError):
+    """The job has no chapter with this number."""
+
+
+class JobNotRedoable(RuntimeError):
+    """Only a job that has succeeded can have a chapter redone (one redo at a time)."""
+
+
+class NothingToSay(ValueError):
+    """The corrected text has no words."""
+
+
+def redo_chapter(
+    farm: Farm,
+    job_id: uuid.UUID,
+    chapter: int,
+    text: str | None = None,
+    voice: str | None = None,
+) -> int:
+    """Start the job's next version with ``chapter`` made again; return that version."""
+    with farm.sessions() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        row = session.get(Chapter, (job_id, chapter))
+        if job is None or row is None:
+            raise ChapterNotFound()
+        if job.status != JobStatus.SUCCEEDED:
+            raise JobNotRedoable()
+        old = list(
+            session.scalars(select(Chunk).where(Chunk.job_id == job_id, Chunk.chapter == chapter))
+        )
+        first = (
+            session.scalar(select(func.max(Chunk.index)).where(Chunk.job_id == job_id)) or 0
+        ) + 1
+        title, new = _new_chunks(farm, job, row, old, first, text, voice)
+        version = job.version + 1
+        redo = JOB_SUCCEEDED_TO_RUNNING.values(
+            version=version,
+            chunks_total=job.chunks_total - len(old) + len(new),
+            chunks_done=job.chunks_done - len(old),
+            stitch_lease_until=None,
+            finished_at=None,
+        )
+        session.execute(redo, {"job": job_id})
+        session.execute(
+            CHAPTER_DONE_TO_WAITING,
+            {
+                "job": job_id,
+                "chapter": chapter,
+                "new_version": version,
+                "new_title": title,
+                "lease": farm.lease(),
+            },
+        )
+        session.execute(delete(Chunk).where(Chunk.job_id == job_id, Chunk.chapter == chapter))
+        session.add_all(new)
+    # the previous version's files are made; the chunks they were made from are not needed
+    farm.store.delete_keys([chunk_audio_key(str(job_id), c.index) for c in old])
+    for chunk in new:
+        farm.send.generate(job_id, chunk.index)
+    return version
+
+
+def _new_chunks(
+    farm: Farm,
+    job: Job,
+    chapter: Chapter,
+    old: list[Chunk],
+    first: int,
+    text: str | None,
+    voice: str | None,
+) -> tuple[str, list[Chunk]]:
+    """The chapter's new chunks, numbered after every chunk the job has had (a new number is
+    a new seed, so the same text is sampled afresh); and its title."""
+    title = chapter.title
+    spans: list[tuple[str, str, str | None, str]]  # said, shown, voice, boundary
+    if text is not None:
+        body = text if text.lstrip().startswith("#") else f"# {title}\n\n{text}" if title else text
+        chunked = chunk_text(body, farm.settings.chunking.max_chars, structured=True)
+        if not chunked.spans:
+            raise NothingToSay()
+        lexicon = Lexicon(job.lexicon.get("entries") or {})
+        title = chunked.chapters[0] if chunked.chapters and chunked.chapters[0] else title
+        spans = [(lexicon.apply(s.text), s.text, s.voice, s.boundary.value) for s in chunked.spans]
+    else:
+        spans = [
+            (c.text, c.caption or c.text, c.voice, c.boundary)
+            for c in sorted(old, key=lambda c: c.index)
+        ]
+    return title, [
+        Chunk(
+            job_id=job.id,
+            index=first + i,
+            status=ChunkStatus.PENDING,
+            text=said,
+            caption=shown if shown != said else None,
+            voice=voice or own_voice or job.voice,
+            boundary=boundary if i else (old[0].boundary if old else boundary),
+            chapter=chapter.index,
+            lease_until=farm.lease(),
+            attempts=0,
+        )
+        for i, (said, shown, own_voice, boundary) in enumerate(spans)
+    ]

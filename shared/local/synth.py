@@ -1,0 +1,174 @@
+"""``lyre synth``: any input (EPUB, HTML, Markdown, text) to audio files, in one process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from shared.audio.encode import FORMATS
+from shared.audio.presets import PRESETS
+from shared.infra.settings import Settings
+from shared.text.voices import VOICES
+
+MAX_INPUT_BYTES = 50 * 1024 * 1024
+
+
+class UsageError(Exception):
+    """A bad argument or input: reported in one line with exit code 2."""
+
+
+def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> None:
+    synth.add_argument("input", help="EPUB, HTML, Markdown or text file (- for standard input)")
+    synth.add_argument("-o", "--output", required=True, type=Path, help="audio file to write")
+    synth.add_argument("--voice", choices=VOICES, help="default voice (default: tara)")
+    synth.add_argument("--engine", choices=engines, help="speech engine (default: auto)")
+    synth.add_argument("--format", choices=tuple(FORMATS), help="default: from the file name")
+    synth.add_argument("--preset", choices=PRESETS, help="acx, podcast or audiobook")
+    synth.add_argument("--title", help="title written into the files' tags (default: the book's)")
+    synth.add_argument("--author", help="author written into the tags (default: the book's)")
+    synth.add_argument("--max-chars", type=int, help="largest chunk, in characters")
+    synth.add_argument("--lexicon", type=Path, help='JSON file of {"word": "respelling"}')
+    synth.add_argument("--opening-credits", help="text read as a chapter of its own, first")
+    synth.add_argument("--closing-credits", help="text read as a chapter of its own, last")
+    synth.add_argument(
+        "--chapters",
+        action="store_true",
+        help="also write one file per chapter, and chapters.json, into OUTPUT's stem + -chapters/",
+    )
+    synth.add_argument(
+        "--captions", action="store_true", help="also write OUTPUT's stem + .vtt and .srt"
+    )
+
+
+def read_input(source: str) -> bytes:
+    """The input's bytes from a path or ``-``; what they are is told by content later."""
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{source}: is a directory, not a text file") from None
+    except OSError as exc:
+        raise UsageError(f"{source}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise UsageError(f"{source}: larger than {MAX_INPUT_BYTES // 2**20} MiB")
+    if not data.strip():
+        raise UsageError(f"{source}: the text is empty")
+    return data
+
+
+def output_format(output: Path, requested: str | None, preset: str | None) -> str | None:
+    """--format, else the file's extension, else the preset's choice."""
+    if requested:
+        return requested
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix in FORMATS:
+        return suffix
+    if preset:
+        return None
+    raise UsageError(
+        f"{output}: cannot tell the format from the name; use --format ({', '.join(FORMATS)})"
+    )
+
+
+def read_lexicon(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the lexicon: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: the lexicon is not JSON: {exc.msg}") from None
+    if not isinstance(entries, dict):
+        raise UsageError(f'{path}: the lexicon must be a JSON object {{"word": "respelling"}}')
+    return entries
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from shared.audio.presets import mastering
+    from shared.farm.jobs import JobRequest, with_credits
+    from shared.local.runner import EmbeddedRunner, SynthJob
+    from shared.speech.factory import resolve_engine_name
+    from shared.text.chunking import chunk_text
+    from shared.text.documents import read_document
+    from shared.text.epub import BookRefused
+    from shared.text.lexicon import LexiconRefused, merge
+
+    fmt = output_format(args.output, args.format, args.preset)
+    if not args.output.parent.is_dir():
+        raise UsageError(f"{args.output.parent}: no such directory")
+    try:
+        document = read_document(
+            read_input(args.input), settings.farm.max_unpacked_bytes, args.input
+        )
+        lexicon = merge({}, read_lexicon(args.lexicon))
+    except (BookRefused, LexiconRefused) as exc:
+        raise UsageError(f"{args.input}: {exc}") from None
+    text = with_credits(document, args.opening_credits, args.closing_credits, args.title)
+    chunked = chunk_text(text, settings.chunking.max_chars, structured=document.structured)
+    if not chunked.spans:
+        raise UsageError(f"{args.input}: nothing to say (no words in the text)")
+    engine, note = resolve_engine_name(settings)
+    if note:
+        print(note, file=sys.stderr)
+    request = JobRequest(
+        voice=settings.voice,
+        engine=engine,
+        mastering=mastering(args.preset, settings.audio, {"format": fmt}),
+        preset=args.preset,
+        title=args.title or document.title,
+        author=args.author or document.author,
+        language=document.language,
+        lexicon=lexicon,
+    )
+    runner = EmbeddedRunner(settings, engine)
+    with tempfile.TemporaryDirectory(prefix="lyre-files-") as extras:
+        try:
+            with tqdm(total=len(chunked.spans), unit="chunk", desc="synth", file=sys.stderr) as bar:
+                job = SynthJob(chunked, request, args.output, document.cover, Path(extras))
+                summary = runner.run(job, on_chunk=lambda _: bar.update())
+        finally:
+            runner.close()
+        _keep(summary.files, args, chapters=args.chapters or args.preset == "acx")
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    _report(summary, args)
+    return 0
+
+
+def _keep(files: dict[str, Path], args: argparse.Namespace, chapters: bool) -> None:
+    """Copy the files asked for beside the output."""
+    stem = args.output.with_suffix("")
+    if args.captions:
+        for name in ("captions.vtt", "captions.srt"):
+            shutil.copyfile(files[name], stem.with_suffix("." + name.split(".")[1]))
+    if chapters:
+        folder = Path(f"{stem}-chapters")
+        folder.mkdir(exist_ok=True)
+        for name, path in files.items():
+            if name.startswith("chapter"):  # chapter-NNN.* and chapters.json
+                shutil.copyfile(path, folder / name)
+
+
+def _report(summary: Any, args: argparse.Namespace) -> None:
+    if summary.resumed_chunks:
+        print(f"resumed: {summary.resumed_chunks} chunks were already done", file=sys.stderr)
+    for chapter in summary.chapters:
+        if chapter["acx"] is not None:
+            failed = [k for k, c in chapter["acx"]["checks"].items() if not c["passed"]]
+            verdict = "passes ACX" if not failed else "fails ACX: " + ", ".join(failed)
+            print(f"chapter {chapter['number']} ({chapter['title']}): {verdict}")
+    minutes, seconds = divmod(summary.audio_seconds, 60)
+    print(
+        f"wrote {args.output}: {summary.chunks} chunks, {len(summary.chapters)} chapters, "
+        f"{int(minutes)}:{seconds:04.1f} of audio in {summary.wall_seconds:.1f} s "
+        f"(real-time factor {summary.real_time_factor:.2f}, engine {summary.engine})"
+    )
