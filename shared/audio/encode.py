@@ -109,8 +109,11 @@ class AudioWriter:
         with av.open(io.BytesIO(image)) as probe:
             video = probe.streams.video[0]
             codec, width, height = video.codec_context.name, video.width, video.height
+            pix_fmt = video.codec_context.pix_fmt
         picture = cast(VideoStream, self.container.add_stream(codec))
         picture.width, picture.height = width, height
+        if pix_fmt:  # FFmpeg opens the stream's codec, which wants to know the picture
+            picture.pix_fmt = pix_fmt
         picture.disposition = Disposition.attached_pic
         self.container.start_encoding()
         packet = av.Packet(image)
