@@ -64,7 +64,9 @@ class BurstFarm:
         self.engine = build_engine(settings, "espeak")
 
     def step(self) -> tuple:
-        message = self.sender.messages.popleft()
+        return self.run(self.sender.messages.popleft())
+
+    def run(self, message: tuple) -> tuple:
         kind, *args = message
         if kind == "generate":
             stages.generate_chunk(self.farm, self.loop, self.engine, *args)

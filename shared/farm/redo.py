@@ -94,6 +94,8 @@ def _new_chunks(
     title = chapter.title
     spans: list[tuple[str, str, str | None, str]]  # said, shown, voice, boundary
     if text is not None:
+        if not any(ch.isalnum() for ch in text):
+            raise NothingToSay()
         body = text if text.lstrip().startswith("#") else f"# {title}\n\n{text}" if title else text
         chunked = chunk_text(body, farm.settings.chunking.max_chars, structured=True)
         if not chunked.spans:

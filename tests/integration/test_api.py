@@ -6,23 +6,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.deps import get_farm
 from api.routes.health import redis_client
 from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
 
 BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
-
-
-@pytest.fixture()
-def client(burst):
-    app = create_app()
-    app.dependency_overrides[get_farm] = lambda: burst.farm
-    with TestClient(app) as client:
-        yield client
 
 
 def key_for(tenant: str) -> dict[str, str]:
