@@ -45,8 +45,12 @@ def redo_chapter(
             raise ChapterNotFound()
         if job.status != JobStatus.SUCCEEDED:
             raise JobNotRedoable()
-        old = list(
-            session.scalars(select(Chunk).where(Chunk.job_id == job_id, Chunk.chapter == chapter))
+        old = list(  # in reading order: the first keeps its boundary (the chapter's pause)
+            session.scalars(
+                select(Chunk)
+                .where(Chunk.job_id == job_id, Chunk.chapter == chapter)
+                .order_by(Chunk.index)
+            )
         )
         first = (
             session.scalar(select(func.max(Chunk.index)).where(Chunk.job_id == job_id)) or 0
@@ -104,10 +108,7 @@ def _new_chunks(
         title = chunked.chapters[0] if chunked.chapters and chunked.chapters[0] else title
         spans = [(lexicon.apply(s.text), s.text, s.voice, s.boundary.value) for s in chunked.spans]
     else:
-        spans = [
-            (c.text, c.caption or c.text, c.voice, c.boundary)
-            for c in sorted(old, key=lambda c: c.index)
-        ]
+        spans = [(c.text, c.caption or c.text, c.voice, c.boundary) for c in old]
     return title, [
         Chunk(
             job_id=job.id,

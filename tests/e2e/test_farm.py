@@ -5,6 +5,7 @@ the tiny generated checkpoint."""
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import time
@@ -13,12 +14,16 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import mutagen.mp4
 import pytest
+import soundfile
+import srt
 import yaml
 from standardwebhooks.webhooks import Webhook
 
 from shared.infra.db import session_scope
 from shared.infra.models import Job
+from tests.books import make_epub, three_chapter_book
 from tests.e2e.conftest import Receiver, assert_complete, chunk_rows
 from tests.services import forget_redis_keys
 
@@ -36,6 +41,7 @@ leo: That is most of it. <chuckle>
 
 The second chapter checks that chapters survive the trip. It is short on purpose.
 """
+TITLES = ["Chapter One: The Harbour", "Chapter Two: The Storm", "Chapter Three: The Lamp"]
 LONG = "\n\n".join(f"Paragraph {i} says a few words, and then a few more words." for i in range(14))
 
 
@@ -156,3 +162,75 @@ def test_the_reconciler_recovers_a_flushed_redis(farm):
     # the re-sent messages found their chunks already moved, or moved them once
     done = [e["chunk"] for e in farm.events(job["id"]) if e["kind"] == "chunk.done"]
     assert sorted(done) == list(range(job["progress"]["chunks_total"]))
+
+
+def test_an_audiobook_through_the_farm_and_a_chapter_redone(farm, tmp_path):
+    """A 3-chapter EPUB to ACX chapter files that pass ACX's checks, an M4B with the three
+    chapters at their times, and captions; then chapter 2 redone with corrected text: the new
+    version's files differ only in chapter 2."""
+    book = make_epub(tmp_path / "b.epub", three_chapter_book())
+    response = httpx.post(
+        f"{farm.api}/v1/jobs",
+        headers=farm.headers,
+        files={"file": ("b.epub", book.read_bytes())},
+        data={"preset": "acx"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    job = farm.wait(response.json()["id"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job["error"]
+    failed = {c["number"]: {k: v for k, v in c["acx"]["checks"].items() if not v["passed"]} for c in job["chapters"]}
+    assert all(c["acx"]["passed"] for c in job["chapters"]), failed
+    first = _files(job)
+    m4b = mutagen.mp4.MP4(io.BytesIO(first["m4b", None]))
+    assert [c.title for c in m4b.chapters] == TITLES
+    lengths = [soundfile.info(io.BytesIO(first["chapter", n])).duration for n in (1, 2, 3)]
+    starts = [c.start for c in m4b.chapters]
+    # ACX's chapter files carry 3.25 s of room tone that the programme does not
+    assert starts[1] == pytest.approx(lengths[0] - 3.25 + 2.0, abs=0.1)
+    cues = list(srt.parse(first["captions", None].decode()))
+    assert [c.content for c in cues if c.content in TITLES] == TITLES
+
+    corrected = "By the evening the storm had passed. The harbour was calm again."
+    redo = httpx.post(
+        f"{farm.api}/v1/jobs/{job['id']}/chapters/2/regenerate",
+        headers=farm.headers,
+        json={"text": corrected},
+        timeout=30,
+    )
+    assert redo.status_code == 202, redo.text
+    again = farm.wait(job["id"], lambda j: j["outputs_version"] == 2 or j["status"] == "failed")
+    assert again["status"] == "succeeded", again["error"]
+    second = _files(again)
+    assert (
+        second["chapter", 1] == first["chapter", 1] and second["chapter", 3] == first["chapter", 3]
+    )
+    assert second["chapter", 2] != first["chapter", 2]
+    before, after = (mutagen.mp4.MP4(io.BytesIO(f["m4b", None])).chapters for f in (first, second))
+    assert [c.title for c in after] == TITLES
+    assert after[1].start == pytest.approx(before[1].start, abs=0.001)  # chapter 1 the same
+    three = [m4b_length(c, f) for c, f in ((before, first), (after, second))]
+    assert three[0] == pytest.approx(three[1], abs=0.05)  # chapter 3 the same length, moved
+    said = [c.content for c in srt.parse(second["captions", None].decode())]
+    assert "The harbour was calm again." in said
+    outside = [c.content for c in cues if c.content not in _chapter_two(cues)]
+    assert outside == [
+        c for c in said if c not in _chapter_two(list(srt.parse(second["captions", None].decode())))
+    ]
+
+
+def _files(job: dict) -> dict[tuple[str, int | None], bytes]:
+    return {
+        (o["kind"], o.get("chapter")): httpx.get(o["url"], timeout=30).content
+        for o in job["outputs"]
+    }
+
+
+def m4b_length(chapters, files) -> float:
+    return mutagen.mp4.MP4(io.BytesIO(files["m4b", None])).info.length - chapters[2].start
+
+
+def _chapter_two(cues) -> set[str]:
+    """The cues between the second title and the third."""
+    titles = [i for i, c in enumerate(cues) if c.content in TITLES]
+    return {c.content for c in cues[titles[1] : titles[2]]}
