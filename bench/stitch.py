@@ -1,12 +1,15 @@
-"""The stitch stage on a 10-hour programme: peak memory and speed.
+"""The stitch stages on a 10-hour book of 20 chapters: peak memory and speed.
 
     python bench/stitch.py [--hours 10] [--format mp3]
 
 Builds a job whose chunks are all decoded (SQLite and a local object store, as embedded mode
-uses), then runs the real stitch stage (``shared.farm.stitching.stitch_job``) in a child process: it
-streams every chunk object in order, applies pauses and one gain, encodes and "uploads". The
-child's peak RSS is what the stitch itself needs. To keep the disk small, the programme's 1200
-chunk objects are links to twelve distinct 30-second recordings; every one is still read.
+uses), then runs the real stitch stages in a child process: one chapter's file
+(``shared.farm.stitching.stitch_chapter``, the first 30-minute chapter, as each chapter is made
+when its chunks are done), then the book's files (``shared.farm.book.stitch_job``: the
+programme and the M4B encoded at once from every chunk object in order, the captions and the
+chapter list, "uploaded"). The child's peak RSS is what the stitch itself needs. To keep the
+disk small, the programme's 1200 chunk objects are links to twelve distinct 30-second
+recordings; every one is still read.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ import numpy as np
 
 from shared.audio import SAMPLE_RATE
 from shared.audio.finish import finish_chunk
-from shared.farm.states import ChunkStatus, JobStatus
+from shared.audio.presets import Mastering
+from shared.farm.states import ChapterStatus, ChunkStatus, JobStatus
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
-from shared.infra.models import Chunk, Job, Tenant
+from shared.infra.models import Chapter, Chunk, Job, Tenant
 from shared.infra.settings import get_settings
 from shared.infra.storage import LocalStore, chunk_audio_key, put_pcm
 from shared.text.chunking import Boundary
 
 CHUNK_S = 30
 DISTINCT = 12
+CHAPTER_CHUNKS = 60  # 30 minutes
 KINDS = [
     Boundary.SENTENCE,
     Boundary.SENTENCE,
@@ -77,6 +82,7 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
                 status=JobStatus.RUNNING,
                 voice="tara",
                 format=fmt,
+                mastering=Mastering(format=fmt).model_dump(),
                 engine="bench",
                 chunks_total=count,
                 chunks_done=count,
@@ -84,6 +90,19 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
                 metadata_={},
                 warnings={},
             )
+        )
+        session.flush()
+        chapters = -(-count // CHAPTER_CHUNKS)
+        session.add_all(
+            Chapter(
+                job_id=job_id,
+                index=n,
+                title=f"Chapter {n + 1}",
+                status=ChapterStatus.WAITING if n == 0 else ChapterStatus.DONE,
+                version=1,
+                output_key=None if n == 0 else f"jobs/{job_id}/v1/chapter-{n + 1:03d}.mp3",
+            )
+            for n in range(chapters)
         )
         session.flush()
         for index in range(count):
@@ -98,10 +117,15 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
                     status=ChunkStatus.DONE,
                     text="",
                     voice="tara",
-                    boundary=KINDS[index % len(KINDS)].value,
-                    chapter=0,
+                    boundary=(
+                        Boundary.CHAPTER
+                        if index and index % CHAPTER_CHUNKS == 0
+                        else KINDS[index % len(KINDS)]
+                    ).value,
+                    chapter=index // CHAPTER_CHUNKS,
                     samples=stats.samples,
                     true_peak=stats.peak,
+                    energy=stats.energy,
                     loudness_steps=stats.steps.astype("<f8").tobytes(),
                 )
             )
@@ -110,19 +134,27 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
 
 def run_stitch(url: str, job_id: str, root: str) -> None:
     """The child: only the stitch stage runs here, so its peak RSS is the stitch's own."""
+    from shared.farm.book import stitch_job
     from shared.farm.context import Farm
-    from shared.farm.stitching import stitch_job
+    from shared.farm.stitching import stitch_chapter
+
+    class Sent:  # the chapter's stitch sends nothing here: the other chapters are made
+        def stitch(self, job_id: uuid.UUID) -> None:
+            pass
 
     farm = Farm(
         get_settings(),
         LocalStore(Path(root)),
-        None,  # type: ignore[arg-type]
+        Sent(),  # type: ignore[arg-type]
         partial(session_scope, url),
         partial(bookkeeping_scope, url),
     )
     started = time.perf_counter()
-    stitch_job(farm, uuid.UUID(job_id))
-    print(f"{time.perf_counter() - started:.3f}")
+    assert stitch_chapter(farm, uuid.UUID(job_id), 0)
+    chapter = time.perf_counter() - started
+    started = time.perf_counter()
+    assert stitch_job(farm, uuid.UUID(job_id))
+    print(f"{chapter:.3f} {time.perf_counter() - started:.3f}")
 
 
 def main() -> None:
@@ -142,20 +174,29 @@ def main() -> None:
             text=True,
             check=True,
         )
-        wall = float(child.stdout.strip().splitlines()[-1])
+        chapter_wall, wall = map(float, child.stdout.strip().splitlines()[-1].split())
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         with session_scope(url) as session:
             job = session.get(Job, job_id)
-            status, samples, key = job.status, job.output_samples or 0, job.output_key
-        size = os.path.getsize(Path(tmp) / key) if key else 0
+            status, samples, made = job.status, job.output_samples or 0, job.outputs
+            first = session.get(Chapter, (job_id, 0))
+            chapter_samples = first.samples if first else 0
+        sizes = {
+            o["kind"]: os.path.getsize(Path(tmp) / o["key"]) for o in made if o["kind"] != "chapter"
+        }
     audio = samples / SAMPLE_RATE
     print(
         f"{args.hours:g} h programme ({int(args.hours * 3600 / CHUNK_S)} chunks) -> "
-        f"{args.format}: job {status}, {audio / 3600:.2f} h of audio, {size / 2**20:.0f} MiB"
+        f"{args.format}: job {status}, {audio / 3600:.2f} h of audio, "
+        f"{sizes.get('programme', 0) / 2**20:.0f} MiB, M4B {sizes.get('m4b', 0) / 2**20:.0f} MiB"
     )
     print(
-        f"stitch wall time {wall:.1f} s = {audio / wall:.0f} x real time; "
-        f"peak RSS of the stitch process {peak_mb:.0f} MB"
+        f"one chapter ({chapter_samples / SAMPLE_RATE / 60:.0f} min): {chapter_wall:.1f} s = "
+        f"{chapter_samples / SAMPLE_RATE / chapter_wall:.0f} x real time"
+    )
+    print(
+        f"the book's files (programme + M4B at once, captions, chapter list): {wall:.1f} s = "
+        f"{audio / wall:.0f} x real time; peak RSS of the stitch process {peak_mb:.0f} MB"
     )
 
 

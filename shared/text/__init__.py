@@ -1,4 +1,5 @@
-"""A long text made speakable: normalised (``normalize``), cut into spans of whole
-sentences that cover it exactly, each with its voice and the kind of boundary before it
-(``chunking.chunk_text``), and the voices and emotive tags Orpheus knows (``voices``). Input
-readers (EPUB, HTML) belong here too."""
+"""A long text made speakable: any input read into one document (``documents``: EPUB through
+``epub``, HTML through ``markup``, Markdown, text), normalised (``normalize``), cut into spans
+of whole sentences that cover it exactly, each with its voice and the kind of boundary before
+it (``chunking.chunk_text``; what is said of a span, ``spoken``), pronunciation lexicons
+(``lexicon``), and the voices and emotive tags Orpheus knows (``voices``)."""

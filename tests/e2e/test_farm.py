@@ -179,7 +179,10 @@ def test_an_audiobook_through_the_farm_and_a_chapter_redone(farm, tmp_path):
     assert response.status_code == 202, response.text
     job = farm.wait(response.json()["id"], lambda j: j["status"] in ("succeeded", "failed"))
     assert job["status"] == "succeeded", job["error"]
-    failed = {c["number"]: {k: v for k, v in c["acx"]["checks"].items() if not v["passed"]} for c in job["chapters"]}
+    failed = {
+        c["number"]: {k: v for k, v in c["acx"]["checks"].items() if not v["passed"]}
+        for c in job["chapters"]
+    }
     assert all(c["acx"]["passed"] for c in job["chapters"]), failed
     first = _files(job)
     m4b = mutagen.mp4.MP4(io.BytesIO(first["m4b", None]))
