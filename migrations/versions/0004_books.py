@@ -69,6 +69,27 @@ SQLITE = [
 ]
 
 
+def _backfill(postgres: bool) -> None:
+    """Jobs from before: their programme as their one output, their format as their mastering,
+    and a chapter row per chapter their chunks name (waiting while the job is active), so that
+    a job in flight during the upgrade is stitched as a new one would be."""
+    build = "json_build" if postgres else "json"
+    op.execute(
+        f"UPDATE job SET mastering = {build}_object('format', format, 'chapter_format', format)"
+    )
+    op.execute(
+        f"UPDATE job SET outputs = {build}_array({build}_object("
+        "'kind', 'programme', 'format', format, 'key', output_key, 'version', 1))"
+        " WHERE output_key IS NOT NULL"
+    )
+    op.execute(
+        'INSERT INTO chapter (job_id, "index", title, status, version)'
+        " SELECT DISTINCT chunk.job_id, chunk.chapter, '',"
+        " CASE WHEN job.status IN ('queued', 'running') THEN 'waiting' ELSE 'done' END, 1"
+        " FROM chunk JOIN job ON job.id = chunk.job_id"
+    )
+
+
 def upgrade() -> None:
     op.add_column("tenant", sa.Column("lexicon", sa.JSON(), nullable=False, server_default="{}"))
     op.create_table(
@@ -93,6 +114,7 @@ def upgrade() -> None:
     for column in CHUNK_COLUMNS:
         op.add_column("chunk", column)
     op.create_index("ix_chunk_job_chapter", "chunk", ["job_id", "chapter", "status"])
+    _backfill(postgres)
 
 
 def downgrade() -> None:

@@ -38,7 +38,8 @@ def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> N
     synth.add_argument(
         "--chapters",
         action="store_true",
-        help="also write one file per chapter, and chapters.json, into OUTPUT's stem + -chapters/",
+        help="also write one file per chapter and chapters.json into OUTPUT's stem + -chapters/, "
+        "and the M4B beside OUTPUT",
     )
     synth.add_argument(
         "--captions", action="store_true", help="also write OUTPUT's stem + .vtt and .srt"
@@ -151,6 +152,8 @@ def _keep(files: dict[str, Path], args: argparse.Namespace, chapters: bool) -> N
         for name in ("captions.vtt", "captions.srt"):
             shutil.copyfile(files[name], stem.with_suffix("." + name.split(".")[1]))
     if chapters:
+        if "book.m4b" in files and args.output.suffix.lower() != ".m4b":  # the chaptered book
+            shutil.copyfile(files["book.m4b"], stem.with_suffix(".m4b"))
         folder = Path(f"{stem}-chapters")
         folder.mkdir(exist_ok=True)
         for name, path in files.items():

@@ -187,6 +187,7 @@ def test_the_acx_preset_makes_chapter_files_that_pass_acx(tmp_path):
     book = make_epub(tmp_path / "b.epub", three_chapter_book())
     proc = lyre_synth(tmp_path, str(book), "-o", str(tmp_path / "b.mp3"), "--preset", "acx")
     assert proc.stdout.count("passes ACX") == 3, proc.stdout
+    assert [c.title for c in mutagen.mp4.MP4(tmp_path / "b.m4b").chapters] == TITLES
     for number in (1, 2, 3):
         path = tmp_path / f"b-chapters/chapter-00{number}.mp3"
         figures = acx_figures(path)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, inspect
+import uuid
+from datetime import UTC, datetime
 
-from shared.infra.db import migrate
-from shared.infra.models import Base
+import pytest
+from sqlalchemy import MetaData, create_engine, inspect, select
+
+from shared.infra.db import dispose_engines, migrate, session_scope
+from shared.infra.models import Base, Chapter, Job
 from tests.services import create_database, drop_database
+
+TENANT, DONE, RUNNING = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 TABLES = {
     "tenant",
@@ -72,3 +79,95 @@ def test_models_match_the_migrations():
     finally:
         engine.dispose()
         drop_database(url)
+
+
+def _to(url: str, revision: str, direction: str = "upgrade") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from shared.infra.db import alembic_ini
+
+    config = Config(str(alembic_ini()))
+    config.attributes["url"] = url
+    config.attributes["configure_logger"] = False
+    getattr(command, direction)(config, revision)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_jobs_from_before_books_keep_their_audio_and_finish(tmp_path, dialect):
+    """0004 on a farm with jobs: a finished job's programme becomes its one output, its format
+    its mastering; a running job gets chapter rows to wait on, so that it is stitched."""
+    url = create_database() if dialect == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
+    try:
+        if dialect == "sqlite":
+            migrate(url)
+        _to(url, "0003", "downgrade")
+        engine = create_engine(url)
+        old = MetaData()
+        old.reflect(engine, only=["tenant", "job", "chunk"])  # the tables as 0003 left them
+
+        def key(u: uuid.UUID) -> object:  # how the Uuid type keeps an id on each
+            return u.hex if dialect == "sqlite" else u
+
+        with engine.begin() as db:
+            db.execute(
+                old.tables["tenant"].insert(),
+                {"id": key(TENANT), "name": "old", "webhook_secret": "", "created_at": NOW},
+            )
+            for job, status, output in (
+                (DONE, "succeeded", "jobs/d/output.wav"),
+                (RUNNING, "running", None),
+            ):
+                db.execute(
+                    old.tables["job"].insert(),
+                    {
+                        "id": key(job),
+                        "tenant_id": key(TENANT),
+                        "status": status,
+                        "voice": "tara",
+                        "format": "wav",
+                        "engine": "espeak",
+                        "metadata": {},
+                        "chunks_total": 2,
+                        "chunks_done": 1,
+                        "audio_samples": 0,
+                        "warnings": {},
+                        "output_key": output,
+                        "created_at": NOW,
+                    },
+                )
+                for index in (0, 1):
+                    db.execute(
+                        old.tables["chunk"].insert(),
+                        {
+                            "job_id": key(job),
+                            "index": index,
+                            "status": "done",
+                            "text": "Hi.",
+                            "voice": "tara",
+                            "boundary": "start",
+                            "chapter": index,
+                            "attempts": 0,
+                        },
+                    )
+        engine.dispose()
+        _to(url, "head")
+        with session_scope(url) as session:
+            done, running = session.get(Job, DONE), session.get(Job, RUNNING)
+            assert done.outputs == [
+                {"kind": "programme", "format": "wav", "key": "jobs/d/output.wav", "version": 1}
+            ]
+            assert running.outputs == [] and running.mastering["format"] == "wav"
+            chapters = session.scalars(
+                select(Chapter).order_by(Chapter.job_id, Chapter.index)
+            ).all()
+            assert {(c.job_id, c.index, c.status) for c in chapters} == {
+                (DONE, 0, "done"),
+                (DONE, 1, "done"),
+                (RUNNING, 0, "waiting"),
+                (RUNNING, 1, "waiting"),
+            }
+    finally:
+        dispose_engines()
+        if dialect == "postgresql":
+            drop_database(url)
