@@ -30,6 +30,7 @@ class Encoding:
     content_type: str  # what the object store serves it as
     lossy: bool  # takes AudioSettings.bitrate_kbps
     options: dict[str, str] = field(default_factory=dict)  # the muxer's
+    codec_options: dict[str, str] = field(default_factory=dict)  # the encoder's
     chapters: bool = False  # the container keeps a chapter list and cover art
 
 
@@ -38,8 +39,17 @@ ENCODINGS: dict[str, Encoding] = {
     "flac": Encoding("flac", "flac", "audio/flac", lossy=False),
     "mp3": Encoding("mp3", "libmp3lame", "audio/mpeg", lossy=True),
     "opus": Encoding("ogg", "libopus", "audio/ogg", lossy=True),
+    # FFmpeg's AAC encoder with its "fast" coder: on bench/stitch.py's speech-like audio
+    # 90x real time against 19x for the default "twoloop", and 21.5 dB from the source
+    # against 13.2 (64 kbps mono, 24 kHz)
     "m4b": Encoding(
-        "mp4", "aac", "audio/mp4", lossy=True, options={"brand": "M4B "}, chapters=True
+        "mp4",
+        "aac",
+        "audio/mp4",
+        lossy=True,
+        options={"brand": "M4B "},
+        codec_options={"aac_coder": "fast"},
+        chapters=True,
     ),
 }
 FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
@@ -84,6 +94,8 @@ class AudioWriter:
                 self.stream.metadata[name] = value
         if encoding.lossy:
             self.stream.bit_rate = bitrate_kbps * 1000
+        if encoding.codec_options:
+            self.stream.codec_context.options = dict(encoding.codec_options)
         self._resampled = rate != SAMPLE_RATE  # PyAV's encoder resamples; it sets the pts
         if encoding.chapters:
             self.container.set_chapters(

@@ -45,7 +45,7 @@ def loudness_gain(
     return _limited(target_lufs - loudness, stats, ceiling_dbtp)
 
 
-MAX_GAIN_DB = 30.0  # a file's RMS target is never reached by amplifying noise more than this
+MAX_GAIN_DB = 30.0  # a quiet chapter is not brought to its target by more than this
 
 
 def rms_gain(
@@ -88,7 +88,7 @@ class Layout:
     gains: dict[int, float]  # by chapter
     marks: list[ChapterMark]  # chapters in the programme, by their first chunk's start
     samples: int
-    ceiling_dbfs: float | None = None  # every sample limited to this (ACX), or left alone
+    ceiling_dbfs: float | None = None  # true peaks limited to this, or left alone
 
 
 def lay_out(
@@ -105,18 +105,21 @@ def lay_out(
         mine = [i for i, p in enumerate(parts) if p.chapter == chapter]
         stats = [parts[i].stats for i in mine]
         inner = [0, *(pauses[i] for i in mine[1:])]
-        if mastering.loudness == "rms":  # the limiter keeps the peaks under the ceiling
+        # to the target; the limiter, not the gain, keeps the peaks under the ceiling (speech's
+        # crest factor would otherwise hold a -16 LUFS podcast near -19)
+        no_ceiling = math.inf
+        if mastering.loudness == "rms":
             tone = round((mastering.head_s + mastering.tail_s) * SAMPLE_RATE)
-            gains[chapter] = rms_gain(stats, sum(inner) + tone, mastering.target, MAX_GAIN_DB)
+            gain = rms_gain(stats, sum(inner) + tone, mastering.target, no_ceiling)
         else:
-            gains[chapter] = loudness_gain(stats, inner, mastering.target, mastering.ceiling_db)
+            gain = loudness_gain(stats, inner, mastering.target, no_ceiling)
+        gains[chapter] = min(gain, 10 ** (MAX_GAIN_DB / 20))
         title = titles[chapter] if chapter < len(titles) and titles[chapter] else ""
         start = 0 if not marks else starts[mine[0]]
         if marks:
             marks[-1] = ChapterMark(marks[-1].title, marks[-1].start, start)
         marks.append(ChapterMark(title or f"Chapter {len(marks) + 1}", start, at))
-    ceiling = mastering.ceiling_db if mastering.loudness == "rms" else None
-    return Layout(pauses, starts, gains, marks, at, ceiling)
+    return Layout(pauses, starts, gains, marks, at, mastering.ceiling_db)
 
 
 def join_chunks(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.audio import SAMPLE_RATE
 from shared.audio.captions import srt, webvtt
@@ -24,7 +24,7 @@ from shared.farm import outputs, stitching
 from shared.farm.context import Farm
 from shared.farm.jobs import notify
 from shared.farm.states import JobStatus
-from shared.farm.stitching import read_parts, renew_lease
+from shared.farm.stitching import is_the_programme, read_parts, renew_lease
 from shared.farm.transitions import CLAIM_STITCH, move_job
 from shared.infra.models import Chapter, Job
 from shared.infra.storage import output_key
@@ -56,12 +56,13 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
             )
             farm.store.upload_file(key, path, content_type)
             made.append({"kind": kind, "format": fmt, "key": key, "version": version})
+    one = is_the_programme(mastering, len(chapters))
     for chapter, mark in zip(chapters, layout.marks, strict=False):
         made.append(
             {
                 "kind": "chapter",
                 "format": mastering.chapter_format,
-                "key": chapter.output_key,
+                "key": made[0]["key"] if one else chapter.output_key,
                 "version": chapter.version,
                 "chapter": chapter.index + 1,
                 "title": chapter.title,
@@ -79,6 +80,12 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
             outputs=made,
             stitch_lease_until=None,
         )
+        if one:  # the chapter's file is the programme
+            session.execute(
+                update(Chapter)
+                .where(Chapter.job_id == job_id)
+                .values(output_key=made[0]["key"], samples=layout.samples)
+            )
         delivery = notify(farm, session, job_id, "job.succeeded") if done else None
     if done:
         farm.store.delete_keys(sorted(previous - {o["key"] for o in made}))

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from time import monotonic
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -86,30 +87,9 @@ def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int) -> bool:
         total = session.scalar(select(func.count()).where(Chapter.job_id == job_id))
     assert job is not None
     mastering = Mastering.model_validate(job.mastering)
-    parts = read_parts(farm, job_id, chapter)
-    layout = lay_out(parts, [], farm.settings.audio, mastering)
-    fmt = mastering.chapter_format
-    name = outputs.chapter_name(chapter, fmt)
-    key = output_key(str(job_id), claimed.version, name)
-    tags = outputs.chapter_tags(job, claimed.title, chapter, total or 1)
-    with tempfile.TemporaryDirectory(prefix="lyre-chapter-") as tmp:
-        path = Path(tmp) / name
-        with AudioWriter(
-            path, fmt, mastering.chapter_bitrate_kbps, tags, rate=mastering.chapter_rate
-        ) as writer:
-            head = room_tone(round(mastering.head_s * SAMPLE_RATE), 2 * chapter)
-            tail = room_tone(round(mastering.tail_s * SAMPLE_RATE), 2 * chapter + 1)
-            writer.write(head)
-            pieces = stream_chunks(farm, job_id, parts, [0, *layout.pauses[1:]], layout)
-            fill = (
-                partial(room_tone, seed=chapter) if mastering.head_s or mastering.tail_s else None
-            )
-            samples = len(head) + join_chunks(pieces, 1.0, writer, fill) + len(tail)
-            writer.write(tail)
-        report = (
-            acx.report(acx.measure(path), constant_bitrate=True) if mastering.acx_report else None
-        )
-        farm.store.upload_file(key, path, ENCODINGS[fmt].content_type)
+    key, samples, report = None, None, None
+    if not is_the_programme(mastering, total or 1):  # else the book's stitch lists it
+        key, samples, report = _chapter_file(farm, job, chapter, claimed, total or 1, mastering)
     done = {**params, "made_for": claimed.version, "key": key, "n": samples, "report": report}
     with farm.sessions() as session:
         result = session.execute(CHAPTER_WAITING_TO_DONE, {**done, "at": utcnow()})
@@ -122,6 +102,47 @@ def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int) -> bool:
     if moved and not waiting:
         farm.send.stitch(job_id)
     return moved
+
+
+def is_the_programme(mastering: Mastering, chapters: int) -> bool:
+    """A book of one chapter whose file would be its programme, sample for sample: it is made
+    once, by the book's stitch (the common case of a short job)."""
+    return (
+        chapters == 1
+        and mastering.chapter_format == mastering.format
+        and mastering.chapter_bitrate_kbps == mastering.bitrate_kbps
+        and mastering.chapter_rate == SAMPLE_RATE
+        and not (mastering.head_s or mastering.tail_s or mastering.acx_report)
+    )
+
+
+def _chapter_file(
+    farm: Farm, job: Job, chapter: int, claimed: Any, total: int, mastering: Mastering
+) -> tuple[str, int, dict[str, Any] | None]:
+    """Encode and upload the chapter's file; its key, samples and ACX report."""
+    parts = read_parts(farm, job.id, chapter)
+    layout = lay_out(parts, [], farm.settings.audio, mastering)
+    fmt = mastering.chapter_format
+    name = outputs.chapter_name(chapter, fmt)
+    key = output_key(str(job.id), claimed.version, name)
+    tags = outputs.chapter_tags(job, claimed.title, chapter, total)
+    with tempfile.TemporaryDirectory(prefix="lyre-chapter-") as tmp:
+        path = Path(tmp) / name
+        with AudioWriter(
+            path, fmt, mastering.chapter_bitrate_kbps, tags, rate=mastering.chapter_rate
+        ) as writer:
+            head = room_tone(round(mastering.head_s * SAMPLE_RATE), 2 * chapter)
+            tail = room_tone(round(mastering.tail_s * SAMPLE_RATE), 2 * chapter + 1)
+            writer.write(head)
+            pieces = stream_chunks(farm, job.id, parts, [0, *layout.pauses[1:]], layout)
+            toned = mastering.head_s or mastering.tail_s
+            fill = partial(room_tone, seed=chapter) if toned else None
+            samples = len(head) + join_chunks(pieces, 1.0, writer, fill) + len(tail)
+            writer.write(tail)
+        measured = acx.measure(path) if mastering.acx_report else None
+        report = acx.report(measured, constant_bitrate=True) if measured else None
+        farm.store.upload_file(key, path, ENCODINGS[fmt].content_type)
+    return key, samples, report
 
 
 def room_tone(samples: int, seed: int) -> np.ndarray:
@@ -151,9 +172,11 @@ def stream_chunks(
                 renewed = monotonic()
             if i + READ_AHEAD < len(parts):
                 ahead.append(read(parts[i + READ_AHEAD]))
-            pcm = ahead.popleft().result() * np.float32(layout.gains[part.chapter])
-            if layout.ceiling_dbfs is not None:
-                pcm = limit_peaks(pcm, layout.ceiling_dbfs)
+            gain = layout.gains[part.chapter]
+            pcm = ahead.popleft().result() * np.float32(gain)
+            ceiling = layout.ceiling_dbfs
+            if ceiling is not None and part.stats.peak * gain > 10 ** (ceiling / 20):
+                pcm = limit_peaks(pcm, ceiling)  # only a chunk whose stored peak would pass
             yield pause, pcm
 
 

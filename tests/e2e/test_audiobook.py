@@ -242,3 +242,18 @@ def test_a_lexicon_changes_what_is_said_not_what_is_shown(tmp_path):
     assert any("Shiv-awn" in t for t in said) and not any("Siobhan" in t for t in said)
     assert json.loads(applied)["applied"] == {"siobhan": 1}
     assert "Mara met Siobhan at the harbour." in (tmp_path / "b.vtt").read_text()
+
+
+@pytest.mark.parametrize(("preset", "lufs"), [("podcast", -16.0), ("audiobook", -19.0)])
+def test_loudness_presets_reach_their_targets(tmp_path, preset, lufs):
+    """Measured by pyloudnorm (BS.1770) on the chapter files libsndfile decodes: each chapter
+    is brought to the preset's target on its own."""
+    import pyloudnorm
+
+    book = make_epub(tmp_path / "b.epub", three_chapter_book())
+    out = tmp_path / ("b.mp3" if preset == "podcast" else "b.m4b")
+    lyre_synth(tmp_path, str(book), "-o", str(out), "--preset", preset, "--chapters")
+    for number in (1, 2, 3):
+        pcm, rate = soundfile.read(tmp_path / f"b-chapters/chapter-00{number}.mp3")
+        loudness = pyloudnorm.Meter(rate).integrated_loudness(pcm)
+        assert loudness == pytest.approx(lufs, abs=1.0), (number, loudness)

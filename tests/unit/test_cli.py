@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.local.cli import main
+from tests.books import make_epub, three_chapter_book
 
 
 @pytest.fixture()
@@ -34,6 +35,15 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--engine", "polly"], "invalid choice"),
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--format", "aiff"], "invalid choice"),
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--max-chars", "5"], "at least 40"),
+        (lambda p: _write(p / "book.epub", b"%PDF-1.7"), [], "not an EPUB: the file is not a zip"),
+        (lambda p: make_epub(p / "d.epub", three_chapter_book(), drm=True), [], "(DRM)"),
+        (lambda p: make_epub(p / "m.epub", three_chapter_book(), malformed=True), [], "XHTML"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--preset", "loud"], "invalid choice"),
+        (
+            lambda p: _write(p / "ok.txt", b"Hi."),
+            ["--lexicon", "/nonexistent/words.json"],
+            "lexicon",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, make_input, extra, message):
