@@ -108,15 +108,16 @@ def _encode_all(
     fmt = mastering.format
     programme = folder / f"book.{fmt}"
     files: list[tuple[str, str, Path]] = [("programme", fmt, programme)]
+    bitrate = mastering.bitrate_kbps
     with ThreadPoolExecutor(1, "lyre-m4b") as pool:
         m4b = None
         if fmt != "m4b":
-            m4b = pool.submit(
-                _encode_m4b, farm, job, parts, layout, mastering, cover, folder / "book.m4b"
-            )
-        _encode_programme(farm, job, parts, layout, mastering, cover, programme)
+            args = (farm, job, parts, layout, "m4b", bitrate, cover, folder / "book.m4b")
+            m4b = pool.submit(_encode_programme, *args)
+        _encode_programme(farm, job, parts, layout, fmt, bitrate, cover, programme)
         if m4b is not None:
-            files.append(("m4b", "m4b", m4b.result()))
+            m4b.result()
+            files.append(("m4b", "m4b", folder / "book.m4b"))
     cues = outputs.captions(parts, layout)
     for name, text in (
         ("captions.vtt", webvtt(cues)),
@@ -134,38 +135,20 @@ def _encode_all(
     return files
 
 
-def _encode_m4b(
-    farm: Farm,
-    job: Job,
-    parts: list[Part],
-    layout: Layout,
-    mastering: Mastering,
-    cover: bytes | None,
-    path: Path,
-) -> Path:
-    tags = outputs.book_tags(job)
-    with AudioWriter(
-        path, "m4b", mastering.bitrate_kbps, tags, chapters=layout.marks, cover=cover
-    ) as writer:
-        join_chunks(
-            stitching.stream_chunks(farm, job.id, parts, layout.pauses, layout), 1.0, writer
-        )
-    return path
-
-
 def _encode_programme(
     farm: Farm,
     job: Job,
     parts: list[Part],
     layout: Layout,
-    mastering: Mastering,
+    fmt: str,
+    bitrate: int,
     cover: bytes | None,
     path: Path,
 ) -> int:
-    """Write the programme; return its samples. A long MP3 is encoded as two halves at once
-    (LAME is the stitch's bottleneck and PyAV releases the GIL while it runs), joined at a seam
-    inside a pause."""
-    fmt, bitrate, pauses = mastering.format, mastering.bitrate_kbps, layout.pauses
+    """Write the programme in ``fmt``; return its samples. A long MP3 is encoded as two halves
+    at once (LAME is the stitch's bottleneck and PyAV releases the GIL while it runs), joined at
+    a seam inside a pause."""
+    pauses = layout.pauses
     chapters = layout.marks if fmt == "m4b" else ()
     seam = mp3_seam(pauses, [p.stats.samples for p in parts]) if fmt == "mp3" else None
     tags = outputs.book_tags(job)

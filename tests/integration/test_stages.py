@@ -215,7 +215,7 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
     def encode(name: str, fmt: str) -> tuple[int, np.ndarray]:
         path, making = tmp_path / f"{name}.{fmt}", Mastering(format=fmt)
         layout = joining.lay_out(parts, [], audio, making)
-        samples = book._encode_programme(burst.farm, job, parts, layout, making, None, path)
+        samples = book._encode_programme(burst.farm, job, parts, layout, fmt, 64, None, path)
         return samples, decoded(path)
 
     samples, programme = encode("programme", "wav")
