@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.audio.encode import AudioFormat
-from shared.audio.presets import PresetName
+from shared.audio.presets import MasteringChoices, PresetName
 from shared.farm.states import JobStatus
 from shared.infra.settings import SpeakingEngine
 from shared.text.voices import Voice
@@ -28,6 +28,11 @@ class JobCreate(BaseModel):
         default=None,
         description="acx (an MP3 per chapter to ACX's requirements, with a report), podcast "
         "(MP3, -16 LUFS), audiobook (M4B, -19 LUFS)",
+    )
+    mastering: MasteringChoices = Field(
+        default_factory=MasteringChoices,
+        description="Any of the preset's defaults to set otherwise (bit rates, target, ceiling, "
+        "room tone, the chapter files' format)",
     )
     title: str | None = Field(default=None, max_length=500)
     author: str | None = Field(default=None, max_length=500)
@@ -78,6 +83,10 @@ class JobOut(BaseModel):
     voice: str
     format: str
     preset: str | None
+    mastering: dict[str, Any] = Field(
+        description="How its files are made: the preset's "
+        "defaults with the request's choices over them"
+    )
     engine: str = Field(description="The speech engine the job runs on")
     title: str | None
     author: str | None

@@ -77,7 +77,7 @@ async def _form_fields(request: Request, limit: int) -> tuple[dict[str, Any], by
                 raise InputTooLarge(f"the file is larger than {limit} bytes")
             if not data:
                 raise InvalidInput("the file is empty")
-    for name in ("metadata", "lexicon"):  # JSON objects in form fields
+    for name in ("metadata", "lexicon", "mastering"):  # JSON objects in form fields
         if name in fields:
             fields[name] = json.loads(fields[name])
     return fields, data, filename

@@ -93,7 +93,11 @@ def submit(
     request = JobRequest(
         voice=body.voice,
         engine=resolve_engine_name(settings)[0],
-        mastering=mastering(body.preset, settings.audio, {"format": body.format}),
+        mastering=mastering(
+            body.preset,
+            settings.audio,
+            {"format": body.format, **body.mastering.model_dump(exclude_none=True)},
+        ),
         preset=body.preset,
         title=body.title or document.title,
         author=body.author or document.author,

@@ -23,16 +23,28 @@ def limit_peaks(pcm: np.ndarray, ceiling_dbfs: float) -> np.ndarray:
     """``pcm`` with every sample, and the peaks between samples (4x oversampled, as BS.1770's
     true peak), within ``ceiling_dbfs``: a file resampled to 44.1 kHz and encoded as MP3 then
     stays under the ceiling plus the encoder's own overshoot."""
-    ceiling = 10 ** (ceiling_dbfs / 20)
+    ceiling = np.float32(10 ** (ceiling_dbfs / 20))
     if len(pcm) == 0:
         return pcm
-    between = np.abs(resample_poly(pcm.astype(np.float64), 4, 1))[: 4 * len(pcm)]
-    magnitude = np.maximum(np.abs(pcm), between.reshape(len(pcm), 4).max(axis=1))
+    pcm = pcm.astype(np.float32, copy=False)
+    magnitude = _true_magnitude(pcm, ceiling / 2)
     if magnitude.max() <= ceiling:
         return pcm
     window = max(round(WINDOW_S * SAMPLE_RATE), 1)
-    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
+    needed = np.minimum(np.float32(1), ceiling / np.maximum(magnitude, np.float32(1e-12)))
     spread = minimum_filter1d(needed, size=2 * window + 1, mode="nearest")
     gain = uniform_filter1d(spread, size=window, mode="nearest")
-    out = pcm * np.minimum(gain, needed)  # the average's rounding may not pass it either
-    return out.astype(np.float32)
+    return pcm * np.minimum(gain, needed)  # the average's rounding may not pass it either
+
+
+def _true_magnitude(pcm: np.ndarray, floor: float) -> np.ndarray:
+    """Each sample's magnitude or the largest between it and the next, 4x oversampled as
+    BS.1770's true peak is (``shared.audio.loudness.true_peak``), in float32 (a 30-second
+    chunk: 12 MB). A chunk whose samples all stay under ``floor`` (6 dB under the ceiling: no
+    band-limited signal peaks that far between its samples) is not oversampled."""
+    out = np.abs(pcm)
+    if out.max() < floor:
+        return out
+    up = resample_poly(pcm, 4, 1)
+    np.abs(up, out=up)
+    return np.maximum(out, up[: 4 * len(pcm)].reshape(len(pcm), 4).max(axis=1))

@@ -42,6 +42,22 @@ class Mastering(BaseModel):
     acx_report: bool = False
 
 
+class MasteringChoices(BaseModel):
+    """What a request may set over its preset's defaults (every field optional)."""
+
+    model_config = {"extra": "forbid"}
+
+    chapter_format: AudioFormat | None = None
+    bitrate_kbps: int | None = Field(default=None, ge=8, le=320)
+    chapter_bitrate_kbps: int | None = Field(default=None, ge=8, le=320)
+    target: float | None = Field(
+        default=None, ge=-40, le=-6, description="LUFS, or dBFS RMS with the acx preset"
+    )
+    ceiling_db: float | None = Field(default=None, ge=-12, le=0, description="true peak, dBTP")
+    head_s: float | None = Field(default=None, ge=0, le=5, description="room tone before")
+    tail_s: float | None = Field(default=None, ge=0, le=10, description="room tone after")
+
+
 _PRESETS: dict[str, dict[str, Any]] = {
     "acx": {
         "format": "mp3",

@@ -195,6 +195,7 @@ def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None)
         "voice": job.voice,
         "format": job.format,
         "preset": job.preset,
+        "mastering": job.mastering,
         "engine": job.engine,
         "title": job.title,
         "author": job.author,

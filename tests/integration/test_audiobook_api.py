@@ -146,6 +146,20 @@ def test_redo_errors_are_clear(client, auth, burst, tmp_path):
     assert other.status_code == 404
 
 
+def test_a_request_sets_its_presets_defaults_otherwise(client, auth, burst, tmp_path):
+    book = make_epub(tmp_path / "b.epub", three_chapter_book())
+    choices = '{"target": -21.5, "tail_s": 3.0, "bitrate_kbps": 96}'
+    job = upload(client, auth, book, preset="acx", mastering=choices).json()
+    assert job["mastering"]["target"] == -21.5 and job["mastering"]["chapter_rate"] == 44100
+    burst.drain()
+    for chapter in get(client, auth, job["id"])["chapters"]:
+        checks = chapter["acx"]["checks"]
+        assert checks["rms_dbfs"]["value"] == pytest.approx(-21.5, abs=0.6)
+        assert checks["tail_room_tone_s"]["value"] == pytest.approx(3.0, abs=0.1)
+    bad = upload(client, auth, book, mastering='{"loudness": "loud"}')
+    assert bad.status_code == 422 and "mastering.loudness" in bad.json()["detail"]
+
+
 def test_tenant_and_request_lexicons(client, auth, burst):
     put = client.put("/v1/lexicon", headers=auth, json={"entries": {"mara": "mah-rah"}})
     assert put.status_code == 200 and client.get("/v1/lexicon", headers=auth).json() == put.json()
