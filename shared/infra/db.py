@@ -130,7 +130,7 @@ def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def
 
 def alembic_ini() -> Path:
     """alembic.ini of the checkout (editable install) or of the working directory (images)."""
-    beside = Path(__file__).resolve().parent.parent / "alembic.ini"
+    beside = Path(__file__).resolve().parents[2] / "alembic.ini"  # shared/infra/db.py
     return beside if beside.exists() else Path.cwd() / "alembic.ini"
 
 

@@ -53,8 +53,9 @@ def lyre_synth(tmp_path: Path, *args: str, work: Path | None = None) -> subproce
         "HF_HUB_OFFLINE": "1",
         "LYRE_WORK_DIR": str(work or tmp_path / "work"),
     }
-    proc = subprocess.run(
+    proc = subprocess.run(  # from another folder than the checkout, as a user runs it
         [sys.executable, "-m", "shared.local.cli", "synth", *args],
+        cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
