@@ -83,8 +83,11 @@ def chapter_list(layout: Layout) -> str:
 
 
 def download_name(job: Job, name: str) -> str:
-    stem = "".join(ch for ch in (job.title or str(job.id)) if ch.isalnum() or ch in " -_").strip()
-    return f"{stem or job.id} - {name}" if not name.startswith("book.") else f"{stem}.{name[5:]}"
+    """What a download is saved as: the title for the book (``Title.m4b``), the title and the
+    file's own name for the rest (``Title - chapter-002.mp3``)."""
+    title = "".join(ch for ch in (job.title or "") if ch.isalnum() or ch in " -_").strip()
+    stem = title or str(job.id)
+    return f"{stem}.{name[5:]}" if name.startswith("book.") else f"{stem} - {name}"
 
 
 def listing(farm: Farm, job: Job) -> list[dict[str, Any]]:
