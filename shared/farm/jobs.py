@@ -210,7 +210,11 @@ def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None)
         "outputs_version": job.outputs[0]["version"] if job.outputs else None,
         "outputs": listing(farm, job),
         "chapters": chapters or [],
-        "lexicon": job.lexicon,
+        # how many entries were in effect (the job keeps them, for a redo) and those applied
+        "lexicon": {
+            "entries": len(job.lexicon.get("entries") or {}),
+            "applied": job.lexicon.get("applied", {}),
+        },
         "warnings": list(job.warnings.get("messages", [])),
         "error": job.error,
         "created_at": _iso(job.created_at),

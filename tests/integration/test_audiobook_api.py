@@ -167,7 +167,7 @@ def test_tenant_and_request_lexicons(client, auth, burst):
     job = client.post(
         "/v1/jobs", headers=auth, json={"text": text, "lexicon": {"siobhan": "shiv-awn"}}
     ).json()
-    assert job["lexicon"]["applied"] == {"mara": 1, "siobhan": 1}
+    assert job["lexicon"] == {"entries": 2, "applied": {"mara": 1, "siobhan": 1}}
     said = " ".join(c.text for c in _chunks(job["id"]))
     assert "Mah-rah and Shiv-awn sailed." in said
     bad = client.put("/v1/lexicon", headers=auth, json={"entries": {"": "x"}})
