@@ -27,7 +27,7 @@ def limit_peaks(pcm: np.ndarray, ceiling_dbfs: float) -> np.ndarray:
     if len(pcm) == 0:
         return pcm
     pcm = pcm.astype(np.float32, copy=False)
-    magnitude = _true_magnitude(pcm, ceiling / 2)
+    magnitude = _true_magnitude(pcm, float(ceiling) / 2)
     if magnitude.max() <= ceiling:
         return pcm
     window = max(round(WINDOW_S * SAMPLE_RATE), 1)

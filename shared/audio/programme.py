@@ -12,6 +12,7 @@ import numpy as np
 from shared.audio import SAMPLE_RATE
 from shared.audio.encode import AudioWriter, ChapterMark
 from shared.audio.finish import ChunkStats
+from shared.audio.limiter import limit_peaks
 from shared.audio.loudness import STEP_S, integrated_loudness
 from shared.audio.presets import Mastering
 from shared.infra.settings import AudioSettings
@@ -27,43 +28,40 @@ def pause_samples(boundary: Boundary, settings: AudioSettings) -> int:
     return round(pause_seconds(boundary, settings) * SAMPLE_RATE)
 
 
-def programme_gain(
-    stats: Sequence[ChunkStats], pauses: Sequence[int], settings: AudioSettings
-) -> float:
-    """Linear gain that brings the programme to the loudness target without passing the
-    true-peak ceiling, computed from the stored step energies alone."""
-    return loudness_gain(stats, pauses, settings.target_lufs, settings.true_peak_dbtp)
+MAX_GAIN_DB = 30.0  # a quiet chapter is not brought to its target by more than this
 
 
-def loudness_gain(
-    stats: Sequence[ChunkStats], pauses: Sequence[int], target_lufs: float, ceiling_dbtp: float
-) -> float:
+def loudness_gain(stats: Sequence[ChunkStats], pauses: Sequence[int], target_lufs: float) -> float:
+    """Linear gain that brings the chunks, with their pauses, to the loudness target, from the
+    stored step energies alone; 1 for silence. The peaks are the limiter's (``shape``)."""
     parts = []
     for chunk, pause in zip(stats, pauses, strict=True):
         parts += [np.zeros(round(pause / SAMPLE_RATE / STEP_S)), chunk.steps]
     loudness = integrated_loudness(np.concatenate(parts)) if parts else -math.inf
-    return _limited(target_lufs - loudness, stats, ceiling_dbtp)
+    return _linear(target_lufs - loudness)
 
 
-MAX_GAIN_DB = 30.0  # a quiet chapter is not brought to its target by more than this
-
-
-def rms_gain(
-    stats: Sequence[ChunkStats], silence: int, target_dbfs: float, ceiling_dbfs: float
-) -> float:
+def rms_gain(stats: Sequence[ChunkStats], silence: int, target_dbfs: float) -> float:
     """Linear gain to a file's RMS target (ACX), the file being the chunks and ``silence``
-    samples of pauses and room tone; the (peak) ceiling wins over the target."""
+    samples of pauses and room tone; 1 for silence."""
     samples = sum(chunk.samples for chunk in stats) + silence
     energy = sum(chunk.energy for chunk in stats)
     rms_db = 10 * math.log10(energy / samples) if energy > 0 and samples else -math.inf
-    return _limited(target_dbfs - rms_db, stats, ceiling_dbfs)
+    return _linear(target_dbfs - rms_db)
 
 
-def _limited(gain_db: float, stats: Sequence[ChunkStats], ceiling_db: float) -> float:
-    peak = max((chunk.peak for chunk in stats), default=0.0)
-    if not math.isfinite(gain_db) or peak <= 0:
-        return 1.0
-    return 10 ** (min(gain_db, ceiling_db - 20 * math.log10(peak)) / 20)
+def _linear(gain_db: float) -> float:
+    return 10 ** (min(gain_db, MAX_GAIN_DB) / 20) if math.isfinite(gain_db) else 1.0
+
+
+def shape(pcm: np.ndarray, stats: ChunkStats, gain: float, ceiling_dbtp: float) -> np.ndarray:
+    """A chunk at its chapter's gain with its true peaks under the ceiling: the gain reaches the
+    target (speech's crest factor would otherwise hold a -16 LUFS podcast near -19) and the
+    limiter runs only on a chunk whose stored peak says it must."""
+    out = pcm * np.float32(gain)
+    if stats.peak * gain > 10 ** (ceiling_dbtp / 20):
+        out = limit_peaks(out, ceiling_dbtp)
+    return out
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ class Layout:
     gains: dict[int, float]  # by chapter
     marks: list[ChapterMark]  # chapters in the programme, by their first chunk's start
     samples: int
-    ceiling_dbfs: float | None = None  # true peaks limited to this, or left alone
+    ceiling_dbtp: float  # true peaks are limited to this
 
 
 def lay_out(
@@ -99,21 +97,19 @@ def lay_out(
     for part, pause in zip(parts, pauses, strict=True):
         starts.append(at + pause)
         at += pause + part.stats.samples
+    by_chapter: dict[int, list[int]] = {}
+    for i, part in enumerate(parts):
+        by_chapter.setdefault(part.chapter, []).append(i)
     gains: dict[int, float] = {}
     marks: list[ChapterMark] = []
-    for chapter in sorted({p.chapter for p in parts}):
-        mine = [i for i, p in enumerate(parts) if p.chapter == chapter]
+    for chapter, mine in sorted(by_chapter.items()):
         stats = [parts[i].stats for i in mine]
         inner = [0, *(pauses[i] for i in mine[1:])]
-        # to the target; the limiter, not the gain, keeps the peaks under the ceiling (speech's
-        # crest factor would otherwise hold a -16 LUFS podcast near -19)
-        no_ceiling = math.inf
         if mastering.loudness == "rms":
             tone = round((mastering.head_s + mastering.tail_s) * SAMPLE_RATE)
-            gain = rms_gain(stats, sum(inner) + tone, mastering.target, no_ceiling)
+            gains[chapter] = rms_gain(stats, sum(inner) + tone, mastering.target)
         else:
-            gain = loudness_gain(stats, inner, mastering.target, no_ceiling)
-        gains[chapter] = min(gain, 10 ** (MAX_GAIN_DB / 20))
+            gains[chapter] = loudness_gain(stats, inner, mastering.target)
         title = titles[chapter] if chapter < len(titles) and titles[chapter] else ""
         start = 0 if not marks else starts[mine[0]]
         if marks:

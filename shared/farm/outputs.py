@@ -129,7 +129,7 @@ def chapter_progress(
     expiry = farm.settings.storage.presign_expiry_s
     for chapter in rows:
         done, total = counts.get((chapter.job_id, chapter.index), (0, 0))
-        made = chapter.output_key is not None
+        key = chapter.output_key  # the chapter's file, once it is made
         out[chapter.job_id].append(
             {
                 "number": chapter.index + 1,
@@ -139,10 +139,8 @@ def chapter_progress(
                 "chunks_done": int(done or 0),
                 "chunks_total": int(total),
                 "seconds": round(chapter.samples / SAMPLE_RATE, 3) if chapter.samples else None,
-                "url": farm.store.presign(chapter.output_key, chapter.output_key.rsplit("/", 1)[-1])
-                if made and chapter.output_key
-                else None,
-                "expires_in_s": expiry if made else None,
+                "url": farm.store.presign(key, key.rsplit("/", 1)[-1]) if key else None,
+                "expires_in_s": expiry if key else None,
                 "acx": chapter.report,
             }
         )

@@ -24,9 +24,8 @@ from sqlalchemy import func, select
 from shared.audio import SAMPLE_RATE, acx
 from shared.audio.encode import ENCODINGS, AudioWriter
 from shared.audio.finish import ChunkStats
-from shared.audio.limiter import limit_peaks
 from shared.audio.presets import Mastering
-from shared.audio.programme import Layout, Part, join_chunks, lay_out
+from shared.audio.programme import Layout, Part, join_chunks, lay_out, shape
 from shared.farm import outputs
 from shared.farm.context import Farm
 from shared.farm.states import ChapterStatus
@@ -148,9 +147,8 @@ def _chapter_file(
 def room_tone(samples: int, seed: int) -> np.ndarray:
     """Quiet noise, far under any noise floor limit: ACX's reviewers (and listeners) take
     pure digital silence in a narration for a gap, not a room."""
-    n = samples
     level = 10 ** (ROOM_TONE_DBFS / 20)
-    return (np.random.default_rng(seed).standard_normal(n) * level).astype(np.float32)
+    return (np.random.default_rng(seed).standard_normal(samples) * level).astype(np.float32)
 
 
 def stream_chunks(
@@ -172,12 +170,8 @@ def stream_chunks(
                 renewed = monotonic()
             if i + READ_AHEAD < len(parts):
                 ahead.append(read(parts[i + READ_AHEAD]))
-            gain = layout.gains[part.chapter]
-            pcm = ahead.popleft().result() * np.float32(gain)
-            ceiling = layout.ceiling_dbfs
-            if ceiling is not None and part.stats.peak * gain > 10 ** (ceiling / 20):
-                pcm = limit_peaks(pcm, ceiling)  # only a chunk whose stored peak would pass
-            yield pause, pcm
+            pcm = ahead.popleft().result()
+            yield pause, shape(pcm, part.stats, layout.gains[part.chapter], layout.ceiling_dbtp)
 
 
 def renew_lease(farm: Farm, job_id: uuid.UUID) -> None:

@@ -8,7 +8,8 @@ import pytest
 from shared.audio.encode import FORMATS, AudioWriter
 from shared.audio.finish import apply_fades, finish_chunk, trim_silence
 from shared.audio.loudness import integrated_loudness, step_energies, true_peak
-from shared.audio.programme import join_chunks, pause_samples, programme_gain
+from shared.audio.presets import Mastering
+from shared.audio.programme import Part, join_chunks, lay_out, loudness_gain, pause_samples, shape
 from shared.infra.settings import AudioSettings
 from shared.speech.engine import SpeechRequest
 from shared.speech.espeak import EspeakEngine
@@ -62,26 +63,32 @@ def test_trim_and_fade():
 
 
 def join_to_wav(tmp_path, chunks, boundaries, settings: AudioSettings | None = None):
+    """The chunks joined as the stitch joins a chapter: its gain, its limiter, its pauses."""
     settings = settings or AudioSettings()
     finished = [finish_chunk(pcm, settings) for pcm in chunks]
-    pauses = [pause_samples(b, settings) for b in boundaries]
-    gain = programme_gain([s for _, s in finished], pauses, settings)
+    parts = [
+        Part(i, 0, b, s) for i, (b, (_, s)) in enumerate(zip(boundaries, finished, strict=True))
+    ]
+    making = Mastering(target=settings.target_lufs, ceiling_db=settings.true_peak_dbtp)
+    layout = lay_out(parts, [], settings, making)
+    gain, pauses = layout.gains[0], layout.pauses
+    shaped = [shape(p, s, gain, layout.ceiling_dbtp) for p, s in finished]
     out = tmp_path / "joined.wav"
     with AudioWriter(out, "wav") as writer:
-        written = join_chunks(zip(pauses, (p for p, _ in finished), strict=True), gain, writer)
-    return finished, pauses, gain, written, read_audio(out)
+        written = join_chunks(zip(pauses, shaped, strict=True), 1.0, writer)
+    return finished, pauses, gain, written, read_audio(out), shaped
 
 
 def test_joins_do_not_click(tmp_path):
     chunks = [speak(s, v) for s, v in zip(SENTENCES, ["tara", "leo", "tara", "zoe"], strict=True)]
     kinds = [Boundary.START, Boundary.SENTENCE, Boundary.SPEAKER, Boundary.PARAGRAPH]
-    finished, pauses, gain, written, audio = join_to_wav(tmp_path, chunks, kinds)
+    finished, pauses, _, written, audio, shaped = join_to_wav(tmp_path, chunks, kinds)
     assert len(audio) == written == sum(pauses) + sum(len(p) for p, _ in finished)
     position = 0
     for i, ((pcm, _), pause) in enumerate(zip(finished, pauses, strict=True)):
         position += pause
-        around = [finished[j][0] for j in (i - 1, i) if j >= 0]
-        inner = max(np.abs(np.diff(p * gain)).max() for p in around)
+        around = [shaped[j] for j in (i - 1, i) if j >= 0]
+        inner = max(np.abs(np.diff(p)).max() for p in around)
         join = audio[max(position - 200, 0) : position + 200]
         assert np.abs(np.diff(join)).max() <= inner + 2 / 32768
         position += len(pcm)
@@ -91,7 +98,7 @@ def test_programme_reaches_the_target_or_the_peak_ceiling(tmp_path):
     quiet = [speak(s) * 0.05 for s in SENTENCES]
     kinds = [Boundary.START] + [Boundary.SENTENCE] * 3
     settings = AudioSettings(target_lufs=-23.0)
-    _, _, gain, _, audio = join_to_wav(tmp_path, quiet, kinds, settings)
+    _, _, gain, _, audio, _ = join_to_wav(tmp_path, quiet, kinds, settings)
     measured = pyloudnorm.Meter(RATE).integrated_loudness(audio)
     peak_db = 20 * np.log10(true_peak(audio))
     assert gain > 1
@@ -134,4 +141,4 @@ def test_a_chunk_of_pure_silence_is_measured_as_empty():
     pcm, stats = finish_chunk(np.zeros(RATE, np.float32), AudioSettings())
     assert pcm.shape == (0,) and stats.samples == 0 and stats.steps.shape == (0,)
     assert stats.peak == 0.0
-    assert programme_gain([stats], [0], AudioSettings()) == 1.0
+    assert loudness_gain([stats], [0], AudioSettings().target_lufs) == 1.0
