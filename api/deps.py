@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Annotated
 
 from fastapi import Depends, Request
+from redis.exceptions import RedisError
 
-from api.errors import NotAuthenticated
+from api.errors import LimitReached, NotAuthenticated
 from shared.farm.context import Farm
+from shared.farm.limits import TooManyRequests, limits_for, take_request
 from shared.farm.tenants import tenant_for_key
+from shared.infra import queues
 from shared.infra.models import Tenant
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -21,6 +27,7 @@ def get_farm() -> Farm:
 
 
 def current_tenant(request: Request, farm: Annotated[Farm, Depends(get_farm)]) -> Tenant:
+    """The tenant whose key the request carries, its request counted against its rate."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise NotAuthenticated()
@@ -28,7 +35,22 @@ def current_tenant(request: Request, farm: Annotated[Farm, Depends(get_farm)]) -
         tenant = tenant_for_key(session, key.strip())
     if tenant is None:
         raise NotAuthenticated("the API key is not valid")
+    _count_request(farm, tenant)
     return tenant
+
+
+def _count_request(farm: Farm, tenant: Tenant) -> None:
+    """429 past the tenant's requests a second; with Redis away, the request goes through
+    (the limit protects the farm from a client, not from Redis's absence)."""
+    settings = farm.settings.redis
+    client = queues.redis_client(settings.url, timeout_s=1)
+    key = queues.key(settings.key_prefix, queues.RATE_KEY + str(tenant.id))
+    try:
+        take_request(client, key, limits_for(tenant, farm.settings.limits))
+    except TooManyRequests as exc:
+        raise LimitReached(str(exc), exc.retry_after_s) from None
+    except RedisError as exc:
+        log.warning("requests of tenant %s not counted: %s", tenant.name, exc)
 
 
 FarmDep = Annotated[Farm, Depends(get_farm)]

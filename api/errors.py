@@ -1,8 +1,11 @@
 """Exceptions the services raise, named as facts; the app maps each to an HTTP status."""
 
+import math
+
 
 class ApiError(Exception):
     status_code = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.__doc__)
@@ -61,3 +64,13 @@ class JobNotRedoable(ApiError):
     """A chapter can be redone once the job has succeeded, one redo at a time."""
 
     status_code = 409
+
+
+class LimitReached(ApiError):
+    """A limit of the tenant's was reached: try again after Retry-After seconds."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}

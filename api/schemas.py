@@ -45,6 +45,13 @@ class JobCreate(BaseModel):
     closing_credits: str | None = Field(default=None, max_length=5000)
     webhook_url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(
+        default=0,
+        ge=-10,
+        le=10,
+        description="Among the tenant's own jobs, higher first (tenants share the GPUs by "
+        "weight whatever their jobs' priorities)",
+    )
 
 
 class Progress(BaseModel):
@@ -88,6 +95,7 @@ class JobOut(BaseModel):
         "defaults with the request's choices over them"
     )
     engine: str = Field(description="The speech engine the job runs on")
+    priority: int
     title: str | None
     author: str | None
     language: str | None
@@ -150,6 +158,15 @@ class ChapterRedo(BaseModel):
         default=None, max_length=1_000_000, description="Corrected text; default: the same"
     )
     voice: Voice | None = Field(default=None, description="Another voice; default: the same")
+
+
+class LimitsOut(BaseModel):
+    weight: float = Field(description="The tenant's share of the GPUs against others', by ratio")
+    running_jobs: int = Field(description="Jobs running at once; more wait, queued (0: none)")
+    chars_per_day: int = Field(description="Characters submitted per UTC day (0: no limit)")
+    chars_today: int = Field(description="Characters submitted so far today (UTC)")
+    requests_per_s: float = Field(description="API requests a second (0: no limit)")
+    request_burst: int = Field(description="Requests allowed at once above that rate")
 
 
 class LexiconIn(BaseModel):

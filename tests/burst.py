@@ -12,6 +12,7 @@ from functools import partial
 from shared.farm import stages
 from shared.farm.book import stitch_job
 from shared.farm.context import Farm
+from shared.farm.dispatch import dispatch
 from shared.farm.stitching import stitch_chapter
 from shared.infra.db import bookkeeping_scope, session_scope
 from shared.infra.settings import Settings
@@ -29,10 +30,10 @@ class BurstSender:
         self.messages.append(message)
         self.sent.append(message)
 
-    def generate(self, job_id: uuid.UUID, index: int) -> None:
-        self._send("generate", job_id, index)
+    def generate(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
+        self._send("generate", job_id, index, urgent)
 
-    def decode(self, job_id: uuid.UUID, index: int) -> None:
+    def decode(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
         self._send("decode", job_id, index)
 
     def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
@@ -43,6 +44,9 @@ class BurstSender:
 
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None:
         self._send("deliver", delivery_id)
+
+    def window_lost(self) -> bool:
+        return False
 
 
 class BurstFarm:
@@ -64,6 +68,8 @@ class BurstFarm:
         self.engine = build_engine(settings, "espeak")
 
     def step(self) -> tuple:
+        if not self.sender.messages:
+            self.dispatch()
         return self.run(self.sender.messages.popleft())
 
     def run(self, message: tuple) -> tuple:
@@ -78,8 +84,15 @@ class BurstFarm:
             stitch_job(self.farm, *args)
         return message
 
+    def dispatch(self, slots: int = 1000) -> int:
+        """A tick of the dispatcher, as if gpu workers with ``slots`` were live; chunks sent."""
+        return dispatch(self.farm, slots=slots).sent
+
     def drain(self, kinds: tuple[str, ...] = ("generate", "decode", "chapter", "stitch")) -> int:
-        """Run queued stage messages until none of ``kinds`` is left; return how many ran."""
+        """Dispatch what waits in Postgres, then run queued stage messages until none of
+        ``kinds`` is left; return how many ran."""
+        if "generate" in kinds:
+            self.dispatch()
         ran = 0
         while any(m[0] in kinds for m in self.sender.messages):
             message = self.sender.messages[0]

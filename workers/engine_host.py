@@ -18,6 +18,8 @@ from typing import Any
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
+from shared.farm.context import Farm
+from shared.farm.dispatch import forget_gpu_worker, register_gpu_worker
 from shared.infra.settings import get_settings
 from shared.speech.engine import Engine, EngineDead, EngineLoop
 from shared.speech.factory import build_engine, resolve_engine_name
@@ -68,6 +70,7 @@ def engine_died(reason: str) -> None:
         if _death is None:
             _death = reason
             log.critical("engine dead (%s): handing chunks back and exiting", reason)
+    _stop.set()  # its slots leave the dispatcher's window
     worker_state.should_stop = ENGINE_DEAD_EXIT
 
 
@@ -78,6 +81,44 @@ def health() -> dict[str, Any]:
     if _death is not None:
         return {"ok": False, "detail": f"engine dead: {_death}"}
     return {"ok": True, "detail": "engine ready" if _hosted else "engine not built yet"}
+
+
+# --- the worker's heartbeat: its slots in the dispatcher's window ---------------------------
+
+_stop = threading.Event()
+_beating: tuple[threading.Thread, Farm, str] | None = None
+
+
+def start_heartbeat(farm: Farm, name: str, slots: int) -> None:
+    """Refresh this worker's row in ``gpu_worker`` every ``dispatch.heartbeat_s`` from a thread
+    (a failed beat is tried again at the next), until the worker stops or its engine dies."""
+    global _beating
+
+    def beat() -> None:
+        while _death is None and not _stop.is_set():
+            try:
+                register_gpu_worker(farm, name, slots)
+            except Exception as exc:  # the database may be restarting: the next beat retries
+                log.warning("heartbeat of %s failed: %s", name, exc)
+            _stop.wait(farm.settings.dispatch.heartbeat_s)
+        stop_heartbeat()
+
+    _stop.clear()
+    thread = threading.Thread(target=beat, name="gpu-heartbeat", daemon=True)
+    _beating = (thread, farm, name)
+    thread.start()
+
+
+def stop_heartbeat() -> None:
+    """This worker's slots leave the window now, not when its row goes stale."""
+    global _beating
+    _stop.set()
+    beating, _beating = _beating, None
+    if beating is not None:
+        try:
+            forget_gpu_worker(beating[1], beating[2])
+        except Exception as exc:  # its row goes stale in three heartbeats anyway
+            log.warning("could not remove %s from the gpu workers: %s", beating[2], exc)
 
 
 @inspect_command()

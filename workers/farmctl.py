@@ -91,6 +91,7 @@ def processes(
                 "webhooks@%h",
             ],
         ),
+        Process("dispatcher", [sys.executable, "-m", "workers.dispatcher"]),
         Process(
             "beat",
             [*celery, "beat", "--loglevel=INFO", f"--schedule={state_dir / 'beat-schedule'}"],

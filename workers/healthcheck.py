@@ -4,6 +4,7 @@
   worker NODE    the Celery node answers a ping    (cpu@host, stitch@host, …)
   engine NODE    the node answers and its engine is alive      (gpu@host)
   beat           the reconciler ran within three of its periods (beat and a cpu worker alive)
+  dispatcher     this host's dispatcher ticked within three of its periods and ten seconds
 
 Exit status 0 when healthy, 1 with one line on stderr when not.
 """
@@ -59,6 +60,19 @@ def check_beat() -> str | None:
     return None if age <= limit else f"the reconciler last ran {age:.0f} s ago"
 
 
+def check_dispatcher() -> str | None:
+    from workers.dispatcher import heartbeat_key
+
+    settings = get_settings()
+    client = queues.redis_client(settings.redis.url, timeout_s=5)
+    raw = client.get(heartbeat_key(settings))
+    if raw is None:
+        return "the dispatcher has not ticked yet"
+    age = time.time() - float(raw)
+    limit = 3 * settings.dispatch.every_s + 10
+    return None if age <= limit else f"the dispatcher last ticked {age:.0f} s ago"
+
+
 def main(argv: list[str]) -> int:
     kind, *rest = argv or ["?"]
     checks: dict[str, Callable[..., str | None]] = {
@@ -66,8 +80,9 @@ def main(argv: list[str]) -> int:
         "worker": check_worker,
         "engine": check_engine,
         "beat": check_beat,
+        "dispatcher": check_dispatcher,
     }
-    if kind not in checks or len(rest) != (0 if kind == "beat" else 1):
+    if kind not in checks or len(rest) != (0 if kind in ("beat", "dispatcher") else 1):
         print(__doc__, file=sys.stderr)
         return 2
     problem = checks[kind](*rest)

@@ -17,12 +17,15 @@ from shared.infra.storage import open_store
 class CelerySender:
     def __init__(self, app: Celery) -> None:
         self.app = app
+        self._epoch: str | None = None
 
-    def generate(self, job_id: uuid.UUID, index: int) -> None:
-        self.app.send_task(queues.GENERATE_CHUNK, kwargs={"job_id": str(job_id), "chunk": index})
+    def generate(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
+        kwargs = {"job_id": str(job_id), "chunk": index, "urgent": urgent}
+        self.app.send_task(queues.GENERATE_CHUNK, kwargs=kwargs, priority=_priority(urgent))
 
-    def decode(self, job_id: uuid.UUID, index: int) -> None:
-        self.app.send_task(queues.DECODE_CHUNK, kwargs={"job_id": str(job_id), "chunk": index})
+    def decode(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
+        kwargs = {"job_id": str(job_id), "chunk": index}
+        self.app.send_task(queues.DECODE_CHUNK, kwargs=kwargs, priority=_priority(urgent))
 
     def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
         kwargs = {"job_id": str(job_id), "chapter": chapter}
@@ -35,6 +38,24 @@ class CelerySender:
         self.app.send_task(
             queues.DELIVER_WEBHOOK, kwargs={"delivery_id": delivery_id}, countdown=delay_s or None
         )
+
+    def window_lost(self) -> bool:
+        """Redis keeps a key the first call sets and nothing expires: if it is gone (or holds
+        another process's mark, which is as good), Redis lost its data since."""
+        settings = get_settings().redis
+        client = queues.redis_client(settings.url, timeout_s=5)
+        key = queues.key(settings.key_prefix, queues.BROKER_EPOCH_KEY)
+        seen = client.get(key)
+        if seen is not None:
+            self._epoch = seen.decode()
+            return False
+        self._epoch = uuid.uuid4().hex
+        client.set(key, self._epoch, nx=True)
+        return True
+
+
+def _priority(urgent: bool) -> int:
+    return queues.URGENT if urgent else queues.BULK
 
 
 def celery_farm() -> Farm:

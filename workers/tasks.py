@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_shutdown
 
 from shared.farm import stages
 from shared.farm.book import stitch_job as stitch
@@ -72,9 +72,16 @@ def _load_decoder_before_fork(sender: WorkController, **_: object) -> None:
 @worker_init.connect
 def _start_engine(sender: WorkController, **_: object) -> None:
     """A gpu worker builds its engine before it takes chunks (loading vLLM takes minutes; the
-    startup probe waits for it), and exits if it cannot."""
+    startup probe waits for it), and exits if it cannot; then it tells the dispatcher how many
+    chunks it holds at once, until it stops."""
     if queues.GPU in sender.app.amqp.queues.consume_from:
         engine_host.start_engine()
+        engine_host.start_heartbeat(farm(), sender.hostname, sender.concurrency)
+
+
+@worker_shutdown.connect
+def _leave(sender: WorkController, **_: object) -> None:
+    engine_host.stop_heartbeat()
 
 
 def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
@@ -92,13 +99,13 @@ def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
 
 
 @app.task(name=queues.GENERATE_CHUNK, bind=True, max_retries=None)
-def generate_chunk(self: Task, job_id: str, chunk: int) -> object:
+def generate_chunk(self: Task, job_id: str, chunk: int, urgent: bool = False) -> object:
     try:
         loop, engine = engine_host.engine()
         return _run(
             self,
             job_id,
-            lambda: stages.generate_chunk(farm(), loop, engine, uuid.UUID(job_id), chunk),
+            lambda: stages.generate_chunk(farm(), loop, engine, uuid.UUID(job_id), chunk, urgent),
         )
     except EngineDead as exc:
         # The message goes back to the head of the queue as it came, for a healthy worker;

@@ -14,9 +14,10 @@ from sqlalchemy import func, select, text
 
 from api.deps import FarmDep, get_farm
 from shared.farm.context import Farm
-from shared.farm.states import JobStatus
+from shared.farm.dispatch import live_slots
+from shared.farm.states import ACTIVE, WAITING, ChunkStatus, JobStatus
 from shared.infra import queues
-from shared.infra.models import Chunk, Job
+from shared.infra.models import Chunk, Job, Tenant
 
 router = APIRouter()
 RECENT_CHUNKS = 1000
@@ -91,11 +92,64 @@ class FarmCollector(Collector):
                 for q, value in (("0.5", cuts[49]), ("0.9", cuts[89]), ("0.99", cuts[98])):
                     stages.add_metric([stage, q], value)
         depth = GaugeMetricFamily(
-            "lyre_queue_depth", "Messages waiting per queue", labels=["queue"]
+            "lyre_queue_depth", "Messages waiting per queue (Redis)", labels=["queue"]
         )
         for name, count in queue_depths(farm).items():
             depth.add_metric([name], count)
-        yield from (jobs, stages, depth)
+        yield from (jobs, stages, depth, *chunk_metrics(farm))
+
+
+def chunk_metrics(farm: Farm) -> Iterator[GaugeMetricFamily]:
+    """Chunks of active jobs by tenant: waiting per queue (gpu: not yet taken by a gpu worker,
+    in Postgres or on the queue; cpu: generated, waiting for decode), the dispatcher's window
+    (sent, not yet generated), and the live gpu workers' slots."""
+    waiting = GaugeMetricFamily(
+        "lyre_chunks_waiting",
+        "Chunks of active jobs waiting, by tenant and queue (Postgres: what KEDA scales on)",
+        labels=["tenant", "queue"],
+    )
+    window = GaugeMetricFamily(
+        "lyre_dispatch_window_chunks",
+        "Chunks the dispatcher has sent to the GPUs and not yet generated, by tenant",
+        labels=["tenant"],
+    )
+    counts = (
+        select(Tenant.name, Chunk.status, Chunk.taken_at.is_not(None), func.count())
+        .join(Job, Job.tenant_id == Tenant.id)
+        .join(Chunk, Chunk.job_id == Job.id)
+        .where(Job.status.in_(ACTIVE), Chunk.status.in_(WAITING))
+        .group_by(Tenant.name, Chunk.status, Chunk.taken_at.is_not(None))
+    )
+    sent = (
+        select(Tenant.name, func.count())
+        .join(Job, Job.tenant_id == Tenant.id)
+        .join(Chunk, Chunk.job_id == Job.id)
+        .where(
+            Job.status.in_(ACTIVE),
+            Chunk.status == ChunkStatus.PENDING.value,
+            Chunk.sent_at.is_not(None),
+        )
+        .group_by(Tenant.name)
+    )
+    with farm.sessions() as session:
+        rows = session.execute(counts).all()
+        in_window = session.execute(sent).all()
+        slots = live_slots(session, farm.settings.dispatch.heartbeat_s)
+    by_queue: dict[tuple[str, str], int] = {}
+    for tenant, status, taken, n in rows:
+        if status == ChunkStatus.GENERATED:
+            by_queue[tenant, "cpu"] = by_queue.get((tenant, "cpu"), 0) + n
+        elif not taken:
+            by_queue[tenant, "gpu"] = by_queue.get((tenant, "gpu"), 0) + n
+    for (tenant, queue), n in sorted(by_queue.items()):
+        waiting.add_metric([tenant, queue], n)
+    for tenant, n in in_window:
+        window.add_metric([tenant], n)
+    gpu_slots = GaugeMetricFamily(
+        "lyre_gpu_slots", "Chunks the live gpu workers hold at once, all together"
+    )
+    gpu_slots.add_metric([], slots)
+    yield from (waiting, window, gpu_slots)
 
 
 _registry = CollectorRegistry()

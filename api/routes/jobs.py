@@ -21,6 +21,7 @@ from api.schemas import (
     JobOut,
     JobPage,
     LexiconIn,
+    LimitsOut,
     VoiceOut,
     WebhookDeliveryOut,
 )
@@ -173,6 +174,13 @@ def regenerate_chapter(
     the job's next version; the current files stay listed until the new ones are made."""
     jobs.redo(farm, tenant, job_id, number - 1, body)
     return get_job(job_id, farm, tenant)
+
+
+@router.get("/limits", response_model=LimitsOut)
+def get_limits(farm: FarmDep, tenant: TenantDep) -> LimitsOut:
+    """The tenant's share of the GPUs and its limits (an operator sets them with
+    ``lyre tenants set``), and the characters it has submitted today."""
+    return jobs.tenant_limits(farm, tenant)
 
 
 @router.get("/lexicon", response_model=LexiconIn)

@@ -25,12 +25,9 @@ from api.errors import (
     JobNotCancellable,
     JobNotFound,
     JobNotRedoable,
+    LimitReached,
 )
-from api.schemas import (
-    ChapterRedo,
-    JobCreate,
-    JobOut,
-)
+from api.schemas import ChapterRedo, JobCreate, JobOut, LimitsOut
 from shared.audio.presets import mastering
 from shared.farm import redo as redo_errors
 from shared.farm.context import Farm
@@ -43,10 +40,11 @@ from shared.farm.jobs import (
     submit_job,
     with_credits,
 )
+from shared.farm.limits import DailyLimitReached, limits_for
 from shared.farm.outputs import chapter_progress
 from shared.farm.redo import redo_chapter
 from shared.farm.states import ACTIVE
-from shared.infra.models import Job, Tenant
+from shared.infra.models import Job, Tenant, TenantUsage, utcnow
 from shared.infra.storage import cover_key, job_prefix
 from shared.speech.factory import resolve_engine_name
 from shared.text.chunking import chunk_text
@@ -108,12 +106,18 @@ def submit(
         metadata=body.metadata,
         idempotency_key=idempotency_key,
         request_hash=digest,
+        priority=body.priority,
     )
-    job, chunks, chapters = new_job(job_id, tenant.id, chunked, request, farm.lease())
+    job, chunks, chapters = new_job(job_id, tenant.id, chunked, request)
+    per_day = limits_for(tenant, settings.limits).chars_per_day
     if cover and cover_at:
         farm.store.put_bytes(cover_at, cover.data)
     try:
-        submit_job(farm, job, chunks, chapters)
+        submit_job(farm, job, chunks, chapters, chars_per_day=per_day)
+    except DailyLimitReached as exc:
+        if cover_at:
+            farm.store.delete_keys([cover_at])
+        raise LimitReached(str(exc), exc.retry_after_s) from None
     except IntegrityError:  # the same Idempotency-Key, submitted concurrently
         earlier = _earlier_job(farm, tenant, idempotency_key, digest)
         if earlier is None:
@@ -125,8 +129,11 @@ def submit(
 def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: ChapterRedo) -> int:
     with farm.sessions() as session:
         get_job(tenant, job_id, session=session)
+    per_day = limits_for(tenant, farm.settings.limits).chars_per_day
     try:
-        return redo_chapter(farm, job_id, chapter, body.text, body.voice)
+        return redo_chapter(farm, job_id, chapter, body.text, body.voice, per_day)
+    except DailyLimitReached as exc:
+        raise LimitReached(str(exc), exc.retry_after_s) from None
     except redo_errors.ChapterNotFound:
         raise ChapterNotFound() from None
     except redo_errors.JobNotRedoable:
@@ -143,6 +150,21 @@ def set_lexicon(farm: Farm, tenant: Tenant, entries: dict[str, str]) -> dict[str
     with farm.sessions() as session:
         session.execute(update(Tenant).where(Tenant.id == tenant.id).values(lexicon=entries))
     return entries
+
+
+def tenant_limits(farm: Farm, tenant: Tenant) -> LimitsOut:
+    """The tenant's weight and limits in effect, and what it has spent of today's."""
+    limits = limits_for(tenant, farm.settings.limits)
+    with farm.sessions() as session:
+        today = session.get(TenantUsage, (tenant.id, utcnow().date()))
+    return LimitsOut(
+        weight=tenant.weight,
+        running_jobs=limits.running_jobs,
+        chars_per_day=limits.chars_per_day,
+        chars_today=today.chars if today else 0,
+        requests_per_s=limits.requests_per_s,
+        request_burst=limits.request_burst,
+    )
 
 
 def _read_input(

@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 from shared.audio import SAMPLE_RATE
 from shared.audio.presets import Mastering
 from shared.farm.context import Farm
+from shared.farm.limits import count_chars
 from shared.farm.outputs import chapter_progress, download_name, listing
 from shared.farm.states import ChapterStatus, ChunkStatus, JobStatus
 from shared.farm.transitions import CHUNK_WAITING_TO_CANCELLED, move_job
+from shared.infra import queues
+from shared.infra.db import notify_at_commit
 from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.text.chunking import ChunkedText
 from shared.text.documents import Document
@@ -42,17 +45,15 @@ class JobRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     request_hash: str | None = None
+    priority: int = 0  # among the tenant's jobs: higher first
 
 
 def new_job(
-    job_id: uuid.UUID,
-    tenant_id: uuid.UUID,
-    chunked: ChunkedText,
-    request: JobRequest,
-    lease_until: datetime,
+    job_id: uuid.UUID, tenant_id: uuid.UUID, chunked: ChunkedText, request: JobRequest
 ) -> tuple[Job, list[Chunk], list[Chapter]]:
     """A queued job, one pending chunk row per span of the text (spoken through the lexicon,
-    shown as written), and one waiting row per chapter."""
+    shown as written), waiting in Postgres for the dispatcher; and one waiting row per
+    chapter."""
     lexicon = Lexicon(request.lexicon)
     spoken = [lexicon.apply(span.text) for span in chunked.spans]
     job = Job(
@@ -75,6 +76,8 @@ def new_job(
         metadata_=request.metadata,
         idempotency_key=request.idempotency_key,
         request_hash=request.request_hash,
+        priority=request.priority,
+        chars=sum(len(span.text) for span in chunked.spans),
         chunks_total=len(chunked.spans),
         chunks_done=0,
         audio_samples=0,
@@ -91,7 +94,6 @@ def new_job(
             voice=span.voice or request.voice,
             boundary=span.boundary.value,
             chapter=span.chapter,
-            lease_until=lease_until,
             attempts=0,
         )
         for span, said in zip(chunked.spans, spoken, strict=True)
@@ -110,22 +112,22 @@ def submit_job(
     chapters: list[Chapter],
     *,
     replace: bool = False,
+    chars_per_day: int = 0,
 ) -> None:
-    """Insert the job and its chunks in one transaction, then send their generation: after the
-    commit, so that a worker never sees an id that is not there; a lost send is sent again by
-    the reconciler when the chunk's lease runs out. ``replace`` deletes a job with the same id
-    first (embedded mode's rerun)."""
+    """Insert the job, its chapters and chunks in one transaction, counted against its tenant's
+    ``chars_per_day`` (0: no limit; :class:`DailyLimitReached` leaves nothing behind), and wake
+    the dispatcher, which sends the chunks in their turn (``shared.farm.dispatch``).
+    ``replace`` deletes a job with the same id first (embedded mode's rerun)."""
     with farm.sessions() as session:
         if replace:
             session.execute(delete(Job).where(Job.id == job.id))
+        if chars_per_day:
+            count_chars(session, job.tenant_id, job.chars, chars_per_day)
         session.add(job)
         session.flush()  # the job before its chunks: they reference it
         session.add_all(chapters)
         session.add_all(chunks)
-    # Longest first: the engine's batch then drains evenly at the end of a job instead of
-    # waiting on one long chunk started last (longest-processing-time-first scheduling).
-    for chunk in sorted(chunks, key=lambda chunk: len(chunk.text), reverse=True):
-        farm.send.generate(job.id, chunk.index)
+        notify_at_commit(session, queues.DISPATCH_CHANNEL)
 
 
 def notify(farm: Farm, session: Session, job_id: uuid.UUID, event_type: str) -> str | None:
@@ -197,6 +199,7 @@ def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None)
         "preset": job.preset,
         "mastering": job.mastering,
         "engine": job.engine,
+        "priority": job.priority,
         "title": job.title,
         "author": job.author,
         "language": job.language,

@@ -1,44 +1,54 @@
-"""The reconciler: re-sends work whose lease expired, so that a lost message, a flushed Redis
-or a dead worker never strands a job. Postgres says what is owed; Redis only carries it.
+"""The reconciler: work whose lease ran out is sent again, so that a lost message, a flushed
+Redis or a dead worker never strands a job. Postgres says what is owed; Redis only carries it.
 
-Each kind of work is one statement (``RESEND_*``): the rows past their deadline are locked
-(skipping those another reconciler holds), leased again, and returned to be sent.
+Each kind of work is one statement: the rows past their deadline are locked (skipping those
+another reconciler holds), leased again, and returned to be sent. Chunks waiting for the GPU are
+not sent from here: they go back to the dispatcher (``shared.farm.dispatch``), which sends them
+again in their turn.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.farm.context import Farm
-from shared.farm.states import ChunkStatus
 from shared.farm.transitions import (
     RESEND_EXPIRED_CHAPTERS,
-    RESEND_EXPIRED_CHUNKS,
+    RESEND_EXPIRED_DECODES,
     RESEND_EXPIRED_STITCHES,
+    RETURN_EXPIRED_CHUNKS,
+    RETURN_UNTAKEN_CHUNKS,
 )
+from shared.infra import queues
+from shared.infra.db import notify_at_commit
 from shared.infra.models import utcnow
 from shared.webhooks.delivery import RESEND_STALE_DELIVERIES
 
 BATCH = 1000  # rows of each kind per run; the rest wait for the next run
+EVERYTHING = datetime.max.replace(tzinfo=UTC)  # a deadline every lease is past
 
 
-def reconcile(farm: Farm, now: datetime | None = None) -> dict[str, int]:
-    """Re-send every chunk, chapter, stitch and webhook whose lease ran out; return how
-    many."""
+def reconcile(farm: Farm, now: datetime | None = None, lost: bool = False) -> dict[str, int]:
+    """Re-send every decode, chapter, stitch and webhook whose lease ran out, and hand every
+    such chunk waiting for the GPU back to the dispatcher; return how many of each.
+
+    ``lost``: the broker lost all its messages (Redis restarted without saving). Every chunk
+    sent and not yet taken by a gpu worker goes back to the dispatcher, and every other piece
+    of work owed is sent again now, whatever its lease (a duplicate does no harm)."""
     now = now or utcnow()
     lease_s = timedelta(seconds=farm.settings.farm.lease_s)
-    leased = {"now": now, "lease": now + lease_s, "batch": BATCH}
+    leased = {"now": EVERYTHING if lost else now, "lease": now + lease_s, "batch": BATCH}
     # a webhook's own retry is due at next_attempt_at: stale only a lease after that
-    stale = {"now": now, "stale_before": now - lease_s, "batch": BATCH}
+    stale = {"now": now, "stale_before": now if lost else now - lease_s, "batch": BATCH}
     with farm.sessions() as session:
-        chunks = session.execute(RESEND_EXPIRED_CHUNKS, leased).all()
+        returning = RETURN_UNTAKEN_CHUNKS if lost else RETURN_EXPIRED_CHUNKS
+        returned = len(session.execute(returning, leased).all())
+        if returned:
+            notify_at_commit(session, queues.DISPATCH_CHANNEL)
+        decode = session.execute(RESEND_EXPIRED_DECODES, leased).all()
         chapters = session.execute(RESEND_EXPIRED_CHAPTERS, leased).all()
         stitches = session.scalars(RESEND_EXPIRED_STITCHES, leased).all()
         deliveries = session.scalars(RESEND_STALE_DELIVERIES, stale).all()
-    generate = [(job, index) for job, index, status in chunks if status == ChunkStatus.PENDING]
-    decode = [(job, index) for job, index, status in chunks if status == ChunkStatus.GENERATED]
-    for job_id, index in generate:
-        farm.send.generate(job_id, index)
     for job_id, index in decode:
         farm.send.decode(job_id, index)
     for job_id, chapter in chapters:
@@ -48,7 +58,7 @@ def reconcile(farm: Farm, now: datetime | None = None) -> dict[str, int]:
     for delivery_id in deliveries:
         farm.send.deliver(delivery_id)
     return {
-        "generate": len(generate),
+        "returned": returned,
         "decode": len(decode),
         "chapter": len(chapters),
         "stitch": len(stitches),

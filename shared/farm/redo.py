@@ -10,8 +10,11 @@ import uuid
 from sqlalchemy import delete, func, select
 
 from shared.farm.context import Farm
+from shared.farm.limits import count_chars
 from shared.farm.states import ChunkStatus, JobStatus
 from shared.farm.transitions import CHAPTER_DONE_TO_WAITING, JOB_SUCCEEDED_TO_RUNNING
+from shared.infra import queues
+from shared.infra.db import notify_at_commit
 from shared.infra.models import Chapter, Chunk, Job
 from shared.infra.storage import chunk_audio_key
 from shared.text.chunking import chunk_text
@@ -36,8 +39,10 @@ def redo_chapter(
     chapter: int,
     text: str | None = None,
     voice: str | None = None,
+    chars_per_day: int = 0,
 ) -> int:
-    """Start the job's next version with ``chapter`` made again; return that version."""
+    """Start the job's next version with ``chapter`` made again; return that version. Its
+    characters count against the tenant's ``chars_per_day`` (0: no limit)."""
     with farm.sessions() as session:
         job = session.get(Job, job_id, with_for_update=True)
         row = session.get(Chapter, (job_id, chapter))
@@ -56,6 +61,8 @@ def redo_chapter(
             session.scalar(select(func.max(Chunk.index)).where(Chunk.job_id == job_id)) or 0
         ) + 1
         title, new = _new_chunks(farm, job, row, old, first, text, voice)
+        if chars_per_day:
+            count_chars(session, job.tenant_id, sum(len(c.text) for c in new), chars_per_day)
         version = job.version + 1
         redo = JOB_SUCCEEDED_TO_RUNNING.values(
             version=version,
@@ -77,10 +84,9 @@ def redo_chapter(
         )
         session.execute(delete(Chunk).where(Chunk.job_id == job_id, Chunk.chapter == chapter))
         session.add_all(new)
+        notify_at_commit(session, queues.DISPATCH_CHANNEL)  # the new chunks, for the dispatcher
     # the previous version's files are made; the chunks they were made from are not needed
     farm.store.delete_keys([chunk_audio_key(str(job_id), c.index) for c in old])
-    for chunk in new:
-        farm.send.generate(job_id, chunk.index)
     return version
 
 
@@ -119,7 +125,6 @@ def _new_chunks(
             voice=voice or own_voice or job.voice,
             boundary=boundary if i else (old[0].boundary if old else boundary),
             chapter=chapter.index,
-            lease_until=farm.lease(),
             attempts=0,
         )
         for i, (said, shown, own_voice, boundary) in enumerate(spans)

@@ -52,16 +52,21 @@ def chunk_seed(job_id: uuid.UUID | str, index: int) -> int:
 
 def _claim(farm: Farm, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | None:
     """Run a claim statement on a chunk; its row, or None if the chunk is not ours."""
-    params = {"job": job_id, "idx": index, "lease": farm.lease()}
+    params = {"job": job_id, "idx": index, "lease": farm.lease(), "at": utcnow()}
     with farm.bookkeeping() as connection:
         return connection.execute(claim, params).one_or_none()
 
 
 def generate_chunk(
-    farm: Farm, loop: EngineLoop, engine: Engine, job_id: uuid.UUID, index: int
+    farm: Farm,
+    loop: EngineLoop,
+    engine: Engine,
+    job_id: uuid.UUID,
+    index: int,
+    urgent: bool = False,
 ) -> bool:
     """GPU stage: the chunk's text to speech (SNAC codes, or PCM), kept in its row; then the
-    chunk goes to decode."""
+    chunk goes to decode (ahead of books' chunks if it was sent ``urgent``, a short job's)."""
     claimed = _claim(farm, job_id, index, CLAIM_PENDING_CHUNK)
     if claimed is None:
         return False
@@ -83,7 +88,7 @@ def generate_chunk(
     with farm.bookkeeping() as connection:
         moved = bool(connection.execute(CHUNK_PENDING_TO_GENERATED, generated).rowcount)
     if moved:
-        farm.send.decode(job_id, index)
+        farm.send.decode(job_id, index, urgent=urgent)
     return moved
 
 

@@ -1,10 +1,12 @@
-"""Tenants and their API keys. Keys are shown once and stored as SHA-256 hashes."""
+"""Tenants, their API keys, and their share and limits. Keys are shown once and stored as
+SHA-256 hashes."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import secrets
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,3 +39,23 @@ def tenant_for_key(session: Session, key: str) -> Tenant | None:
         .join(ApiKey)
         .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
     )
+
+
+class TenantNotFound(LookupError):
+    """No tenant has this name."""
+
+
+# what `lyre tenants set` may change; None puts a limit back to the farm's setting
+TENANT_SETTINGS = ("weight", "running_jobs", "chars_per_day", "requests_per_s")
+
+
+def set_tenant(session: Session, name: str, changes: dict[str, Any]) -> Tenant:
+    """Change a tenant's weight or limits (the names in TENANT_SETTINGS)."""
+    tenant = session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        raise TenantNotFound(f"no tenant is named {name!r}")
+    for field, value in changes.items():
+        if field not in TENANT_SETTINGS:
+            raise ValueError(f"{field} is not a tenant setting")
+        setattr(tenant, field, value)
+    return tenant

@@ -69,19 +69,20 @@ _JOB_IS_ACTIVE = _JOB_STATUS.in_([literal_column(f"'{status}'") for status in AC
 _THIS_CHUNK = (Chunk.job_id == bindparam("job"), Chunk.index == bindparam("idx"))
 
 
-def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any]) -> Any:
+def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any], **values: Any) -> Any:
     """Take a chunk in ``status`` of an active job, extending its lease and counting the
     attempt: one UPDATE … RETURNING the job's status and ``columns``. A claim is not exclusive:
     a redelivered message claims again, and the first of the two to move the chunk wins."""
     return (
         update(Chunk)
         .where(*_THIS_CHUNK, Chunk.status == status, _JOB_IS_ACTIVE)
-        .values(lease_until=bindparam("lease"), attempts=Chunk.attempts + 1)
+        .values(lease_until=bindparam("lease"), attempts=Chunk.attempts + 1, **values)
         .returning(_JOB_STATUS, *columns)
     )
 
 
-CLAIM_PENDING_CHUNK = _claim(ChunkStatus.PENDING, Chunk.text, Chunk.voice)
+# a gpu worker took the chunk off the queue: it is in an engine now, not on the queue
+CLAIM_PENDING_CHUNK = _claim(ChunkStatus.PENDING, Chunk.text, Chunk.voice, taken_at=bindparam("at"))
 CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech)
 
 
@@ -233,15 +234,33 @@ def _expired(column: InstrumentedAttribute[Any]) -> Any:
     return or_(column.is_(None), column < bindparam("now"))
 
 
-RESEND_EXPIRED_CHUNKS = take_batch(
+_OF_ACTIVE_JOB = Chunk.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE)))
+_SENT = (Chunk.status == ChunkStatus.PENDING.value, Chunk.sent_at.is_not(None), _OF_ACTIVE_JOB)
+_BACK_TO_THE_DISPATCHER = {"sent_at": None, "taken_at": None, "lease_until": None}
+
+# Chunks sent to the GPUs whose lease ran out: lost with a worker, or on the queue too long.
+# Not sent from here: back to Postgres's side of the window, for the dispatcher's next tick.
+RETURN_EXPIRED_CHUNKS = take_batch(
+    Chunk,
+    (Chunk.job_id, Chunk.index),
+    select(Chunk.job_id, Chunk.index).where(*_SENT, _expired(Chunk.lease_until)),
+    **_BACK_TO_THE_DISPATCHER,
+)
+# The broker lost its messages: every chunk sent and not yet taken by a worker goes back.
+RETURN_UNTAKEN_CHUNKS = take_batch(
+    Chunk,
+    (Chunk.job_id, Chunk.index),
+    select(Chunk.job_id, Chunk.index).where(*_SENT, Chunk.taken_at.is_(None)),
+    **_BACK_TO_THE_DISPATCHER,
+)
+RESEND_EXPIRED_DECODES = take_batch(
     Chunk,
     (Chunk.job_id, Chunk.index),
     select(Chunk.job_id, Chunk.index).where(
-        Chunk.status.in_(WAITING),
+        Chunk.status == ChunkStatus.GENERATED.value,
         _expired(Chunk.lease_until),
-        Chunk.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE))),
+        _OF_ACTIVE_JOB,
     ),
-    Chunk.status,
     lease_until=bindparam("lease"),
 )
 RESEND_EXPIRED_CHAPTERS = take_batch(

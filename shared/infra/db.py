@@ -15,6 +15,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    text,
     tuple_,
     update,
 )
@@ -90,6 +91,13 @@ def take_batch(model: Any, key: Sequence[Any], picked: Any, *returning: Any, **v
     batch = picked.limit(bindparam("batch")).with_for_update(skip_locked=True)
     rows = tuple_(*key) if len(key) > 1 else key[0]
     return update(model).where(rows.in_(batch)).values(**values).returning(*key, *returning)
+
+
+def notify_at_commit(session: Session, channel: str) -> None:
+    """Postgres NOTIFY on ``channel`` when the session's transaction commits (elsewhere,
+    nothing: embedded mode has no listeners)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {channel}"))
 
 
 def dispose_engines() -> None:

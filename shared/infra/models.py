@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -15,9 +15,11 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -38,6 +40,22 @@ class Tenant(Base):
     webhook_secret: Mapped[str] = mapped_column(String(100))  # "whsec_" + base64
     lexicon: Mapped[dict[str, Any]] = mapped_column(default=dict)  # word -> respelling
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # its share of the GPUs against other tenants', and its own limits (None: the farm's)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    running_jobs: Mapped[int | None] = mapped_column(Integer)
+    chars_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    requests_per_s: Mapped[float | None] = mapped_column(Float)
+
+
+class TenantUsage(Base):
+    """Characters a tenant submitted on a UTC day (its daily limit)."""
+
+    __tablename__ = "tenant_usage"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "day"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    chars: Mapped[int] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):
@@ -87,6 +105,8 @@ class Job(Base):
     # the files of the current version: {"kind", "format", "key", "chapter"?}
     outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)  # of the outputs being made
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # among its tenant's jobs
+    chars: Mapped[int] = mapped_column(Integer, default=0)  # of text submitted (daily limit)
     stitch_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -98,6 +118,21 @@ class Chunk(Base):
     __table_args__ = (
         Index("ix_chunk_status_lease", "status", "lease_until"),
         Index("ix_chunk_job_chapter", "job_id", "chapter", "status"),
+        # the dispatcher's: a job's chunks still in Postgres in order, and the window
+        Index(
+            "ix_chunk_to_send",
+            "job_id",
+            "chapter",
+            "index",
+            postgresql_where=text("status = 'pending' AND sent_at IS NULL"),
+            sqlite_where=text("status = 'pending' AND sent_at IS NULL"),
+        ),
+        Index(
+            "ix_chunk_sent",
+            "job_id",
+            postgresql_where=text("status = 'pending' AND sent_at IS NOT NULL"),
+            sqlite_where=text("status = 'pending' AND sent_at IS NOT NULL"),
+        ),
     )
 
     job_id: Mapped[uuid.UUID] = mapped_column(
@@ -111,6 +146,10 @@ class Chunk(Base):
     boundary: Mapped[str] = mapped_column(String(16))
     chapter: Mapped[int] = mapped_column(Integer)  # index into the job's chapters
     lease_until: Mapped[datetime | None]
+    # the dispatcher's marks: when it put the chunk on the gpu queue (None: still waiting in
+    # Postgres for its turn) and when a gpu worker took it from there
+    sent_at: Mapped[datetime | None]
+    taken_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     dropped_tokens: Mapped[int | None] = mapped_column(Integer)
     samples: Mapped[int | None] = mapped_column(BigInteger)
@@ -142,6 +181,17 @@ class Chapter(Base):
     samples: Mapped[int | None] = mapped_column(BigInteger)  # of its file, at 24 kHz
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # ACX's checks
     done_at: Mapped[datetime | None]
+
+
+class GpuWorker(Base):
+    """A live gpu worker and the chunks it holds at once: the dispatcher's window is a multiple
+    of their sum. Each worker refreshes its row; one not seen for a while is gone."""
+
+    __tablename__ = "gpu_worker"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    slots: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobEvent(Base):

@@ -25,8 +25,21 @@ STITCH_CHAPTER = "stitch.stitch_chapter"
 STITCH_JOB = "stitch.stitch_job"
 DELIVER_WEBHOOK = "webhooks.deliver"
 
+# Celery's priorities on Redis: 0 is taken first (kombu's Redis transport keeps 3, 6 and 9 in
+# lists of their own and pops the lists in that order). Book chunks go as BULK, short jobs' as
+# URGENT, so that a short job's chunks pass a book's already on the queue.
+URGENT, BULK = 0, 6
+
 # Redis keys Lyre writes itself (Celery owns the queue lists above).
 RECONCILER_HEARTBEAT_KEY = "lyre:reconciler:last-run"
+DISPATCHER_HEARTBEAT_KEY = "lyre:dispatcher:last-tick"
+# Set once by the dispatcher, never expiring: gone means Redis lost its data (restarted without
+# saving, flushed), and with it every message the dispatcher had sent.
+BROKER_EPOCH_KEY = "lyre:broker:epoch"
+RATE_KEY = "lyre:rate:"  # + tenant id: its API requests (GCRA's theoretical arrival time)
+
+# Postgres NOTIFY channel (per database): there is new work to dispatch.
+DISPATCH_CHANNEL = "lyre_dispatch"
 
 
 def key(prefix: str, name: str) -> str:

@@ -18,9 +18,10 @@ ORPHEUS_HUB_ID = "canopylabs/orpheus-3b-0.1-ft"
 SNAC_HUB_ID = "hubertsiuzdak/snac_24khz"
 
 # Engines that speak the voices; "null" makes silence (the farm's own overheads, measured and
-# tested without speech), "auto" picks orpheus where weights are configured, else espeak.
+# tested without speech), "simulated" a continuous-batching GPU in miniature (the dispatch
+# benchmarks), "auto" picks orpheus where weights are configured, else espeak.
 SpeakingEngine = Literal["orpheus", "espeak"]
-EngineName = Literal["auto", SpeakingEngine, "null"]
+EngineName = Literal["auto", SpeakingEngine, "null", "simulated"]
 BackendName = Literal["transformers", "vllm", "openai"]
 DecoderPath = Literal["tiled", "plain"]
 ProductPrecision = Literal["auto", "bf16", "int16", "fp32"]
@@ -148,6 +149,34 @@ class FarmSettings(BaseModel):
     task_max_retries: int = 5
 
 
+class DispatchSettings(BaseModel):
+    """How the dispatcher feeds the gpu queue from Postgres (``shared.farm.dispatch``)."""
+
+    every_s: float = 1.0  # a tick at least this often; a submission wakes it at once
+    # chunks on the gpu queue or in an engine, per chunk a gpu worker holds at once (its
+    # --concurrency): 2 keeps as many waiting in Redis as the engines run
+    window_per_slot: float = 2.0
+    short_job_chunks: int = Field(default=4, ge=0)  # a job this short goes ahead of books
+    heartbeat_s: float = 5.0  # how often a gpu worker says it is alive, and with how many slots
+
+
+class LimitSettings(BaseModel):
+    """Each tenant's limits, unless the tenant has its own (``lyre tenants set``); 0 is none."""
+
+    running_jobs: int = Field(default=16, ge=0)  # more wait, queued, for their turn
+    chars_per_day: int = Field(default=20_000_000, ge=0)  # submitted per UTC day
+    requests_per_s: float = Field(default=20.0, ge=0)  # API requests, counted in Redis
+    request_burst: int = Field(default=40, ge=1)  # requests allowed at once above the rate
+
+
+class SimulatedSettings(BaseModel):
+    """The simulated engine: each step of ``step_ms`` gives a token to every running chunk, up
+    to ``orpheus.max_num_seqs`` at once, as a continuous-batching engine does."""
+
+    step_ms: float = 12.0  # about one batch-64 step of a 3B model
+    tokens_per_char: float = 5.5  # about 82 tokens per second of speech at 15 characters
+
+
 class WebhookSettings(BaseModel):
     retry_for_s: int = 24 * 3600
     base_delay_s: float = 5.0
@@ -176,6 +205,9 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     storage: StorageSettings = StorageSettings()
     farm: FarmSettings = FarmSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    limits: LimitSettings = LimitSettings()
+    simulated: SimulatedSettings = SimulatedSettings()
     webhooks: WebhookSettings = WebhookSettings()
     flower: FlowerSettings = FlowerSettings()
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import get_args
 
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shared.infra.settings import Settings, SpeakingEngine, UnsupportedSetting, get_settings
 from shared.local.synth import UsageError
@@ -26,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
         "create", help="create a key (and the tenant, if new); prints the key once"
     )
     create.add_argument("--tenant", required=True, help="tenant name")
+    add_tenant_commands(commands)
     models = commands.add_parser("models", help="manage model weights")
     models.add_subparsers(dest="action", required=True).add_parser(
         "pull", help="download Orpheus and SNAC into the local cache"
@@ -54,20 +59,106 @@ def pull(_: argparse.Namespace) -> int:
     return 0
 
 
-def create_key(args: argparse.Namespace) -> int:
+def add_tenant_commands(commands: argparse._SubParsersAction) -> None:
+    tenants = commands.add_parser("tenants", help="tenants' shares of the GPUs and limits")
+    actions = tenants.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every tenant, its weight and limits in effect")
+    change = actions.add_parser(
+        "set",
+        help="set a tenant's weight or limits ('default' puts a limit back to the farm's)",
+    )
+    change.add_argument("name", help="tenant name")
+    change.add_argument("--weight", type=_weight, help="share of the GPUs, by ratio (default 1)")
+    change.add_argument("--running-jobs", type=_limit(int), help="jobs at once (0: no limit)")
+    change.add_argument("--chars-per-day", type=_limit(int), help="per UTC day (0: no limit)")
+    change.add_argument("--requests-per-s", type=_limit(float), help="API rate (0: no limit)")
+
+
+def _weight(value: str) -> float:
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 < weight <= 1000:
+        raise argparse.ArgumentTypeError("a weight is above 0 and at most 1000")
+    return weight
+
+
+def _limit(kind: type) -> Callable[[str], object]:
+    def parse(value: str) -> object:
+        if value == "default":
+            return DEFAULT
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number or 'default'") from None
+        if number < 0:
+            raise argparse.ArgumentTypeError("a limit cannot be negative")
+        return number
+
+    return parse
+
+
+DEFAULT = object()  # a limit put back to the farm's setting
+
+
+def tenants(args: argparse.Namespace) -> int:
+    from shared.farm.limits import limits_for
+    from shared.farm.tenants import TENANT_SETTINGS, TenantNotFound, set_tenant
+    from shared.infra.models import Tenant
+
+    settings = get_settings().limits
+    with _database() as session:
+        if args.action == "set":
+            given = {f: getattr(args, f) for f in TENANT_SETTINGS if getattr(args, f) is not None}
+            if not given:
+                raise UsageError(
+                    "say what to set: --weight, --running-jobs, --chars-per-day or --requests-per-s"
+                )
+            changes = {f: None if v is DEFAULT else v for f, v in given.items()}
+            try:
+                found = [set_tenant(session, args.name, changes)]
+            except TenantNotFound as exc:
+                raise UsageError(str(exc)) from None
+        else:
+            found = list(session.scalars(select(Tenant).order_by(Tenant.name)))
+        print(f"{'tenant':24} {'weight':>7} {'jobs':>5} {'chars/day':>12} {'req/s':>7}")
+        for tenant in found:
+            limits = limits_for(tenant, settings)
+            jobs = _own(tenant.running_jobs, limits.running_jobs)
+            chars = _own(tenant.chars_per_day, limits.chars_per_day)
+            rate = _own(tenant.requests_per_s, limits.requests_per_s)
+            print(f"{tenant.name:24} {tenant.weight:7g} {jobs:>5} {chars:>12} {rate:>7}")
+    return 0
+
+
+def _own(own: float | None, effective: float) -> str:
+    """A limit in effect, marked * where it is the farm's setting (0 shown as none)."""
+    shown = f"{effective:g}" if effective else "none"
+    return shown if own is not None else f"{shown}*"
+
+
+@contextmanager
+def _database() -> Iterator[Session]:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from shared.farm.tenants import create_key as new_key
     from shared.infra.db import session_scope
+
+    try:
+        with session_scope() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise FarmUnavailable(f"cannot reach the database: {exc.__class__.__name__}") from exc
+
+
+def create_key(args: argparse.Namespace) -> int:
+    from shared.farm.tenants import create_key as new_key
 
     name = args.tenant.strip()
     if not name or len(name) > 200:
         raise UsageError("--tenant must be 1 to 200 characters")
-    try:
-        with session_scope() as session:
-            tenant, key = new_key(session, name)
-    except SQLAlchemyError as exc:
-        raise FarmUnavailable(f"cannot reach the database: {exc.__class__.__name__}") from exc
+    with _database() as session:
+        tenant, key = new_key(session, name)
     print(key)
     print(f"tenant {tenant.name} ({tenant.id}); the key is shown only once", file=sys.stderr)
     return 0
@@ -77,7 +168,7 @@ class FarmUnavailable(Exception):
     """The farm's database or services cannot be reached."""
 
 
-COMMANDS = {"synth": synth, "models": pull, "keys": create_key}
+COMMANDS = {"synth": synth, "models": pull, "keys": create_key, "tenants": tenants}
 
 
 def bad_settings(exc: ValidationError) -> str:

@@ -26,6 +26,7 @@ from shared.audio import SAMPLE_RATE
 from shared.farm import stages
 from shared.farm.book import stitch_job
 from shared.farm.context import Farm
+from shared.farm.dispatch import dispatch
 from shared.farm.jobs import JobRequest, new_job, submit_job
 from shared.farm.outputs import chapter_progress
 from shared.farm.states import JobStatus
@@ -111,11 +112,11 @@ class LocalSender:
         with self._idle:
             self._idle.wait_for(lambda: self._pending == 0)
 
-    def generate(self, job_id: uuid.UUID, index: int) -> None:
+    def generate(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
         loop, engine = self.runner.loop, self.runner.engine
         self._submit(lambda: stages.generate_chunk(self.farm, loop, engine, job_id, index))
 
-    def decode(self, job_id: uuid.UUID, index: int) -> None:
+    def decode(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
         def run() -> None:
             if stages.decode_chunk(self.farm, self.runner.decoder, job_id, index):
                 self.on_decoded(index)
@@ -130,6 +131,9 @@ class LocalSender:
 
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None:
         pass  # embedded jobs have no webhook
+
+    def window_lost(self) -> bool:
+        return False  # the pool's queue lives and dies with this process
 
 
 class EmbeddedRunner:
@@ -216,10 +220,9 @@ class EmbeddedRunner:
         if job.cover is not None:
             request = replace(request, cover_key=cover_key(str(job.job_id), job.cover.extension))
             farm.store.put_bytes(request.cover_key or "", job.cover.data)
-        row, chunks, chapters = new_job(
-            job.job_id, tenant_id, job.chunked, request, lease_until=farm.lease()
-        )
+        row, chunks, chapters = new_job(job.job_id, tenant_id, job.chunked, request)
         submit_job(farm, row, chunks, chapters, replace=True)  # a failed earlier run's rows go
+        dispatch(farm, slots=len(chunks))  # one job, no one to share with: all of it at once
 
     @staticmethod
     def _dropped(url: str, job: SynthJob) -> list[str]:

@@ -26,6 +26,14 @@ def build_engine(settings: Settings, name: str) -> Engine:
         from shared.speech.null import NullEngine
 
         return NullEngine()
+    if name == "simulated":
+        from shared.speech.simulated import SimulatedEngine
+
+        return SimulatedEngine(
+            settings.orpheus.max_num_seqs,
+            settings.simulated.step_ms / 1000,
+            settings.simulated.tokens_per_char,
+        )
     if name == "espeak":
         from shared.speech.espeak import EspeakEngine
 

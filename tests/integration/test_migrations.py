@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import MetaData, create_engine, inspect, select
 
 from shared.infra.db import dispose_engines, migrate, session_scope
-from shared.infra.models import Base, Chapter, Job
+from shared.infra.models import Base, Chapter, Chunk, Job
 from tests.services import create_database, drop_database
 
 TENANT, DONE, RUNNING = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -24,6 +24,8 @@ TABLES = {
     "job_event",
     "webhook_delivery",
     "webhook_attempt",
+    "tenant_usage",
+    "gpu_worker",
 }
 
 
@@ -167,6 +169,71 @@ def test_jobs_from_before_books_keep_their_audio_and_finish(tmp_path, dialect):
                 (RUNNING, 0, "waiting"),
                 (RUNNING, 1, "waiting"),
             }
+    finally:
+        dispose_engines()
+        if dialect == "postgresql":
+            drop_database(url)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_chunks_queued_before_the_dispatcher_count_as_sent(tmp_path, dialect):
+    """0005 on a farm with a running job: its pending chunks were put on the queue when it
+    was accepted, so they are marked sent (in the window, back with their lease if lost); a
+    failed job's are not, and the job's priority and the tenant's weight take defaults."""
+    url = create_database() if dialect == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
+    try:
+        if dialect == "sqlite":
+            migrate(url)
+        _to(url, "0004", "downgrade")
+        engine = create_engine(url)
+        old = MetaData()
+        old.reflect(engine, only=["tenant", "job", "chunk"])
+
+        def key(u: uuid.UUID) -> object:
+            return u.hex if dialect == "sqlite" else u
+
+        with engine.begin() as db:
+            db.execute(
+                old.tables["tenant"].insert(),
+                {"id": key(TENANT), "name": "old", "webhook_secret": "", "created_at": NOW},
+            )
+            for job, status in ((RUNNING, "running"), (DONE, "failed")):
+                db.execute(
+                    old.tables["job"].insert(),
+                    {
+                        "id": key(job),
+                        "tenant_id": key(TENANT),
+                        "status": status,
+                        "voice": "tara",
+                        "format": "wav",
+                        "engine": "espeak",
+                        "metadata": {},
+                        "chunks_total": 1,
+                        "chunks_done": 0,
+                        "audio_samples": 0,
+                        "warnings": {},
+                        "created_at": NOW,
+                    },
+                )
+                db.execute(
+                    old.tables["chunk"].insert(),
+                    {
+                        "job_id": key(job),
+                        "index": 0,
+                        "status": "pending",
+                        "text": "Hi.",
+                        "voice": "tara",
+                        "boundary": "start",
+                        "chapter": 0,
+                        "attempts": 0,
+                    },
+                )
+        engine.dispose()
+        _to(url, "head")
+        with session_scope(url) as session:
+            assert session.get(Chunk, (RUNNING, 0)).sent_at is not None
+            assert session.get(Chunk, (DONE, 0)).sent_at is None
+            assert session.get(Job, RUNNING).priority == 0
     finally:
         dispose_engines()
         if dialect == "postgresql":

@@ -235,12 +235,14 @@ def test_the_reconciler_resends_only_expired_work(request, backend):
     burst = request.getfixturevalue(backend)  # on Postgres, its batches are SKIP LOCKED
     tenant = tenant_of(burst)
     job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
+    assert burst.dispatch() == 4
     burst.sender.messages.clear()  # the queue lost every message
-    nothing = {"generate": 0, "decode": 0, "chapter": 0, "stitch": 0, "deliver": 0}
+    nothing = {"returned": 0, "decode": 0, "chapter": 0, "stitch": 0, "deliver": 0}
     assert reconcile(burst.farm) == nothing
     later = utcnow() + timedelta(seconds=burst.farm.settings.farm.lease_s + 1)
-    assert reconcile(burst.farm, now=later)["generate"] == 4
-    assert reconcile(burst.farm, now=later)["generate"] == 0  # leases were renewed
+    assert reconcile(burst.farm, now=later)["returned"] == 4  # to the dispatcher
+    assert reconcile(burst.farm, now=later)["returned"] == 0  # waiting in Postgres: no lease
+    assert not burst.sender.messages
     burst.drain()
     with burst.farm.sessions() as session:
         assert session.get(Job, job.id).status == "succeeded"

@@ -1,0 +1,285 @@
+"""The dispatcher: Postgres decides which chunks the GPUs make next; the gpu queue in Redis
+carries only a bounded window of them.
+
+Putting every chunk of a job on the queue when it is accepted makes the farm first-in
+first-out: a page waits behind a 10-hour book, and two tenants' books run one after the other.
+Instead the chunks wait in Postgres, and each tick of the dispatcher (:func:`dispatch`), in one
+transaction that one dispatcher at a time holds (an advisory lock: a second one running by
+mistake waits for its turn and changes nothing):
+
+1. sizes the window: the slots of the live gpu workers (``gpu_worker``, which each worker
+   refreshes) times ``dispatch.window_per_slot``; in it are the chunks sent and not yet
+   generated, on the queue or in an engine;
+2. admits each tenant's jobs (all its running ones, and queued ones up to its limit of jobs
+   running at once) and reads their next chunks, in the tenant's order, locked
+   (``FOR UPDATE SKIP LOCKED``);
+3. lets :func:`plan`, the policy, pick the chunks that fill the room;
+4. marks them sent (a compare-and-set on ``sent_at IS NULL``), starts their queued jobs, and
+   puts their messages on the queue before it commits.
+
+A submission wakes the dispatcher at once (``NOTIFY``, sent when its transaction commits); a
+tick also runs every ``dispatch.every_s`` to refill the room that finished chunks leave. A chunk
+sent and lost (a worker killed with it, Redis flushed) comes back to Postgres with its lease
+(the reconciler), or at once where the broker says it lost its messages (:func:`dispatch` asks
+``Sender.window_lost``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.farm.context import Farm
+from shared.farm.reconcile import reconcile
+from shared.farm.states import ACTIVE, ChunkStatus, JobStatus
+from shared.farm.transitions import move_job
+from shared.infra.models import Chunk, GpuWorker, Job, Tenant, utcnow
+
+LOCK = 0x4C797265  # "Lyre": the advisory lock a tick holds
+
+
+# --- the policy -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A chunk waiting in Postgres; ``short`` if its job has few chunks left to make."""
+
+    job_id: uuid.UUID
+    index: int
+    short: bool
+
+
+@dataclass
+class TenantQueue:
+    """A tenant's side of a tick: its weight, its chunks in the window now, and its next
+    chunks in its own order (short jobs first, then by priority, then oldest first; within a
+    job, chapter by chapter)."""
+
+    tenant_id: uuid.UUID
+    weight: float
+    in_window: int
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def plan(room: int, queues: list[TenantQueue]) -> list[Candidate]:
+    """The dispatch policy: which waiting chunks go to the GPUs now, in order.
+
+    1. Short jobs go first: every chunk of a job with at most ``dispatch.short_job_chunks``
+       left to make is sent, room or not (each tenant's limit of jobs running at once bounds
+       them), so that a page never waits behind a book.
+    2. The room left goes to tenants in proportion to their weights: each next chunk to the
+       tenant with the fewest chunks in the window (those just picked included) per unit of
+       weight; on a tie, the tenant listed first. A continuous-batching engine gives every
+       running chunk a token per step, so shares of the window are shares of the GPUs.
+    3. Within a tenant, chunks in its own order (see :class:`TenantQueue`).
+    """
+    picks = [c for q in queues for c in q.candidates if c.short]
+    room -= len(picks)
+    heap: list[tuple[float, int, int, Iterator[Candidate]]] = []
+    for order, q in enumerate(queues):
+        held = q.in_window + sum(c.short for c in q.candidates)
+        rest = iter([c for c in q.candidates if not c.short])
+        heap.append((held / q.weight, order, held, rest))
+    heapq.heapify(heap)
+    while room > 0 and heap:
+        _, order, held, rest = heapq.heappop(heap)
+        chunk = next(rest, None)
+        if chunk is None:
+            continue  # this tenant has nothing more to send
+        picks.append(chunk)
+        room -= 1
+        heapq.heappush(heap, ((held + 1) / queues[order].weight, order, held + 1, rest))
+    return picks
+
+
+# --- a tick ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one tick saw and did (``took_turn`` False: another dispatcher held the lock)."""
+
+    took_turn: bool
+    window: int = 0
+    in_window: int = 0
+    sent: int = 0
+    short: int = 0
+    returned: int = 0  # chunks back from a broker that lost its messages
+
+
+_IN_WINDOW = (
+    select(Job.tenant_id, func.count())
+    .join(Chunk, Chunk.job_id == Job.id)
+    .where(
+        Chunk.status == ChunkStatus.PENDING.value,
+        Chunk.sent_at.is_not(None),
+        Job.status.in_(ACTIVE),
+    )
+    .group_by(Job.tenant_id)
+)
+_ACTIVE_JOBS = (
+    select(
+        Job.id,
+        Job.tenant_id,
+        Job.status,
+        select(func.count())
+        .where(Chunk.job_id == Job.id, Chunk.status == ChunkStatus.PENDING.value)
+        .scalar_subquery()
+        .label("pending"),
+    )
+    .where(Job.status.in_(ACTIVE))
+    .order_by(Job.priority.desc(), Job.created_at, Job.id)
+)
+_NEXT_CHUNKS = (
+    select(Chunk.index)
+    .where(
+        Chunk.job_id == bindparam("job"),
+        Chunk.status == ChunkStatus.PENDING.value,
+        Chunk.sent_at.is_(None),
+    )
+    .order_by(Chunk.chapter, Chunk.index)
+    .limit(bindparam("n"))
+    .with_for_update(skip_locked=True)
+)
+MARK_SENT = (
+    update(Chunk)
+    .where(
+        Chunk.job_id == bindparam("job"),
+        Chunk.index == bindparam("idx"),
+        Chunk.status == ChunkStatus.PENDING.value,
+        Chunk.sent_at.is_(None),
+    )
+    .values(sent_at=bindparam("at"), taken_at=None, lease_until=bindparam("lease"))
+)
+
+
+def dispatch(farm: Farm, slots: int | None = None) -> Tick:
+    """One tick: fill the window from Postgres by :func:`plan`. ``slots`` replaces the live gpu
+    workers' (embedded mode, tests); the messages are sent before the transaction commits, so
+    that a failed send leaves the chunks waiting in Postgres."""
+    returned = 0
+    if farm.send.window_lost():
+        returned = reconcile(farm, lost=True)["returned"]
+    settings = farm.settings.dispatch
+    with farm.sessions() as session:
+        if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+            select(func.pg_try_advisory_xact_lock(LOCK))
+        ):
+            return Tick(took_turn=False)
+        if slots is None:
+            slots = live_slots(session, settings.heartbeat_s)
+        window = math.ceil(slots * settings.window_per_slot)
+        held = dict(session.execute(_IN_WINDOW).all())
+        queues, starting = _queues(farm, session, held, room=window - sum(held.values()))
+        picks = plan(window - sum(held.values()), queues)
+        now, lease = utcnow(), farm.lease()
+        if picks:
+            rows = [{"job": c.job_id, "idx": c.index, "at": now, "lease": lease} for c in picks]
+            session.connection().execute(MARK_SENT, rows)  # Core: an executemany
+        for job_id in starting & {c.job_id for c in picks}:
+            move_job(session, job_id, JobStatus.RUNNING)
+        for chunk in picks:
+            farm.send.generate(chunk.job_id, chunk.index, urgent=chunk.short)
+    return Tick(
+        took_turn=True,
+        window=window,
+        in_window=sum(held.values()) + len(picks),
+        sent=len(picks),
+        short=sum(c.short for c in picks),
+        returned=returned,
+    )
+
+
+def _queues(
+    farm: Farm, session: Session, held: dict[uuid.UUID, int], room: int
+) -> tuple[list[TenantQueue], set[uuid.UUID]]:
+    """Each tenant with work waiting, its admitted jobs' next chunks (at most ``room`` of its
+    book chunks, all of its short jobs'), and the queued jobs among them."""
+    short_at = farm.settings.dispatch.short_job_chunks
+    jobs: dict[uuid.UUID, list[tuple[uuid.UUID, str, int]]] = defaultdict(list)
+    for job_id, tenant_id, status, pending in session.execute(_ACTIVE_JOBS):
+        jobs[tenant_id].append((job_id, status, pending))
+    tenants = {t.id: t for t in session.scalars(select(Tenant).where(Tenant.id.in_(list(jobs))))}
+    queues, starting = [], set()
+    for tenant_id, its_jobs in jobs.items():
+        tenant = tenants[tenant_id]
+        admitted = _admitted(its_jobs, running_limit(farm, tenant), short_at)
+        starting |= {job_id for job_id, status, _ in admitted if status == JobStatus.QUEUED}
+        queue = TenantQueue(tenant_id, max(tenant.weight, 1e-6), held.get(tenant_id, 0))
+        books = 0
+        for job_id, _, pending in admitted:
+            short = pending <= short_at
+            want = pending if short else room - books
+            if want <= 0:
+                continue
+            found = session.scalars(_NEXT_CHUNKS, {"job": job_id, "n": want}).all()
+            queue.candidates += [Candidate(job_id, index, short) for index in found]
+            books += 0 if short else len(found)
+        if queue.candidates:
+            queues.append(queue)
+    return queues, starting  # tenants in the order of their first job: priority, then age
+
+
+def _admitted(
+    jobs: list[tuple[uuid.UUID, str, int]], limit: int, short_at: int
+) -> list[tuple[uuid.UUID, str, int]]:
+    """A tenant's jobs that may send chunks, in its order: every running one, and queued ones
+    while fewer than ``limit`` run (0: no limit); short jobs first, then as listed (priority,
+    then age)."""
+    running = sum(status != JobStatus.QUEUED for _, status, _ in jobs)
+    queued_allowed = max(0, limit - running) if limit else len(jobs)
+    admitted = []
+    for job in jobs:
+        if job[1] == JobStatus.QUEUED:
+            if not queued_allowed:
+                continue
+            queued_allowed -= 1
+        admitted.append(job)
+    return sorted(admitted, key=lambda job: job[2] > short_at)  # stable: priority, then age
+
+
+def running_limit(farm: Farm, tenant: Tenant) -> int:
+    own = tenant.running_jobs
+    return farm.settings.limits.running_jobs if own is None else own
+
+
+# --- the window's size: live gpu workers ----------------------------------------------------
+
+
+def live_slots(session: Session, heartbeat_s: float) -> int:
+    """Chunks the live gpu workers hold at once, all together: those seen in the last three
+    heartbeats."""
+    alive_since = utcnow() - timedelta(seconds=3 * heartbeat_s)
+    slots = select(func.coalesce(func.sum(GpuWorker.slots), 0)).where(
+        GpuWorker.seen_at > alive_since
+    )
+    return int(session.scalar(slots) or 0)
+
+
+def register_gpu_worker(farm: Farm, name: str, slots: int) -> None:
+    """A gpu worker's heartbeat: it is alive and holds ``slots`` chunks at once."""
+    with farm.sessions() as session:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        upsert = dialect.insert(GpuWorker).values(name=name, slots=slots, seen_at=utcnow())
+        session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[GpuWorker.name],
+                set_={"slots": upsert.excluded.slots, "seen_at": upsert.excluded.seen_at},
+            )
+        )
+
+
+def forget_gpu_worker(farm: Farm, name: str) -> None:
+    """A gpu worker leaving: its slots leave the window at once."""
+    with farm.sessions() as session:
+        session.execute(delete(GpuWorker).where(GpuWorker.name == name))

@@ -1,0 +1,163 @@
+"""The dispatcher on Postgres: the window, the policy across tenants and jobs, the limits, the
+lock, and a broker that lost its messages."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+
+from api.schemas import JobCreate
+from api.services.jobs import submit
+from shared.farm.dispatch import LOCK, dispatch, forget_gpu_worker, live_slots, register_gpu_worker
+from shared.farm.tenants import create_key
+from shared.infra.models import Chunk, GpuWorker, Job, Tenant, utcnow
+
+
+def book(chapters: int, chunks: int, title: str = "Book") -> str:
+    """A text of ``chapters`` chapters of ``chunks`` one-sentence chunks each, after a chunk
+    for the chapter's title (80 characters a chunk in the test settings)."""
+    return "\n\n".join(
+        f"# {title} {c}\n\n"
+        + "\n\n".join(f"Sentence {i} of chapter {c} is one chunk." for i in range(chunks))
+        for c in range(chapters)
+    )
+
+
+@pytest.fixture()
+def farm(burst):
+    return burst.farm
+
+
+def tenant(farm, name: str, **settings) -> Tenant:
+    with farm.sessions() as session:
+        found, _ = create_key(session, name)
+        for field, value in settings.items():
+            setattr(found, field, value)
+    return found
+
+
+def job(farm, owner: Tenant, text: str, **fields) -> uuid.UUID:
+    return submit(farm, owner, JobCreate(text=text, **fields), None).id
+
+
+def sent(burst) -> list[tuple]:
+    """The generate messages sent so far, taken off the queue: (job, index, urgent)."""
+    messages = [m[1:] for m in burst.sender.messages if m[0] == "generate"]
+    burst.sender.messages.clear()
+    return messages
+
+
+def generate(burst, messages: list[tuple]) -> None:
+    for message in messages:
+        burst.run(("generate", *message))
+
+
+def test_the_window_holds_a_multiple_of_the_slots_and_refills_as_chunks_finish(burst, farm):
+    acme = tenant(farm, "acme")
+    book_id = job(farm, acme, book(1, 20))
+    tick = dispatch(farm, slots=3)
+    assert (tick.window, tick.sent, tick.in_window) == (6, 6, 6)
+    first = sent(burst)
+    assert [index for _, index, _ in first] == list(range(6))  # in reading order
+    assert dispatch(farm, slots=3).sent == 0  # full
+    generate(burst, first[:2])
+    assert dispatch(farm, slots=3).sent == 2
+    with farm.sessions() as session:
+        assert session.get(Job, book_id).status == "running"  # started when first sent
+        rows = session.scalars(select(Chunk).where(Chunk.job_id == book_id)).all()
+        assert sum(r.sent_at is not None and r.status == "pending" for r in rows) == 6
+        assert sum(r.taken_at is not None for r in rows) == 2
+
+
+def test_tenants_share_the_window_by_weight_and_jobs_go_by_priority(burst, farm):
+    a, b = tenant(farm, "a", weight=3.0), tenant(farm, "b")
+    a_low = job(farm, a, book(2, 30, "Low"))
+    a_high = job(farm, a, book(2, 30, "High"), priority=5)
+    b_book = job(farm, b, book(2, 30))
+    dispatch(farm, slots=20)  # a window of 40
+    messages = sent(burst)
+    owners = [m[0] for m in messages]
+    assert owners.count(a_high) == 30 and owners.count(b_book) == 10
+    assert a_low not in owners  # a's own order: its higher-priority job first
+    with farm.sessions() as session:
+        high = [
+            session.get(Chunk, (a_high, index)).chapter
+            for job_id, index, _ in messages
+            if job_id == a_high
+        ]
+    assert high == sorted(high)  # chapter by chapter
+
+
+def test_a_tenant_at_its_running_jobs_limit_waits_without_slowing_others(burst, farm):
+    a, b = tenant(farm, "a", running_jobs=1), tenant(farm, "b")
+    first, second = job(farm, a, book(1, 10)), job(farm, a, book(1, 10))
+    b_book = job(farm, b, book(1, 10))
+    dispatch(farm, slots=100)
+    owners = {m[0] for m in sent(burst)}
+    assert owners == {first, b_book}
+    with farm.sessions() as session:
+        assert session.get(Job, second).status == "queued"
+    farm.send.generate = lambda *args, **kw: None  # the cancel below sends nothing else
+    from shared.farm.jobs import cancel_job
+
+    cancel_job(farm, first)
+    del farm.send.generate
+    dispatch(farm, slots=100)
+    assert {m[0] for m in sent(burst)} == {second}
+
+
+def test_a_short_job_goes_ahead_of_a_full_window(burst, farm):
+    a, b = tenant(farm, "a"), tenant(farm, "b")
+    job(farm, a, book(1, 40))
+    dispatch(farm, slots=4)
+    assert len(sent(burst)) == 8 and dispatch(farm, slots=4).sent == 0
+    page = job(farm, b, "A short page. It has two chunks in all, at most.")
+    tick = dispatch(farm, slots=4)
+    assert tick.short == tick.sent >= 1
+    assert {(m[0], m[2]) for m in sent(burst)} == {(page, True)}  # urgent: ahead on the queue
+
+
+def test_one_dispatcher_at_a_time(burst, farm):
+    job(farm, tenant(farm, "a"), book(1, 5))
+    url = make_url(farm.settings.database.url).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (LOCK,))
+        assert dispatch(farm, slots=10).took_turn is False
+        assert sent(burst) == []
+        other.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
+    assert dispatch(farm, slots=10).sent == 6  # the title and five sentences
+
+
+def test_a_broker_that_lost_its_messages_gets_the_untaken_chunks_again(burst, farm):
+    book_id = job(farm, tenant(farm, "a"), book(1, 8))
+    dispatch(farm, slots=2)
+    generate(burst, sent(burst)[:1])  # one generated, three lost on the queue
+    with farm.sessions() as session:  # one taken by a worker that is still at it
+        session.execute(
+            update(Chunk).where(Chunk.job_id == book_id, Chunk.index == 1).values(taken_at=utcnow())
+        )
+    burst.sender.window_lost = lambda: True
+    tick = dispatch(farm, slots=2)
+    assert tick.returned == 2  # chunks 2 and 3; chunk 1 is in an engine
+    assert sorted(m[1] for m in sent(burst)) == [2, 3, 4]  # and 4, in the room 0 left
+
+
+def test_gpu_workers_size_the_window_while_they_beat(burst, farm):
+    register_gpu_worker(farm, "gpu@one", 72)
+    register_gpu_worker(farm, "gpu@two", 8)
+    register_gpu_worker(farm, "gpu@two", 4)  # a beat updates its row
+    with farm.sessions() as session:
+        assert live_slots(session, heartbeat_s=5) == 76
+        session.execute(
+            update(GpuWorker)
+            .where(GpuWorker.name == "gpu@one")
+            .values(seen_at=utcnow().replace(year=2000))
+        )
+        assert live_slots(session, heartbeat_s=5) == 4  # a silent worker is gone
+    forget_gpu_worker(farm, "gpu@two")
+    job(farm, tenant(farm, "a"), book(1, 5))
+    assert dispatch(farm).window == 0 and sent(burst) == []  # no worker, nothing on the queue

@@ -1,0 +1,81 @@
+"""A tenant's limits through the API and the CLI: characters per day, requests per second
+(counted in Redis), weight and limits set with ``lyre tenants set``."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from shared.farm.tenants import create_key
+from shared.infra.db import session_scope
+from shared.infra.models import Job, Tenant
+from shared.local.cli import main as lyre
+
+PAGE = "A page of text, short enough for one chunk."
+
+
+def key_for(tenant: str, **limits) -> dict[str, str]:
+    with session_scope() as session:
+        found, key = create_key(session, tenant)
+        for field, value in limits.items():
+            setattr(found, field, value)
+    return {"Authorization": f"Bearer {key}"}
+
+
+def jobs_of(tenant: str) -> int:
+    with session_scope() as session:
+        return session.scalar(
+            select(func.count()).select_from(Job).join(Tenant).where(Tenant.name == tenant)
+        )
+
+
+def test_characters_past_the_days_limit_are_refused_with_retry_after(client, farm_settings):
+    auth = key_for("acme", chars_per_day=len(PAGE) + 10)
+    assert client.post("/v1/jobs", json={"text": PAGE}, headers=auth).status_code == 202
+    refused = client.post("/v1/jobs", json={"text": PAGE}, headers=auth)
+    assert refused.status_code == 429
+    assert "characters a day" in refused.json()["detail"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 24 * 3600  # until midnight UTC
+    assert jobs_of("acme") == 1  # nothing of the refused request stays
+    limits = client.get("/v1/limits", headers=auth).json()
+    assert limits["chars_today"] == len(PAGE) and limits["chars_per_day"] == len(PAGE) + 10
+    other = key_for("globex")  # the farm's limit, untouched by acme's
+    assert client.post("/v1/jobs", json={"text": PAGE}, headers=other).status_code == 202
+
+
+def test_requests_past_the_rate_get_429_and_other_tenants_do_not(client, burst):
+    burst.farm.settings = burst.farm.settings.model_copy(
+        update={"limits": burst.farm.settings.limits.model_copy(update={"request_burst": 3})}
+    )
+    hasty, calm = key_for("hasty", requests_per_s=0.5), key_for("calm")
+    statuses = [client.get("/v1/jobs", headers=hasty).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # a burst of three, then one every two seconds
+    refused = client.get("/v1/jobs", headers=hasty)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
+    assert client.get("/v1/jobs", headers=calm).status_code == 200
+
+
+def test_lyre_tenants_sets_weights_and_limits(farm_settings, capsys):
+    key_for("acme")
+    assert lyre(["tenants", "set", "acme", "--weight", "2.5", "--running-jobs", "3"]) == 0
+    assert lyre(["tenants", "set", "acme", "--chars-per-day", "0"]) == 0  # no limit
+    capsys.readouterr()
+    assert lyre(["tenants", "list"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("acme"))
+    assert row.split() == ["acme", "2.5", "3", "none", "20*"]  # * the farm's setting
+    assert lyre(["tenants", "set", "acme", "--running-jobs", "default"]) == 0
+    with session_scope() as session:
+        acme = session.scalar(select(Tenant).where(Tenant.name == "acme"))
+        assert (acme.weight, acme.running_jobs, acme.chars_per_day) == (2.5, None, 0)
+
+
+def test_lyre_tenants_refuses_bad_input_with_exit_2(farm_settings, capsys):
+    key_for("acme")
+    assert lyre(["tenants", "set", "nobody", "--weight", "2"]) == 2
+    assert "no tenant is named 'nobody'" in capsys.readouterr().err
+    assert lyre(["tenants", "set", "acme"]) == 2
+    for bad in (["--weight", "0"], ["--weight", "x"], ["--running-jobs", "-1"]):
+        try:
+            code = lyre(["tenants", "set", "acme", *bad])
+        except SystemExit as exc:  # argparse's own usage error
+            code = exc.code
+        assert code == 2, bad

@@ -1,0 +1,110 @@
+"""The dispatcher's process: ``python -m workers.dispatcher``.
+
+Runs ``shared.farm.dispatch.dispatch`` at least every ``dispatch.every_s``, and at once when a
+submission or a redo says there is new work (Postgres ``LISTEN``). Run one or two: each tick
+takes an advisory lock, so a second dispatcher only takes turns with the first (a spare that
+is already warm). A tick that fails (Postgres or Redis restarting) is tried again a period
+later; each tick's time goes to Redis for the healthcheck (``workers.healthcheck dispatcher``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from shared.farm.dispatch import dispatch
+from shared.infra import queues
+from shared.infra.settings import Settings, get_settings
+from workers.sender import celery_farm
+
+log = logging.getLogger("lyre.dispatcher")
+
+MIN_GAP_S = 0.05  # between ticks, however many submissions wake it
+
+
+def heartbeat_key(settings: Settings, host: str | None = None) -> str:
+    """Where this host's dispatcher writes its last tick."""
+    name = f"{queues.DISPATCHER_HEARTBEAT_KEY}:{host or socket.gethostname()}"
+    return queues.key(settings.redis.key_prefix, name)
+
+
+def listen(settings: Settings) -> psycopg.Connection | None:
+    """A connection listening on the dispatch channel, or None while Postgres is away."""
+    url = make_url(settings.database.url).set(drivername="postgresql")
+    try:
+        connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        connection.execute(f"LISTEN {queues.DISPATCH_CHANNEL}")
+    except psycopg.Error as exc:
+        log.warning("cannot listen for new work (polling instead): %s", exc)
+        return None
+    return connection
+
+
+def wait_for_work(
+    connection: psycopg.Connection | None, settings: Settings, stop: threading.Event
+) -> psycopg.Connection | None:
+    """Until a notification or a period passes; the listening connection, made anew if lost."""
+    period = settings.dispatch.every_s
+    if connection is None or connection.closed:
+        connection = listen(settings)
+        if connection is None:
+            stop.wait(period)
+            return None
+    try:
+        for _ in connection.notifies(timeout=period, stop_after=1):
+            pass
+    except psycopg.Error as exc:
+        log.warning("lost the listening connection: %s", exc)
+        connection.close()
+        stop.wait(period)
+        return None
+    return connection
+
+
+def run(stop: threading.Event) -> None:
+    settings = get_settings()
+    farm = celery_farm()
+    client = queues.redis_client(settings.redis.url, timeout_s=5)
+    connection = listen(settings)
+    log.info("dispatching every %.2f s and on new work", settings.dispatch.every_s)
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            tick = dispatch(farm)
+            if tick.sent or tick.returned:
+                log.info(
+                    "sent %d chunks (%d short); window %d/%d; %d back from a lost broker",
+                    tick.sent,
+                    tick.short,
+                    tick.in_window,
+                    tick.window,
+                    tick.returned,
+                )
+            client.set(heartbeat_key(settings), str(time.time()), ex=3600)
+        except Exception as exc:  # a dependency restarting: the next period tries again
+            log.warning(
+                "dispatch failed, trying again in %.1f s: %s", settings.dispatch.every_s, exc
+            )
+            stop.wait(settings.dispatch.every_s)
+        connection = wait_for_work(connection, settings, stop)
+        stop.wait(max(0.0, MIN_GAP_S - (time.monotonic() - started)))
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run(stop)
+
+
+if __name__ == "__main__":
+    main()
