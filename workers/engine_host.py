@@ -52,14 +52,16 @@ def engine() -> tuple[EngineLoop, Engine]:
         return _hosted
 
 
-def start_engine() -> None:
+def start_engine() -> bool:
     """Build the engine before the worker takes chunks; a worker whose engine can't be built
-    exits with ENGINE_DEAD_EXIT instead of failing every chunk it is sent."""
+    exits with ENGINE_DEAD_EXIT instead of failing every chunk it is sent (False)."""
     try:
         engine()
     except Exception as exc:
         log.critical("the engine could not be built: %s", exc, exc_info=True)
         engine_died(f"it could not be built: {exc}")
+        return False
+    return True
 
 
 def engine_died(reason: str) -> None:

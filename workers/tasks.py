@@ -75,8 +75,8 @@ def _start_engine(sender: WorkController, **_: object) -> None:
     startup probe waits for it), and exits if it cannot; then it tells the dispatcher how many
     chunks it holds at once, until it stops."""
     if queues.GPU in sender.app.amqp.queues.consume_from:
-        engine_host.start_engine()
-        engine_host.start_heartbeat(farm(), sender.hostname, sender.concurrency)
+        if engine_host.start_engine():
+            engine_host.start_heartbeat(farm(), sender.hostname, sender.concurrency)
 
 
 @worker_shutdown.connect

@@ -63,7 +63,7 @@ class Candidate:
 class TenantQueue:
     """A tenant's side of a tick: its weight, its chunks in the window now, and its next
     chunks in its own order (short jobs first, then by priority, then oldest first; within a
-    job, chapter by chapter)."""
+    job, chapter by chapter, and within a chapter the longest first)."""
 
     tenant_id: uuid.UUID
     weight: float
@@ -147,7 +147,9 @@ _NEXT_CHUNKS = (
         Chunk.status == ChunkStatus.PENDING.value,
         Chunk.sent_at.is_(None),
     )
-    .order_by(Chunk.chapter, Chunk.index)
+    # chapter by chapter; within one, longest first: a chapter is done when its longest chunk
+    # is, and the engine's batch then drains evenly instead of waiting on one started last
+    .order_by(Chunk.chapter, func.length(Chunk.text).desc(), Chunk.index)
     .limit(bindparam("n"))
     .with_for_update(skip_locked=True)
 )

@@ -154,8 +154,9 @@ class DispatchSettings(BaseModel):
 
     every_s: float = 1.0  # a tick at least this often; a submission wakes it at once
     # chunks on the gpu queue or in an engine, per chunk a gpu worker holds at once (its
-    # --concurrency): 2 keeps as many waiting in Redis as the engines run
-    window_per_slot: float = 2.0
+    # --concurrency): a quarter more waits on the queue, enough for the chunks that finish
+    # between two ticks (bench/batching.py), few enough that a newcomer is not long behind
+    window_per_slot: float = Field(default=1.25, ge=1.0)
     short_job_chunks: int = Field(default=4, ge=0)  # a job this short goes ahead of books
     heartbeat_s: float = 5.0  # how often a gpu worker says it is alive, and with how many slots
 

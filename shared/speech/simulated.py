@@ -34,6 +34,7 @@ class SimulatedEngine(Engine):
         self.waiting: list[list] = []  # [tokens left, tokens total, future]
         self.running: list[list] = []
         self.in_flight: list[int] = []  # batch size at every step
+        self.seen: list[int] = []  # requests received by every step
         self.tokens = 0
         self.requests = 0
         self._stepper: asyncio.Task | None = None
@@ -55,6 +56,7 @@ class SimulatedEngine(Engine):
             del self.waiting[:free]
             await asyncio.sleep(self.step_s)  # one forward pass, whatever the batch size
             self.in_flight.append(len(self.running))
+            self.seen.append(self.requests)
             self.tokens += len(self.running)
             for seq in self.running:
                 seq[0] -= 1

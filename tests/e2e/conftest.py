@@ -175,10 +175,12 @@ def farm(process_env, tmp_path_factory):
 
 @pytest.fixture()
 def api_only(process_env, tmp_path):
-    """The api alone, running; the test starts the workers it wants (no beat: no reconciler)."""
+    """The api and the dispatcher, running; the test starts the workers it wants (no beat: no
+    reconciler)."""
     running = RunningFarm({**process_env, "LYRE_ENGINE": "espeak"}, tmp_path)
     try:
         running.start("api")
+        running.start("dispatcher")
         yield running
     finally:
         running.stop_all()

@@ -101,6 +101,8 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_keda_scales_every_worker_on_its_queue_and_priority_lists(overlay):
+    """The cpu, stitch and webhook workers on their Redis queues (every priority list); the
+    gpu workers on Postgres (their queue holds only the dispatcher's window)."""
     docs = render(overlay)
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
     scaled = [d for d in docs if d["kind"] == "ScaledObject"]
@@ -114,11 +116,71 @@ def test_keda_scales_every_worker_on_its_queue_and_priority_lists(overlay):
     for obj in scaled:
         target = obj["spec"]["scaleTargetRef"]["name"]
         assert target in deployments
-        lists = {t["metadata"]["listName"] for t in obj["spec"]["triggers"]}
-        queue = queues[target]
-        assert lists == {queue} | {f"{queue}\x06\x16{p}" for p in (3, 6, 9)}
         command = deployments[target]["spec"]["template"]["spec"]["containers"][0]["command"]
+        queue = queues[target]
         assert command[command.index("-Q") + 1] == queue
+        if queue == "gpu":
+            assert [t["type"] for t in obj["spec"]["triggers"]] == ["postgresql"]
+            continue
+        lists = {t["metadata"]["listName"] for t in obj["spec"]["triggers"]}
+        assert lists == {queue} | {f"{queue}\x06\x16{p}" for p in (3, 6, 9)}
+
+
+def gpu_trigger(docs: list[dict]) -> tuple[dict, str]:
+    """The gpu workers' KEDA trigger, and the connection string its TriggerAuthentication
+    points KEDA at."""
+    (obj,) = [d for d in docs if d["kind"] == "ScaledObject" and "gpu" in d["metadata"]["name"]]
+    (trigger,) = obj["spec"]["triggers"]
+    (auth,) = [
+        d
+        for d in docs
+        if d["kind"] == "TriggerAuthentication"
+        and d["metadata"]["name"] == trigger["authenticationRef"]["name"]
+    ]
+    (ref,) = auth["spec"]["secretTargetRef"]
+    assert ref["parameter"] == "connection"  # the postgresql scaler's full connection string
+    (secret,) = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"]]
+    return trigger, secret["stringData"][ref["key"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gpu_trigger_counts_the_chunks_waiting_in_postgres(overlay, farm_settings):
+    """KEDA's query, run here against the migrated schema: it counts the chunks of active jobs
+    that no gpu worker has taken (in Postgres or on the queue), and nothing else."""
+    from sqlalchemy import text, update
+
+    from api.schemas import JobCreate
+    from api.services.jobs import submit
+    from shared.farm.dispatch import dispatch
+    from shared.farm.jobs import fail_job
+    from shared.farm.tenants import create_key
+    from shared.infra.db import session_scope
+    from shared.infra.models import Chunk
+    from tests.burst import BurstFarm
+
+    trigger, connection = gpu_trigger(render(overlay))
+    assert connection.startswith("postgresql://") and "+" not in connection.split(":")[0]
+    assert float(trigger["metadata"]["targetQueryValue"]) > 0
+    query = text(trigger["metadata"]["query"])
+    burst = BurstFarm(farm_settings)
+    try:
+        with session_scope() as session:
+            tenant, _ = create_key(session, "acme")
+        body = "\n\n".join(f"Sentence {i} is a chunk of its own here." for i in range(10))
+        waiting = submit(burst.farm, tenant, JobCreate(text=body), None)
+        failed = submit(burst.farm, tenant, JobCreate(text=body), None)
+        fail_job(burst.farm, failed.id, "for the test")
+        dispatch(burst.farm, slots=2)  # four sent, on the queue: still waiting for a GPU
+        with session_scope() as session:
+            assert session.scalar(query) == 10
+            session.execute(
+                update(Chunk)
+                .where(Chunk.job_id == waiting.id, Chunk.index < 3)
+                .values(taken_at=Chunk.sent_at)
+            )
+            assert session.scalar(query) == 7  # three in an engine
+    finally:
+        burst.close()
 
 
 def test_gpu_overlay_asks_for_as_many_gpus_as_the_tensor_parallel_size():
@@ -175,9 +237,14 @@ def deployed_environment() -> dict[str, set[str]]:
             where.setdefault(var, set()).add(f"compose:{name}")
     for overlay in OVERLAYS:
         docs = render(overlay)
+        referenced = {  # the ConfigMaps and Secrets whose keys are pods' environment
+            ref.get("configMapRef", ref.get("secretRef", {})).get("name")
+            for _, container in containers(docs)
+            for ref in container.get("envFrom", [])
+        }
         for doc in docs:
             data = {**doc.get("data", {}), **doc.get("stringData", {})}
-            if doc["kind"] in ("ConfigMap", "Secret"):
+            if doc["kind"] in ("ConfigMap", "Secret") and doc["metadata"]["name"] in referenced:
                 for var in data:
                     where.setdefault(var, set()).add(f"k8s/{overlay}:{doc['metadata']['name']}")
         for name, container in containers(docs):
@@ -270,6 +337,7 @@ def test_every_deployed_command_starts_here_and_passes_its_healthcheck(
         "compose:stitch-worker",
         "compose:webhook-worker",
         "compose:beat",
+        "compose:dispatcher",
         "compose:flower",
     } <= set(commands)
     ports = {8000: free_port(), 5555: free_port()}
