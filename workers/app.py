@@ -50,6 +50,10 @@ def create_app() -> Celery:
         },
         task_acks_late=True,  # a task lost with its worker is delivered again
         task_reject_on_worker_lost=True,
+        # a lost broker connection (Redis restarting) does not stop the chunks in flight: they
+        # finish, and their next messages go out once it is back (Celery's future default
+        # would cancel them, leaving them taken until their leases ran out)
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=1,
         broker_transport_options={
             "visibility_timeout": settings.redis.visibility_timeout_s,

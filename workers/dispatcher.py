@@ -3,8 +3,9 @@
 Runs ``shared.farm.dispatch.dispatch`` at least every ``dispatch.every_s``, and at once when a
 submission or a redo says there is new work (Postgres ``LISTEN``). Run one or two: each tick
 takes an advisory lock, so a second dispatcher only takes turns with the first (a spare that
-is already warm). A tick that fails (Postgres or Redis restarting) is tried again a period
-later; each tick's time goes to Redis for the healthcheck (``workers.healthcheck dispatcher``).
+is already warm). A tick that fails (Postgres or Redis restarting) is tried again a quarter
+second later; each tick's time goes to Redis for the healthcheck (``workers.healthcheck
+dispatcher``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 
 import psycopg
+from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from shared.farm.dispatch import dispatch
@@ -26,6 +28,7 @@ from workers.sender import celery_farm
 log = logging.getLogger("lyre.dispatcher")
 
 MIN_GAP_S = 0.05  # between ticks, however many submissions wake it
+RETRY_S = 0.25  # after a failed tick: Postgres or Redis coming back is noticed this soon
 
 
 def heartbeat_key(settings: Settings, host: str | None = None) -> str:
@@ -77,21 +80,23 @@ def run(stop: threading.Event) -> None:
         started = time.monotonic()
         try:
             tick = dispatch(farm)
-            if tick.sent or tick.returned:
-                log.info(
-                    "sent %d chunks (%d short); window %d/%d; %d back from a lost broker",
-                    tick.sent,
-                    tick.short,
-                    tick.in_window,
-                    tick.window,
-                    tick.returned,
-                )
-            client.set(heartbeat_key(settings), str(time.time()), ex=3600)
-        except Exception as exc:  # a dependency restarting: the next period tries again
-            log.warning(
-                "dispatch failed, trying again in %.1f s: %s", settings.dispatch.every_s, exc
+        except Exception as exc:  # a dependency restarting: tried again shortly
+            log.warning("dispatch failed, trying again in %.2f s: %s", RETRY_S, exc)
+            stop.wait(RETRY_S)
+            continue
+        if tick.sent or tick.returned:
+            log.info(
+                "sent %d chunks (%d short); window %d/%d; %d back from a lost broker",
+                tick.sent,
+                tick.short,
+                tick.in_window,
+                tick.window,
+                tick.returned,
             )
-            stop.wait(settings.dispatch.every_s)
+        try:
+            client.set(heartbeat_key(settings), str(time.time()), ex=3600)
+        except RedisError as exc:
+            log.warning("heartbeat not written: %s", exc)
         connection = wait_for_work(connection, settings, stop)
         stop.wait(max(0.0, MIN_GAP_S - (time.monotonic() - started)))
 

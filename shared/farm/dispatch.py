@@ -30,11 +30,12 @@ import heapq
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -136,6 +137,7 @@ _ACTIVE_JOBS = (
         .where(Chunk.job_id == Job.id, Chunk.status == ChunkStatus.PENDING.value)
         .scalar_subquery()
         .label("pending"),
+        Job.created_at,
     )
     .where(Job.status.in_(ACTIVE))
     .order_by(Job.priority.desc(), Job.created_at, Job.id)
@@ -166,9 +168,11 @@ MARK_SENT = (
 
 
 def dispatch(farm: Farm, slots: int | None = None) -> Tick:
-    """One tick: fill the window from Postgres by :func:`plan`. ``slots`` replaces the live gpu
-    workers' (embedded mode, tests); the messages are sent before the transaction commits, so
-    that a failed send leaves the chunks waiting in Postgres."""
+    """One tick: fill the window from Postgres by :func:`plan`. The messages are sent before
+    the transaction commits, so that a failed send leaves the chunks waiting in Postgres.
+
+    ``slots`` replaces the live gpu workers' (embedded mode, tests), and books then start at
+    once; the farm's dispatcher gathers them (``dispatch.gather_s``, see :func:`_gathering`)."""
     returned = 0
     if farm.send.window_lost():
         returned = reconcile(farm, lost=True)["returned"]
@@ -178,11 +182,14 @@ def dispatch(farm: Farm, slots: int | None = None) -> Tick:
             select(func.pg_try_advisory_xact_lock(LOCK))
         ):
             return Tick(took_turn=False)
+        slots_given = slots
         if slots is None:
             slots = live_slots(session, settings.heartbeat_s)
         window = math.ceil(slots * settings.window_per_slot)
         held = dict(session.execute(_IN_WINDOW).all())
-        queues, starting = _queues(farm, session, held, room=window - sum(held.values()))
+        gather_s = settings.gather_s if slots_given is None else 0.0
+        room = window - sum(held.values())
+        queues, starting = _queues(farm, session, held, room, gather_s)
         picks = plan(window - sum(held.values()), queues)
         now, lease = utcnow(), farm.lease()
         if picks:
@@ -203,14 +210,17 @@ def dispatch(farm: Farm, slots: int | None = None) -> Tick:
 
 
 def _queues(
-    farm: Farm, session: Session, held: dict[uuid.UUID, int], room: int
+    farm: Farm, session: Session, held: dict[uuid.UUID, int], room: int, gather_s: float
 ) -> tuple[list[TenantQueue], set[uuid.UUID]]:
     """Each tenant with work waiting, its admitted jobs' next chunks (at most ``room`` of its
     book chunks, all of its short jobs'), and the queued jobs among them."""
     short_at = farm.settings.dispatch.short_job_chunks
+    rows = session.execute(_ACTIVE_JOBS).all()
+    gathering = _gathering(rows, short_at, gather_s)
     jobs: dict[uuid.UUID, list[tuple[uuid.UUID, str, int]]] = defaultdict(list)
-    for job_id, tenant_id, status, pending in session.execute(_ACTIVE_JOBS):
-        jobs[tenant_id].append((job_id, status, pending))
+    for job_id, tenant_id, status, pending, _ in rows:
+        if job_id not in gathering:
+            jobs[tenant_id].append((job_id, status, pending))
     tenants = {t.id: t for t in session.scalars(select(Tenant).where(Tenant.id.in_(list(jobs))))}
     queues, starting = [], set()
     for tenant_id, its_jobs in jobs.items():
@@ -230,6 +240,23 @@ def _queues(
         if queue.candidates:
             queues.append(queue)
     return queues, starting  # tenants in the order of their first job: priority, then age
+
+
+def _gathering(rows: Sequence[Row[Any]], short_at: int, gather_s: float) -> set[uuid.UUID]:
+    """Books that wait a moment before they start, so that books submitted together start
+    together: a continuous-batching engine does not preempt, so a book that takes every slot
+    alone keeps them for a chunk's time (tens of seconds) after another tenant's book arrives.
+    While books keep arriving less than ``gather_s`` apart, the queued ones wait, at most
+    ``4 * gather_s`` each; short jobs never wait."""
+    now = utcnow()
+    books = [(row.id, row.created_at) for row in rows if row.status == JobStatus.QUEUED]
+    books = [(job_id, at) for job_id, at in books if at is not None]
+    pending = {row.id: row.pending for row in rows}
+    books = [(job_id, at) for job_id, at in books if pending[job_id] > short_at]
+    if not gather_s or not books or now - max(at for _, at in books) >= timedelta(seconds=gather_s):
+        return set()
+    limit = timedelta(seconds=4 * gather_s)
+    return {job_id for job_id, at in books if now - at < limit}
 
 
 def _admitted(

@@ -158,6 +158,9 @@ class DispatchSettings(BaseModel):
     # between two ticks (bench/batching.py), few enough that a newcomer is not long behind
     window_per_slot: float = Field(default=1.25, ge=1.0)
     short_job_chunks: int = Field(default=4, ge=0)  # a job this short goes ahead of books
+    # books submitted less than this apart start together (a batch engine does not preempt:
+    # the first would keep every slot for a chunk's time); short jobs never wait for it
+    gather_s: float = Field(default=0.5, ge=0)
     heartbeat_s: float = 5.0  # how often a gpu worker says it is alive, and with how many slots
 
 

@@ -21,8 +21,9 @@ import srt
 import yaml
 from standardwebhooks.webhooks import Webhook
 
+from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
-from shared.infra.models import Job
+from shared.infra.models import Job, utcnow
 from tests.books import make_epub, three_chapter_book
 from tests.e2e.conftest import Receiver, assert_complete, chunk_rows
 from tests.services import forget_redis_keys
@@ -148,6 +149,39 @@ def test_a_worker_sent_sigterm_mid_chunk_finishes_it(farm):
     job = farm.wait(job["id"], lambda j: j["status"] in ("succeeded", "failed"))
     assert job["status"] == "succeeded", job["error"]
     assert_complete(farm, job)
+
+
+def test_a_short_job_goes_ahead_of_another_tenants_book(farm):
+    """bench/fairness.py's (a) on the farm: a 3-chunk job of one tenant, submitted while
+    another tenant's book keeps the gpu worker busy, is taken ahead of every book chunk still
+    waiting, and done while the book is still running."""
+    book = farm.submit("\n\n".join([LONG] * 6), format="opus")  # 84 chunks
+    farm.wait(book["id"], lambda j: j["progress"]["chunks_done"] >= 1)  # under way
+    with session_scope() as session:
+        _, key = create_key(session, "globex")
+    other = {"Authorization": f"Bearer {key}"}
+    page_text = "A page of one tenant.\n\nIt is short.\n\nThree chunks in all."
+    submitted = utcnow()
+    response = httpx.post(f"{farm.api}/v1/jobs", json={"text": page_text}, headers=other)
+    assert response.status_code == 202, response.text
+    page_id = response.json()["id"]
+    deadline = time.monotonic() + 120
+    while (page := httpx.get(f"{farm.api}/v1/jobs/{page_id}", headers=other).json())[
+        "status"
+    ] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, page["progress"]
+        time.sleep(0.1)
+    assert page["status"] == "succeeded" and page["progress"]["chunks_total"] == 3
+    still = farm.job(book["id"])
+    assert still["status"] == "running"
+    assert still["progress"]["chunks_done"] < still["progress"]["chunks_total"]
+    page_taken = max(r.taken_at for r in chunk_rows(page_id))
+    overtaking = [
+        r for r in chunk_rows(book["id"]) if r.taken_at and submitted < r.taken_at < page_taken
+    ]
+    # only book chunks a gpu thread took in the moment before the page's messages came
+    assert len(overtaking) <= 4, [(r.index, r.taken_at) for r in overtaking]
+    httpx.post(f"{farm.api}/v1/jobs/{book['id']}/cancel", headers=farm.headers)
 
 
 def test_the_reconciler_recovers_a_flushed_redis(farm):
