@@ -44,6 +44,7 @@ bench: install services ## Run the benchmarks in bench/ (figures go to docs/perf
 	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/farm.py
 	$(BIN)/python bench/stitch.py
+	$(BIN)/python bench/fairness.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

@@ -115,26 +115,25 @@ class Farm:
                 raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")
             time.sleep(poll_s)
 
-    def cancel(self, auth: dict[str, str], *job_ids: str) -> None:
-        for job_id in job_ids:
-            httpx.post(f"{self.api}/v1/jobs/{job_id}/cancel", headers=auth, timeout=30)
+    def cancel(self, *jobs: tuple[dict[str, str], str]) -> None:
+        """Cancel each (auth, job id), then wait for an idle farm."""
+        for auth, job_id in jobs:
+            response = httpx.post(f"{self.api}/v1/jobs/{job_id}/cancel", headers=auth, timeout=30)
+            if response.status_code != 200:
+                raise RuntimeError(f"cancel {job_id}: {response.status_code} {response.text}")
         self.drain()
 
     def drain(self) -> None:
-        """Until no chunk is on the gpu queue or in the engine: an idle farm."""
+        """Until no job is active (none waits for the GPU, a decode or a stitch) and the
+        engine's last chunks are out: an idle farm."""
         time.sleep(1)
         while True:
             with session_scope(DB) as session:
-                busy = session.scalar(
-                    text(
-                        "SELECT count(*) FROM chunk JOIN job ON job.id = chunk.job_id"
-                        " WHERE chunk.status IN ('pending', 'generated')"
-                        " AND job.status IN ('queued', 'running')"
-                    )
+                active = session.scalar(
+                    text("SELECT count(*) FROM job WHERE status IN ('queued', 'running')")
                 )
-            trace = self.trace()
-            last = max((end for *_, end, _ in trace), default=0.0)
-            if not busy and time.time() - last > 8:  # the engine's last chunks are out
+            last = max((end for *_, end, _ in self.trace()), default=0.0)
+            if not active and time.time() - last > 8:
                 return
             time.sleep(1)
 
@@ -193,14 +192,15 @@ def short_job(farm: Farm, book_chunks: int) -> None:
     time.sleep(1)
     job_id, at = farm.submit(b, page)
     behind = farm.wait(b, job_id, lambda j: j["status"] == "succeeded") - at
-    farm.cancel(a, book_id)
+    farm.cancel((a, book_id))
     chunk_s = statistics.median(end - start for j, _, start, end, _ in farm.trace() if j == book_id)
     target = 2 * statistics.median(alone) + chunk_s
     print(
         f"(a) a 3-chunk job alone: {', '.join(f'{s:.2f}' for s in alone)} s (median "
         f"{statistics.median(alone):.2f} s); behind a {book_chunks}-chunk book: {behind:.2f} s; "
         f"one chunk in the batch: {chunk_s:.2f} s; target <= {target:.2f} s: "
-        f"{'met' if behind <= target else 'NOT met'}"
+        f"{'met' if behind <= target else 'NOT met'}",
+        flush=True,
     )
 
 
@@ -220,8 +220,7 @@ def two_books(farm: Farm, book_chunks: int, window_s: float, share_s: float) -> 
     for thread in threads:
         thread.join()
     time.sleep(share_s + 15)  # the last window's chunks leave the batch
-    for tenant, job_id in jobs.items():
-        farm.cancel(auths[tenant], job_id)
+    farm.cancel(*((auths[tenant], job_id) for tenant, job_id in jobs.items()))
     owner = {job_id: tenant for tenant, job_id in jobs.items()}
     spans = [(owner[j], s, e, n) for j, _, s, e, n in farm.trace() if j in owner]
     t0 = min(s for _, s, _, _ in spans)
@@ -240,7 +239,8 @@ def two_books(farm: Farm, book_chunks: int, window_s: float, share_s: float) -> 
     print(
         f"(b) two {book_chunks}-chunk books of two tenants at once: tenant c's share of the "
         f"tokens in each {window_s:.0f} s window: {listed}; target 40-60 %: "
-        f"{'met' if worst <= 0.1 else 'NOT met'}"
+        f"{'met' if worst <= 0.1 else 'NOT met'}",
+        flush=True,
     )
 
 
@@ -257,7 +257,8 @@ def first_chapter(farm: Farm) -> None:
     print(
         f"(c) a 20-chapter book (420 chunks): first chapter done at {first:.1f} s, the whole "
         f"book at {whole:.1f} s; one chapter alone {one:.1f} s; target <= {target:.1f} s: "
-        f"{'met' if first <= target else 'NOT met'}"
+        f"{'met' if first <= target else 'NOT met'}",
+        flush=True,
     )
 
 
@@ -280,11 +281,12 @@ def redis_restart(farm: Farm) -> None:
         time.sleep(0.05)
     assert resumed is not None, "no chunk was taken in two minutes after Redis came back"
     wait = resumed.timestamp() - back
-    farm.cancel(f, book_id)
+    farm.cancel((f, book_id))
     print(
         f"(d) Redis killed and restarted empty mid-book: a gpu worker took a chunk again "
         f"{wait:.2f} s after Redis answered; target <= {2 * EVERY_S:.1f} s (twice the "
-        f"dispatcher's period): {'met' if wait <= 2 * EVERY_S else 'NOT met'}"
+        f"dispatcher's period): {'met' if wait <= 2 * EVERY_S else 'NOT met'}",
+        flush=True,
     )
 
 

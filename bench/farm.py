@@ -2,8 +2,9 @@
 
     python bench/farm.py [--chunks 500]
 
-Starts the farm as ``make farm-up`` does (api, gpu/cpu/stitch/webhook workers, beat, Flower,
-moto's S3 server; local Postgres and Redis) with ``LYRE_ENGINE=null``, so that what is measured
+Starts the farm as ``make farm-up`` does (api, dispatcher, gpu/cpu/stitch/webhook workers,
+beat, Flower, moto's S3 server; local Postgres and Redis) with ``LYRE_ENGINE=null``, so that
+what is measured
 is the farm: queues, database round trips, object store, stitch. Submits a job through the
 API, waits for it, then reads each task's run time from the workers' logs; three such jobs one
 after another (``--jobs``). Prints for each job the per-chunk overhead (the gpu stage's median

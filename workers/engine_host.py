@@ -19,7 +19,7 @@ from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
 from shared.farm.context import Farm
-from shared.farm.dispatch import forget_gpu_worker, register_gpu_worker
+from shared.farm.gpu_workers import forget_gpu_worker, register_gpu_worker
 from shared.infra.settings import get_settings
 from shared.speech.engine import Engine, EngineDead, EngineLoop
 from shared.speech.factory import build_engine, resolve_engine_name

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from api.deps import FarmDep, get_farm
 from shared.farm.context import Farm
-from shared.farm.dispatch import live_slots
+from shared.farm.gpu_workers import live_slots
 from shared.farm.states import ACTIVE, WAITING, ChunkStatus, JobStatus
 from shared.infra import queues
 from shared.infra.models import Chunk, Job, Tenant

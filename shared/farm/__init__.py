@@ -1,9 +1,11 @@
 """Jobs, chapters and chunks, with Postgres as the source of truth: ``states`` are their states
 with the tables of allowed transitions, ``transitions`` every compare-and-set statement, named
-after its edge. The stages the workers run take ids and are idempotent: ``stages`` (generate
-and decode a chunk), ``stitching`` (a chapter's file, as soon as its chunks are done), ``book``
-(the book's files once every chapter is), ``reconcile`` (re-send work whose lease ran out).
-``jobs`` makes, submits, fails, cancels and describes a job; ``outputs`` names its files and
-lists them; ``redo`` makes one chapter again as the next version; ``context`` is what the
-stages run against; ``tenants`` holds API keys. The tables themselves are
-``shared.infra.models``."""
+after its edge. ``dispatch`` decides which chunks the GPUs make next (the policy, one function)
+and keeps a bounded window of them on the gpu queue, sized by ``gpu_workers``. The stages the
+workers run take ids and are idempotent: ``stages`` (generate and decode a chunk),
+``stitching`` (a chapter's file, as soon as its chunks are done), ``book`` (the book's files
+once every chapter is), ``reconcile`` (re-send work whose lease ran out). ``jobs`` makes,
+submits, fails, cancels and describes a job; ``outputs`` names its files and lists them;
+``redo`` makes one chapter again as the next version; ``context`` is what the stages run
+against; ``tenants`` holds API keys, weights and limits, ``limits`` applies them. The tables
+themselves are ``shared.infra.models``."""

@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.farm.context import Farm
+from shared.farm.gpu_workers import live_slots
 from shared.farm.reconcile import reconcile
 from shared.farm.states import ACTIVE, ChunkStatus, JobStatus
 from shared.farm.transitions import move_job
-from shared.infra.models import Chunk, GpuWorker, Job, Tenant, utcnow
+from shared.infra.models import Chunk, Job, Tenant, utcnow
 
 LOCK = 0x4C797265  # "Lyre": the advisory lock a tick holds
 
@@ -280,35 +280,3 @@ def _admitted(
 def running_limit(farm: Farm, tenant: Tenant) -> int:
     own = tenant.running_jobs
     return farm.settings.limits.running_jobs if own is None else own
-
-
-# --- the window's size: live gpu workers ----------------------------------------------------
-
-
-def live_slots(session: Session, heartbeat_s: float) -> int:
-    """Chunks the live gpu workers hold at once, all together: those seen in the last three
-    heartbeats."""
-    alive_since = utcnow() - timedelta(seconds=3 * heartbeat_s)
-    slots = select(func.coalesce(func.sum(GpuWorker.slots), 0)).where(
-        GpuWorker.seen_at > alive_since
-    )
-    return int(session.scalar(slots) or 0)
-
-
-def register_gpu_worker(farm: Farm, name: str, slots: int) -> None:
-    """A gpu worker's heartbeat: it is alive and holds ``slots`` chunks at once."""
-    with farm.sessions() as session:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        upsert = dialect.insert(GpuWorker).values(name=name, slots=slots, seen_at=utcnow())
-        session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[GpuWorker.name],
-                set_={"slots": upsert.excluded.slots, "seen_at": upsert.excluded.seen_at},
-            )
-        )
-
-
-def forget_gpu_worker(farm: Farm, name: str) -> None:
-    """A gpu worker leaving: its slots leave the window at once."""
-    with farm.sessions() as session:
-        session.execute(delete(GpuWorker).where(GpuWorker.name == name))

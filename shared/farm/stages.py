@@ -29,6 +29,8 @@ from shared.farm.transitions import (
     COUNT_DONE_CHUNK,
     move_job,
 )
+from shared.infra import queues
+from shared.infra.db import notify_at_commit
 from shared.infra.models import utcnow
 from shared.infra.storage import chunk_audio_key, put_pcm
 from shared.speech.engine import Engine, EngineLoop, Speech, SpeechRequest
@@ -87,6 +89,8 @@ def generate_chunk(
     }
     with farm.bookkeeping() as connection:
         moved = bool(connection.execute(CHUNK_PENDING_TO_GENERATED, generated).rowcount)
+        if moved:  # its place in the window is free: the dispatcher need not wait a period
+            notify_at_commit(connection, queues.DISPATCH_CHANNEL)
     if moved:
         farm.send.decode(job_id, index, urgent=urgent)
     return moved

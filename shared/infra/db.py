@@ -93,11 +93,12 @@ def take_batch(model: Any, key: Sequence[Any], picked: Any, *returning: Any, **v
     return update(model).where(rows.in_(batch)).values(**values).returning(*key, *returning)
 
 
-def notify_at_commit(session: Session, channel: str) -> None:
-    """Postgres NOTIFY on ``channel`` when the session's transaction commits (elsewhere,
-    nothing: embedded mode has no listeners)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {channel}"))
+def notify_at_commit(target: Session | Connection, channel: str) -> None:
+    """Postgres NOTIFY on ``channel`` when the transaction commits (at once on a bookkeeping
+    connection); elsewhere nothing: embedded mode has no listeners."""
+    bind = target.get_bind() if isinstance(target, Session) else target
+    if bind.dialect.name == "postgresql":
+        target.execute(text(f"NOTIFY {channel}"))
 
 
 def dispose_engines() -> None:

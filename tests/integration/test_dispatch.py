@@ -3,6 +3,7 @@ lock, and a broker that lost its messages."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import psycopg
@@ -12,7 +13,8 @@ from sqlalchemy.engine import make_url
 
 from api.schemas import JobCreate
 from api.services.jobs import submit
-from shared.farm.dispatch import LOCK, dispatch, forget_gpu_worker, live_slots, register_gpu_worker
+from shared.farm.dispatch import LOCK, dispatch
+from shared.farm.gpu_workers import forget_gpu_worker, live_slots, register_gpu_worker
 from shared.farm.tenants import create_key
 from shared.infra.models import Chunk, GpuWorker, Job, Tenant, utcnow
 
@@ -170,3 +172,21 @@ def test_gpu_workers_size_the_window_while_they_beat(burst, farm):
     forget_gpu_worker(farm, "gpu@two")
     job(farm, tenant(farm, "a"), book(1, 5))
     assert dispatch(farm).window == 0 and sent(burst) == []  # no worker, nothing on the queue
+
+
+def test_books_submitted_together_start_together_and_short_jobs_never_wait(burst, farm):
+    dispatching = farm.settings.dispatch.model_copy(update={"gather_s": 0.3})
+    farm.settings = farm.settings.model_copy(update={"dispatch": dispatching})
+    register_gpu_worker(farm, "gpu@here", 10)
+    a, b = tenant(farm, "a"), tenant(farm, "b")
+    first = job(farm, a, book(1, 20))
+    page = job(farm, b, "A page of two sentences. The second one.")
+    assert {m[0] for m in sent(burst)} == set() and dispatch(farm).sent >= 1
+    assert {m[0] for m in sent(burst)} == {page}  # the book waits for others to come
+    second = job(farm, b, book(1, 20))
+    dispatch(farm)
+    assert sent(burst) == []  # a second book came within gather_s: both still wait
+    time.sleep(0.35)
+    dispatch(farm)
+    owners = [m[0] for m in sent(burst)]
+    assert abs(owners.count(first) - owners.count(second)) <= 1  # side by side

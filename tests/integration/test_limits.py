@@ -79,3 +79,15 @@ def test_lyre_tenants_refuses_bad_input_with_exit_2(farm_settings, capsys):
         except SystemExit as exc:  # argparse's own usage error
             code = exc.code
         assert code == 2, bad
+
+
+def test_metrics_show_waiting_chunks_by_tenant_and_queue(client, burst, farm_settings):
+    auth = key_for("acme")
+    body = "\n\n".join(f"Sentence {i} is a chunk of its own here." for i in range(10))
+    assert client.post("/v1/jobs", json={"text": body}, headers=auth).status_code == 202
+    burst.dispatch(slots=2)  # a window of 3: on the queue, still waiting for a GPU
+    burst.step()  # one generated: waiting for the cpu
+    metrics = client.get("/metrics").text
+    assert 'lyre_chunks_waiting{queue="gpu",tenant="acme"} 9.0' in metrics
+    assert 'lyre_chunks_waiting{queue="cpu",tenant="acme"} 1.0' in metrics
+    assert 'lyre_dispatch_window_chunks{tenant="acme"} 2.0' in metrics
