@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from shared.farm.context import Farm
 from shared.farm.gpu_workers import live_slots
+from shared.farm.limits import limits_for
 from shared.farm.reconcile import reconcile
 from shared.farm.states import ACTIVE, ChunkStatus, JobStatus
 from shared.farm.transitions import move_job
@@ -182,15 +183,14 @@ def dispatch(farm: Farm, slots: int | None = None) -> Tick:
             select(func.pg_try_advisory_xact_lock(LOCK))
         ):
             return Tick(took_turn=False)
-        slots_given = slots
+        gather_s = settings.gather_s if slots is None else 0.0
         if slots is None:
             slots = live_slots(session, settings.heartbeat_s)
         window = math.ceil(slots * settings.window_per_slot)
         held = dict(session.execute(_IN_WINDOW).all())
-        gather_s = settings.gather_s if slots_given is None else 0.0
         room = window - sum(held.values())
         queues, starting = _queues(farm, session, held, room, gather_s)
-        picks = plan(window - sum(held.values()), queues)
+        picks = plan(room, queues)
         now, lease = utcnow(), farm.lease()
         if picks:
             rows = [{"job": c.job_id, "idx": c.index, "at": now, "lease": lease} for c in picks]
@@ -225,7 +225,8 @@ def _queues(
     queues, starting = [], set()
     for tenant_id, its_jobs in jobs.items():
         tenant = tenants[tenant_id]
-        admitted = _admitted(its_jobs, running_limit(farm, tenant), short_at)
+        limit = limits_for(tenant, farm.settings.limits).running_jobs
+        admitted = _admitted(its_jobs, limit, short_at)
         starting |= {job_id for job_id, status, _ in admitted if status == JobStatus.QUEUED}
         queue = TenantQueue(tenant_id, max(tenant.weight, 1e-6), held.get(tenant_id, 0))
         books = 0
@@ -248,15 +249,11 @@ def _gathering(rows: Sequence[Row[Any]], short_at: int, gather_s: float) -> set[
     alone keeps them for a chunk's time (tens of seconds) after another tenant's book arrives.
     While books keep arriving less than ``gather_s`` apart, the queued ones wait, at most
     ``4 * gather_s`` each; short jobs never wait."""
-    now = utcnow()
-    books = [(row.id, row.created_at) for row in rows if row.status == JobStatus.QUEUED]
-    books = [(job_id, at) for job_id, at in books if at is not None]
-    pending = {row.id: row.pending for row in rows}
-    books = [(job_id, at) for job_id, at in books if pending[job_id] > short_at]
-    if not gather_s or not books or now - max(at for _, at in books) >= timedelta(seconds=gather_s):
+    now, wait = utcnow(), timedelta(seconds=gather_s)
+    books = [row for row in rows if row.status == JobStatus.QUEUED and row.pending > short_at]
+    if not gather_s or not books or now - max(book.created_at for book in books) >= wait:
         return set()
-    limit = timedelta(seconds=4 * gather_s)
-    return {job_id for job_id, at in books if now - at < limit}
+    return {book.id for book in books if now - book.created_at < 4 * wait}
 
 
 def _admitted(
@@ -275,8 +272,3 @@ def _admitted(
             queued_allowed -= 1
         admitted.append(job)
     return sorted(admitted, key=lambda job: job[2] > short_at)  # stable: priority, then age
-
-
-def running_limit(farm: Farm, tenant: Tenant) -> int:
-    own = tenant.running_jobs
-    return farm.settings.limits.running_jobs if own is None else own
