@@ -81,8 +81,16 @@ def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any], **values: 
     )
 
 
-# a gpu worker took the chunk off the queue: it is in an engine now, not on the queue
-CLAIM_PENDING_CHUNK = _claim(ChunkStatus.PENDING, Chunk.text, Chunk.voice, taken_at=bindparam("at"))
+# A gpu worker took the chunk off the queue: it is in an engine now. A chunk taken from a
+# message the dispatcher no longer counts (its lease ran out while it waited on the queue)
+# counts in the window again, and is not sent a second time.
+CLAIM_PENDING_CHUNK = _claim(
+    ChunkStatus.PENDING,
+    Chunk.text,
+    Chunk.voice,
+    taken_at=bindparam("at"),
+    sent_at=func.coalesce(Chunk.sent_at, bindparam("at")),
+)
 CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech)
 
 

@@ -16,6 +16,7 @@ from api.services.jobs import submit
 from shared.farm.dispatch import LOCK, dispatch
 from shared.farm.gpu_workers import forget_gpu_worker, live_slots, register_gpu_worker
 from shared.farm.tenants import create_key
+from shared.farm.transitions import CLAIM_PENDING_CHUNK
 from shared.infra.models import Chunk, GpuWorker, Job, Tenant, utcnow
 
 
@@ -190,3 +191,21 @@ def test_books_submitted_together_start_together_and_short_jobs_never_wait(burst
     dispatch(farm)
     owners = [m[0] for m in sent(burst)]
     assert abs(owners.count(first) - owners.count(second)) <= 1  # side by side
+
+
+def test_a_chunk_taken_from_a_stale_message_counts_in_the_window(burst, farm):
+    """Its lease ran out on the queue (the reconciler gave it back to Postgres), and a worker
+    took its message after all: it is in an engine, so it is in the window, not sent again."""
+    book_id = job(farm, tenant(farm, "a"), book(1, 4))
+    dispatch(farm, slots=1)
+    (stale, *_) = sent(burst)
+    with farm.sessions() as session:
+        session.execute(update(Chunk).where(Chunk.job_id == book_id).values(sent_at=None))
+    with farm.bookkeeping() as connection:
+        connection.execute(
+            CLAIM_PENDING_CHUNK,
+            {"job": book_id, "idx": stale[1], "lease": farm.lease(), "at": utcnow()},
+        )
+    tick = dispatch(farm, slots=1)
+    assert stale[1] not in {m[1] for m in sent(burst)}
+    assert tick.in_window == 2  # the taken one and one more
