@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, create_engine, inspect, select
@@ -95,49 +96,60 @@ def _to(url: str, revision: str, direction: str = "upgrade") -> None:
     getattr(command, direction)(config, revision)
 
 
+def _at_revision(url: str, dialect: str, revision: str) -> tuple[Any, MetaData, Any]:
+    """The database taken down to ``revision`` with a tenant in it: its engine, its tables as
+    that revision left them, and how the Uuid type keeps an id on this dialect."""
+    if dialect == "sqlite":
+        migrate(url)
+    _to(url, revision, "downgrade")
+    engine = create_engine(url)
+    old = MetaData()
+    old.reflect(engine, only=["tenant", "job", "chunk"])
+
+    def key(u: uuid.UUID) -> object:
+        return u.hex if dialect == "sqlite" else u
+
+    with engine.begin() as db:
+        db.execute(
+            old.tables["tenant"].insert(),
+            {"id": key(TENANT), "name": "old", "webhook_secret": "", "created_at": NOW},
+        )
+    return engine, old, key
+
+
+def _old_job(key: Any, job: uuid.UUID, status: str, chunks: int, **columns: Any) -> dict:
+    """A job row as an earlier revision wrote it."""
+    return {
+        "id": key(job),
+        "tenant_id": key(TENANT),
+        "status": status,
+        "voice": "tara",
+        "format": "wav",
+        "engine": "espeak",
+        "metadata": {},
+        "chunks_total": chunks,
+        "chunks_done": 0,
+        "audio_samples": 0,
+        "warnings": {},
+        "created_at": NOW,
+        **columns,
+    }
+
+
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_jobs_from_before_books_keep_their_audio_and_finish(tmp_path, dialect):
     """0004 on a farm with jobs: a finished job's programme becomes its one output, its format
     its mastering; a running job gets chapter rows to wait on, so that it is stitched."""
     url = create_database() if dialect == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
     try:
-        if dialect == "sqlite":
-            migrate(url)
-        _to(url, "0003", "downgrade")
-        engine = create_engine(url)
-        old = MetaData()
-        old.reflect(engine, only=["tenant", "job", "chunk"])  # the tables as 0003 left them
-
-        def key(u: uuid.UUID) -> object:  # how the Uuid type keeps an id on each
-            return u.hex if dialect == "sqlite" else u
-
+        engine, old, key = _at_revision(url, dialect, "0003")
         with engine.begin() as db:
-            db.execute(
-                old.tables["tenant"].insert(),
-                {"id": key(TENANT), "name": "old", "webhook_secret": "", "created_at": NOW},
-            )
             for job, status, output in (
                 (DONE, "succeeded", "jobs/d/output.wav"),
                 (RUNNING, "running", None),
             ):
-                db.execute(
-                    old.tables["job"].insert(),
-                    {
-                        "id": key(job),
-                        "tenant_id": key(TENANT),
-                        "status": status,
-                        "voice": "tara",
-                        "format": "wav",
-                        "engine": "espeak",
-                        "metadata": {},
-                        "chunks_total": 2,
-                        "chunks_done": 1,
-                        "audio_samples": 0,
-                        "warnings": {},
-                        "output_key": output,
-                        "created_at": NOW,
-                    },
-                )
+                row = _old_job(key, job, status, 2, chunks_done=1, output_key=output)
+                db.execute(old.tables["job"].insert(), row)
                 for index in (0, 1):
                     db.execute(
                         old.tables["chunk"].insert(),
@@ -182,39 +194,10 @@ def test_chunks_queued_before_the_dispatcher_count_as_sent(tmp_path, dialect):
     failed job's are not, and the job's priority and the tenant's weight take defaults."""
     url = create_database() if dialect == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
     try:
-        if dialect == "sqlite":
-            migrate(url)
-        _to(url, "0004", "downgrade")
-        engine = create_engine(url)
-        old = MetaData()
-        old.reflect(engine, only=["tenant", "job", "chunk"])
-
-        def key(u: uuid.UUID) -> object:
-            return u.hex if dialect == "sqlite" else u
-
+        engine, old, key = _at_revision(url, dialect, "0004")
         with engine.begin() as db:
-            db.execute(
-                old.tables["tenant"].insert(),
-                {"id": key(TENANT), "name": "old", "webhook_secret": "", "created_at": NOW},
-            )
             for job, status in ((RUNNING, "running"), (DONE, "failed")):
-                db.execute(
-                    old.tables["job"].insert(),
-                    {
-                        "id": key(job),
-                        "tenant_id": key(TENANT),
-                        "status": status,
-                        "voice": "tara",
-                        "format": "wav",
-                        "engine": "espeak",
-                        "metadata": {},
-                        "chunks_total": 1,
-                        "chunks_done": 0,
-                        "audio_samples": 0,
-                        "warnings": {},
-                        "created_at": NOW,
-                    },
-                )
+                db.execute(old.tables["job"].insert(), _old_job(key, job, status, 1))
                 db.execute(
                     old.tables["chunk"].insert(),
                     {
