@@ -32,6 +32,7 @@ def test_every_route_needs_a_key(client):
         ("POST", "/v1/jobs"),
         ("GET", f"/v1/jobs/{job_id}"),
         ("GET", "/v1/voices"),
+        ("GET", "/v1/limits"),
         ("GET", f"/v1/jobs/{job_id}/audio"),
         ("GET", f"/v1/jobs/{job_id}/events"),
         ("POST", f"/v1/jobs/{job_id}/cancel"),
