@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.app import create_app
+from api.deps import get_farm
 from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
 from shared.infra.models import Job, Tenant
@@ -43,11 +46,16 @@ def test_characters_past_the_days_limit_are_refused_with_retry_after(client, far
 
 
 def test_requests_past_the_rate_get_429_and_other_tenants_do_not(client, burst):
+    """Counted in Redis: two api processes (two apps here) share one count."""
     burst.farm.settings = burst.farm.settings.model_copy(
         update={"limits": burst.farm.settings.limits.model_copy(update={"request_burst": 3})}
     )
     hasty, calm = key_for("hasty", requests_per_s=0.5), key_for("calm")
-    statuses = [client.get("/v1/jobs", headers=hasty).status_code for _ in range(4)]
+    other_app = create_app()
+    other_app.dependency_overrides[get_farm] = lambda: burst.farm
+    with TestClient(other_app) as other:
+        apis = [client, other, client, other]
+        statuses = [api.get("/v1/jobs", headers=hasty).status_code for api in apis]
     assert statuses == [200, 200, 200, 429]  # a burst of three, then one every two seconds
     refused = client.get("/v1/jobs", headers=hasty)
     assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
