@@ -36,10 +36,10 @@ class BurstSender:
     def decode(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
         self._send("decode", job_id, index)
 
-    def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
+    def stitch_chapter(self, job_id: uuid.UUID, chapter: int, urgent: bool = False) -> None:
         self._send("chapter", job_id, chapter)
 
-    def stitch(self, job_id: uuid.UUID) -> None:
+    def stitch(self, job_id: uuid.UUID, urgent: bool = False) -> None:
         self._send("stitch", job_id)
 
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None:

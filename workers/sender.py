@@ -24,15 +24,16 @@ class CelerySender:
         self.app.send_task(queues.GENERATE_CHUNK, kwargs=kwargs, priority=_priority(urgent))
 
     def decode(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
-        kwargs = {"job_id": str(job_id), "chunk": index}
+        kwargs = {"job_id": str(job_id), "chunk": index, "urgent": urgent}
         self.app.send_task(queues.DECODE_CHUNK, kwargs=kwargs, priority=_priority(urgent))
 
-    def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
-        kwargs = {"job_id": str(job_id), "chapter": chapter}
-        self.app.send_task(queues.STITCH_CHAPTER, kwargs=kwargs)
+    def stitch_chapter(self, job_id: uuid.UUID, chapter: int, urgent: bool = False) -> None:
+        kwargs = {"job_id": str(job_id), "chapter": chapter, "urgent": urgent}
+        self.app.send_task(queues.STITCH_CHAPTER, kwargs=kwargs, priority=_priority(urgent))
 
-    def stitch(self, job_id: uuid.UUID) -> None:
-        self.app.send_task(queues.STITCH_JOB, kwargs={"job_id": str(job_id)})
+    def stitch(self, job_id: uuid.UUID, urgent: bool = False) -> None:
+        kwargs = {"job_id": str(job_id)}
+        self.app.send_task(queues.STITCH_JOB, kwargs=kwargs, priority=_priority(urgent))
 
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None:
         self.app.send_task(

@@ -115,15 +115,14 @@ def generate_chunk(self: Task, job_id: str, chunk: int, urgent: bool = False) ->
 
 
 @app.task(name=queues.DECODE_CHUNK, bind=True, max_retries=None)
-def decode_chunk(self: Task, job_id: str, chunk: int) -> object:
-    return _run(
-        self, job_id, lambda: stages.decode_chunk(farm(), decoder(), uuid.UUID(job_id), chunk)
-    )
+def decode_chunk(self: Task, job_id: str, chunk: int, urgent: bool = False) -> object:
+    job = uuid.UUID(job_id)
+    return _run(self, job_id, lambda: stages.decode_chunk(farm(), decoder(), job, chunk, urgent))
 
 
 @app.task(name=queues.STITCH_CHAPTER, bind=True, max_retries=None)
-def stitch_chapter(self: Task, job_id: str, chapter: int) -> object:
-    return _run(self, job_id, lambda: chapter_stitch(farm(), uuid.UUID(job_id), chapter))
+def stitch_chapter(self: Task, job_id: str, chapter: int, urgent: bool = False) -> object:
+    return _run(self, job_id, lambda: chapter_stitch(farm(), uuid.UUID(job_id), chapter, urgent))
 
 
 @app.task(name=queues.STITCH_JOB, bind=True, max_retries=None)

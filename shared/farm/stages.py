@@ -96,9 +96,12 @@ def generate_chunk(
     return moved
 
 
-def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int) -> bool:
+def decode_chunk(
+    farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int, urgent: bool = False
+) -> bool:
     """CPU stage: the chunk's speech to finished PCM in the object store and its loudness in
-    the row; the decode that finishes a chapter's last chunk sends the chapter's stitch."""
+    the row; the decode that finishes a chapter's last chunk sends the chapter's stitch (ahead
+    of books' if ``urgent``)."""
     claimed = _claim(farm, job_id, index, CLAIM_GENERATED_CHUNK)
     if claimed is None:
         return False
@@ -133,7 +136,7 @@ def decode_chunk(farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, ind
     with farm.bookkeeping() as connection:
         chapter, complete = connection.execute(CHAPTER_OF_CHUNK_COMPLETE, done).one()
     if complete:
-        farm.send.stitch_chapter(job_id, chapter)
+        farm.send.stitch_chapter(job_id, chapter, urgent=urgent)
     return True
 
 

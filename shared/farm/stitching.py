@@ -73,9 +73,10 @@ def read_parts(farm: Farm, job_id: uuid.UUID, chapter: int | None = None) -> lis
     ]
 
 
-def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int) -> bool:
+def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int, urgent: bool = False) -> bool:
     """A chapter's own file, between room tone, tagged, measured against ACX when asked; the
-    chapter that completes the book sends the book's stitch."""
+    chapter that completes the book sends the book's stitch (ahead of books' if ``urgent``, a
+    short job's)."""
     params = {"job": job_id, "chapter": chapter, "lease": farm.lease()}
     with farm.bookkeeping() as connection:
         claimed = connection.execute(CLAIM_CHAPTER, params).first()
@@ -99,7 +100,7 @@ def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int) -> bool:
             )
         )
     if moved and not waiting:
-        farm.send.stitch(job_id)
+        farm.send.stitch(job_id, urgent=urgent)
     return moved
 
 

@@ -123,10 +123,10 @@ class LocalSender:
 
         self._submit(run)
 
-    def stitch_chapter(self, job_id: uuid.UUID, chapter: int) -> None:
+    def stitch_chapter(self, job_id: uuid.UUID, chapter: int, urgent: bool = False) -> None:
         self._submit(lambda: stitch_chapter(self.farm, job_id, chapter))
 
-    def stitch(self, job_id: uuid.UUID) -> None:
+    def stitch(self, job_id: uuid.UUID, urgent: bool = False) -> None:
         self._submit(lambda: stitch_job(self.farm, job_id))
 
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None:

@@ -96,3 +96,43 @@ def test_farms_sharing_a_redis_database_keep_their_messages_apart(monkeypatch):
         assert client.llen(queues.CPU) == 0
     finally:
         forget_redis_keys()
+
+
+def test_urgent_messages_are_taken_before_books_already_queued(monkeypatch):
+    """The dispatcher's urgency is Celery's priority on kombu's Redis transport: books' chunks
+    go to the priority-6 list, urgent ones to the queue's own list, which a worker pops first."""
+    import uuid
+
+    from workers.sender import CelerySender
+
+    prefix = f"{REDIS_TEST_PREFIX}urgency:"
+    monkeypatch.setenv("LYRE_REDIS__URL", REDIS_TEST_URL)
+    monkeypatch.setenv("LYRE_REDIS__KEY_PREFIX", prefix)
+    get_settings.cache_clear()
+    try:
+        app = create_app()
+        sender = CelerySender(app)
+        book, page = uuid.uuid4(), uuid.uuid4()
+        for index in range(3):
+            sender.generate(book, index)
+        sender.generate(page, 0, urgent=True)
+        lists = queues.queue_lists(prefix, queues.GPU)
+        client = redis.Redis.from_url(REDIS_TEST_URL)
+        assert [client.llen(name) for name in lists if client.llen(name)] == [1, 3]
+        with app.connection_for_read() as connection:  # a worker's BRPOP order
+            queue = Queue(queues.GPU, Exchange(queues.GPU), queues.GPU)
+            taken: list[tuple[str, bool]] = []
+
+            def on_message(body, message):
+                _, kwargs, _ = body  # Celery's message protocol 2: args, kwargs, embed
+                taken.append((kwargs["job_id"], kwargs["urgent"]))
+                message.ack()
+
+            with Consumer(connection.default_channel, [queue], callbacks=[on_message]):
+                while len(taken) < 4:
+                    connection.drain_events(timeout=5)
+        assert taken[0] == (str(page), True)
+        assert {job for job, _ in taken[1:]} == {str(book)}
+    finally:
+        get_settings.cache_clear()
+        forget_redis_keys()
