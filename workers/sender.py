@@ -17,7 +17,6 @@ from shared.infra.storage import open_store
 class CelerySender:
     def __init__(self, app: Celery) -> None:
         self.app = app
-        self._epoch: str | None = None
 
     def generate(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
         kwargs = {"job_id": str(job_id), "chunk": index, "urgent": urgent}
@@ -41,18 +40,12 @@ class CelerySender:
         )
 
     def window_lost(self) -> bool:
-        """Redis keeps a key the first call sets and nothing expires: if it is gone (or holds
-        another process's mark, which is as good), Redis lost its data since."""
+        """Redis keeps a key that the first call sets and nothing expires: when it is gone,
+        Redis lost its data (and the messages sent before) since the last call."""
         settings = get_settings().redis
         client = queues.redis_client(settings.url, timeout_s=5)
         key = queues.key(settings.key_prefix, queues.BROKER_EPOCH_KEY)
-        seen = client.get(key)
-        if seen is not None:
-            self._epoch = seen.decode()
-            return False
-        self._epoch = uuid.uuid4().hex
-        client.set(key, self._epoch, nx=True)
-        return True
+        return bool(client.set(key, uuid.uuid4().hex, nx=True))
 
 
 def _priority(urgent: bool) -> int:

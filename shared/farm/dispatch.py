@@ -17,11 +17,11 @@ mistake waits for its turn and changes nothing):
 4. marks them sent (a compare-and-set on ``sent_at IS NULL``), starts their queued jobs, and
    puts their messages on the queue before it commits.
 
-A submission wakes the dispatcher at once (``NOTIFY``, sent when its transaction commits); a
-tick also runs every ``dispatch.every_s`` to refill the room that finished chunks leave. A chunk
-sent and lost (a worker killed with it, Redis flushed) comes back to Postgres with its lease
-(the reconciler), or at once where the broker says it lost its messages (:func:`dispatch` asks
-``Sender.window_lost``).
+A submission, a redo and every generated chunk wake the dispatcher (``NOTIFY``, sent when
+their transaction commits); it also ticks every ``dispatch.every_s``. Books submitted together
+start together (:func:`_gathering`). A chunk sent and lost (a worker killed with it, Redis
+flushed) comes back to Postgres with its lease (the reconciler), or at once where the broker
+says it lost its messages (:func:`dispatch` asks ``Sender.window_lost``).
 """
 
 from __future__ import annotations
