@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,7 +80,7 @@ def _weight(value: str) -> float:
         weight = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 0 < weight <= 1000:
+    if not 0 < weight <= 1000:  # NaN fails this too
         raise argparse.ArgumentTypeError("a weight is above 0 and at most 1000")
     return weight
 
@@ -92,8 +93,8 @@ def _limit(kind: type) -> Callable[[str], object]:
             number = kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{value!r} is not a number or 'default'") from None
-        if number < 0:
-            raise argparse.ArgumentTypeError("a limit cannot be negative")
+        if not math.isfinite(number) or number < 0:
+            raise argparse.ArgumentTypeError("a limit is a number, 0 or more")
         return number
 
     return parse

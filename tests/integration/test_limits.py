@@ -81,7 +81,14 @@ def test_lyre_tenants_refuses_bad_input_with_exit_2(farm_settings, capsys):
     assert lyre(["tenants", "set", "nobody", "--weight", "2"]) == 2
     assert "no tenant is named 'nobody'" in capsys.readouterr().err
     assert lyre(["tenants", "set", "acme"]) == 2
-    for bad in (["--weight", "0"], ["--weight", "x"], ["--running-jobs", "-1"]):
+    for bad in (
+        ["--weight", "0"],
+        ["--weight", "x"],
+        ["--weight", "nan"],
+        ["--running-jobs", "-1"],
+        ["--requests-per-s", "nan"],
+        ["--requests-per-s", "inf"],
+    ):
         try:
             code = lyre(["tenants", "set", "acme", *bad])
         except SystemExit as exc:  # argparse's own usage error
