@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections import defaultdict
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Response
@@ -113,37 +114,30 @@ def chunk_metrics(farm: Farm) -> Iterator[GaugeMetricFamily]:
         "Chunks the dispatcher has sent to the GPUs and not yet generated, by tenant",
         labels=["tenant"],
     )
+    taken, sent = Chunk.taken_at.is_not(None), Chunk.sent_at.is_not(None)
     counts = (
-        select(Tenant.name, Chunk.status, Chunk.taken_at.is_not(None), func.count())
+        select(Tenant.name, Chunk.status, taken, sent, func.count())
         .join(Job, Job.tenant_id == Tenant.id)
         .join(Chunk, Chunk.job_id == Job.id)
         .where(Job.status.in_(ACTIVE), Chunk.status.in_(WAITING))
-        .group_by(Tenant.name, Chunk.status, Chunk.taken_at.is_not(None))
-    )
-    sent = (
-        select(Tenant.name, func.count())
-        .join(Job, Job.tenant_id == Tenant.id)
-        .join(Chunk, Chunk.job_id == Job.id)
-        .where(
-            Job.status.in_(ACTIVE),
-            Chunk.status == ChunkStatus.PENDING.value,
-            Chunk.sent_at.is_not(None),
-        )
-        .group_by(Tenant.name)
+        .group_by(Tenant.name, Chunk.status, taken, sent)
     )
     with farm.sessions() as session:
         rows = session.execute(counts).all()
-        in_window = session.execute(sent).all()
         slots = live_slots(session, farm.settings.dispatch.heartbeat_s)
-    by_queue: dict[tuple[str, str], int] = {}
-    for tenant, status, taken, n in rows:
+    by_queue: dict[tuple[str, str], int] = defaultdict(int)
+    in_window: dict[str, int] = defaultdict(int)
+    for tenant, status, was_taken, was_sent, n in rows:
         if status == ChunkStatus.GENERATED:
-            by_queue[tenant, "cpu"] = by_queue.get((tenant, "cpu"), 0) + n
-        elif not taken:
-            by_queue[tenant, "gpu"] = by_queue.get((tenant, "gpu"), 0) + n
+            by_queue[tenant, "cpu"] += n
+            continue
+        if not was_taken:
+            by_queue[tenant, "gpu"] += n
+        if was_sent:
+            in_window[tenant] += n
     for (tenant, queue), n in sorted(by_queue.items()):
         waiting.add_metric([tenant, queue], n)
-    for tenant, n in in_window:
+    for tenant, n in sorted(in_window.items()):
         window.add_metric([tenant], n)
     gpu_slots = GaugeMetricFamily(
         "lyre_gpu_slots", "Chunks the live gpu workers hold at once, all together"
