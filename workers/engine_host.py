@@ -88,7 +88,7 @@ def health() -> dict[str, Any]:
 # --- the worker's heartbeat: its slots in the dispatcher's window ---------------------------
 
 _stop = threading.Event()
-_beating: tuple[threading.Thread, Farm, str] | None = None
+_beating: tuple[Farm, str] | None = None  # the farm and the name this worker beats as
 
 
 def start_heartbeat(farm: Farm, name: str, slots: int) -> None:
@@ -106,9 +106,8 @@ def start_heartbeat(farm: Farm, name: str, slots: int) -> None:
         stop_heartbeat()
 
     _stop.clear()
-    thread = threading.Thread(target=beat, name="gpu-heartbeat", daemon=True)
-    _beating = (thread, farm, name)
-    thread.start()
+    _beating = (farm, name)
+    threading.Thread(target=beat, name="gpu-heartbeat", daemon=True).start()
 
 
 def stop_heartbeat() -> None:
@@ -117,10 +116,11 @@ def stop_heartbeat() -> None:
     _stop.set()
     beating, _beating = _beating, None
     if beating is not None:
+        farm, name = beating
         try:
-            forget_gpu_worker(beating[1], beating[2])
+            forget_gpu_worker(farm, name)
         except Exception as exc:  # its row goes stale in three heartbeats anyway
-            log.warning("could not remove %s from the gpu workers: %s", beating[2], exc)
+            log.warning("could not remove %s from the gpu workers: %s", name, exc)
 
 
 @inspect_command()
