@@ -4,13 +4,14 @@ Runs ``shared.farm.dispatch.dispatch`` at least every ``dispatch.every_s``, and 
 submission or a redo says there is new work (Postgres ``LISTEN``). Run one or two: each tick
 takes an advisory lock, so a second dispatcher only takes turns with the first (a spare that
 is already warm). A tick that fails (Postgres or Redis restarting) is tried again a quarter
-second later; each tick's time goes to Redis for the healthcheck (``workers.healthcheck
-dispatcher``).
+second later; the time of the last tick goes to Redis once a period, for the healthcheck
+(``workers.healthcheck dispatcher``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import socket
 import threading
@@ -76,6 +77,7 @@ def run(stop: threading.Event) -> None:
     client = queues.redis_client(settings.redis.url, timeout_s=5)
     connection = listen(settings)
     log.info("dispatching every %.2f s and on new work", settings.dispatch.every_s)
+    beaten = -math.inf  # when the healthcheck's key was last written
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -93,10 +95,12 @@ def run(stop: threading.Event) -> None:
                 tick.window,
                 tick.returned,
             )
-        try:
-            client.set(heartbeat_key(settings), str(time.time()), ex=3600)
-        except RedisError as exc:
-            log.warning("heartbeat not written: %s", exc)
+        if time.monotonic() - beaten >= settings.dispatch.every_s:  # not at every tick
+            try:
+                client.set(heartbeat_key(settings), str(time.time()), ex=3600)
+                beaten = time.monotonic()
+            except RedisError as exc:
+                log.warning("heartbeat not written: %s", exc)
         connection = wait_for_work(connection, settings, stop)
         stop.wait(max(0.0, MIN_GAP_S - (time.monotonic() - started)))
 
