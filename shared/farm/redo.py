@@ -79,7 +79,6 @@ def redo_chapter(
                 "chapter": chapter,
                 "new_version": version,
                 "new_title": title,
-                "lease": farm.lease(),
             },
         )
         session.execute(delete(Chunk).where(Chunk.job_id == job_id, Chunk.chapter == chapter))

@@ -20,7 +20,7 @@ from shared.audio.finish import finish_chunk
 from shared.farm.context import Farm
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
-    CHAPTER_OF_CHUNK_COMPLETE,
+    LEASE_COMPLETE_CHAPTER,
     CHUNK_GENERATED_TO_DONE,
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     CHUNK_PENDING_TO_GENERATED,
@@ -134,8 +134,8 @@ def decode_chunk(
         return False
     # after the commit above: of two decodes finishing a chapter at once, the later sees both
     with farm.bookkeeping() as connection:
-        chapter, complete = connection.execute(CHAPTER_OF_CHUNK_COMPLETE, done).one()
-    if complete:
+        chapter = connection.execute(LEASE_COMPLETE_CHAPTER, done).scalar()
+    if chapter is not None:
         farm.send.stitch_chapter(job_id, chapter, urgent=urgent)
     return True
 

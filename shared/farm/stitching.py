@@ -32,6 +32,7 @@ from shared.farm.states import ChapterStatus
 from shared.farm.transitions import (
     CHAPTER_WAITING_TO_DONE,
     CLAIM_CHAPTER,
+    LOCK_JOB,
     RENEW_STITCH_LEASE,
 )
 from shared.infra.models import Chapter, Chunk, Job, utcnow
@@ -92,6 +93,7 @@ def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int, urgent: bool = F
         key, samples, report = _chapter_file(farm, job, chapter, claimed, total or 1, mastering)
     done = {**params, "made_for": claimed.version, "key": key, "n": samples, "report": report}
     with farm.sessions() as session:
+        session.execute(LOCK_JOB, params)
         result = session.execute(CHAPTER_WAITING_TO_DONE, {**done, "at": utcnow()})
         moved = bool(result.rowcount)  # type: ignore[attr-defined]
         waiting = session.scalar(

@@ -162,16 +162,22 @@ _CHAPTER_JOB_ACTIVE = (
     select(Job.status).where(Job.id == Chapter.job_id).scalar_subquery().in_(ACTIVE)
 )
 
-# After a decode: the chunk's chapter, and whether every chunk of that chapter is now done.
-# The decode that sees it complete sends the chapter's stitch (two may: the claim sorts it).
+# After a decode has committed: if every chunk of its chapter is now done and no other decode
+# has sent the chapter's stitch yet, lease the chapter for that stitch and return its index.
+# Exactly one decode gets the row: of two at once, the second waits on the row lock and then
+# finds the lease set (Postgres re-checks an updated row's conditions under READ COMMITTED).
 _ITS_CHAPTER = select(Chunk.chapter).where(*_THIS_CHUNK).scalar_subquery()
-CHAPTER_OF_CHUNK_COMPLETE = select(
-    _ITS_CHAPTER,
-    ~exists().where(
-        _OTHER.job_id == bindparam("job"),
-        _OTHER.chapter == _ITS_CHAPTER,
-        _OTHER.status != ChunkStatus.DONE.value,
-    ),
+LEASE_COMPLETE_CHAPTER = (
+    update(Chapter)
+    .where(
+        Chapter.job_id == bindparam("job"),
+        Chapter.index == _ITS_CHAPTER,
+        Chapter.status == ChapterStatus.WAITING,
+        or_(Chapter.lease_until.is_(None), Chapter.lease_until < bindparam("at")),
+        _ITS_CHUNKS_DONE,
+    )
+    .values(lease_until=bindparam("lease"))
+    .returning(Chapter.index)
 )
 
 CLAIM_CHAPTER = (
@@ -185,6 +191,9 @@ CLAIM_CHAPTER = (
     .values(lease_until=bindparam("lease"))
     .returning(Chapter.title, Chapter.version)
 )
+# Taken first in the transaction that finishes a chapter: chapters of one job finishing at once
+# take turns, so the last to commit sees no chapter waiting and sends the book's stitch.
+LOCK_JOB = select(Job.id).where(Job.id == bindparam("job")).with_for_update()
 # Made for the version it was claimed for: a stitch overtaken by a redo changes nothing.
 CHAPTER_WAITING_TO_DONE = (
     update(Chapter)
@@ -209,7 +218,7 @@ CHAPTER_DONE_TO_WAITING = (
         status=ChapterStatus.WAITING.value,
         version=bindparam("new_version"),
         title=bindparam("new_title"),
-        lease_until=bindparam("lease"),
+        lease_until=None,  # its new chunks' last decode leases it for the stitch
     )
 )
 _ALL_CHAPTERS_DONE = ~exists().where(

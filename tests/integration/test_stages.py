@@ -99,9 +99,8 @@ def test_fan_in_sends_one_stitch_even_when_messages_are_duplicated(burst, tenant
 
 def test_fan_in_counts_each_chunk_once_when_decodes_race(pg_burst):
     """Every decode sent twice, all at once from eight threads: each chunk is done once, the
-    job counts each once, and a decode that finished the chapter sends its stitch (two may,
-    when the last two finish together: the chapter is made once, and sends the book's
-    stitch once)."""
+    job counts each once, and exactly one decode sends the chapter's stitch, which sends the
+    book's stitch once."""
     burst, tenant = pg_burst, tenant_of(pg_burst)
     text = "\n\n".join(f"Paragraph {i} is one chunk of the book." for i in range(12))
     job = submit(burst.farm, tenant, JobCreate(text=text), None)
@@ -111,12 +110,30 @@ def test_fan_in_counts_each_chunk_once_when_decodes_race(pg_burst):
     with ThreadPoolExecutor(8) as pool:
         moved = list(pool.map(lambda a: stages.decode_chunk(burst.farm, None, *a), decodes * 2))
     assert len(decodes) == 12 and moved.count(True) == 12
-    assert 1 <= len([m for m in burst.sender.sent if m[0] == "chapter"]) <= 2
+    assert len([m for m in burst.sender.sent if m[0] == "chapter"]) == 1
     burst.drain(("chapter",))
     assert len([m for m in burst.sender.sent if m[0] == "stitch"]) == 1
     with burst.farm.sessions() as session:
         row = session.get(Job, job.id)
         assert row.chunks_done == row.chunks_total == 12 and row.stitch_lease_until is not None
+
+
+def test_chapters_finishing_at_once_send_the_books_stitch_once(pg_burst):
+    """Eight chapters stitched at once from eight threads, each sent twice: each chapter is
+    made once, and exactly one of them, the last to finish, sends the book's stitch."""
+    burst, tenant = pg_burst, tenant_of(pg_burst)
+    text = "\n\n".join(f"# Part {i}\n\nChapter {i} has one short paragraph." for i in range(8))
+    job = submit(burst.farm, tenant, JobCreate(text=text), None)
+    burst.drain(("generate", "decode"))
+    chapters = [args for kind, *args in burst.sender.messages if kind == "chapter"]
+    burst.sender.messages.clear()
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda a: stitching.stitch_chapter(burst.farm, *a), chapters * 2))
+    assert len(chapters) == 8 and made.count(True) == 8
+    assert [m[0] for m in burst.sender.messages] == ["stitch"]
+    burst.drain()
+    with burst.farm.sessions() as session:
+        assert session.get(Job, job.id).status == "succeeded"
 
 
 def test_the_stitch_reads_chunks_ahead_on_several_threads(burst, tenant):
