@@ -19,7 +19,7 @@ from time import monotonic
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from shared.audio import SAMPLE_RATE, acx
 from shared.audio.encode import ENCODINGS, AudioWriter
@@ -32,12 +32,15 @@ from shared.farm.states import ChapterStatus
 from shared.farm.transitions import (
     CHAPTER_WAITING_TO_DONE,
     CLAIM_CHAPTER,
-    LOCK_JOB,
     RENEW_STITCH_LEASE,
 )
 from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.infra.storage import chunk_audio_key, get_pcm, output_key
 from shared.text.chunking import Boundary
+
+# Taken first in the transaction that finishes a chapter: chapters of one job finishing at once
+# take turns, so the last to commit sees no chapter waiting and sends the book's stitch.
+LOCK_JOB = select(Job.id).where(Job.id == bindparam("job")).with_for_update()
 
 # Chunks read ahead of the encoder, all at once: S3 answers a GET in 10-30 ms, and a 10-hour
 # programme has thousands of chunks, while the encoder takes 5-30 ms per chunk. Each stream

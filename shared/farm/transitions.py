@@ -162,10 +162,9 @@ _CHAPTER_JOB_ACTIVE = (
     select(Job.status).where(Job.id == Chapter.job_id).scalar_subquery().in_(ACTIVE)
 )
 
-# After a decode has committed: if every chunk of its chapter is now done and no other decode
-# has sent the chapter's stitch yet, lease the chapter for that stitch and return its index.
-# Exactly one decode gets the row: of two at once, the second waits on the row lock and then
-# finds the lease set (Postgres re-checks an updated row's conditions under READ COMMITTED).
+# After a decode's commit: lease the chunk's chapter for its stitch if every chunk of it is done
+# and no decode has yet. Of two at once, one gets the row: the other waits on its lock, then
+# finds the lease set (READ COMMITTED re-checks the conditions on the updated row).
 _ITS_CHAPTER = select(Chunk.chapter).where(*_THIS_CHUNK).scalar_subquery()
 LEASE_COMPLETE_CHAPTER = (
     update(Chapter)
@@ -191,9 +190,6 @@ CLAIM_CHAPTER = (
     .values(lease_until=bindparam("lease"))
     .returning(Chapter.title, Chapter.version)
 )
-# Taken first in the transaction that finishes a chapter: chapters of one job finishing at once
-# take turns, so the last to commit sees no chapter waiting and sends the book's stitch.
-LOCK_JOB = select(Job.id).where(Job.id == bindparam("job")).with_for_update()
 # Made for the version it was claimed for: a stitch overtaken by a redo changes nothing.
 CHAPTER_WAITING_TO_DONE = (
     update(Chapter)
