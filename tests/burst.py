@@ -23,6 +23,9 @@ from shared.speech.factory import build_engine
 
 @dataclass
 class BurstSender:
+    """Each message as (kind, *its arguments); a stage's ``urgent`` travels as the last, so
+    that the next stage is run, and sends on, as the farm's would."""
+
     messages: deque = field(default_factory=deque)
     sent: list = field(default_factory=list)
 
@@ -34,13 +37,13 @@ class BurstSender:
         self._send("generate", job_id, index, urgent)
 
     def decode(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None:
-        self._send("decode", job_id, index)
+        self._send("decode", job_id, index, urgent)
 
     def stitch_chapter(self, job_id: uuid.UUID, chapter: int, urgent: bool = False) -> None:
-        self._send("chapter", job_id, chapter)
+        self._send("chapter", job_id, chapter, urgent)
 
     def stitch(self, job_id: uuid.UUID, urgent: bool = False) -> None:
-        self._send("stitch", job_id)
+        self._send("stitch", job_id, urgent)
 
     def deliver(self, delivery_id: str, delay_s: float = 0) -> None:
         self._send("deliver", delivery_id)
@@ -81,7 +84,7 @@ class BurstFarm:
         elif kind == "chapter":
             stitch_chapter(self.farm, *args)
         elif kind == "stitch":
-            stitch_job(self.farm, *args)
+            stitch_job(self.farm, args[0])  # the book's stitch is the last stage
         return message
 
     def dispatch(self, slots: int = 1000) -> int:

@@ -88,9 +88,9 @@ def run(stop: threading.Event) -> None:
             continue
         if tick.sent or tick.returned:
             log.info(
-                "sent %d chunks (%d short); window %d/%d; %d back from a lost broker",
+                "sent %d chunks (%d urgent); window %d/%d; %d back from a lost broker",
                 tick.sent,
-                tick.short,
+                tick.urgent,
                 tick.in_window,
                 tick.window,
                 tick.returned,

@@ -71,10 +71,14 @@ def submit(
     idempotency_key: str | None,
     data: bytes | None = None,
     filename: str | None = None,
+    *,
+    interactive: bool = False,
 ) -> Job:
     """Read the input (EPUB, HTML, Markdown or text), create the job, its chapters and chunks,
     then queue the chunks. An Idempotency-Key seen before returns the earlier job. Nothing is
-    stored for an input that is refused. ``data`` is an uploaded file; else the text."""
+    stored for an input that is refused. ``data`` is an uploaded file; else the text.
+    ``interactive``: someone waits on the job (a speech request): its chunks go ahead of
+    books', and its first chunks are short (``chunking.interactive_ramp_chars``)."""
     data = body.text.encode() if data is None else data
     digest = request_hash(body, data)
     earlier = _earlier_job(farm, tenant, idempotency_key, digest)
@@ -82,7 +86,9 @@ def submit(
         return earlier
     settings = farm.settings
     document, lexicon, text = _read_input(farm, tenant, body, data, filename)
-    chunked = chunk_text(text, settings.chunking.max_chars, structured=document.structured)
+    chunking = settings.chunking
+    ramp = chunking.interactive_ramp_chars if interactive else 0
+    chunked = chunk_text(text, chunking.max_chars, structured=document.structured, ramp_chars=ramp)
     if not chunked.spans:
         raise InvalidInput("the input has nothing to say (no words)")
     job_id = uuid.uuid4()
@@ -107,6 +113,7 @@ def submit(
         idempotency_key=idempotency_key,
         request_hash=digest,
         priority=body.priority,
+        interactive=interactive,
     )
     job, chunks, chapters = new_job(job_id, tenant.id, chunked, request)
     per_day = limits_for(tenant, settings.limits).chars_per_day

@@ -54,18 +54,21 @@ LOCK = 0x4C797265  # "Lyre": the advisory lock a tick holds
 
 @dataclass(frozen=True)
 class Candidate:
-    """A chunk waiting in Postgres; ``short`` if its job has few chunks left to make."""
+    """A chunk waiting in Postgres; ``urgent`` if it goes ahead of books: its job has few
+    chunks left to make (a short job), or someone is waiting on it (an interactive job: a
+    speech request, a voice's sample), which counts as short however many chunks it has."""
 
     job_id: uuid.UUID
     index: int
-    short: bool
+    urgent: bool
 
 
 @dataclass
 class TenantQueue:
     """A tenant's side of a tick: its weight, its chunks in the window now, and its next
-    chunks in its own order (short jobs first, then by priority, then oldest first; within a
-    job, chapter by chapter, and within a chapter the longest first)."""
+    chunks in its own order (short and interactive jobs first, then by priority, then oldest
+    first; within a job, chapter by chapter, and within a chapter the longest first, but an
+    interactive job's in reading order)."""
 
     tenant_id: uuid.UUID
     weight: float
@@ -77,20 +80,21 @@ def plan(room: int, queues: list[TenantQueue]) -> list[Candidate]:
     """The dispatch policy: which waiting chunks go to the GPUs now, in order.
 
     1. Short jobs go first: every chunk of a job with at most ``dispatch.short_job_chunks``
-       left to make is sent, room or not (each tenant's limit of jobs running at once bounds
-       them), so that a page never waits behind a book.
+       left to make, or of an interactive job (``Job.interactive``: someone waits on it, such
+       as a speech request), is sent, room or not (each tenant's limit of jobs running at once
+       bounds them), so that a page or a spoken answer never waits behind a book.
     2. The room left goes to tenants in proportion to their weights: each next chunk to the
        tenant with the fewest chunks in the window (those just picked included) per unit of
        weight; on a tie, the tenant listed first. A continuous-batching engine gives every
        running chunk a token per step, so shares of the window are shares of the GPUs.
     3. Within a tenant, chunks in its own order (see :class:`TenantQueue`).
     """
-    picks = [c for q in queues for c in q.candidates if c.short]
+    picks = [c for q in queues for c in q.candidates if c.urgent]
     room -= len(picks)
     heap: list[tuple[float, int, int, Iterator[Candidate]]] = []
     for order, q in enumerate(queues):
-        held = q.in_window + sum(c.short for c in q.candidates)
-        rest = iter([c for c in q.candidates if not c.short])
+        held = q.in_window + sum(c.urgent for c in q.candidates)
+        rest = iter([c for c in q.candidates if not c.urgent])
         heap.append((held / q.weight, order, held, rest))
     heapq.heapify(heap)
     while room > 0 and heap:
@@ -115,7 +119,7 @@ class Tick:
     window: int = 0
     in_window: int = 0
     sent: int = 0
-    short: int = 0
+    urgent: int = 0  # of a short or an interactive job
     returned: int = 0  # chunks back from a broker that lost its messages
 
 
@@ -139,6 +143,7 @@ _ACTIVE_JOBS = (
         .scalar_subquery()
         .label("pending"),
         Job.created_at,
+        Job.interactive,
     )
     .where(Job.status.in_(ACTIVE))
     .order_by(Job.priority.desc(), Job.created_at, Job.id)
@@ -151,8 +156,9 @@ _NEXT_CHUNKS = (
         Chunk.sent_at.is_(None),
     )
     # chapter by chapter; within one, longest first: a chapter is done when its longest chunk
-    # is, and the engine's batch then drains evenly instead of waiting on one started last
-    .order_by(Chunk.chapter, func.length(Chunk.text).desc(), Chunk.index)
+    # is, and the engine's batch then drains evenly instead of waiting on one started last.
+    # An interactive job's in reading order (by_length 0): its listener hears the first first
+    .order_by(Chunk.chapter, (func.length(Chunk.text) * bindparam("by_length")).desc(), Chunk.index)
     .limit(bindparam("n"))
     .with_for_update(skip_locked=True)
 )
@@ -198,13 +204,13 @@ def dispatch(farm: Farm, slots: int | None = None) -> Tick:
         for job_id in starting & {c.job_id for c in picks}:
             move_job(session, job_id, JobStatus.RUNNING)
         for chunk in picks:
-            farm.send.generate(chunk.job_id, chunk.index, urgent=chunk.short)
+            farm.send.generate(chunk.job_id, chunk.index, urgent=chunk.urgent)
     return Tick(
         took_turn=True,
         window=window,
         in_window=sum(held.values()) + len(picks),
         sent=len(picks),
-        short=sum(c.short for c in picks),
+        urgent=sum(c.urgent for c in picks),
         returned=returned,
     )
 
@@ -213,34 +219,46 @@ def _queues(
     farm: Farm, session: Session, held: dict[uuid.UUID, int], room: int, gather_s: float
 ) -> tuple[list[TenantQueue], set[uuid.UUID]]:
     """Each tenant with work waiting, its admitted jobs' next chunks (at most ``room`` of its
-    book chunks, all of its short jobs'), and the queued jobs among them."""
+    book chunks, all of its short and interactive jobs'), and the queued jobs among them."""
     short_at = farm.settings.dispatch.short_job_chunks
     rows = session.execute(_ACTIVE_JOBS).all()
     gathering = _gathering(rows, short_at, gather_s)
-    jobs: dict[uuid.UUID, list[tuple[uuid.UUID, str, int]]] = defaultdict(list)
-    for job_id, tenant_id, status, pending, _ in rows:
+    jobs: dict[uuid.UUID, list[_Waiting]] = defaultdict(list)
+    for job_id, tenant_id, status, pending, _, interactive in rows:
         if job_id not in gathering:
-            jobs[tenant_id].append((job_id, status, pending))
+            urgent = interactive or pending <= short_at
+            jobs[tenant_id].append(_Waiting(job_id, status, pending, urgent, interactive))
     tenants = {t.id: t for t in session.scalars(select(Tenant).where(Tenant.id.in_(list(jobs))))}
     queues, starting = [], set()
     for tenant_id, its_jobs in jobs.items():
         tenant = tenants[tenant_id]
         limit = limits_for(tenant, farm.settings.limits).running_jobs
-        admitted = _admitted(its_jobs, limit, short_at)
-        starting |= {job_id for job_id, status, _ in admitted if status == JobStatus.QUEUED}
+        admitted = _admitted(its_jobs, limit)
+        starting |= {job.id for job in admitted if job.status == JobStatus.QUEUED}
         queue = TenantQueue(tenant_id, max(tenant.weight, 1e-6), held.get(tenant_id, 0))
         books = 0
-        for job_id, _, pending in admitted:
-            short = pending <= short_at
-            want = pending if short else room - books
+        for job in admitted:
+            want = job.pending if job.urgent else room - books
             if want <= 0:
                 continue
-            found = session.scalars(_NEXT_CHUNKS, {"job": job_id, "n": want}).all()
-            queue.candidates += [Candidate(job_id, index, short) for index in found]
-            books += 0 if short else len(found)
+            order = {"by_length": int(not job.interactive)}
+            found = session.scalars(_NEXT_CHUNKS, {"job": job.id, "n": want, **order}).all()
+            queue.candidates += [Candidate(job.id, index, job.urgent) for index in found]
+            books += 0 if job.urgent else len(found)
         if queue.candidates:
             queues.append(queue)
     return queues, starting  # tenants in the order of their first job: priority, then age
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """An active job as a tick sees it; ``urgent``: short, or interactive."""
+
+    id: uuid.UUID
+    status: str
+    pending: int  # chunks left to make
+    urgent: bool
+    interactive: bool = False
 
 
 def _gathering(rows: Sequence[Row[Any]], short_at: int, gather_s: float) -> set[uuid.UUID]:
@@ -248,27 +266,29 @@ def _gathering(rows: Sequence[Row[Any]], short_at: int, gather_s: float) -> set[
     together: a continuous-batching engine does not preempt, so a book that takes every slot
     alone keeps them for a chunk's time (tens of seconds) after another tenant's book arrives.
     While books keep arriving less than ``gather_s`` apart, the queued ones wait, at most
-    ``4 * gather_s`` each; short jobs never wait."""
+    ``4 * gather_s`` each; short and interactive jobs never wait."""
     now, wait = utcnow(), timedelta(seconds=gather_s)
-    books = [row for row in rows if row.status == JobStatus.QUEUED and row.pending > short_at]
+    books = [
+        row
+        for row in rows
+        if row.status == JobStatus.QUEUED and row.pending > short_at and not row.interactive
+    ]
     if not gather_s or not books or now - max(book.created_at for book in books) >= wait:
         return set()
     return {book.id for book in books if now - book.created_at < 4 * wait}
 
 
-def _admitted(
-    jobs: list[tuple[uuid.UUID, str, int]], limit: int, short_at: int
-) -> list[tuple[uuid.UUID, str, int]]:
+def _admitted(jobs: list[_Waiting], limit: int) -> list[_Waiting]:
     """A tenant's jobs that may send chunks, in its order: every running one, and queued ones
-    while fewer than ``limit`` run (0: no limit); short jobs first, then as listed (priority,
-    then age)."""
-    running = sum(status != JobStatus.QUEUED for _, status, _ in jobs)
+    while fewer than ``limit`` run (0: no limit); short and interactive jobs first, then as
+    listed (priority, then age)."""
+    running = sum(job.status != JobStatus.QUEUED for job in jobs)
     queued_allowed = max(0, limit - running) if limit else len(jobs)
     admitted = []
     for job in jobs:
-        if job[1] == JobStatus.QUEUED:
+        if job.status == JobStatus.QUEUED:
             if not queued_allowed:
                 continue
             queued_allowed -= 1
         admitted.append(job)
-    return sorted(admitted, key=lambda job: job[2] > short_at)  # stable: priority, then age
+    return sorted(admitted, key=lambda job: not job.urgent)  # stable: priority, then age

@@ -46,6 +46,7 @@ class JobRequest:
     idempotency_key: str | None = None
     request_hash: str | None = None
     priority: int = 0  # among the tenant's jobs: higher first
+    interactive: bool = False  # someone waits on it: its chunks go ahead of books'
 
 
 def new_job(
@@ -77,6 +78,7 @@ def new_job(
         idempotency_key=request.idempotency_key,
         request_hash=request.request_hash,
         priority=request.priority,
+        interactive=request.interactive,
         chars=sum(len(span.text) for span in chunked.spans),
         chunks_total=len(chunked.spans),
         chunks_done=0,

@@ -20,13 +20,13 @@ from shared.audio.finish import finish_chunk
 from shared.farm.context import Farm
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
-    LEASE_COMPLETE_CHAPTER,
     CHUNK_GENERATED_TO_DONE,
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     CHUNK_PENDING_TO_GENERATED,
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
     COUNT_DONE_CHUNK,
+    LEASE_COMPLETE_CHAPTER,
     move_job,
 )
 from shared.infra import queues

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -69,6 +70,19 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class WebSession(Base):
+    """A browser signed in to the web page with a key; its cookie holds the token, hashed here."""
+
+    __tablename__ = "web_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_key.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))  # the token every form of the session carries
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
@@ -107,6 +121,8 @@ class Job(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)  # of the outputs being made
     priority: Mapped[int] = mapped_column(Integer, default=0)  # among its tenant's jobs
     chars: Mapped[int] = mapped_column(Integer, default=0)  # of text submitted (daily limit)
+    # someone waits on it (a speech request): its chunks go ahead of books', like a short job's
+    interactive: Mapped[bool] = mapped_column(Boolean, default=False)
     stitch_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

@@ -35,6 +35,10 @@ class ChunkingSettings(BaseModel):
     # ~15 characters of English per second of speech: 400 characters ≈ 27 s, under the
     # ~45 s the Orpheus authors advise per request.
     max_chars: int = Field(default=400, ge=40)
+    # An interactive job's (a speech request's) first chunk packs sentences up to this many
+    # characters (~7 s of speech), the next up to twice as many, and so on up to max_chars:
+    # its first audio comes sooner, and each chunk is made before the ones before it are heard
+    interactive_ramp_chars: int = Field(default=100, ge=0)
 
 
 class OrpheusSettings(BaseModel):
@@ -164,6 +168,15 @@ class DispatchSettings(BaseModel):
     heartbeat_s: float = 5.0  # how often a gpu worker says it is alive, and with how many slots
 
 
+class SpeechSettings(BaseModel):
+    """OpenAI's speech endpoint (``POST /v1/audio/speech``): how the api follows the job's
+    chunks while it streams their audio."""
+
+    poll_s: float = Field(default=0.05, gt=0)  # how often it looks for chunks newly done
+    # no new audio for this long ends the request (504 before any audio); the job goes on
+    stall_s: float = Field(default=120.0, gt=0)
+
+
 class LimitSettings(BaseModel):
     """Each tenant's limits, unless the tenant has its own (``lyre tenants set``); 0 is none."""
 
@@ -196,6 +209,14 @@ class FlowerSettings(BaseModel):
     port: int = 5555
 
 
+class WebSettings(BaseModel):
+    """The web page at ``/``: a browser signs in with an API key and gets a session cookie."""
+
+    session_hours: float = Field(default=12.0, gt=0)
+    # Secure cookies are sent over HTTPS only: on wherever the page is served behind TLS
+    secure_cookies: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LYRE_", env_nested_delimiter="__", extra="ignore")
 
@@ -210,10 +231,12 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     farm: FarmSettings = FarmSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    speech: SpeechSettings = SpeechSettings()
     limits: LimitSettings = LimitSettings()
     simulated: SimulatedSettings = SimulatedSettings()
     webhooks: WebhookSettings = WebhookSettings()
     flower: FlowerSettings = FlowerSettings()
+    web: WebSettings = WebSettings()
 
 
 @lru_cache

@@ -193,11 +193,18 @@ def _pieces(text: str, start: int, end: int, max_chars: int, level: int = 0):
             yield s, e, kind, False
 
 
-def _pack(text: str, pieces, max_chars: int) -> list[tuple[int, int, Boundary]]:
-    """Greedily join consecutive pieces while the spoken length stays within max_chars."""
+def _pack(
+    text: str, pieces, max_chars: int, ramp_chars: int = 0, before: int = 0
+) -> list[tuple[int, int, Boundary]]:
+    """Greedily join consecutive pieces while the spoken length stays within max_chars; with
+    ``ramp_chars``, the text's span number k (``before`` spans came earlier) within
+    ``ramp_chars * 2**k`` if that is less."""
     packed: list[tuple[int, int, Boundary]] = []
     for s, e, kind, fresh in pieces:
-        if packed and not fresh and spoken_length(text[packed[-1][0] : e]) <= max_chars:
+        limit = max_chars
+        if ramp_chars and packed:
+            limit = min(max_chars, ramp_chars << min(before + len(packed) - 1, 16))
+        if packed and not fresh and spoken_length(text[packed[-1][0] : e]) <= limit:
             packed[-1] = (packed[-1][0], e, packed[-1][2])
         else:
             packed.append((s, e, kind))
@@ -207,10 +214,16 @@ def _pack(text: str, pieces, max_chars: int) -> list[tuple[int, int, Boundary]]:
 # --- the whole text ----------------------------------------------------------------------------
 
 
-def chunk_text(raw: str, max_chars: int = 400, *, structured: bool = False) -> ChunkedText:
+def chunk_text(
+    raw: str, max_chars: int = 400, *, structured: bool = False, ramp_chars: int = 0
+) -> ChunkedText:
     """Normalise ``raw`` and cut it into spans whose sources concatenate back to it.
     ``structured``: the chapters are the Markdown headings alone (a book read from EPUB or
-    HTML), not also lines such as "Chapter 3"."""
+    HTML), not also lines such as "Chapter 3". ``ramp_chars``: the first span packs sentences
+    up to this many characters, the next up to twice as many, and so on up to ``max_chars``
+    (a sentence is never cut for it): someone listening as the chunks are made hears the
+    first sooner, and each next one is made, all being made at once, before the ones before
+    it have been heard."""
     text = normalize_text(raw)
     removed: Counter[str] = Counter()
     chapters = [""]  # chapter 0 holds any text before the first heading
@@ -219,7 +232,8 @@ def chunk_text(raw: str, max_chars: int = 400, *, structured: bool = False) -> C
         if seg.heading:
             chapters.append(spoken_text(text[seg.body : seg.end], Counter()))
         pieces = _pieces(text, seg.body, seg.end, max_chars)
-        for i, (s, e, kind) in enumerate(_pack(text, pieces, max_chars)):
+        packed = _pack(text, pieces, max_chars, ramp_chars, len(spans))
+        for i, (s, e, kind) in enumerate(packed):
             first = i == 0
             spoken = spoken_text(text[max(s, seg.body) : e], removed)
             spans.append(

@@ -125,7 +125,7 @@ def test_a_short_job_goes_ahead_of_a_full_window(burst, farm):
     assert len(sent(burst)) == 8 and dispatch(farm, slots=4).sent == 0
     page = job(farm, b, "A short page. It has two chunks in all, at most.")
     tick = dispatch(farm, slots=4)
-    assert tick.short == tick.sent >= 1
+    assert tick.urgent == tick.sent >= 1
     assert {(m[0], m[2]) for m in sent(burst)} == {(page, True)}  # urgent: ahead on the queue
 
 
@@ -209,3 +209,38 @@ def test_a_chunk_taken_from_a_stale_message_counts_in_the_window(burst, farm):
     tick = dispatch(farm, slots=1)
     assert stale[1] not in {m[1] for m in sent(burst)}
     assert tick.in_window == 2  # the taken one and one more
+
+
+def test_an_interactive_job_goes_ahead_of_another_tenants_book(burst, farm):
+    """A speech request of 15 chunks, far more than a short job's 4, submitted while another
+    tenant's book fills the window: all 15 are sent at once, urgent, and its decodes and
+    stitches are sent urgent too; the same text as an ordinary job waits for room."""
+    a, b = tenant(farm, "a"), tenant(farm, "b")
+    job(farm, a, book(1, 200))
+    dispatch(farm, slots=4)
+    assert len(sent(burst)) == 8 and dispatch(farm, slots=4).sent == 0
+    text = "\n\n".join(f"Answer paragraph {i} is a sentence on its own." for i in range(15))
+    ordinary = job(farm, b, text)
+    assert dispatch(farm, slots=4).sent == 0  # 15 chunks: not a short job, no room for it
+    speech = submit(farm, b, JobCreate(text=text), None, interactive=True).id
+    tick = dispatch(farm, slots=4)
+    assert tick.urgent == tick.sent == 15
+    messages = sent(burst)
+    assert {(m[0], m[2]) for m in messages} == {(speech, True)}
+    assert [m[1] for m in messages] == list(range(15))  # in reading order, not longest first
+    assert ordinary not in {m[0] for m in messages}
+    urgent_sends = []
+    for kind in ("decode", "stitch_chapter", "stitch"):
+        send = getattr(burst.sender, kind)
+
+        def recorded(job_id, *args, urgent=False, _kind=kind, _send=send):
+            urgent_sends.append((_kind, job_id, urgent))
+            _send(job_id, *args, urgent=urgent)
+
+        setattr(burst.sender, kind, recorded)
+    generate(burst, messages)
+    burst.drain(("decode", "chapter", "stitch"))
+    assert {kind for kind, *_ in urgent_sends} == {"decode", "stitch_chapter", "stitch"}
+    assert all(job_id == speech and urgent for _, job_id, urgent in urgent_sends)
+    with farm.sessions() as session:
+        assert session.get(Job, speech).status == "succeeded"

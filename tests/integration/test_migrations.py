@@ -22,6 +22,7 @@ TABLES = {
     "job",
     "chunk",
     "chapter",
+    "web_session",
     "job_event",
     "webhook_delivery",
     "webhook_attempt",
@@ -217,6 +218,7 @@ def test_chunks_queued_before_the_dispatcher_count_as_sent(tmp_path, dialect):
             assert session.get(Chunk, (RUNNING, 0)).sent_at is not None
             assert session.get(Chunk, (DONE, 0)).sent_at is None
             assert session.get(Job, RUNNING).priority == 0
+            assert session.get(Job, RUNNING).interactive is False  # 0006: nobody waits on it
     finally:
         dispose_engines()
         if dialect == "postgresql":

@@ -119,3 +119,17 @@ def test_every_character_is_accounted_for(raw: str, max_chars: int):
     for before, after in zip(result.spans, result.spans[1:], strict=False):
         # never inside a word: every cut falls on whitespace
         assert before.source[-1].isspace() or after.source[0].isspace()
+
+
+def test_a_ramp_makes_the_first_spans_short_and_each_next_up_to_twice_as_long():
+    text = " ".join(f"Sentence number {i} is here and says a few words." for i in range(40))
+    plain = chunk_text(text, 400)
+    ramped = chunk_text(text, 400, ramp_chars=100)
+    assert "".join(span.source for span in ramped.spans) == ramped.normalized == plain.normalized
+    lengths = [spoken_length(span.text) for span in ramped.spans]
+    assert lengths[0] <= 100 < lengths[1] <= 200 < lengths[2] <= 400
+    assert max(lengths) <= 400 and len(ramped.spans) > len(plain.spans)
+    # a first sentence longer than the ramp is its first span whole, not cut for it
+    long_first = "A first sentence that is a good deal longer than the ramp allows. " + text
+    assert chunk_text(long_first, 400, ramp_chars=20).spans[0].text.startswith("A first")
+    assert len(chunk_text(long_first, 400, ramp_chars=20).spans[0].text) == 65
