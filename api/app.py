@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.errors import ApiError
-from api.routes import health, jobs
+from api.routes import health, jobs, speech
 
 
 def create_app() -> FastAPI:
@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
         description="Long-form speech synthesis: submit a text, poll or get a webhook.",
     )
     app.include_router(jobs.router)
+    app.include_router(speech.router)
     app.include_router(health.router)
 
     @app.exception_handler(ApiError)

@@ -74,3 +74,33 @@ class LimitReached(ApiError):
     def __init__(self, detail: str, retry_after_s: float) -> None:
         super().__init__(detail)
         self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+
+
+class SpeechRefused(ApiError):
+    """The speech request is not valid."""
+
+    status_code = 400  # OpenAI's status for a request it refuses; its clients expect it
+
+
+class ModelNotFound(ApiError):
+    """No such model."""
+
+    status_code = 404
+
+
+class VoiceNotFound(ApiError):
+    """No such voice."""
+
+    status_code = 404
+
+
+class SpeechFailed(ApiError):
+    """The farm could not make the speech."""
+
+    status_code = 502
+
+
+class SpeechStalled(ApiError):
+    """The farm made no audio for too long (is a gpu worker running?)."""
+
+    status_code = 504

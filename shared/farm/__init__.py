@@ -6,6 +6,7 @@ workers run take ids and are idempotent: ``stages`` (generate and decode a chunk
 ``stitching`` (a chapter's file, as soon as its chunks are done), ``book`` (the book's files
 once every chapter is), ``reconcile`` (re-send work whose lease ran out). ``jobs`` makes,
 submits, fails, cancels and describes a job; ``outputs`` names its files and lists them;
-``redo`` makes one chapter again as the next version; ``context`` is what the stages run
-against; ``tenants`` holds API keys, weights and limits, ``limits`` applies them. The tables
+``redo`` makes one chapter again as the next version; ``follow`` gives a job's audio chunk by
+chunk as the chunks are done, for someone listening meanwhile; ``context`` is what the stages
+run against; ``tenants`` holds API keys, weights and limits, ``limits`` applies them. The tables
 themselves are ``shared.infra.models``."""

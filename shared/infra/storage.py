@@ -7,6 +7,7 @@ and idempotent: a retried chunk rewrites the same key with the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import uuid
 from pathlib import Path
@@ -39,12 +40,23 @@ def cover_key(job_id: str, extension: str) -> str:
     return f"{job_prefix(job_id)}cover.{extension}"
 
 
+def voice_sample_key(engine: str, voice: str, text: str) -> str:
+    """A voice's sample (MP3), made once per engine and sentence and kept for every tenant;
+    ``engine`` names what speaks (``espeak``, or ``orpheus`` and its model)."""
+    digest = hashlib.sha256(f"{engine}\0{text}".encode()).hexdigest()[:16]
+    return f"voices/{voice}/sample-{digest}.mp3"
+
+
 # --- stores -----------------------------------------------------------------------------------
 
 
 class ObjectStore(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
+    def find_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or None where there is no such object."""
+        ...
+
     def upload_file(self, key: str, path: Path, content_type: str) -> None: ...
     def presign(self, key: str, filename: str) -> str: ...
     def delete_prefix(self, prefix: str) -> int: ...
@@ -70,6 +82,12 @@ class LocalStore:
 
     def get_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
+
+    def find_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.get_bytes(key)
+        except FileNotFoundError:
+            return None
 
     def upload_file(self, key: str, path: Path, content_type: str) -> None:
         self.path(key).parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +142,12 @@ class S3Store:
 
     def get_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def find_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.get_bytes(key)
+        except self.client.exceptions.NoSuchKey:
+            return None
 
     def upload_file(self, key: str, path: Path, content_type: str) -> None:
         """Upload in parts of ``multipart_chunk_mb``: memory stays at a few parts."""

@@ -2,4 +2,5 @@
 ``epub``, HTML through ``markup``, Markdown, text), normalised (``normalize``), cut into spans
 of whole sentences that cover it exactly, each with its voice and the kind of boundary before
 it (``chunking.chunk_text``; what is said of a span, ``spoken``), pronunciation lexicons
-(``lexicon``), and the voices and emotive tags Orpheus knows (``voices``)."""
+(``lexicon``), and the voices and emotive tags Orpheus knows, with the Lyre voice each of
+OpenAI's voice names speaks with (``voices``)."""

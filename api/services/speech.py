@@ -1,0 +1,200 @@
+"""OpenAI's speech endpoint on the farm. A speech request becomes a job of the tenant's like any
+other (listed, counted against its limits, finished by the farm even if the caller goes away:
+``X-Lyre-Job-Id`` names it), marked interactive so that its chunks go ahead of books'; its
+audio is sent from the job's chunks as each is done, encoded in the requested format.
+
+A voice's sample is a fixed sentence made the same way, once per voice and engine, and kept in
+the object store for every tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import (
+    ApiError,
+    InvalidInput,
+    SpeechFailed,
+    SpeechRefused,
+    SpeechStalled,
+    VoiceNotFound,
+)
+from api.openai_shapes import SpeechCreate
+from api.schemas import JobCreate
+from api.services.jobs import submit
+from shared.audio.stream import StreamEncoder
+from shared.farm.context import Farm
+from shared.farm.follow import ChunkFollower, JobEnded
+from shared.infra.models import Job, Tenant
+from shared.infra.settings import ORPHEUS_HUB_ID
+from shared.infra.storage import voice_sample_key
+from shared.speech.factory import resolve_engine_name
+from shared.text.voices import find_voice
+
+SAMPLE_TEXT = "Hello! This is how I sound reading your books, articles and scripts aloud."
+# The job's own files (GET /v1/jobs/{id}/audio) in the farm's format nearest the request's
+JOB_FORMATS = {"mp3": "mp3", "opus": "opus", "aac": "m4b", "flac": "flac", "wav": "wav"}
+JOB_FORMATS["pcm"] = "wav"  # raw samples are not a file to keep
+INSTRUCTIONS_IGNORED = "instructions were ignored: Lyre's voices do not take instructions"
+
+
+def submit_speech(farm: Farm, tenant: Tenant, body: SpeechCreate) -> Job:
+    """The request as an interactive job of the tenant's (its daily characters counted)."""
+    voice = find_voice(body.voice)
+    assert voice is not None, "SpeechCreate checks the voice"
+    request = JobCreate(
+        text=body.input,
+        voice=voice,
+        format=JOB_FORMATS[body.response_format],  # type: ignore[arg-type]
+        title=_title(body.input),
+        metadata={"openai": body.model_dump(exclude={"input", "instructions"})},
+    )
+    try:
+        return submit(farm, tenant, request, None, interactive=True)
+    except InvalidInput as exc:  # a text with nothing to say
+        raise SpeechRefused(exc.detail) from None
+
+
+def _title(text: str) -> str:
+    words = " ".join(text.split())
+    return "Speech: " + (words if len(words) <= 60 else words[:59] + "…")
+
+
+class SpeechAudio:
+    """A job's audio in one of OpenAI's formats as its chunks are done: call :meth:`step`
+    until :attr:`done`; each call gives the bytes newly encoded, maybe none."""
+
+    def __init__(self, farm: Farm, job: Job, fmt: str, speed: float = 1.0) -> None:
+        self.job_id = job.id
+        self.follower = ChunkFollower(farm, job.id)
+        self.encoder = StreamEncoder(fmt, farm.settings.audio.bitrate_kbps, speed)
+        self.done = False
+
+    def step(self) -> bytes:
+        try:
+            heard = self.follower.poll()
+        except JobEnded as exc:
+            raise SpeechFailed(f"the farm could not make the speech: {exc}") from None
+        out = [self.encoder.write(_after_pause(pause, pcm)) for pause, pcm in heard]
+        if self.follower.finished:
+            out.append(self.encoder.close())
+            self.done = True
+        return b"".join(out)
+
+    def stalled(self, stall_s: float) -> SpeechStalled:
+        return SpeechStalled(
+            f"no audio from the farm for {stall_s:g} s (is a gpu worker running?); the job "
+            f"goes on: GET /v1/jobs/{self.job_id}"
+        )
+
+
+def _after_pause(pause: int, pcm: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros(pause, np.float32), pcm])
+
+
+async def stream(farm: Farm, audio: SpeechAudio) -> AsyncIterator[bytes]:
+    """The audio's bytes as they are encoded; the farm is read in the thread pool, and looked
+    at again every ``speech.poll_s`` while nothing new is done."""
+    settings = farm.settings.speech
+    heard = time.monotonic()
+    while not audio.done:
+        data = await run_in_threadpool(audio.step)
+        if data:
+            heard = time.monotonic()
+            yield data
+        elif time.monotonic() - heard > settings.stall_s:
+            raise audio.stalled(settings.stall_s)
+        elif not audio.done:
+            await asyncio.sleep(settings.poll_s)
+
+
+async def first_and_rest(farm: Farm, audio: SpeechAudio) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first bytes, and the rest to come: a failure before any audio is an ordinary error
+    answer (its status and reason), one after it ends the stream."""
+    rest = stream(farm, audio)
+    try:
+        return await anext(rest), rest
+    except StopAsyncIteration:  # nothing at all to send
+        return b"", rest
+
+
+async def audio_body(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for data in rest:
+        yield data
+
+
+async def sse_body(first: bytes, rest: AsyncIterator[bytes], chars: int) -> AsyncIterator[bytes]:
+    """OpenAI's speech events: a ``speech.audio.delta`` with each piece of the file in base64,
+    then ``speech.audio.done`` with the usage. Lyre counts no tokens: ``input_tokens`` is the
+    input's characters, ``output_tokens`` 0. A failure once events have gone out is an
+    ``error`` event (OpenAI's error object) in place of ``speech.audio.done``."""
+    try:
+        async for data in audio_body(first, rest):
+            if data:
+                audio = base64.b64encode(data).decode()
+                yield _event({"type": "speech.audio.delta", "audio": audio})
+    except ApiError as exc:
+        error = {"message": exc.detail, "type": "server_error", "param": None, "code": None}
+        yield _event({"type": "error", "error": error})
+        return
+    usage = {"input_tokens": chars, "output_tokens": 0, "total_tokens": chars}
+    yield _event({"type": "speech.audio.done", "usage": usage})
+
+
+def _event(data: dict[str, object]) -> bytes:
+    return f"data: {json.dumps(data)}\n\n".encode()
+
+
+# --- a voice's sample ---------------------------------------------------------------------------
+
+
+def voice_sample(farm: Farm, tenant: Tenant, voice: str) -> tuple[bytes, str]:
+    """A few seconds of ``voice`` (a Lyre voice or one of OpenAI's names) saying
+    :data:`SAMPLE_TEXT`, as MP3: the object store's copy, or made now through the farm as an
+    interactive job of the tenant's, kept for next time. :class:`VoiceNotFound` for a voice
+    that is not one; blocks until the sample is made (a few seconds)."""
+    found = find_voice(voice)
+    if found is None:
+        raise VoiceNotFound(f"no voice {voice!r}: GET /v1/audio/voices lists them")
+    key = voice_sample_key(_speaker(farm), found, SAMPLE_TEXT)
+    sample = farm.store.find_bytes(key)
+    if sample is None:
+        body = JobCreate(text=SAMPLE_TEXT, voice=found, format="mp3", title=f"Sample: {found}")
+        job = submit(farm, tenant, body, None, interactive=True)
+        sample = _whole(farm, SpeechAudio(farm, job, "mp3"))
+        farm.store.put_bytes(key, sample)
+    return sample, "audio/mpeg"
+
+
+def _speaker(farm: Farm) -> str:
+    """What speaks on this farm: the engine, and for Orpheus its model (a new model or engine
+    makes new samples)."""
+    engine = resolve_engine_name(farm.settings)[0]
+    if engine != "orpheus":
+        return engine
+    model = farm.settings.orpheus.model or ORPHEUS_HUB_ID
+    return f"orpheus-{hashlib.sha256(model.encode()).hexdigest()[:12]}"
+
+
+def _whole(farm: Farm, audio: SpeechAudio) -> bytes:
+    settings, parts = farm.settings.speech, []
+    heard = time.monotonic()
+    while not audio.done:
+        data = audio.step()
+        if data:
+            parts.append(data)
+            heard = time.monotonic()
+        elif time.monotonic() - heard > settings.stall_s:
+            raise audio.stalled(settings.stall_s)
+        elif not audio.done:
+            time.sleep(settings.poll_s)
+    return b"".join(parts)
