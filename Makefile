@@ -10,7 +10,7 @@ VLLM_VERSION := $(shell sed -n 's/.*"vllm==\([0-9.]*\)".*/\1/p' pyproject.toml)
 VLLM_ENV ?= $(HOME)/.cache/lyre/vllm-$(VLLM_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test check-vllm lint bench services farm-up farm-down farm-status clean
+.PHONY: help install browser demo test check-vllm lint bench services farm-up farm-down farm-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The browser test drives Debian's Chromium (Playwright is pointed at it; it downloads none).
+browser: ## Install Debian's Chromium for the browser test, where it is missing
+	@test -x /usr/bin/chromium || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; }
+
 demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth`
 	$(BIN)/lyre synth shared/samples/sample.md -o demo.mp3 --title "The Lighthouse Keeper"
 
@@ -32,7 +37,7 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 # cores only contend: the end-to-end tests start trees of processes. One OpenMP thread per
 # process: two sessions and their farms' processes already fill the cores, and torch's threads
 # spinning for a busy core made a 3 s test take 50.
-test: install services ## Run the whole test suite
+test: install services browser ## Run the whole test suite
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadscope
 
 check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's own code (own env)
@@ -45,6 +50,7 @@ bench: install services ## Run the benchmarks in bench/ (figures go to docs/perf
 	$(BIN)/python bench/farm.py
 	$(BIN)/python bench/stitch.py
 	$(BIN)/python bench/fairness.py
+	$(BIN)/python bench/speech.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.errors import ApiError
 from api.routes import health, jobs, speech
+from api.web import actions, live, pages
+
+# Swagger UI's scripts and styles, from a package that ships them (FastAPI's own /docs loads
+# them from a CDN: a blank page where there is no internet). Swagger UI 5: OpenAPI 3.1.
+SWAGGER_UI = Path(str(resources.files("fastapi_swagger.resources")))
+STATIC = Path(__file__).parent / "web" / "static"
 
 
 def create_app() -> FastAPI:
@@ -15,10 +26,26 @@ def create_app() -> FastAPI:
         title="Lyre",
         version="0.1.0",
         description="Long-form speech synthesis: submit a text, poll or get a webhook.",
+        docs_url=None,  # served below, from this app's own copy of Swagger UI
+        redoc_url=None,  # ReDoc has no packaged copy: /docs is the reference
     )
     app.include_router(jobs.router)
     app.include_router(speech.router)
     app.include_router(health.router)
+    for web in (pages, actions, live):
+        app.include_router(web.router)
+    app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI), name="swagger")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Lyre — API reference",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:

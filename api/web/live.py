@@ -1,0 +1,133 @@
+"""Live progress for the page: a server-sent event stream of the jobs' and chapters' progress,
+the same snapshot as JSON for browsers that fall back to polling; and voices' samples.
+
+The stream reads a snapshot a second and sends it only when it changed; it ends, with an
+``end`` event, once every job it follows has ended, so that the browser does not reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import case, func, select
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import FarmDep
+from api.errors import ApiError
+from api.services import speech
+from api.web.pages import SignedDep, job_uuid
+from shared.farm.context import Farm
+from shared.farm.states import ACTIVE, ChunkStatus
+from shared.infra.models import Chapter, Chunk, Job, Tenant
+
+router = APIRouter(include_in_schema=False)
+
+EVERY_S = 1.0
+KEEPALIVE_S = 15.0  # a comment line, so that proxies do not close a quiet stream
+
+
+def snapshot(farm: Farm, tenant: Tenant, job_id: uuid.UUID | None) -> list[dict[str, Any]]:
+    """The tenant's newest jobs (or the one asked for) with each chapter's chunks done."""
+    query = select(Job).where(Job.tenant_id == tenant.id)
+    query = query.where(Job.id == job_id) if job_id else query
+    with farm.sessions() as session:
+        found = list(session.scalars(query.order_by(Job.created_at.desc()).limit(50)))
+        ids = [j.id for j in found]
+        counts = {
+            (row.job_id, row.chapter): (int(row.done or 0), row.total)
+            for row in session.execute(
+                select(
+                    Chunk.job_id,
+                    Chunk.chapter,
+                    func.sum(case((Chunk.status == ChunkStatus.DONE, 1), else_=0)).label("done"),
+                    func.count().label("total"),
+                )
+                .where(Chunk.job_id.in_(ids))
+                .group_by(Chunk.job_id, Chunk.chapter)
+            )
+        }
+        chapters: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in ids}
+        for c in session.scalars(
+            select(Chapter).where(Chapter.job_id.in_(ids)).order_by(Chapter.index)
+        ):
+            done, total = counts.get((c.job_id, c.index), (0, 0))
+            chapters[c.job_id].append(
+                {"number": c.index + 1, "status": c.status, "done": done, "total": total}
+            )
+    return [
+        {
+            "id": str(j.id),
+            "status": j.status,
+            "done": j.chunks_done,
+            "total": j.chunks_total,
+            "files": len(j.outputs or []),
+            "version": j.version,
+            "error": j.error,
+            "chapters": chapters[j.id],
+        }
+        for j in found
+    ]
+
+
+def _asked(job: str | None) -> uuid.UUID | None:
+    return job_uuid(job) if job else None
+
+
+@router.get("/progress")
+def progress(farm: FarmDep, signed: SignedDep, job: str | None = None) -> Response:
+    """The snapshot as JSON: the page polls it where server-sent events do not get through."""
+    if signed is None:
+        return JSONResponse({"detail": "sign in first"}, status_code=401)
+    return JSONResponse({"jobs": snapshot(farm, signed.tenant, _asked(job))})
+
+
+@router.get("/live")
+async def live(request: Request, farm: FarmDep, signed: SignedDep, job: str | None = None):
+    if signed is None:
+        return JSONResponse({"detail": "sign in first"}, status_code=401)
+    asked = _asked(job)
+
+    async def events() -> AsyncIterator[str]:
+        yield "retry: 3000\n\n"
+        sent, quiet = None, 0.0
+        while not await request.is_disconnected():
+            jobs = await run_in_threadpool(snapshot, farm, signed.tenant, asked)
+            if jobs != sent:
+                yield f"event: progress\ndata: {json.dumps({'jobs': jobs})}\n\n"
+                sent, quiet = jobs, 0.0
+            if all(j["status"] not in ACTIVE for j in jobs):
+                yield "event: end\ndata: {}\n\n"
+                return
+            await asyncio.sleep(EVERY_S)
+            quiet += EVERY_S
+            if quiet >= KEEPALIVE_S:
+                yield ": still here\n\n"
+                quiet = 0.0
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/voices/{voice}/sample")
+async def voice_sample(voice: str, farm: FarmDep, signed: SignedDep) -> Response:
+    """What the page's "Listen to this voice" plays: made once through the farm, then cached."""
+    if signed is None:
+        return JSONResponse({"detail": "sign in first"}, status_code=401)
+    try:
+        audio, content_type = await run_in_threadpool(
+            speech.voice_sample, farm, signed.tenant, voice
+        )
+    except ApiError as exc:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    return Response(
+        audio, media_type=content_type, headers={"Cache-Control": "private, max-age=86400"}
+    )
