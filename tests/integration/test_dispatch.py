@@ -3,8 +3,8 @@ lock, and a broker that lost its messages."""
 
 from __future__ import annotations
 
-import time
 import uuid
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -175,8 +175,12 @@ def test_gpu_workers_size_the_window_while_they_beat(burst, farm):
     assert dispatch(farm).window == 0 and sent(burst) == []  # no worker, nothing on the queue
 
 
-def test_books_submitted_together_start_together_and_short_jobs_never_wait(burst, farm):
-    dispatching = farm.settings.dispatch.model_copy(update={"gather_s": 0.3})
+def test_books_submitted_together_start_together_and_short_jobs_never_wait(
+    burst, farm, monkeypatch
+):
+    """The gathering pause is long here (10 s), so that a slow machine stays inside it, and
+    the dispatcher's clock is moved past it rather than waited for."""
+    dispatching = farm.settings.dispatch.model_copy(update={"gather_s": 10.0})
     farm.settings = farm.settings.model_copy(update={"dispatch": dispatching})
     register_gpu_worker(farm, "gpu@here", 10)
     a, b = tenant(farm, "a"), tenant(farm, "b")
@@ -187,7 +191,8 @@ def test_books_submitted_together_start_together_and_short_jobs_never_wait(burst
     second = job(farm, b, book(1, 20))
     dispatch(farm)
     assert sent(burst) == []  # a second book came within gather_s: both still wait
-    time.sleep(0.35)
+    later = utcnow() + timedelta(seconds=10.1)
+    monkeypatch.setattr("shared.farm.dispatch.utcnow", lambda: later)
     dispatch(farm)
     owners = [m[0] for m in sent(burst)]
     assert abs(owners.count(first) - owners.count(second)) <= 1  # side by side
