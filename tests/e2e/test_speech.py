@@ -78,12 +78,13 @@ def read_back(fmt: str, data: bytes) -> tuple[float, int]:
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
-def test_each_format_through_openais_client(client, fmt):
+def test_each_format_through_openais_client(client, fmt, tmp_path):
     speech = client.audio.speech.create(
         model="tts-1", voice="alloy", input=HELLO, response_format=fmt
     )
     assert speech.response.headers["x-lyre-voice"] == "tara"
-    seconds, rate = read_back(fmt, speech.content)
+    speech.write_to_file(tmp_path / "hello")  # as the README's example does
+    seconds, rate = read_back(fmt, (tmp_path / "hello").read_bytes())
     assert rate == RATE
     assert 2.0 < seconds < 10.0  # a sentence and a half of speech
 

@@ -167,3 +167,39 @@ def test_a_revoked_key_or_an_old_session_signs_the_browser_out(client, key):
     stored = client.cookies.get("lyre_session")
     with session_scope() as session:  # the browser's token is not what the database keeps
         assert session.scalar(select(WebSession.token_hash)) != stored
+
+
+def test_cancel_and_delete_from_the_job_page(client, key, burst):
+    sign_in(client, key)
+    csrf = _csrf(client.get("/").text)
+    made = client.post(
+        "/jobs", files={"text": (None, BOOK), "csrf": (None, csrf)}, follow_redirects=False
+    )
+    url = made.headers["location"]
+    assert 'action="' + url + '/cancel"' in client.get(url).text
+    cancelled = client.post(f"{url}/cancel", data={"csrf": csrf}, follow_redirects=False)
+    assert cancelled.status_code == 303
+    assert "cancelled" in client.get(url).text
+    again = client.post(f"{url}/cancel", data={"csrf": csrf})
+    assert again.status_code == 409 and "already ended" in again.text  # shown on its page
+    deleted = client.post(f"{url}/delete", data={"csrf": csrf}, follow_redirects=False)
+    assert deleted.status_code == 303 and deleted.headers["location"] == "/"
+    assert client.get(url).status_code == 404
+    with burst.farm.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_another_tenants_job_is_not_found(client, key, burst):
+    with session_scope() as session:
+        _, other_key = create_key(session, "globex")
+    sign_in(client, other_key)
+    csrf = _csrf(client.get("/").text)
+    url = client.post(
+        "/jobs", files={"text": (None, BOOK), "csrf": (None, csrf)}, follow_redirects=False
+    ).headers["location"]
+    client.post("/sign-out", data={"csrf": csrf})
+    sign_in(client, key)
+    mine = _csrf(client.get("/").text)
+    assert client.get(url).status_code == 404
+    assert client.post(f"{url}/delete", data={"csrf": mine}).status_code == 404
+    assert client.get("/progress", params={"job": url.rsplit("/", 1)[-1]}).json() == {"jobs": []}
