@@ -88,6 +88,16 @@ class Farm:
             except redis.ConnectionError:
                 time.sleep(0.01)
 
+    def stop(self) -> None:
+        """SIGTERM to every process's group at once, then wait for each."""
+        for child in self.children.values():
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                child.terminate()
+        for child in self.children.values():
+            child.wait(timeout=60)
+
     def key(self, tenant: str) -> dict[str, str]:
         with session_scope(DB) as session:
             _, key = create_key(session, tenant)
@@ -320,13 +330,7 @@ def main() -> None:
                 scenarios[name]()
         finally:
             if farm is not None:
-                for child in farm.children.values():
-                    try:
-                        os.killpg(child.pid, signal.SIGTERM)
-                    except (ProcessLookupError, PermissionError):
-                        child.terminate()
-                for child in farm.children.values():
-                    child.wait(timeout=60)
+                farm.stop()
             dispose_engines()
 
 

@@ -23,8 +23,6 @@ the last. Every run starts from an idle farm:
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
 import tempfile
 import time
@@ -132,13 +130,7 @@ def main() -> None:
             client.close()
         finally:
             if farm is not None:
-                for child in farm.children.values():
-                    try:
-                        os.killpg(child.pid, signal.SIGTERM)
-                    except (ProcessLookupError, PermissionError):
-                        child.terminate()
-                for child in farm.children.values():
-                    child.wait(timeout=60)
+                farm.stop()
             dispose_engines()
 
 

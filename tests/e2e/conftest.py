@@ -66,6 +66,14 @@ class RunningFarm:
         self.children[name] = farmctl.start(spec, self.env, self.state_dir)
         farmctl.wait_healthy(spec, self.children[name])
 
+    def start_at_once(self, names: list[str]) -> None:
+        """Start these processes together (workers need a few seconds to import; nothing
+        waits for them but their queues), then wait for the api, if among them, to answer."""
+        for name in names:
+            self.children[name] = farmctl.start(self.specs[name], self.env, self.state_dir)
+        if "api" in names:
+            farmctl.wait_healthy(self.specs["api"], self.children["api"])
+
     def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 60) -> None:
         """Signal a process's group and wait until it exits (TimeoutExpired past ``timeout``)."""
         child = self.children.pop(name)

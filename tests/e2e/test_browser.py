@@ -22,7 +22,6 @@ from mutagen.mp4 import MP4
 
 from tests.books import Chapter, make_epub
 from tests.e2e.conftest import RunningFarm
-from workers import farmctl
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -43,9 +42,7 @@ def farm(process_env, tmp_path_factory) -> Iterator[RunningFarm]:
     running = RunningFarm(env, tmp_path_factory.mktemp("browser-farm"))
     names = ["api", "dispatcher", "gpu-worker", "cpu-worker", "stitch-worker"]
     try:
-        for name in names:
-            running.children[name] = farmctl.start(running.specs[name], env, running.state_dir)
-        farmctl.wait_healthy(running.specs["api"], running.children["api"])
+        running.start_at_once(names)
         yield running
     finally:
         running.stop_all()

@@ -32,7 +32,6 @@ from shared.infra.models import Chunk, Job
 from shared.infra.settings import AudioSettings
 from shared.text.chunking import Boundary
 from tests.e2e.conftest import RunningFarm
-from workers import farmctl
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +49,7 @@ def farm(process_env, tmp_path_factory) -> Iterator[RunningFarm]:
     env = {**process_env, "LYRE_ENGINE": "espeak", "LYRE_CHUNKING__MAX_CHARS": "400"}
     running = RunningFarm(env, tmp_path_factory.mktemp("speech-farm"))
     try:
-        for name in ("api", "dispatcher", "gpu-worker", "cpu-worker"):
-            running.children[name] = farmctl.start(running.specs[name], env, running.state_dir)
-        farmctl.wait_healthy(running.specs["api"], running.children["api"])
+        running.start_at_once(["api", "dispatcher", "gpu-worker", "cpu-worker"])
         yield running
     finally:
         running.stop_all()
