@@ -160,6 +160,13 @@ class ChapterRedo(BaseModel):
     voice: Voice | None = Field(default=None, description="Another voice; default: the same")
 
 
+class WebhookSecretOut(BaseModel):
+    secret: str = Field(
+        description="The Standard Webhooks secret (whsec_…) this tenant's webhooks are signed "
+        "with: verify each delivery's webhook-signature with it"
+    )
+
+
 class LimitsOut(BaseModel):
     weight: float = Field(description="The tenant's share of the GPUs against others', by ratio")
     running_jobs: int = Field(description="Jobs running at once; more wait, queued (0: none)")

@@ -24,8 +24,10 @@ from api.schemas import (
     LimitsOut,
     VoiceOut,
     WebhookDeliveryOut,
+    WebhookSecretOut,
 )
 from api.services import history, jobs
+from shared.farm import tenants
 from shared.farm.states import JobStatus
 from shared.infra.settings import FarmSettings, SpeakingEngine
 from shared.text.voices import VOICES
@@ -181,6 +183,19 @@ def get_limits(farm: FarmDep, tenant: TenantDep) -> LimitsOut:
     """The tenant's share of the GPUs and its limits (an operator sets them with
     ``lyre tenants set``), and the characters it has submitted today."""
     return jobs.tenant_limits(farm, tenant)
+
+
+@router.get("/webhooks/secret", response_model=WebhookSecretOut)
+def webhook_secret(tenant: TenantDep) -> WebhookSecretOut:
+    """The secret the tenant's webhooks are signed with, for its receivers to verify them."""
+    return WebhookSecretOut(secret=tenant.webhook_secret)
+
+
+@router.post("/webhooks/secret/rotate", response_model=WebhookSecretOut)
+def rotate_webhook_secret(farm: FarmDep, tenant: TenantDep) -> WebhookSecretOut:
+    """A new secret: every delivery sent from now on, retries included, is signed with it."""
+    with farm.sessions() as session:
+        return WebhookSecretOut(secret=tenants.rotate_webhook_secret(session, tenant.id))
 
 
 @router.get("/lexicon", response_model=LexiconIn)

@@ -1,14 +1,15 @@
-"""Tenants, their API keys, and their share and limits. Keys are shown once and stored as
-SHA-256 hashes."""
+"""Tenants, their API keys, their webhook signing secrets, and their share and limits. Keys are
+shown once and stored as SHA-256 hashes."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import secrets
+import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.infra.models import ApiKey, Tenant
@@ -24,13 +25,25 @@ def create_key(session: Session, tenant_name: str) -> tuple[Tenant, str]:
     """Create the tenant if needed and a new key for it; return the key in clear, once."""
     tenant = session.scalar(select(Tenant).where(Tenant.name == tenant_name))
     if tenant is None:
-        secret = base64.b64encode(secrets.token_bytes(24)).decode()
-        tenant = Tenant(name=tenant_name, webhook_secret=f"whsec_{secret}")
+        tenant = Tenant(name=tenant_name, webhook_secret=new_webhook_secret())
         session.add(tenant)
         session.flush()
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiKey(tenant_id=tenant.id, prefix=key[:12], key_hash=hash_key(key)))
     return tenant, key
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def rotate_webhook_secret(session: Session, tenant_id: uuid.UUID) -> str:
+    """A new signing secret for the tenant: deliveries sent from now on are signed with it
+    (each is signed when it is sent, retries included), the old one verifies none of them."""
+    secret = new_webhook_secret()
+    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(webhook_secret=secret))
+    return secret
 
 
 def tenant_for_key(session: Session, key: str) -> Tenant | None:

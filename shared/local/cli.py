@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import get_args
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.infra.settings import Settings, SpeakingEngine, UnsupportedSetting, get_settings
@@ -64,6 +64,13 @@ def add_tenant_commands(commands: argparse._SubParsersAction) -> None:
     tenants = commands.add_parser("tenants", help="tenants' shares of the GPUs and limits")
     actions = tenants.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every tenant, its weight and limits in effect")
+    secret = actions.add_parser(
+        "secret", help="print the secret a tenant's webhooks are signed with (or a new one)"
+    )
+    secret.add_argument("name", help="tenant name")
+    secret.add_argument(
+        "--rotate", action="store_true", help="make a new secret: deliveries from now on use it"
+    )
     change = actions.add_parser(
         "set",
         help="set a tenant's weight or limits ('default' puts a limit back to the farm's)",
@@ -109,6 +116,8 @@ def tenants(args: argparse.Namespace) -> int:
     from shared.infra.models import Tenant
 
     settings = get_settings().limits
+    if args.action == "secret":
+        return tenant_secret(args)
     with _database() as session:
         if args.action == "set":
             given = {f: getattr(args, f) for f in TENANT_SETTINGS if getattr(args, f) is not None}
@@ -133,6 +142,21 @@ def tenants(args: argparse.Namespace) -> int:
     return 0
 
 
+def tenant_secret(args: argparse.Namespace) -> int:
+    from shared.farm.tenants import rotate_webhook_secret
+    from shared.infra.models import Tenant
+
+    with _database() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.name == args.name))
+        if tenant is None:
+            raise UsageError(f"no tenant named {args.name!r}")
+        secret = rotate_webhook_secret(session, tenant.id) if args.rotate else tenant.webhook_secret
+    print(secret)
+    if args.rotate:
+        print(f"tenant {args.name}: deliveries from now on are signed with it", file=sys.stderr)
+    return 0
+
+
 def _own(own: float | None, effective: float) -> str:
     """A limit in effect, marked * where it is the farm's setting (0 shown as none)."""
     shown = f"{effective:g}" if effective else "none"
@@ -154,14 +178,22 @@ def _database() -> Iterator[Session]:
 
 def create_key(args: argparse.Namespace) -> int:
     from shared.farm.tenants import create_key as new_key
+    from shared.infra.models import Tenant
 
     name = args.tenant.strip()
     if not name or len(name) > 200:
         raise UsageError("--tenant must be 1 to 200 characters")
     with _database() as session:
+        known = session.scalar(select(func.count()).where(Tenant.name == name))
         tenant, key = new_key(session, name)
     print(key)
     print(f"tenant {tenant.name} ({tenant.id}); the key is shown only once", file=sys.stderr)
+    if not known:  # its receivers need the secret to verify what it is sent
+        print(
+            f"its webhooks are signed with {tenant.webhook_secret} "
+            f"(again: lyre tenants secret {tenant.name})",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -37,6 +37,8 @@ def test_every_route_needs_a_key(client):
         ("GET", f"/v1/jobs/{job_id}/events"),
         ("POST", f"/v1/jobs/{job_id}/cancel"),
         ("DELETE", f"/v1/jobs/{job_id}"),
+        ("GET", "/v1/webhooks/secret"),
+        ("POST", "/v1/webhooks/secret/rotate"),
     ]:
         response = client.request(method, path)
         assert response.status_code == 401, path

@@ -106,3 +106,22 @@ def test_metrics_show_waiting_chunks_by_tenant_and_queue(client, burst, farm_set
     assert 'lyre_chunks_waiting{queue="gpu",tenant="acme"} 9.0' in metrics
     assert 'lyre_chunks_waiting{queue="cpu",tenant="acme"} 1.0' in metrics
     assert 'lyre_dispatch_window_chunks{tenant="acme"} 2.0' in metrics
+
+
+def test_lyre_tenants_secret_prints_and_rotates_the_webhook_secret(farm_settings, capsys):
+    assert lyre(["keys", "create", "--tenant", "newco"]) == 0
+    first = capsys.readouterr()
+    with session_scope() as session:
+        stored = session.scalar(select(Tenant.webhook_secret).where(Tenant.name == "newco"))
+    assert stored in first.err and stored not in first.out  # $(lyre keys create) is the key
+    assert lyre(["keys", "create", "--tenant", "newco"]) == 0
+    assert "whsec_" not in capsys.readouterr().err  # shown with the tenant's first key only
+    assert lyre(["tenants", "secret", "newco"]) == 0
+    assert capsys.readouterr().out.strip() == stored
+    assert lyre(["tenants", "secret", "newco", "--rotate"]) == 0
+    rotated = capsys.readouterr().out.strip()
+    with session_scope() as session:
+        now = session.scalar(select(Tenant.webhook_secret).where(Tenant.name == "newco"))
+    assert rotated == now != stored and rotated.startswith("whsec_")
+    assert lyre(["tenants", "secret", "nobody"]) == 2
+    assert "no tenant named 'nobody'" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.schemas import JobCreate
 from api.services.jobs import submit
@@ -267,12 +268,14 @@ def test_the_reconciler_resends_only_expired_work(request, backend):
 
 class Flaky(BaseHTTPRequestHandler):
     statuses: ClassVar[list[int]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def log_message(self, *args) -> None:
         pass
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Flaky.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(Flaky.statuses.pop(0) if Flaky.statuses else 204)
         self.end_headers()
 
@@ -309,6 +312,35 @@ def test_webhooks_retry_with_backoff_and_record_each_attempt(burst, tenant, flak
         ).all()
     assert delivery.status == "delivered" and attempts == [500, 503, 204]
     assert delivery.payload["type"] == "job.succeeded"
+
+
+def test_a_rotated_secret_signs_the_next_delivery_and_the_old_one_verifies_nothing(
+    client, burst, flaky_url
+):
+    """The secret as a tenant reads it (GET /v1/webhooks/secret) verifies a delivery with the
+    official standardwebhooks library; after a rotation, a retry is signed with the new one."""
+    with burst.farm.sessions() as session:
+        tenant, key = create_key(session, "acme")
+    auth = {"Authorization": f"Bearer {key}"}
+    old = client.get("/v1/webhooks/secret", headers=auth).json()["secret"]
+    assert old.startswith("whsec_") and old == tenant.webhook_secret
+    Flaky.statuses, Flaky.received = [503], []
+    submit(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    settings = burst.farm.settings.webhooks
+    with httpx.Client() as http:
+        assert deliver(burst.farm.sessions, delivery_id, http, settings) is not None  # 503
+        new = client.post("/v1/webhooks/secret/rotate", headers=auth).json()["secret"]
+        assert (
+            new != old and client.get("/v1/webhooks/secret", headers=auth).json()["secret"] == new
+        )
+        assert deliver(burst.farm.sessions, delivery_id, http, settings) is None  # 204
+    (first_headers, first), (headers, body) = Flaky.received
+    assert Webhook(old).verify(first, first_headers)["type"] == "job.succeeded"
+    assert Webhook(new).verify(body, headers)["type"] == "job.succeeded"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(body, headers)
 
 
 def test_webhooks_give_up_after_the_retry_window(burst, tenant, flaky_url):
