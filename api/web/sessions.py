@@ -1,9 +1,9 @@
 """The web page's sign-in: an API key exchanged for a server-side session.
 
 The browser holds only a random token, in an httpOnly, SameSite=Strict cookie; the row keeps its
-SHA-256, the tenant, the key it was opened with (a revoked key ends it) and the CSRF token that
-every form of the session carries. The key itself is read once, from the sign-in form, and is
-never written into a page or a cookie.
+SHA-256, the tenant, the key it was opened with (a key revoked or expired ends it) and the CSRF
+token that every form of the session carries. The key itself is read once, from the sign-in
+form, and is never written into a page or a cookie.
 
 The sign-in form has no session yet: it carries a token that must equal a cookie of its own
 (double submit), so that another site cannot sign a browser in to the attacker's tenant.
@@ -20,7 +20,7 @@ from fastapi import Request, Response
 from sqlalchemy import delete, select
 
 from shared.farm.context import Farm
-from shared.farm.tenants import hash_key
+from shared.farm.tenants import hash_key, valid_key
 from shared.infra.models import ApiKey, Tenant, WebSession, utcnow
 
 SESSION_COOKIE = "lyre_session"
@@ -43,7 +43,7 @@ def open_session(farm: Farm, key: str) -> str | None:
     with farm.sessions() as session:
         found = session.execute(
             select(ApiKey.id, ApiKey.tenant_id).where(
-                ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
+                ApiKey.key_hash == hash_key(key), valid_key(now)
             )
         ).first()
         if found is None:
@@ -75,7 +75,7 @@ def signed_in(farm: Farm, request: Request) -> Signed | None:
             .where(
                 WebSession.token_hash == hash_key(token),
                 WebSession.expires_at > utcnow(),
-                ApiKey.revoked_at.is_(None),
+                valid_key(utcnow()),
             )
         ).first()
     return Signed(row[0], row[1]) if row else None

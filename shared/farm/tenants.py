@@ -7,12 +7,13 @@ import base64
 import hashlib
 import secrets
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.infra.models import ApiKey, Tenant
+from shared.infra.models import ApiKey, Tenant, utcnow
 
 KEY_PREFIX = "lyre_"
 
@@ -21,15 +22,20 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(session: Session, tenant_name: str) -> tuple[Tenant, str]:
-    """Create the tenant if needed and a new key for it; return the key in clear, once."""
+def create_key(
+    session: Session, tenant_name: str, expires_at: datetime | None = None
+) -> tuple[Tenant, str]:
+    """Create the tenant if needed and a new key for it (valid until ``expires_at``, if
+    given); return the key in clear, once."""
     tenant = session.scalar(select(Tenant).where(Tenant.name == tenant_name))
     if tenant is None:
         tenant = Tenant(name=tenant_name, webhook_secret=new_webhook_secret())
         session.add(tenant)
         session.flush()
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiKey(tenant_id=tenant.id, prefix=key[:12], key_hash=hash_key(key)))
+    session.add(
+        ApiKey(tenant_id=tenant.id, prefix=key[:12], key_hash=hash_key(key), expires_at=expires_at)
+    )
     return tenant, key
 
 
@@ -46,12 +52,56 @@ def rotate_webhook_secret(session: Session, tenant_id: uuid.UUID) -> str:
     return secret
 
 
+def valid_key(now: datetime) -> ColumnElement[bool]:
+    """A key that authenticates at ``now``: not revoked, not expired."""
+    return and_(
+        ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
+    )
+
+
 def tenant_for_key(session: Session, key: str) -> Tenant | None:
     return session.scalar(
-        select(Tenant)
-        .join(ApiKey)
-        .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+        select(Tenant).join(ApiKey).where(ApiKey.key_hash == hash_key(key), valid_key(utcnow()))
     )
+
+
+class KeyNotFound(LookupError):
+    """No key that still authenticates is shown with this prefix."""
+
+
+def current_key(session: Session, prefix: str) -> ApiKey:
+    """The key that still authenticates and is shown as ``prefix`` (``lyre_`` and 7 more)."""
+    found = session.scalars(
+        select(ApiKey).where(ApiKey.prefix == prefix, valid_key(utcnow()))
+    ).all()
+    if len(found) != 1:
+        raise KeyNotFound(
+            f"no current key is shown as {prefix!r} (lyre keys list shows them)"
+            if not found
+            else f"{len(found)} current keys are shown as {prefix!r}: revoke by tenant instead"
+        )
+    return found[0]
+
+
+def revoke_key(session: Session, prefix: str) -> ApiKey:
+    """From now on the key authenticates nothing, and the web sessions opened with it end."""
+    key = current_key(session, prefix)
+    key.revoked_at = utcnow()
+    return key
+
+
+def rotate_key(session: Session, prefix: str, grace: timedelta) -> tuple[ApiKey, str]:
+    """A new key for the same tenant (with the old one's expiry, if it had one); the old one
+    keeps working for ``grace`` (revoked now if none), while its users move over."""
+    old = current_key(session, prefix)
+    tenant = session.get(Tenant, old.tenant_id)
+    assert tenant is not None
+    _, new = create_key(session, tenant.name, old.expires_at)
+    if grace > timedelta(0):
+        old.expires_at = min(utcnow() + grace, old.expires_at or datetime.max.replace(tzinfo=UTC))
+    else:
+        old.revoked_at = utcnow()
+    return old, new
 
 
 class TenantNotFound(LookupError):

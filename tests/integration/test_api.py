@@ -264,3 +264,44 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(burst, far
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: submit(burst.farm, tenant, body, "k1"), range(4)))
     assert len({job.id for job in results}) == 1
+
+
+def test_keys_are_listed_revoked_rotated_and_expire(client, farm_settings, capsys):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.infra.models import ApiKey, utcnow
+    from shared.local.cli import main
+
+    def status(key: str) -> int:
+        return client.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code
+
+    def made(*argv: str) -> str:
+        assert main(list(argv)) == 0
+        return capsys.readouterr().out.strip()
+
+    first = made("keys", "create", "--tenant", "acme")
+    second = made("keys", "rotate", first[:12], "--grace-hours", "1")
+    assert status(first) == status(second) == 200  # the old one, for its grace period
+    assert made("keys", "revoke", first[:12]).endswith("authenticates nothing from now on")
+    assert status(first) == 401 and status(second) == 200
+    third = made("keys", "rotate", second[:12])  # no grace: the old one stops at once
+    assert status(second) == 401 and status(third) == 200
+    brief = made("keys", "create", "--tenant", "acme", "--expires-in-days", "1")
+    assert status(brief) == 200
+    with session_scope() as session:
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.prefix == brief[:12])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert status(brief) == 401
+    listing = made("keys", "list", "--tenant", "acme").splitlines()
+    states = [line.split(maxsplit=4)[-1].split()[0] for line in listing[1:]]
+    assert states == ["revoked", "revoked", "active", "expired"]
+    assert main(["keys", "revoke", "lyre_nothing"]) == 2
+    assert "no current key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["keys", "create", "--tenant", "acme", "--expires-in-days", "-1"])
+    assert refused.value.code == 2
