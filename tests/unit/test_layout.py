@@ -68,6 +68,14 @@ def test_every_package_says_what_it_is_for():
             assert doc and len(doc.split()) >= 20, f"{name} has no paragraph saying what it holds"
 
 
+def test_every_folder_of_code_is_a_package():
+    """A folder of modules without ``__init__.py`` is left out of the wheel (setuptools' find
+    takes packages only), though it imports from a checkout: the Docker image would lack it."""
+    folders = {path.parent for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists())
+    assert missing == []
+
+
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_modules_stay_under_300_lines(name):
     lines = len(modules()[name].read_text().splitlines())
