@@ -26,6 +26,7 @@ from shared.infra.models import Job, Tenant, WebhookAttempt, WebhookDelivery, ut
 from shared.infra.settings import WebhookSettings
 from shared.webhooks.outbox import DeliveryStatus
 from shared.webhooks.signing import sign_headers
+from shared.webhooks.urls import WebhookUrlRefused, check_webhook_url, pinned
 
 # A retry's message is sent with the delay it waits, after next_attempt_at is committed, so it
 # arrives due; this much earlier is tolerated for clocks that differ between machines.
@@ -106,16 +107,23 @@ def _post(
     body = json.dumps(claimed.payload, separators=(",", ":"))
     started = time.perf_counter()
     status_code, error = None, None
-    try:
+    try:  # checked again now, and sent to the address checked; a redirect is not followed
+        url, host, extensions = pinned(
+            claimed.url, check_webhook_url(claimed.url, settings.allowlist)
+        )
         response = client.post(
-            claimed.url,
+            url,
             content=body,
-            headers=sign_headers(secret, delivery_id, body),
+            headers={**sign_headers(secret, delivery_id, body), **host},
+            extensions=extensions,
             timeout=settings.timeout_s,
+            follow_redirects=False,
         )
         status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
+    except WebhookUrlRefused as exc:
+        error = f"refused when sending: {exc}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
     return status_code, error, (time.perf_counter() - started) * 1000

@@ -24,9 +24,9 @@ def _allowed(host: str, address: ipaddress._BaseAddress, allowlist: list[str]) -
     return False
 
 
-def check_webhook_url(url: str, allowlist: list[str]) -> None:
-    """Raise WebhookUrlRefused unless ``url`` is http(s) and resolves only to public addresses
-    (or to hosts and networks on the allowlist)."""
+def check_webhook_url(url: str, allowlist: list[str]) -> str:
+    """The address ``url`` resolves to, if it is http(s) and resolves only to public addresses
+    (or to hosts and networks on the allowlist); else raise WebhookUrlRefused."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookUrlRefused("webhook_url must be an absolute http or https URL")
@@ -48,3 +48,17 @@ def check_webhook_url(url: str, allowlist: list[str]) -> None:
             raise WebhookUrlRefused(
                 f"webhook_url resolves to {address}, a loopback, private or link-local address"
             )
+    return str(ipaddress.ip_address(infos[0][4][0]))
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """``url`` with its host replaced by ``address`` (the one checked), and the Host header and
+    TLS server name that keep it the same request: the connection goes where the check looked,
+    whatever the name resolves to a moment later (DNS rebinding)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    ip = f"[{address}]" if ":" in address else address
+    netloc = f"{ip}:{parts.port}" if parts.port else ip
+    header = f"{host}:{parts.port}" if parts.port else host
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), {"Host": header}, extensions

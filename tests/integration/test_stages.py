@@ -8,6 +8,7 @@ they do: the decode's single-statement fan-in under concurrent decodes.
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from shared.infra.models import Chunk, Job, JobEvent, WebhookAttempt, WebhookDel
 from shared.infra.settings import Settings, WebhookSettings
 from shared.infra.storage import LocalStore
 from shared.webhooks.delivery import backoff, deliver
+from shared.webhooks.urls import pinned
 from tests.burst import BurstFarm
 
 BOOK = "# One\n\nHello there. This is a test of the farm.\n\n# Two\n\nThe end is near."
@@ -269,6 +271,7 @@ def test_the_reconciler_resends_only_expired_work(request, backend):
 class Flaky(BaseHTTPRequestHandler):
     statuses: ClassVar[list[int]] = []
     received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+    paths: ClassVar[list[str]] = []
 
     def log_message(self, *args) -> None:
         pass
@@ -276,7 +279,11 @@ class Flaky(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Flaky.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(Flaky.statuses.pop(0) if Flaky.statuses else 204)
+        Flaky.paths.append(self.path)
+        status = Flaky.statuses.pop(0) if Flaky.statuses else 204
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "/elsewhere")
         self.end_headers()
 
 
@@ -341,6 +348,66 @@ def test_a_rotated_secret_signs_the_next_delivery_and_the_old_one_verifies_nothi
     assert Webhook(new).verify(body, headers)["type"] == "job.succeeded"
     with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(body, headers)
+
+
+def _attempts(burst, delivery_id) -> list[tuple[int | None, str | None]]:
+    with burst.farm.sessions() as session:
+        return session.execute(
+            select(WebhookAttempt.status_code, WebhookAttempt.error)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
+        ).all()
+
+
+def test_a_webhook_redirect_is_not_followed(burst, tenant, flaky_url):
+    Flaky.statuses, Flaky.paths = [302], []
+    submit(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    with httpx.Client() as http:
+        assert deliver(burst.farm.sessions, delivery_id, http, burst.farm.settings.webhooks)
+    assert Flaky.paths == ["/hook"] and _attempts(burst, delivery_id) == [(302, "HTTP 302")]
+
+
+def test_a_webhook_host_that_resolves_inside_at_send_time_is_not_called(
+    burst, tenant, flaky_url, monkeypatch
+):
+    """DNS rebinding: the name resolved to a public address when the job was submitted, and
+    to this machine when the delivery is sent. The address is checked again at send time, and
+    the request goes to the address checked."""
+    port = int(flaky_url.rsplit(":", 1)[1].split("/")[0])
+    answers = iter(["93.184.216.34", "127.0.0.1"])  # a public address (never called), then not
+
+    def resolve(host, *_args, **_kwargs):
+        assert host == "hooks.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr("shared.webhooks.urls.socket.getaddrinfo", resolve)
+    webhooks = burst.farm.settings.webhooks.model_copy(update={"allowlist": []})
+    monkeypatch.setattr(burst.farm.settings, "webhooks", webhooks)
+    Flaky.paths = []
+    url = f"http://hooks.example:{port}/hook"
+    submit(burst.farm, tenant, JobCreate(text="Hi.", webhook_url=url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    with httpx.Client() as http:
+        assert deliver(burst.farm.sessions, delivery_id, http, webhooks)  # retried later
+    ((status, error),) = _attempts(burst, delivery_id)
+    assert status is None and error.startswith("refused when sending: webhook_url resolves to")
+    assert Flaky.paths == []
+
+
+def test_a_webhook_is_sent_to_the_address_checked_with_its_own_host_and_tls_name():
+    assert pinned("https://hooks.example:8443/a?b=1", "203.0.113.7") == (
+        "https://203.0.113.7:8443/a?b=1",
+        {"Host": "hooks.example:8443"},
+        {"sni_hostname": "hooks.example"},
+    )
+    assert pinned("http://hooks.example/a", "2001:db8::1") == (
+        "http://[2001:db8::1]/a",
+        {"Host": "hooks.example"},
+        {},
+    )
 
 
 def test_webhooks_give_up_after_the_retry_window(burst, tenant, flaky_url):
