@@ -88,5 +88,5 @@ def audio_voices() -> AudioVoices:
 )
 async def voice_sample(voice: str, farm: FarmDep, tenant: TenantDep) -> Response:
     """A few seconds of the voice (MP3), made once per engine through the farm, then kept."""
-    data, content_type = await run_in_threadpool(speech.voice_sample, farm, tenant, voice)
+    data, content_type = await speech.voice_sample(farm, tenant, voice)
     return Response(data, media_type=content_type, headers={"Cache-Control": "max-age=86400"})

@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -157,21 +158,21 @@ def _event(data: dict[str, object]) -> bytes:
 # --- a voice's sample ---------------------------------------------------------------------------
 
 
-def voice_sample(farm: Farm, tenant: Tenant, voice: str) -> tuple[bytes, str]:
+async def voice_sample(farm: Farm, tenant: Tenant, voice: str) -> tuple[bytes, str]:
     """A few seconds of ``voice`` (a Lyre voice or one of OpenAI's names) saying
     :data:`SAMPLE_TEXT`, as MP3: the object store's copy, or made now through the farm as an
     interactive job of the tenant's, kept for next time. :class:`VoiceNotFound` for a voice
-    that is not one; blocks until the sample is made (a few seconds)."""
+    that is not one; waits, without holding a thread, until the sample is made (seconds)."""
     found = find_voice(voice)
     if found is None:
         raise VoiceNotFound(f"no voice {voice!r}: GET /v1/audio/voices lists them")
     key = voice_sample_key(_speaker(farm), found, SAMPLE_TEXT)
-    sample = farm.store.find_bytes(key)
+    sample = await run_in_threadpool(farm.store.find_bytes, key)
     if sample is None:
         body = JobCreate(text=SAMPLE_TEXT, voice=found, format="mp3", title=f"Sample: {found}")
-        job = submit(farm, tenant, body, None, interactive=True)
-        sample = _whole(farm, SpeechAudio(farm, job, "mp3"))
-        farm.store.put_bytes(key, sample)
+        job = await run_in_threadpool(partial(submit, farm, tenant, body, None, interactive=True))
+        sample = b"".join([part async for part in stream(farm, SpeechAudio(farm, job, "mp3"))])
+        await run_in_threadpool(farm.store.put_bytes, key, sample)
     return sample, "audio/mpeg"
 
 
@@ -183,18 +184,3 @@ def _speaker(farm: Farm) -> str:
         return engine
     model = farm.settings.orpheus.model or ORPHEUS_HUB_ID
     return f"orpheus-{hashlib.sha256(model.encode()).hexdigest()[:12]}"
-
-
-def _whole(farm: Farm, audio: SpeechAudio) -> bytes:
-    settings, parts = farm.settings.speech, []
-    heard = time.monotonic()
-    while not audio.done:
-        data = audio.step()
-        if data:
-            parts.append(data)
-            heard = time.monotonic()
-        elif time.monotonic() - heard > settings.stall_s:
-            raise audio.stalled(settings.stall_s)
-        elif not audio.done:
-            time.sleep(settings.poll_s)
-    return b"".join(parts)

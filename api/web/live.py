@@ -123,9 +123,7 @@ async def voice_sample(voice: str, farm: FarmDep, signed: SignedDep) -> Response
     if signed is None:
         return JSONResponse({"detail": "sign in first"}, status_code=401)
     try:
-        audio, content_type = await run_in_threadpool(
-            speech.voice_sample, farm, signed.tenant, voice
-        )
+        audio, content_type = await speech.voice_sample(farm, signed.tenant, voice)
     except ApiError as exc:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
     return Response(
