@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import FarmDep
@@ -23,8 +23,9 @@ from api.errors import ApiError
 from api.services import speech
 from api.web.pages import SignedDep, job_uuid
 from shared.farm.context import Farm
-from shared.farm.states import ACTIVE, ChunkStatus
-from shared.infra.models import Chapter, Chunk, Job, Tenant
+from shared.farm.outputs import chapter_progress
+from shared.farm.states import ACTIVE
+from shared.infra.models import Job, Tenant
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,28 +39,7 @@ def snapshot(farm: Farm, tenant: Tenant, job_id: uuid.UUID | None) -> list[dict[
     query = query.where(Job.id == job_id) if job_id else query
     with farm.sessions() as session:
         found = list(session.scalars(query.order_by(Job.created_at.desc()).limit(50)))
-        ids = [j.id for j in found]
-        counts = {
-            (row.job_id, row.chapter): (int(row.done or 0), row.total)
-            for row in session.execute(
-                select(
-                    Chunk.job_id,
-                    Chunk.chapter,
-                    func.sum(case((Chunk.status == ChunkStatus.DONE, 1), else_=0)).label("done"),
-                    func.count().label("total"),
-                )
-                .where(Chunk.job_id.in_(ids))
-                .group_by(Chunk.job_id, Chunk.chapter)
-            )
-        }
-        chapters: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in ids}
-        for c in session.scalars(
-            select(Chapter).where(Chapter.job_id.in_(ids)).order_by(Chapter.index)
-        ):
-            done, total = counts.get((c.job_id, c.index), (0, 0))
-            chapters[c.job_id].append(
-                {"number": c.index + 1, "status": c.status, "done": done, "total": total}
-            )
+        chapters = chapter_progress(farm, session, [j.id for j in found])
     return [
         {
             "id": str(j.id),
@@ -69,7 +49,15 @@ def snapshot(farm: Farm, tenant: Tenant, job_id: uuid.UUID | None) -> list[dict[
             "files": len(j.outputs or []),
             "version": j.version,
             "error": j.error,
-            "chapters": chapters[j.id],
+            "chapters": [
+                {
+                    "number": c["number"],
+                    "status": c["status"],
+                    "done": c["chunks_done"],
+                    "total": c["chunks_total"],
+                }
+                for c in chapters[j.id]
+            ],
         }
         for j in found
     ]
