@@ -124,6 +124,8 @@ class Job(Base):
     chars: Mapped[int] = mapped_column(Integer, default=0)  # of text submitted (daily limit)
     # someone waits on it (a speech request): its chunks go ahead of books', like a short job's
     interactive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # asked for: chunks' seeds derive from it and their index, so the output is reproducible
+    seed: Mapped[int | None] = mapped_column(BigInteger)
     stitch_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
