@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exc, select, update
 from sqlalchemy.orm import Session
 
 from shared.infra.db import take_batch
@@ -84,20 +84,38 @@ def deliver(
         secret = session.scalar(
             select(Tenant.webhook_secret).join(Job).where(Job.id == claimed.job_id)
         )
-    status_code, error, duration_ms = _post(client, claimed, delivery_id, secret or "", settings)
-    with sessions() as session:
-        session.add(
-            WebhookAttempt(
-                delivery_id=delivery_id,
-                status_code=status_code,
-                error=error,
-                duration_ms=duration_ms,
-            )
+    outcome = _post(client, claimed, delivery_id, secret or "", settings)
+    # The client has the event now: its outcome must be recorded, or the reconciler sends it
+    # again. A database that went away meanwhile (a restart, a failover) is waited for while
+    # the claim holds.
+    pause_s = 0.1
+    while True:
+        try:
+            with sessions() as session:
+                return _record_attempt(session, delivery_id, outcome, settings)
+        except exc.OperationalError:
+            if utcnow() + timedelta(seconds=pause_s) >= claim["claimed_until"]:
+                raise
+            time.sleep(pause_s)
+            pause_s = min(2 * pause_s, 2.0)
+
+
+def _record_attempt(
+    session: Session,
+    delivery_id: str,
+    outcome: tuple[int | None, str | None, float],
+    settings: WebhookSettings,
+) -> float | None:
+    status_code, error, duration_ms = outcome
+    session.add(
+        WebhookAttempt(
+            delivery_id=delivery_id, status_code=status_code, error=error, duration_ms=duration_ms
         )
-        delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None:  # the job was deleted meanwhile
-            return None
-        return _record(delivery, error, settings)
+    )
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None:  # the job was deleted meanwhile
+        return None
+    return _record(delivery, error, settings)
 
 
 def _post(

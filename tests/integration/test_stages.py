@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ from typing import ClassVar
 import av
 import httpx
 import numpy as np
+import psycopg
 import pytest
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -32,7 +34,7 @@ from shared.farm import book, stages, stitching
 from shared.farm.jobs import cancel_job, fail_job
 from shared.farm.reconcile import reconcile
 from shared.farm.tenants import create_key
-from shared.infra.db import migrate
+from shared.infra.db import get_engine, migrate
 from shared.infra.models import Chunk, Job, JobEvent, WebhookAttempt, WebhookDelivery, utcnow
 from shared.infra.settings import Settings, WebhookSettings
 from shared.infra.storage import LocalStore
@@ -272,11 +274,13 @@ class Flaky(BaseHTTPRequestHandler):
     statuses: ClassVar[list[int]] = []
     received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     paths: ClassVar[list[str]] = []
+    while_posting: ClassVar[Callable[[], None]] = staticmethod(lambda: None)
 
     def log_message(self, *args) -> None:
         pass
 
     def do_POST(self) -> None:
+        Flaky.while_posting()
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Flaky.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
         Flaky.paths.append(self.path)
@@ -348,6 +352,41 @@ def test_a_rotated_secret_signs_the_next_delivery_and_the_old_one_verifies_nothi
     assert Webhook(new).verify(body, headers)["type"] == "job.succeeded"
     with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(body, headers)
+
+
+def test_a_delivery_whose_database_goes_away_during_the_post_is_recorded_once(
+    farm_settings, flaky_url
+):
+    """Postgres ends every session of the farm while the client receives the event (as a
+    restart does): the outcome is recorded on a new connection, so the reconciler has nothing
+    to send again and the client got the event once."""
+
+    def end_sessions() -> None:
+        farm_database = get_engine().url.set(drivername="postgresql")
+        with psycopg.connect(farm_database.render_as_string(False), autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        assert ended, "the farm had no session to end"
+
+    burst = BurstFarm(farm_settings)  # on Postgres, not this module's SQLite
+    try:
+        submit(burst.farm, tenant_of(burst), JobCreate(text="Hi.", webhook_url=flaky_url), None)
+        burst.drain()
+        (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+        Flaky.received, Flaky.while_posting = [], staticmethod(end_sessions)
+        try:
+            with httpx.Client() as http:
+                settings = burst.farm.settings.webhooks
+                assert deliver(burst.farm.sessions, delivery_id, http, settings) is None
+        finally:
+            Flaky.while_posting = staticmethod(lambda: None)
+        assert _attempts(burst, delivery_id) == [(204, None)] and len(Flaky.received) == 1
+        reconcile(burst.farm, now=utcnow() + timedelta(hours=1))
+        assert [m[1] for m in burst.sender.sent if m[0] == "deliver"] == [delivery_id]
+    finally:
+        burst.close()
 
 
 def _attempts(burst, delivery_id) -> list[tuple[int | None, str | None]]:
