@@ -25,6 +25,7 @@ from shared.farm.jobs import fail_job
 from shared.farm.reconcile import reconcile
 from shared.farm.stitching import stitch_chapter as chapter_stitch
 from shared.infra import queues
+from shared.infra.outages import dependency_down
 from shared.infra.settings import get_settings
 from shared.speech.engine import EngineDead
 from shared.speech.factory import resolve_engine_name
@@ -90,11 +91,18 @@ def _run(task: Task, job_id: str, stage: Callable[[], object]) -> object:
     except EngineDead:
         raise  # not the chunk's fault: no retry counted against its job
     except Exception as exc:
-        if task.request.retries >= get_settings().farm.task_max_retries:
+        # A dependency away (a restart, an outage) is not the job's fault: waited out however
+        # long it lasts, the delay capped lower. (Celery counts every retry of a message, so a
+        # real failure after a long outage gives up sooner.)
+        away = dependency_down(exc)
+        if away is None and task.request.retries >= get_settings().farm.task_max_retries:
             log.exception("%s gave up on job %s", task.name, job_id)
             fail_job(farm(), uuid.UUID(job_id), f"{task.name} failed: {exc}")
             return None
-        delay = min(60, 2**task.request.retries) * random.uniform(0.5, 1.0)
+        if away is not None:
+            log.warning("%s of job %s waits for the %s: %s", task.name, job_id, away, exc)
+        ceiling = 2 ** min(task.request.retries, 6)
+        delay = min(10 if away else 60, ceiling) * random.uniform(0.5, 1.0)
         raise task.retry(exc=exc, countdown=delay) from exc
 
 
