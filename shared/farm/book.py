@@ -23,32 +23,45 @@ from shared.audio.programme import MP3_SEAM, Layout, Part, join_chunks, lay_out,
 from shared.farm import outputs, stitching
 from shared.farm.context import Farm
 from shared.farm.jobs import notify
+from shared.farm.leases import CLAIM_STITCH, RELEASE_STITCH, RENEW_STITCH_LEASE, Lease, LeaseLost
 from shared.farm.states import JobStatus
-from shared.farm.stitching import is_the_programme, read_parts, renew_lease
-from shared.farm.transitions import CLAIM_STITCH, move_job
+from shared.farm.stitching import is_the_programme, read_parts
+from shared.farm.transitions import move_job
 from shared.infra.models import Chapter, Job
 from shared.infra.storage import output_key
 
 
 def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
-    """Book stage: every file of the book, uploaded; then the job succeeds."""
+    """Book stage: every file of the book, uploaded; then the job succeeds. Its lease is held
+    while it works: a second stitch starts only once this one has stopped renewing it, and
+    then this one writes nothing more."""
+    lease = Lease(farm, RENEW_STITCH_LEASE, RELEASE_STITCH, job=job_id)
+    claimed = lease.claim(CLAIM_STITCH)
+    if claimed is None:  # not running, a chapter not made, already stitched, or another has it
+        return False
+    try:
+        with lease:
+            return _make_book(farm, lease, job_id, claimed.version)
+    except LeaseLost:  # the stitch that holds it now makes the files
+        return False
+
+
+def _make_book(farm: Farm, lease: Lease, job_id: uuid.UUID, version: int) -> bool:
+    """Make the book's files as ``version`` and the job succeeds with them as its outputs."""
     with farm.sessions() as session:
-        claimed = session.execute(CLAIM_STITCH, {"job": job_id, "lease": farm.lease()}).first()
-        if claimed is None:  # not running, a chapter not made, or already stitched
-            return False
         job = session.get(Job, job_id)
         chapters = list(
             session.scalars(select(Chapter).where(Chapter.job_id == job_id).order_by(Chapter.index))
         )
     assert job is not None
-    version, mastering = claimed.version, Mastering.model_validate(job.mastering)
+    mastering = Mastering.model_validate(job.mastering)
     parts = read_parts(farm, job_id)
     layout = lay_out(parts, [c.title for c in chapters], farm.settings.audio, mastering)
     cover = farm.store.get_bytes(job.cover_key) if job.cover_key else None
     made: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
-        files = _encode_all(farm, job, parts, layout, mastering, cover, Path(tmp))
-        renew_lease(farm, job_id)  # for the uploads
+        files = _encode_all(farm, lease, job, parts, layout, mastering, cover, Path(tmp))
+        lease.renew()  # still ours: the files go where a later holder's would
         for kind, fmt, path in files:
             key = output_key(str(job_id), version, path.name)
             content_type = (
@@ -71,6 +84,7 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
         )
     previous = {o["key"] for o in job.outputs}
     with farm.sessions() as session:
+        lease.release_in(session)
         done = move_job(
             session,
             job_id,
@@ -96,6 +110,7 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
 
 def _encode_all(
     farm: Farm,
+    lease: Lease,
     job: Job,
     parts: list[Part],
     layout: Layout,
@@ -112,9 +127,9 @@ def _encode_all(
     with ThreadPoolExecutor(1, "lyre-m4b") as pool:
         m4b = None
         if fmt != "m4b":
-            args = (farm, job, parts, layout, "m4b", bitrate, cover, folder / "book.m4b")
+            args = (farm, lease, job, parts, layout, "m4b", bitrate, cover, folder / "book.m4b")
             m4b = pool.submit(_encode_programme, *args)
-        _encode_programme(farm, job, parts, layout, fmt, bitrate, cover, programme)
+        _encode_programme(farm, lease, job, parts, layout, fmt, bitrate, cover, programme)
         if m4b is not None:
             m4b.result()
             files.append(("m4b", "m4b", folder / "book.m4b"))
@@ -137,6 +152,7 @@ def _encode_all(
 
 def _encode_programme(
     farm: Farm,
+    lease: Lease,
     job: Job,
     parts: list[Part],
     layout: Layout,
@@ -155,7 +171,7 @@ def _encode_programme(
     with AudioWriter(path, fmt, bitrate, tags, chapters=chapters, cover=cover) as writer:
         if seam is None:
             return join_chunks(
-                stitching.stream_chunks(farm, job.id, parts, pauses, layout), 1.0, writer
+                stitching.stream_chunks(farm, job.id, parts, pauses, layout, lease), 1.0, writer
             )
         k = seam.index
         second = path.with_name("second-half.mp3")
@@ -163,6 +179,7 @@ def _encode_programme(
             later = pool.submit(
                 _encode_half,
                 farm,
+                lease,
                 job.id,
                 parts[k:],
                 [seam.tail, *pauses[k + 1 :]],
@@ -170,7 +187,7 @@ def _encode_programme(
                 bitrate,
                 second,
             )
-            first = stitching.stream_chunks(farm, job.id, parts[:k], pauses[:k], layout)
+            first = stitching.stream_chunks(farm, job.id, parts[:k], pauses[:k], layout, lease)
             samples = join_chunks(first, 1.0, writer)
             writer.write(np.zeros(seam.head, np.float32))
             samples += seam.head + later.result() + MP3_SEAM  # what the second encoder put ahead
@@ -180,6 +197,7 @@ def _encode_programme(
 
 def _encode_half(
     farm: Farm,
+    lease: Lease,
     job_id: uuid.UUID,
     parts: list[Part],
     pauses: list[int],
@@ -189,5 +207,5 @@ def _encode_half(
 ) -> int:
     with AudioWriter(path, "mp3", bitrate) as writer:
         return join_chunks(
-            stitching.stream_chunks(farm, job_id, parts, pauses, layout), 1.0, writer
+            stitching.stream_chunks(farm, job_id, parts, pauses, layout, lease), 1.0, writer
         )

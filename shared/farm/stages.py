@@ -18,6 +18,7 @@ from sqlalchemy import Row
 
 from shared.audio.finish import finish_chunk
 from shared.farm.context import Farm
+from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
     CHUNK_GENERATED_TO_DONE,
@@ -78,7 +79,9 @@ def generate_chunk(
             move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
     request = SpeechRequest(f"{job_id}-{index}", text, voice, chunk_seed(job_id, index))
     started = time.perf_counter()
-    speech = loop.run(engine.generate(request))
+    # renewed while the engine works: a chunk longer than a lease is not sent to a second one
+    with Lease(farm, RENEW_CHUNK_LEASE, job=job_id, idx=index, at=claimed.taken_at):
+        speech = loop.run(engine.generate(request))
     generated = {
         "job": job_id,
         "idx": index,

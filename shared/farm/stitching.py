@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from time import monotonic
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,16 @@ from shared.audio.presets import Mastering
 from shared.audio.programme import Layout, Part, join_chunks, lay_out, shape
 from shared.farm import outputs
 from shared.farm.context import Farm
-from shared.farm.states import ChapterStatus
-from shared.farm.transitions import (
-    CHAPTER_WAITING_TO_DONE,
+from shared.farm.leases import (
     CLAIM_CHAPTER,
-    RENEW_STITCH_LEASE,
+    LEASE_BOOK_STITCH,
+    RELEASE_CHAPTER,
+    RENEW_CHAPTER_LEASE,
+    Lease,
+    LeaseLost,
 )
+from shared.farm.states import ChapterStatus
+from shared.farm.transitions import CHAPTER_WAITING_TO_DONE
 from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.infra.storage import chunk_audio_key, get_pcm, output_key
 from shared.text.chunking import Boundary
@@ -80,12 +83,27 @@ def read_parts(farm: Farm, job_id: uuid.UUID, chapter: int | None = None) -> lis
 def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int, urgent: bool = False) -> bool:
     """A chapter's own file, between room tone, tagged, measured against ACX when asked; the
     chapter that completes the book sends the book's stitch (ahead of books' if ``urgent``, a
-    short job's)."""
-    params = {"job": job_id, "chapter": chapter, "lease": farm.lease()}
-    with farm.bookkeeping() as connection:
-        claimed = connection.execute(CLAIM_CHAPTER, params).first()
-    if claimed is None:  # not waiting, a chunk not done, or the job has ended
+    short job's). Its lease is held while it works: a second stitch of the chapter starts only
+    once this one has stopped renewing it, and then this one writes nothing more."""
+    lease = Lease(farm, RENEW_CHAPTER_LEASE, RELEASE_CHAPTER, job=job_id, chapter=chapter)
+    claimed = lease.claim(CLAIM_CHAPTER)
+    if claimed is None:  # not waiting, a chunk not done, the job ended, or another has it
         return False
+    try:
+        with lease:
+            moved, waiting = _make_chapter(farm, lease, job_id, chapter, claimed)
+    except LeaseLost:  # the stitch that holds it now makes it
+        return False
+    if moved and not waiting:
+        farm.send.stitch(job_id, urgent=urgent)
+    return moved
+
+
+def _make_chapter(
+    farm: Farm, lease: Lease, job_id: uuid.UUID, chapter: int, claimed: Any
+) -> tuple[bool, int]:
+    """Make the chapter's file and mark the chapter done; whether it moved, and how many of
+    the job's chapters still wait."""
     with farm.sessions() as session:
         job = session.get(Job, job_id)
         total = session.scalar(select(func.count()).where(Chapter.job_id == job_id))
@@ -93,20 +111,24 @@ def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int, urgent: bool = F
     mastering = Mastering.model_validate(job.mastering)
     key, samples, report = None, None, None
     if not is_the_programme(mastering, total or 1):  # else the book's stitch lists it
-        key, samples, report = _chapter_file(farm, job, chapter, claimed, total or 1, mastering)
-    done = {**params, "made_for": claimed.version, "key": key, "n": samples, "report": report}
+        key, samples, report = _chapter_file(
+            farm, lease, job, chapter, claimed, total or 1, mastering
+        )
+    done = {**lease.params, "made_for": claimed.version, "key": key, "n": samples}
     with farm.sessions() as session:
-        session.execute(LOCK_JOB, params)
-        result = session.execute(CHAPTER_WAITING_TO_DONE, {**done, "at": utcnow()})
+        session.execute(LOCK_JOB, done)
+        lease.release_in(session)  # LeaseLost, and nothing written, if another holds it
+        done.update(report=report, at=utcnow())
+        result = session.execute(CHAPTER_WAITING_TO_DONE, done)
         moved = bool(result.rowcount)  # type: ignore[attr-defined]
         waiting = session.scalar(
             select(func.count()).where(
                 Chapter.job_id == job_id, Chapter.status == ChapterStatus.WAITING
             )
         )
-    if moved and not waiting:
-        farm.send.stitch(job_id, urgent=urgent)
-    return moved
+        if moved and not waiting:  # the book's stitch, sent below, is leased from now
+            session.execute(LEASE_BOOK_STITCH, {**done, "lease": farm.lease()})
+    return moved, waiting or 0
 
 
 def is_the_programme(mastering: Mastering, chapters: int) -> bool:
@@ -122,7 +144,13 @@ def is_the_programme(mastering: Mastering, chapters: int) -> bool:
 
 
 def _chapter_file(
-    farm: Farm, job: Job, chapter: int, claimed: Any, total: int, mastering: Mastering
+    farm: Farm,
+    lease: Lease,
+    job: Job,
+    chapter: int,
+    claimed: Any,
+    total: int,
+    mastering: Mastering,
 ) -> tuple[str, int, dict[str, Any] | None]:
     """Encode and upload the chapter's file; its key, samples and ACX report."""
     parts = read_parts(farm, job.id, chapter)
@@ -139,13 +167,15 @@ def _chapter_file(
             head = room_tone(round(mastering.head_s * SAMPLE_RATE), 2 * chapter)
             tail = room_tone(round(mastering.tail_s * SAMPLE_RATE), 2 * chapter + 1)
             writer.write(head)
-            pieces = stream_chunks(farm, job.id, parts, [0, *layout.pauses[1:]], layout)
+            pauses = [0, *layout.pauses[1:]]
+            pieces = stream_chunks(farm, job.id, parts, pauses, layout, lease)
             toned = mastering.head_s or mastering.tail_s
             fill = partial(room_tone, seed=chapter) if toned else None
             samples = len(head) + join_chunks(pieces, 1.0, writer, fill) + len(tail)
             writer.write(tail)
         measured = acx.measure(path) if mastering.acx_report else None
         report = acx.report(measured, constant_bitrate=True) if measured else None
+        lease.renew()  # still ours: the file goes where a later holder's would
         farm.store.upload_file(key, path, ENCODINGS[fmt].content_type)
     return key, samples, report
 
@@ -158,12 +188,16 @@ def room_tone(samples: int, seed: int) -> np.ndarray:
 
 
 def stream_chunks(
-    farm: Farm, job_id: uuid.UUID, parts: Sequence[Part], pauses: Sequence[int], layout: Layout
+    farm: Farm,
+    job_id: uuid.UUID,
+    parts: Sequence[Part],
+    pauses: Sequence[int],
+    layout: Layout,
+    lease: Lease,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Each chunk's PCM in order at its chapter's gain, read ahead. A long programme takes
-    minutes to encode, so the stitch renews its lease every quarter lease: the reconciler
-    must not hand it to a second stitch."""
-    renewed = monotonic()
+    minutes to encode while its lease is renewed; a stitch whose lease another stitch has
+    taken stops at the next chunk (LeaseLost)."""
     with ThreadPoolExecutor(READERS, "lyre-read") as readers:
 
         def read(part: Part) -> Future[np.ndarray]:
@@ -171,15 +205,8 @@ def stream_chunks(
 
         ahead = deque(read(part) for part in parts[:READ_AHEAD])
         for i, (part, pause) in enumerate(zip(parts, pauses, strict=True)):
-            if monotonic() - renewed > farm.settings.farm.lease_s / 4:
-                renew_lease(farm, job_id)
-                renewed = monotonic()
+            lease.check()
             if i + READ_AHEAD < len(parts):
                 ahead.append(read(parts[i + READ_AHEAD]))
             pcm = ahead.popleft().result()
             yield pause, shape(pcm, part.stats, layout.gains[part.chapter], layout.ceiling_dbtp)
-
-
-def renew_lease(farm: Farm, job_id: uuid.UUID) -> None:
-    with farm.bookkeeping() as connection:
-        connection.execute(RENEW_STITCH_LEASE, {"job": job_id, "lease": farm.lease()})

@@ -8,7 +8,8 @@ change of a job's or a chunk's status, in the statement that makes it, so that n
 forget its event.
 
 Leases are the other kind of statement here: ``CLAIM_*`` and ``RESEND_*`` extend a row's deadline
-without changing its state, and the reconciler re-sends whatever is past its deadline.
+without changing its state, and the reconciler re-sends whatever is past its deadline (the
+stitches' claims, with their holders, are ``shared.farm.leases``).
 
 The statements are built once, at import, and bound by name (``job``, ``idx``, ``lease`` …):
 building and ORM-executing an UPDATE costs more CPU than the database spends on it.
@@ -64,20 +65,20 @@ def move_job(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any) 
 # --- chunks ---------------------------------------------------------------------------------
 
 _JOB_STATUS = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
+_JOB_SEED = select(Job.seed).where(Job.id == Chunk.job_id).scalar_subquery().label("seed")
 # written into the SQL: an IN list of bound values is re-rendered at every execution
 _JOB_IS_ACTIVE = _JOB_STATUS.in_([literal_column(f"'{status}'") for status in ACTIVE])
 _THIS_CHUNK = (Chunk.job_id == bindparam("job"), Chunk.index == bindparam("idx"))
 
 
 def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any], **values: Any) -> Any:
-    """Take a chunk in ``status`` of an active job, extending its lease and counting the
-    attempt: one UPDATE … RETURNING the job's status and ``columns``. A claim is not exclusive:
-    a redelivered message claims again, and the first of the two to move the chunk wins."""
+    """Take a chunk in ``status`` of an active job, extending its lease and counting the attempt;
+    return the job's status and seed and ``columns``. Not exclusive: the first to move it wins."""
     return (
         update(Chunk)
         .where(*_THIS_CHUNK, Chunk.status == status, _JOB_IS_ACTIVE)
         .values(lease_until=bindparam("lease"), attempts=Chunk.attempts + 1, **values)
-        .returning(_JOB_STATUS, *columns)
+        .returning(_JOB_STATUS, _JOB_SEED, *columns)
     )
 
 
@@ -88,6 +89,7 @@ CLAIM_PENDING_CHUNK = _claim(
     ChunkStatus.PENDING,
     Chunk.text,
     Chunk.voice,
+    Chunk.taken_at,  # the worker's hold on it (shared.farm.leases)
     taken_at=bindparam("at"),
     sent_at=func.coalesce(Chunk.sent_at, bindparam("at")),
 )
@@ -153,12 +155,12 @@ CHUNK_WAITING_TO_CANCELLED = (
 
 _OTHER = aliased(Chunk)
 _THIS_CHAPTER = (Chapter.job_id == bindparam("job"), Chapter.index == bindparam("chapter"))
-_ITS_CHUNKS_DONE = ~exists().where(
+ITS_CHUNKS_DONE = ~exists().where(
     _OTHER.job_id == Chapter.job_id,
     _OTHER.chapter == Chapter.index,
     _OTHER.status != ChunkStatus.DONE.value,
 )
-_CHAPTER_JOB_ACTIVE = (
+CHAPTER_JOB_ACTIVE = (
     select(Job.status).where(Job.id == Chapter.job_id).scalar_subquery().in_(ACTIVE)
 )
 
@@ -173,23 +175,12 @@ LEASE_COMPLETE_CHAPTER = (
         Chapter.index == _ITS_CHAPTER,
         Chapter.status == ChapterStatus.WAITING,
         or_(Chapter.lease_until.is_(None), Chapter.lease_until < bindparam("at")),
-        _ITS_CHUNKS_DONE,
+        ITS_CHUNKS_DONE,
     )
     .values(lease_until=bindparam("lease"))
     .returning(Chapter.index)
 )
 
-CLAIM_CHAPTER = (
-    update(Chapter)
-    .where(
-        *_THIS_CHAPTER,
-        Chapter.status == ChapterStatus.WAITING,
-        _ITS_CHUNKS_DONE,
-        _CHAPTER_JOB_ACTIVE,
-    )
-    .values(lease_until=bindparam("lease"))
-    .returning(Chapter.title, Chapter.version)
-)
 # Made for the version it was claimed for: a stitch overtaken by a redo changes nothing.
 CHAPTER_WAITING_TO_DONE = (
     update(Chapter)
@@ -217,27 +208,8 @@ CHAPTER_DONE_TO_WAITING = (
         lease_until=None,  # its new chunks' last decode leases it for the stitch
     )
 )
-_ALL_CHAPTERS_DONE = ~exists().where(
+ALL_CHAPTERS_DONE = ~exists().where(
     Chapter.job_id == Job.id, Chapter.status != ChapterStatus.DONE.value
-)
-
-# --- the stitch's lease ---------------------------------------------------------------------
-
-CLAIM_STITCH = (
-    update(Job)
-    .where(
-        Job.id == bindparam("job"),
-        Job.status == JobStatus.RUNNING,
-        Job.chunks_done == Job.chunks_total,
-        _ALL_CHAPTERS_DONE,
-    )
-    .values(stitch_lease_until=bindparam("lease"))
-    .returning(Job.format, Job.title, Job.version)
-)
-RENEW_STITCH_LEASE = (
-    update(Job)
-    .where(Job.id == bindparam("job"), Job.status == JobStatus.RUNNING)
-    .values(stitch_lease_until=bindparam("lease"))
 )
 
 # --- the reconciler's: work whose lease ran out, leased again and returned to be re-sent ------
@@ -282,10 +254,11 @@ RESEND_EXPIRED_CHAPTERS = take_batch(
     select(Chapter.job_id, Chapter.index).where(
         Chapter.status == ChapterStatus.WAITING,
         _expired(Chapter.lease_until),
-        _ITS_CHUNKS_DONE,
+        ITS_CHUNKS_DONE,
         Chapter.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE))),
     ),
     lease_until=bindparam("lease"),
+    stitch_holder=None,  # sent again: the next stitch to take it holds it
 )
 RESEND_EXPIRED_STITCHES = take_batch(
     Job,
@@ -293,8 +266,9 @@ RESEND_EXPIRED_STITCHES = take_batch(
     select(Job.id).where(
         Job.status == JobStatus.RUNNING,
         Job.chunks_done == Job.chunks_total,
-        _ALL_CHAPTERS_DONE,
+        ALL_CHAPTERS_DONE,
         _expired(Job.stitch_lease_until),
     ),
     stitch_lease_until=bindparam("lease"),
+    stitch_holder=None,
 )

@@ -46,6 +46,8 @@ class Tenant(Base):
     running_jobs: Mapped[int | None] = mapped_column(Integer)
     chars_per_day: Mapped[int | None] = mapped_column(BigInteger)
     requests_per_s: Mapped[float | None] = mapped_column(Float)
+    # days a job's files are kept after it ends (None: the farm's setting; 0: for ever)
+    retention_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class TenantUsage(Base):
@@ -90,6 +92,12 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_job_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_job_status", "status"),
+        Index(
+            "ix_job_to_expire",
+            "finished_at",
+            postgresql_where=text("expired_at IS NULL"),
+            sqlite_where=text("expired_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -127,9 +135,13 @@ class Job(Base):
     # asked for: chunks' seeds derive from it and their index, so the output is reproducible
     seed: Mapped[int | None] = mapped_column(BigInteger)
     stitch_lease_until: Mapped[datetime | None]
+    stitch_holder: Mapped[str | None] = mapped_column(String(32))  # the book's stitch that has it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # its retention: the chunk audio removed (no chapter can be redone), then every object
+    chunks_expired_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]
 
 
 class Chunk(Base):
@@ -196,10 +208,21 @@ class Chapter(Base):
     status: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer, default=1)  # the job version it was made for
     lease_until: Mapped[datetime | None]  # its stitch's
+    stitch_holder: Mapped[str | None] = mapped_column(String(32))  # the stitch that has it
     output_key: Mapped[str | None] = mapped_column(String(500))
     samples: Mapped[int | None] = mapped_column(BigInteger)  # of its file, at 24 kHz
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # ACX's checks
     done_at: Mapped[datetime | None]
+
+
+class DeletedJob(Base):
+    """A job deleted through the API: its objects are removed once more a lease later, for a
+    stage that had claimed work before the delete and wrote after it."""
+
+    __tablename__ = "deleted_job"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class GpuWorker(Base):

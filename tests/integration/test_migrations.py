@@ -28,6 +28,7 @@ TABLES = {
     "webhook_attempt",
     "tenant_usage",
     "gpu_worker",
+    "deleted_job",
 }
 
 

@@ -32,6 +32,7 @@ from shared.audio.presets import Mastering
 from shared.audio.programme import pause_samples
 from shared.farm import book, stages, stitching
 from shared.farm.jobs import cancel_job, fail_job
+from shared.farm.leases import RENEW_STITCH_LEASE, Lease
 from shared.farm.reconcile import reconcile
 from shared.farm.tenants import create_key
 from shared.infra.db import get_engine, migrate
@@ -186,34 +187,6 @@ def test_codes_live_in_the_chunk_row_until_the_chunk_is_decoded(burst, tenant):
         assert {c.status for c in chunks} == {"done"} and not any(c.speech for c in chunks)
 
 
-def test_a_long_stitch_renews_its_lease_so_no_second_stitch_is_sent(burst, tenant, monkeypatch):
-    job = submit(burst.farm, tenant, JobCreate(text=BOOK, format="m4b"), None)  # one stream
-    burst.drain(("generate", "decode", "chapter"))
-    lease_s = burst.farm.settings.farm.lease_s
-    clock = iter(range(0, 1000 * lease_s, lease_s))  # the stitch's clock: a lease per reading
-    monkeypatch.setattr(stitching, "monotonic", lambda: next(clock))
-    real_stream, resent = stitching.stream_chunks, []
-
-    def stream_while_a_lease_passes_per_chunk(*args):
-        for chunk in real_stream(*args):
-            resent.append(reconcile(burst.farm)["stitch"])
-            with (
-                burst.farm.sessions() as session
-            ):  # as the database sees it once a lease has passed
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job.id)
-                    .values(stitch_lease_until=utcnow() - timedelta(seconds=1))
-                )
-            yield chunk
-
-    monkeypatch.setattr(stitching, "stream_chunks", stream_while_a_lease_passes_per_chunk)
-    burst.drain(("stitch",))
-    assert resent == [0, 0, 0, 0]  # renewed before every chunk, so never found expired
-    with burst.farm.sessions() as session:
-        assert session.get(Job, job.id).status == "succeeded"
-
-
 def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
     return float(10 * np.log10((reference**2).sum() / ((reference - other) ** 2).sum()))
 
@@ -237,7 +210,10 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
     def encode(name: str, fmt: str) -> tuple[int, np.ndarray]:
         path, making = tmp_path / f"{name}.{fmt}", Mastering(format=fmt)
         layout = joining.lay_out(parts, [], audio, making)
-        samples = book._encode_programme(burst.farm, job, parts, layout, fmt, 64, None, path)
+        lease = Lease(burst.farm, RENEW_STITCH_LEASE, job=job.id)  # not held: never lost
+        samples = book._encode_programme(
+            burst.farm, lease, job, parts, layout, fmt, 64, None, path
+        )
         return samples, decoded(path)
 
     samples, programme = encode("programme", "wav")
