@@ -1,6 +1,11 @@
 """Streamed encoding through FFmpeg's libraries (PyAV): WAV, FLAC, MP3, Opus, and M4B (AAC in
 MP4, with chapters and cover art). Tags, chapters and the cover go into the container as FFmpeg
-writes them (ID3 in MP3, iTunes atoms and a chapter list in MP4), so that players read them."""
+writes them (ID3 in MP3, iTunes atoms and a chapter list in MP4), so that players read them.
+
+Every file is a function of its samples, tags, chapters and cover alone: the muxers write in
+FFmpeg's bit-exact mode, so an Ogg stream's serial number is not random (``oggenc.c`` draws it
+from ``av_get_random_seed`` otherwise) and no muxer version is written; MP4's creation times
+stay 0, as no ``creation_time`` is given. A seeded job's files are the same bytes every time."""
 
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ ENCODINGS: dict[str, Encoding] = {
 FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 assert set(ENCODINGS) == set(FORMATS), "every format needs its encoding"
 _BLOCK = 4096
+BITEXACT = av.container.Flags.bitexact.value  # no random ids, dates or versions in the file
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class AudioWriter:
         self.container = av.open(
             str(path), mode="w", format=encoding.container, options=encoding.options
         )
+        self.container.flags |= BITEXACT
         self.stream = cast(
             AudioStream, self.container.add_stream(encoding.codec, rate=rate, layout="mono")
         )

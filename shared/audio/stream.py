@@ -19,6 +19,7 @@ import numpy as np
 from av.audio.stream import AudioStream
 
 from shared.audio import SAMPLE_RATE
+from shared.audio.encode import BITEXACT
 from shared.audio.tempo import TimeStretch
 
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
@@ -81,6 +82,7 @@ class StreamEncoder:
         self.container = av.open(
             self._out, mode="w", format=self.encoding.container, container_options=options
         )
+        self.container.flags |= BITEXACT  # the same speech, the same bytes (Ogg's serial)
         self.stream = cast(
             AudioStream,
             self.container.add_stream(self.encoding.codec, rate=SAMPLE_RATE, layout="mono"),
