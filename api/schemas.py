@@ -10,9 +10,16 @@ from pydantic import BaseModel, Field
 
 from shared.audio.encode import AudioFormat
 from shared.audio.presets import MasteringChoices, PresetName
+from shared.farm.seeds import SEED_LIMIT
 from shared.farm.states import JobStatus
 from shared.infra.settings import SpeakingEngine
 from shared.text.voices import Voice
+
+SEED_DESCRIPTION = (
+    f"0 to {SEED_LIMIT - 1}: same text, voice, settings and seed → same bytes, on any farm "
+    "running the same release, however the chunks were scheduled or retried. Without one, "
+    "each job samples afresh"
+)
 
 
 class JobCreate(BaseModel):
@@ -52,6 +59,7 @@ class JobCreate(BaseModel):
         description="Among the tenant's own jobs, higher first (tenants share the GPUs by "
         "weight whatever their jobs' priorities)",
     )
+    seed: int | None = Field(default=None, ge=0, lt=SEED_LIMIT, description=SEED_DESCRIPTION)
 
 
 class Progress(BaseModel):
@@ -96,6 +104,7 @@ class JobOut(BaseModel):
     )
     engine: str = Field(description="The speech engine the job runs on")
     priority: int
+    seed: int | None = Field(description="The seed asked for; null: none, sampled afresh")
     title: str | None
     author: str | None
     language: str | None

@@ -114,6 +114,7 @@ def submit(
         request_hash=digest,
         priority=body.priority,
         interactive=interactive,
+        seed=body.seed,
     )
     job, chunks, chapters = new_job(job_id, tenant.id, chunked, request)
     per_day = limits_for(tenant, settings.limits).chars_per_day

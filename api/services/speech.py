@@ -56,6 +56,7 @@ def submit_speech(farm: Farm, tenant: Tenant, body: SpeechCreate) -> Job:
         voice=voice,
         format=JOB_FORMATS[body.response_format],  # type: ignore[arg-type]
         title=_title(body.input),
+        seed=body.seed,
         metadata={"openai": body.model_dump(exclude={"input", "instructions"})},
     )
     try:

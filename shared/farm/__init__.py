@@ -2,7 +2,8 @@
 with the tables of allowed transitions, ``transitions`` every compare-and-set statement, named
 after its edge. ``dispatch`` decides which chunks the GPUs make next (the policy, one function)
 and keeps a bounded window of them on the gpu queue, sized by ``gpu_workers``. The stages the
-workers run take ids and are idempotent: ``stages`` (generate and decode a chunk),
+workers run take ids and are idempotent: ``stages`` (generate and decode a chunk, each with
+the chunk's seed from ``seeds``),
 ``stitching`` (a chapter's file, as soon as its chunks are done), ``book`` (the book's files
 once every chapter is), ``reconcile`` (re-send work whose lease ran out). ``jobs`` makes,
 submits, fails, cancels and describes a job; ``outputs`` names its files and lists them;

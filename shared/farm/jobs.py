@@ -47,6 +47,7 @@ class JobRequest:
     request_hash: str | None = None
     priority: int = 0  # among the tenant's jobs: higher first
     interactive: bool = False  # someone waits on it: its chunks go ahead of books'
+    seed: int | None = None  # the chunks' seeds derive from it: the same request, the same bytes
 
 
 def new_job(
@@ -79,6 +80,7 @@ def new_job(
         request_hash=request.request_hash,
         priority=request.priority,
         interactive=request.interactive,
+        seed=request.seed,
         chars=sum(len(span.text) for span in chunked.spans),
         chunks_total=len(chunked.spans),
         chunks_done=0,
@@ -202,6 +204,7 @@ def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None)
         "mastering": job.mastering,
         "engine": job.engine,
         "priority": job.priority,
+        "seed": job.seed,
         "title": job.title,
         "author": job.author,
         "language": job.language,

@@ -99,7 +99,8 @@ def _new_chunks(
     voice: str | None,
 ) -> tuple[str, list[Chunk]]:
     """The chapter's new chunks, numbered after every chunk the job has had (a new number is
-    a new seed, so the same text is sampled afresh); and its title."""
+    a new seed, so the same text is sampled afresh; a seeded job's from its seed and the number,
+    so the same redos of the same seeded job give the same bytes); and its title."""
     title = chapter.title
     spans: list[tuple[str, str, str | None, str]]  # said, shown, voice, boundary
     if text is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from sqlalchemy import Row
 from shared.audio.finish import finish_chunk
 from shared.farm.context import Farm
 from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
+from shared.farm.seeds import chunk_seed
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
     CHUNK_GENERATED_TO_DONE,
@@ -48,11 +48,6 @@ class MissingDecoder(Exception):
     """The engine produced SNAC codes but no SNAC decoder was loaded."""
 
 
-def chunk_seed(job_id: uuid.UUID | str, index: int) -> int:
-    """A stable seed per chunk, so that a retried chunk samples and decodes the same way."""
-    return zlib.crc32(f"{job_id}:{index}".encode())
-
-
 def _claim(farm: Farm, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | None:
     """Run a claim statement on a chunk; its row, or None if the chunk is not ours."""
     params = {"job": job_id, "idx": index, "lease": farm.lease(), "at": utcnow()}
@@ -77,7 +72,8 @@ def generate_chunk(
     if job_status == JobStatus.QUEUED:
         with farm.sessions() as session:
             move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
-    request = SpeechRequest(f"{job_id}-{index}", text, voice, chunk_seed(job_id, index))
+    seed = chunk_seed(job_id, index, claimed.seed)
+    request = SpeechRequest(f"{job_id}-{index}", text, voice, seed)
     started = time.perf_counter()
     # renewed while the engine works: a chunk longer than a lease is not sent to a second one
     with Lease(farm, RENEW_CHUNK_LEASE, job=job_id, idx=index, at=claimed.taken_at):
@@ -111,7 +107,8 @@ def decode_chunk(
     if claimed.speech is None:  # the task retries, and fails the job when out of attempts
         raise SpeechMissing(f"chunk {index} of job {job_id}")
     started = time.perf_counter()
-    pcm = _pcm(Speech.from_bytes(claimed.speech), decoder, chunk_seed(job_id, index))
+    seed = chunk_seed(job_id, index, claimed.seed)
+    pcm = _pcm(Speech.from_bytes(claimed.speech), decoder, seed)
     pcm, stats = finish_chunk(pcm, farm.settings.audio)
     decode_s = time.perf_counter() - started
     put_pcm(farm.store, chunk_audio_key(str(job_id), index), pcm)

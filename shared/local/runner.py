@@ -72,12 +72,13 @@ class SynthJob:
 
     @property
     def job_id(self) -> uuid.UUID:
-        """Same text, voice and making, same id: a rerun samples and decodes every chunk the
-        same way, and a run interrupted in a work directory resumes there."""
-        making = json.dumps(
-            [self.request.voice, self.request.mastering.model_dump(), self.request.lexicon],
-            sort_keys=True,
-        )
+        """Same text, voice, making and seed, same id: a rerun samples and decodes every chunk
+        the same way, and a run interrupted in a work directory resumes there."""
+        request = self.request
+        made = [request.voice, request.mastering.model_dump(), request.lexicon]
+        if request.seed is not None:  # unseeded runs keep the ids they had
+            made.append(request.seed)
+        making = json.dumps(made, sort_keys=True)
         digest = hashlib.sha256(f"{making}\0{self.chunked.normalized}".encode())
         return uuid.UUID(digest.hexdigest()[:32])
 

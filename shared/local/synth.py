@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.audio.encode import FORMATS
 from shared.audio.presets import PRESETS
+from shared.farm.seeds import SEED_LIMIT
 from shared.infra.settings import Settings
 from shared.text.voices import VOICES
 
@@ -44,6 +45,23 @@ def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> N
     synth.add_argument(
         "--captions", action="store_true", help="also write OUTPUT's stem + .vtt and .srt"
     )
+    synth.add_argument(
+        "--seed",
+        type=seed,
+        help=f"0 to {SEED_LIMIT - 1}: the same input, settings and seed give the same bytes "
+        "(default: seeds from the input and settings)",
+    )
+
+
+def seed(given: str) -> int:
+    """``--seed``'s value, in the range a job's seed has."""
+    try:
+        value = int(given)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {given!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and {SEED_LIMIT - 1}")
+    return value
 
 
 def read_input(source: str) -> bytes:
@@ -129,6 +147,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         author=args.author or document.author,
         language=document.language,
         lexicon=lexicon,
+        seed=args.seed,
     )
     runner = EmbeddedRunner(settings, engine)
     with tempfile.TemporaryDirectory(prefix="lyre-files-") as extras:

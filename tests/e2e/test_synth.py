@@ -39,15 +39,17 @@ A plain-text chapter line starts the last chapter.
 
 
 def synth(
-    tmp_path: Path, env: dict[str, str], fmt: str, name: str = "book"
+    tmp_path: Path, env: dict[str, str], fmt: str, name: str = "book", *extra: str
 ) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
-    """Run ``lyre synth`` on BOOK; the output, the work folder and the finished process."""
+    """Run ``lyre synth`` on BOOK (with ``extra`` arguments); the output, the work folder and
+    the finished process."""
     source = tmp_path / "book.md"
     source.write_text(BOOK)
     work = tmp_path / f"work-{name}"
     output = tmp_path / f"{name}.{fmt}"
+    command = ["synth", str(source), "-o", str(output), *extra]
     proc = subprocess.run(
-        [sys.executable, "-m", "shared.local.cli", "synth", str(source), "-o", str(output)],
+        [sys.executable, "-m", "shared.local.cli", *command],
         env={**os.environ, **env, "LYRE_WORK_DIR": str(work), "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,
@@ -97,3 +99,18 @@ def test_espeak_multi_chapter(tmp_path, fmt):
     output, work, proc = synth(tmp_path, {"LYRE_ENGINE": "espeak"}, fmt)
     assert "engine espeak" in proc.stdout and "warning" not in proc.stderr
     check_accounting(output, work, max_chars=400)
+
+
+def test_espeak_with_a_seed_writes_the_same_files_at_every_run(tmp_path):
+    """Two runs, two processes, two work folders: the MP3, the chaptered M4B beside it and
+    each chapter's file are the same bytes."""
+    files = {}
+    for name in ("a", "b"):
+        env = {"LYRE_ENGINE": "espeak"}
+        output, work, _ = synth(tmp_path, env, "mp3", name, "--seed", "5", "--chapters")
+        made = [output, output.with_suffix(".m4b"), *sorted(tmp_path.glob(f"{name}-chapters/*"))]
+        files[name] = [path.read_bytes() for path in made]
+        with sqlite3.connect(work / "lyre.db") as db:
+            assert db.execute("SELECT seed FROM job").fetchall() == [(5,)]
+    assert len(files["a"]) == 2 + 3 + 1  # the book, its M4B, three chapters and their list
+    assert files["a"] == files["b"]

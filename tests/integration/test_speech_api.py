@@ -137,6 +137,21 @@ def test_speech_is_an_interactive_job_and_its_audio_comes_back(client, auth, wor
     assert job["metadata"]["openai"]["model"] == "tts-1"
 
 
+def test_speech_with_a_seed_is_the_same_bytes_again(client, auth, working):
+    """Lyre's own ``seed`` field, as OpenAI's clients send an extra one: Ogg Opus, whose
+    stream serial number would otherwise be random; the job shows the seed."""
+    fields = {**HELLO, "input": "She sells sea shells. Hush!", "response_format": "opus"}
+    first, again = (
+        client.post("/v1/audio/speech", json={**fields, "seed": 11}, headers=auth) for _ in range(2)
+    )
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.content == again.content and first.content[:4] == b"OggS"
+    assert [job["seed"] for job in jobs_of(client, auth)] == [11, 11]
+    refused = client.post("/v1/audio/speech", json={**fields, "seed": -3}, headers=auth)
+    assert refused.status_code == 400
+    assert "seed: Input should be greater than or equal to 0" in refused.json()["detail"]
+
+
 def test_speech_as_openais_server_sent_events(client, auth, working):
     fields = {**HELLO, "response_format": "pcm", "stream_format": "sse", "speed": 2.0}
     with client.stream("POST", "/v1/audio/speech", json=fields, headers=auth) as response:

@@ -39,6 +39,9 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         (lambda p: make_epub(p / "d.epub", three_chapter_book(), drm=True), [], "(DRM)"),
         (lambda p: make_epub(p / "m.epub", three_chapter_book(), malformed=True), [], "XHTML"),
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--preset", "loud"], "invalid choice"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--seed", "soon"], "not a whole number"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--seed", "-1"], "-1 is not between 0 and"),
+        (lambda p: _write(p / "ok.txt", b"Hi."), ["--seed", str(2**63)], "and 922337203685477"),
         (
             lambda p: _write(p / "ok.txt", b"Hi."),
             ["--lexicon", "/nonexistent/words.json"],
