@@ -60,13 +60,13 @@ lint: install ## ruff and mypy
 services: ## Start local Postgres and Redis if they are down (where this machine allows)
 	@bash scripts/services.sh
 
-farm-up: install services ## Start the whole farm natively (api :8000, Flower :5555, logs in .farm/)
+farm-up: install services ## Start what of the farm is not running, supervised (api :8000, Flower :5555, logs in .farm/)
 	$(BIN)/python -m workers.farmctl up
 
-farm-down: ## Stop the farm started by farm-up
+farm-down: ## Stop the farm's supervisor, then every process
 	$(BIN)/python -m workers.farmctl down
 
-farm-status: ## Show which farm processes are running
+farm-status: ## Show each farm process: state, pid, uptime, restarts, last exit
 	$(BIN)/python -m workers.farmctl status
 
 clean: ## Remove the virtual environment and caches
