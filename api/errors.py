@@ -104,3 +104,9 @@ class SpeechStalled(ApiError):
     """The farm made no audio for too long (is a gpu worker running?)."""
 
     status_code = 504
+
+
+class FilesExpired(ApiError):
+    """The job's files were removed at the end of its retention period."""
+
+    status_code = 410

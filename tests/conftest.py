@@ -115,7 +115,7 @@ def services_for(farm_env: dict[str, str]) -> Iterator[Settings]:
         db.dispose_engines()
         settings = get_settings()
         with session_scope() as session:
-            session.execute(text("TRUNCATE tenant, job, webhook_delivery CASCADE"))
+            session.execute(text("TRUNCATE tenant, job, webhook_delivery, deleted_job CASCADE"))
         forget_redis_keys()
         S3Store(settings.storage).ensure_bucket()
         try:

@@ -75,6 +75,7 @@ def create_app() -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule={
             "reconcile": {"task": queues.RECONCILE, "schedule": settings.farm.reconcile_every_s},
+            "expire": {"task": queues.EXPIRE, "schedule": settings.retention.every_s},
         },
     )
     return app

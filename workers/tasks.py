@@ -23,6 +23,7 @@ from shared.farm.book import stitch_job as stitch
 from shared.farm.context import Farm
 from shared.farm.jobs import fail_job
 from shared.farm.reconcile import reconcile
+from shared.farm.retention import expire
 from shared.farm.stitching import stitch_chapter as chapter_stitch
 from shared.infra import queues
 from shared.infra.outages import dependency_down
@@ -153,6 +154,18 @@ def reconcile_farm() -> dict[str, int]:
     _heartbeat()
     if any(counts.values()):
         log.info("reconciler re-sent %s", counts)
+    return counts
+
+
+@app.task(name=queues.EXPIRE)
+def expire_objects() -> dict[str, int]:
+    counts = expire(farm())
+    if any(counts.values()):
+        log.info(
+            "retention removed the chunk audio of %(chunks)s jobs and the files of %(files)s; "
+            "%(deleted)s deleted jobs swept",
+            counts,
+        )
     return counts
 
 

@@ -12,11 +12,12 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.errors import (
+    FilesExpired,
     AudioNotReady,
     ChapterNotFound,
     IdempotencyConflict,
@@ -43,9 +44,9 @@ from shared.farm.jobs import (
 from shared.farm.limits import DailyLimitReached, limits_for
 from shared.farm.outputs import chapter_progress
 from shared.farm.redo import redo_chapter
-from shared.farm.states import ACTIVE
+from shared.farm.retention import ChunksExpired, remove_job
 from shared.infra.models import Job, Tenant, TenantUsage, utcnow
-from shared.infra.storage import cover_key, job_prefix
+from shared.infra.storage import cover_key
 from shared.speech.factory import resolve_engine_name
 from shared.text.chunking import chunk_text
 from shared.text.documents import Document, read_document
@@ -144,6 +145,8 @@ def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: Chap
         raise LimitReached(str(exc), exc.retry_after_s) from None
     except redo_errors.ChapterNotFound:
         raise ChapterNotFound() from None
+    except ChunksExpired:
+        raise FilesExpired(ChunksExpired.__doc__) from None
     except redo_errors.JobNotRedoable:
         raise JobNotRedoable() from None
     except redo_errors.NothingToSay:
@@ -220,15 +223,10 @@ def cancel(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> None:
 
 
 def delete_job(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> int:
-    """Cancel if still active, remove every object of the job, then its rows."""
+    """Cancel if still active, then remove the job's rows and every object of it."""
     with farm.sessions() as session:
-        active = get_job(tenant, job_id, session=session).status in ACTIVE
-    if active:
-        cancel_job(farm, job_id)
-    removed = farm.store.delete_prefix(job_prefix(str(job_id)))
-    with farm.sessions() as session:
-        session.execute(delete(Job).where(Job.id == job_id))
-    return removed
+        get_job(tenant, job_id, session=session)
+    return remove_job(farm, job_id)
 
 
 # --- reads ----------------------------------------------------------------------------------
@@ -253,6 +251,8 @@ def jobs_out(farm: Farm, found: list[Job], session: Session | None = None) -> li
     progress = chapter_progress(farm, session, [job.id for job in found])
     return [JobOut.model_validate(job_json(farm, job, progress[job.id])) for job in found]
 
+    if job.expired_at:
+        raise FilesExpired(f"the job's files were removed on {job.expired_at:%Y-%m-%d}")
 
 def audio_url(farm: Farm, job: Job) -> str:
     if not job.outputs:  # a job being redone still has its previous version's files

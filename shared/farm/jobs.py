@@ -228,6 +228,8 @@ def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None)
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
+        "chunks_expired_at": _iso(job.chunks_expired_at),
+        "expired_at": _iso(job.expired_at),
     }
 
 

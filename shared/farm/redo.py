@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 
 from shared.farm.context import Farm
 from shared.farm.limits import count_chars
+from shared.farm.retention import ChunksExpired
 from shared.farm.states import ChunkStatus, JobStatus
 from shared.farm.transitions import CHAPTER_DONE_TO_WAITING, JOB_SUCCEEDED_TO_RUNNING
 from shared.infra import queues
@@ -50,6 +51,8 @@ def redo_chapter(
             raise ChapterNotFound()
         if job.status != JobStatus.SUCCEEDED:
             raise JobNotRedoable()
+        if job.chunks_expired_at is not None:  # the book is rebuilt from every chunk's audio
+            raise ChunksExpired()
         old = list(  # in reading order: the first keeps its boundary (the chapter's pause)
             session.scalars(
                 select(Chunk)

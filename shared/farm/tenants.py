@@ -109,7 +109,7 @@ class TenantNotFound(LookupError):
 
 
 # what `lyre tenants set` may change; None puts a limit back to the farm's setting
-TENANT_SETTINGS = ("weight", "running_jobs", "chars_per_day", "requests_per_s")
+TENANT_SETTINGS = ("weight", "running_jobs", "chars_per_day", "requests_per_s", "retention_days")
 
 
 def set_tenant(session: Session, name: str, changes: dict[str, Any]) -> Tenant:

@@ -21,6 +21,7 @@ QUEUES = (GPU, CPU, STITCH, WEBHOOKS)
 GENERATE_CHUNK = "gpu.generate_chunk"
 DECODE_CHUNK = "cpu.decode_chunk"
 RECONCILE = "cpu.reconcile"
+EXPIRE = "cpu.expire"  # objects past their retention
 STITCH_CHAPTER = "stitch.stitch_chapter"
 STITCH_JOB = "stitch.stitch_job"
 DELIVER_WEBHOOK = "webhooks.deliver"

@@ -186,6 +186,18 @@ class LimitSettings(BaseModel):
     request_burst: int = Field(default=40, ge=1)  # requests allowed at once above the rate
 
 
+class RetentionSettings(BaseModel):
+    """How long a job's objects are kept once it has ended (``lyre tenants set NAME
+    --retention-days N`` gives a tenant its own ``days``); 0 keeps them for ever."""
+
+    days: int = Field(default=30, ge=0)  # its files: the book, chapters, captions, cover
+    # its chunk audio, float32 PCM (345 MB an hour of speech), which a chapter's redo rebuilds
+    # the book from: no redo after it has gone; never kept longer than the files
+    chunk_days: int = Field(default=7, ge=0)
+    every_s: float = Field(default=600.0, gt=0)  # how often beat looks for what has expired
+    batch: int = Field(default=200, ge=1)  # jobs of each kind per look; the rest, the next
+
+
 class SimulatedSettings(BaseModel):
     """The simulated engine: each step of ``step_ms`` gives a token to every running chunk, up
     to ``orpheus.max_num_seqs`` at once, as a continuous-batching engine does."""
@@ -233,6 +245,7 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = DispatchSettings()
     speech: SpeechSettings = SpeechSettings()
     limits: LimitSettings = LimitSettings()
+    retention: RetentionSettings = RetentionSettings()
     simulated: SimulatedSettings = SimulatedSettings()
     webhooks: WebhookSettings = WebhookSettings()
     flower: FlowerSettings = FlowerSettings()

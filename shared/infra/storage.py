@@ -24,9 +24,14 @@ def job_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/"
 
 
+def chunks_prefix(job_id: str) -> str:
+    """Where the job's chunk audio lies, which expires before its files."""
+    return f"{job_prefix(job_id)}chunks/"
+
+
 def chunk_audio_key(job_id: str, index: int) -> str:
     """A chunk's finished PCM (float32 little-endian, 24 kHz mono)."""
-    return f"{job_prefix(job_id)}chunks/{index:06d}.f32"
+    return f"{chunks_prefix(job_id)}{index:06d}.f32"
 
 
 def output_key(job_id: str, version: int, name: str) -> str:
@@ -177,6 +182,8 @@ class S3Store:
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
 
     def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``, and abort every upload in parts under it
+        (unfinished, its parts are kept, and billed, out of the listing); how many of both."""
         deleted = 0
         for page in self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix
@@ -185,6 +192,14 @@ class S3Store:
             if keys:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
                 deleted += len(keys)
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for upload in page.get("Uploads", []):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                deleted += 1
         return deleted
 
     def ensure_bucket(self) -> None:

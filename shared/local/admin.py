@@ -90,7 +90,9 @@ def list_keys(args: argparse.Namespace) -> int:
 
 
 def add_tenant_commands(commands: argparse._SubParsersAction) -> None:
-    tenants = commands.add_parser("tenants", help="tenants' shares of the GPUs and limits")
+    tenants = commands.add_parser(
+        "tenants", help="tenants' shares of the GPUs, limits and retention periods"
+    )
     actions = tenants.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every tenant, its weight and limits in effect")
     secret = actions.add_parser(
@@ -109,6 +111,12 @@ def add_tenant_commands(commands: argparse._SubParsersAction) -> None:
     change.add_argument("--running-jobs", type=_limit(int), help="jobs at once (0: no limit)")
     change.add_argument("--chars-per-day", type=_limit(int), help="per UTC day (0: no limit)")
     change.add_argument("--requests-per-s", type=_limit(float), help="API rate (0: no limit)")
+    change.add_argument(
+        "--retention-days",
+        type=_limit(int),
+        help="days a job's files are kept after it ends (0: for ever); its chunk audio, which a "
+        "chapter's redo needs, at most the farm's retention.chunk_days",
+    )
 
 
 def _weight(value: str) -> float:
@@ -141,10 +149,11 @@ DEFAULT = object()  # a limit put back to the farm's setting
 
 def tenants(args: argparse.Namespace) -> int:
     from shared.farm.limits import limits_for
+    from shared.farm.retention import periods
     from shared.farm.tenants import TENANT_SETTINGS, TenantNotFound, set_tenant
     from shared.infra.models import Tenant
 
-    settings = get_settings().limits
+    settings = get_settings()
     if args.action == "secret":
         return tenant_secret(args)
     with _database() as session:
@@ -152,7 +161,8 @@ def tenants(args: argparse.Namespace) -> int:
             given = {f: getattr(args, f) for f in TENANT_SETTINGS if getattr(args, f) is not None}
             if not given:
                 raise UsageError(
-                    "say what to set: --weight, --running-jobs, --chars-per-day or --requests-per-s"
+                    "say what to set: --weight, --running-jobs, --chars-per-day, "
+                    "--requests-per-s or --retention-days"
                 )
             changes = {f: None if v is DEFAULT else v for f, v in given.items()}
             try:
@@ -161,13 +171,16 @@ def tenants(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
         else:
             found = list(session.scalars(select(Tenant).order_by(Tenant.name)))
-        print(f"{'tenant':24} {'weight':>7} {'jobs':>5} {'chars/day':>12} {'req/s':>7}")
+        print(f"{'tenant':24} {'weight':>7} {'jobs':>5} {'chars/day':>12} {'req/s':>7} {'days':>5}")
         for tenant in found:
-            limits = limits_for(tenant, settings)
+            limits = limits_for(tenant, settings.limits)
             jobs = _own(tenant.running_jobs, limits.running_jobs)
             chars = _own(tenant.chars_per_day, limits.chars_per_day)
             rate = _own(tenant.requests_per_s, limits.requests_per_s)
-            print(f"{tenant.name:24} {tenant.weight:7g} {jobs:>5} {chars:>12} {rate:>7}")
+            days = _own(
+                tenant.retention_days, periods(tenant.retention_days, settings.retention)[1]
+            )
+            print(f"{tenant.name:24} {tenant.weight:7g} {jobs:>5} {chars:>12} {rate:>7} {days:>5}")
     return 0
 
 

@@ -66,14 +66,18 @@ def test_lyre_tenants_sets_weights_and_limits(farm_settings, capsys):
     key_for("acme")
     assert lyre(["tenants", "set", "acme", "--weight", "2.5", "--running-jobs", "3"]) == 0
     assert lyre(["tenants", "set", "acme", "--chars-per-day", "0"]) == 0  # no limit
+    assert lyre(["tenants", "set", "acme", "--retention-days", "7"]) == 0
+    key_for("globex")
     capsys.readouterr()
     assert lyre(["tenants", "list"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("acme"))
-    assert row.split() == ["acme", "2.5", "3", "none", "20*"]  # * the farm's setting
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert rows["acme"] == ["acme", "2.5", "3", "none", "20*", "7"]  # * the farm's setting
+    assert rows["globex"][-1] == "30*"  # files kept 30 days, the farm's retention
     assert lyre(["tenants", "set", "acme", "--running-jobs", "default"]) == 0
     with session_scope() as session:
         acme = session.scalar(select(Tenant).where(Tenant.name == "acme"))
         assert (acme.weight, acme.running_jobs, acme.chars_per_day) == (2.5, None, 0)
+        assert acme.retention_days == 7
 
 
 def test_lyre_tenants_refuses_bad_input_with_exit_2(farm_settings, capsys):
@@ -88,6 +92,8 @@ def test_lyre_tenants_refuses_bad_input_with_exit_2(farm_settings, capsys):
         ["--running-jobs", "-1"],
         ["--requests-per-s", "nan"],
         ["--requests-per-s", "inf"],
+        ["--retention-days", "-1"],
+        ["--retention-days", "1.5"],
     ):
         try:
             code = lyre(["tenants", "set", "acme", *bad])
