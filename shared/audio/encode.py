@@ -60,7 +60,7 @@ ENCODINGS: dict[str, Encoding] = {
 FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 assert set(ENCODINGS) == set(FORMATS), "every format needs its encoding"
 _BLOCK = 4096
-BITEXACT = av.container.Flags.bitexact.value  # no random ids, dates or versions in the file
+BITEXACT = cast(int, av.container.Flags.bitexact.value)  # no random ids, dates or versions
 
 
 @dataclass(frozen=True)

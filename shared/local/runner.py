@@ -75,7 +75,7 @@ class SynthJob:
         """Same text, voice, making and seed, same id: a rerun samples and decodes every chunk
         the same way, and a run interrupted in a work directory resumes there."""
         request = self.request
-        made = [request.voice, request.mastering.model_dump(), request.lexicon]
+        made: list[Any] = [request.voice, request.mastering.model_dump(), request.lexicon]
         if request.seed is not None:  # unseeded runs keep the ids they had
             made.append(request.seed)
         making = json.dumps(made, sort_keys=True)

@@ -20,6 +20,7 @@ import os
 import re
 import threading
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -35,7 +36,7 @@ _RATE = 1
 _CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
-_SYNTH_ARGUMENTS = [
+_SYNTH_ARGUMENTS: list[Any] = [
     ctypes.c_char_p,
     ctypes.c_size_t,
     ctypes.c_uint,
