@@ -99,14 +99,14 @@ def delays_logged(state_dir: Path, name: str) -> list[float]:
 
 
 def test_a_process_that_exits_is_restarted_after_growing_delays(state_dir, supervise):
-    supervise("crashing", "--backoff-initial", "0.2", "--backoff-cap", "1.6")
+    supervise("crashing", "--backoff-initial", "0.2", "--backoff-cap", "3.2")
     wait_until(lambda: len(starts(state_dir / "crasher.starts")) >= 5)
     times = starts(state_dir / "crasher.starts")
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)][:4]
     assert delays_logged(state_dir, "crasher")[:4] == [0.2, 0.4, 0.8, 1.6]
     for gap, delay in zip(gaps, [0.2, 0.4, 0.8, 1.6], strict=True):
         assert delay <= gap < delay + 1.0, gaps  # the 1 s: a busy machine's start and tick
-    wait_until(lambda: len(delays_logged(state_dir, "crasher")) >= 5)  # 1.6 s backing off now
+    wait_until(lambda: len(delays_logged(state_dir, "crasher")) >= 5)  # 3.2 s backing off now
     status = farmctl("status", state_dir)
     assert status.returncode == 1, status.stdout  # the others run
     row = next(line.split() for line in status.stdout.splitlines() if line.startswith("crasher"))
@@ -118,11 +118,13 @@ def test_a_process_that_exits_is_restarted_after_growing_delays(state_dir, super
 
 def test_a_process_that_stayed_up_starts_again_after_the_first_delay(state_dir, supervise):
     """The flapper stays up 0.6 s, longer than the reset: every exit counts as a first. A
-    command that is missing is retried as one that exits at once."""
-    supervise("flapping", "--backoff-initial", "0.3", "--backoff-reset", "0.5")
+    command that is missing is retried as one that exits at once, up to the cap."""
+    supervise(
+        "flapping", "--backoff-initial", "0.3", "--backoff-reset", "0.5", "--backoff-cap", "0.6"
+    )
     wait_until(lambda: min(len(delays_logged(state_dir, n)) for n in ("flapper", "ghost")) >= 3)
     assert delays_logged(state_dir, "flapper")[:3] == [0.3, 0.3, 0.3]
-    assert delays_logged(state_dir, "ghost")[:3] == [0.3, 0.6, 1.2]  # it never ran at all
+    assert delays_logged(state_dir, "ghost")[:3] == [0.3, 0.6, 0.6]  # it never ran at all
     assert "ghost: could not start ([Errno 2]" in (state_dir / "supervisor.log").read_text()
 
 
