@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from shared.snac.decoder import SnacDecoder
 
 log = logging.getLogger(__name__)
+# httpx logs each request's whole URL at INFO: a webhook URL's query may carry a token its
+# receiver checks, which no log may keep
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @cache

@@ -6,6 +6,9 @@ the tiny generated checkpoint."""
 from __future__ import annotations
 
 import io
+import json
+import re
+import secrets
 import signal
 import subprocess
 import time
@@ -275,3 +278,52 @@ def _chapter_two(cues) -> set[str]:
     """The cues between the second title and the third."""
     titles = [i for i, c in enumerate(cues) if c.content in TITLES]
     return {c.content for c in cues[titles[1] : titles[2]]}
+
+
+SIGNATURE = re.compile(r"(?:X-Amz-Signature|Signature)=([^&\s\"']+)")
+
+
+def test_no_key_secret_or_signed_url_reaches_a_log(farm, receiver, tmp_path_factory):
+    """A job with a webhook, read with its download URLs, its audio fetched through them, the
+    webhook secret read, the web page signed in to: no log of the farm's processes (nor the S3
+    endpoint's) holds the tenant's key, its webhook secret, the store's secret key or the
+    signature of any URL handed out, nor the token a webhook URL carries for its receiver."""
+    token = secrets.token_urlsafe(16)
+    hook = f"{receiver}?token={token}"
+    job = farm.submit(BOOK, format="mp3", title="Secrets", webhook_url=hook)
+    job = farm.wait(job["id"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job["error"]
+    deadline = time.monotonic() + 30
+    while not Receiver.received and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (_, delivered), *_ = Receiver.received
+    audio = httpx.get(f"{farm.api}/v1/jobs/{job['id']}/audio", headers=farm.headers)
+    urls = [audio.headers["location"], *(o["url"] for o in farm.job(job["id"])["outputs"])]
+    urls += [o["url"] for o in json.loads(delivered)["data"]["outputs"]]
+    for url in urls[:3]:
+        assert httpx.get(url, timeout=30).status_code == 200  # the store logs what it serves
+    secret = httpx.get(f"{farm.api}/v1/webhooks/secret", headers=farm.headers).json()["secret"]
+    key = farm.headers["Authorization"].removeprefix("Bearer ")
+    with httpx.Client(base_url=farm.api) as browser:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/").text)[1]
+        browser.post("/sign-in", data={"key": key, "csrf": csrf})
+        assert job["id"] in browser.get(f"/jobs/{job['id']}").text
+    signatures = {match[1] for url in urls for match in SIGNATURE.finditer(url)}
+    assert len(signatures) >= 3
+    hidden = {
+        "the tenant's key": key,
+        "the webhook URL's token": token,
+        "the webhook secret": secret.removeprefix("whsec_"),
+        "the store's secret key": farm.env["LYRE_STORAGE__SECRET_ACCESS_KEY"],
+        **{f"a URL's signature {s[:8]}…": s for s in signatures},
+    }
+    logs = [p for p in farm.state_dir.rglob("*") if p.is_file()]
+    logs += list(tmp_path_factory.getbasetemp().glob("moto*/*.log"))
+    assert {p.name for p in logs} >= {"api.log", "gpu-worker.log", "webhook-worker.log", "moto.log"}
+    found = {
+        (what, str(path))
+        for path in logs
+        for what, value in hidden.items()
+        if value.encode() in path.read_bytes()
+    }
+    assert found == set()
