@@ -184,3 +184,28 @@ def test_a_chunk_longer_than_its_lease_stays_with_its_gpu_worker(short):
         chunk = session.scalar(select(Chunk).where(Chunk.job_id == job.id))
     assert chunk.status == "generated" and chunk.attempts == 1
     assert short.dispatch() == 0  # nothing to send again
+
+
+class FailingStore(SlowStore):
+    """The bucket refusing the first upload, as S3 does now and then (a 503)."""
+
+    def upload_file(self, key, path, content_type) -> None:
+        if not self.uploads:
+            self.uploads.append(None)
+            raise OSError("503 Slow Down")
+        super().upload_file(key, path, content_type)
+
+
+def test_a_failed_stitch_gives_its_lease_up_for_its_retry(short):
+    """The task's retry takes the chapter at once, without waiting for the deadline, which
+    the reconciler still waits for."""
+    job = submit(short.farm, short.tenant, JobCreate(text=BOOK), None)
+    short.drain(("generate", "decode"))
+    first = next(m[1:] for m in short.sender.messages if m[0] == "chapter")
+    short.farm.store = FailingStore(short.farm.store, delay=0)
+    with pytest.raises(OSError, match="503"):
+        stitch_chapter(short.farm, *first)
+    with short.farm.sessions() as session:
+        row = session.get(Chapter, (job.id, 0))
+        assert row.stitch_holder is None and row.lease_until > utcnow()
+    assert stitch_chapter(short.farm, *first) is True
