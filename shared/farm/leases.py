@@ -18,7 +18,7 @@ import uuid
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Row, bindparam, or_, update
+from sqlalchemy import BindParameter, Row, bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from shared.farm.context import Farm
@@ -28,7 +28,7 @@ from shared.infra.models import Chapter, Chunk, Job, utcnow
 
 log = logging.getLogger(__name__)
 
-_HOLDER = bindparam("holder")
+_HOLDER: BindParameter[str] = bindparam("holder")
 _THIS_CHAPTER = (Chapter.job_id == bindparam("job"), Chapter.index == bindparam("chapter"))
 
 # Taken when nobody holds it (sent, not yet taken), or when its holder's lease ran out.
