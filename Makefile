@@ -10,7 +10,7 @@ VLLM_VERSION := $(shell sed -n 's/.*"vllm==\([0-9.]*\)".*/\1/p' pyproject.toml)
 VLLM_ENV ?= $(HOME)/.cache/lyre/vllm-$(VLLM_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test check-vllm lint bench services farm-up farm-down farm-status clean
+.PHONY: help install browser demo test fuzz check-vllm lint bench services farm-up farm-down farm-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 # spinning for a busy core made a 3 s test take 50.
 test: install services browser ## Run the whole test suite
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadscope
+
+# The running api against its OpenAPI document: schemathesis, every check and phase, 300 cases
+# per operation and phase (make test runs the same test with 5); docs/errors.md says more.
+fuzz: install services ## Fuzz the running api against its OpenAPI document (schemathesis)
+	LYRE_FUZZ_EXAMPLES=300 OMP_NUM_THREADS=1 $(BIN)/pytest tests/e2e/test_contract.py -s --timeout=0
 
 check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's own code (own env)
 	bash scripts/vllm_env.sh $(VLLM_ENV) $(VLLM_VERSION)

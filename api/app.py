@@ -5,14 +5,15 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.errors import ApiError
+from api import handlers
+from api.problems import document_problems
 from api.routes import health, jobs, speech
+from api.schemas import JobCreate
 from api.web import actions, live, pages
 
 # Swagger UI's scripts and styles, from a package that ships them (FastAPI's own /docs loads
@@ -47,16 +48,8 @@ def create_app() -> FastAPI:
             swagger_favicon_url="/static/swagger/favicon-32x32.png",
         )
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else exc.headers
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        reasons = ["{}: {}".format(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(reasons)}, status_code=422)
-
+    handlers.install(app)
+    document_problems(app, inputs=[JobCreate])
     return app
 
 

@@ -1,21 +1,64 @@
-"""Exceptions the services raise, named as facts; the app maps each to an HTTP status."""
+"""Exceptions the services raise, named as facts; the app answers each as a problem
+(``api.problems``): its status, its kind named after the class, its docstring the message
+unless the raiser says more."""
 
 import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
 
 
 class ApiError(Exception):
     status_code = 400
     headers: dict[str, str] | None = None
+    errors: list[dict[str, Any]] | None = None  # a refused request's reason per field
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.__doc__)
         self.detail = detail or self.__doc__ or ""
+
+    @classmethod
+    def slug(cls) -> str:
+        """The kind of problem as a problem type's last segment: ``JobNotFound`` ->
+        ``job-not-found``."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
+
+    @classmethod
+    def title(cls) -> str:
+        """A short summary of the kind, the same for every occurrence: ``Job not found``."""
+        return cls.slug().replace("-", " ").capitalize()
+
+    @classmethod
+    def of_fields(cls, errors: Iterable[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> Self:
+        """The refusal of pydantic's ``errors``, each field named by its place in the request
+        (``prefix`` before the model's own location: ``("body",)`` for a body's model)."""
+        fields = [
+            {
+                "loc": [*prefix, *e["loc"]],
+                "msg": str(e["msg"]).removeprefix("Value error, "),
+                "type": str(e["type"]),
+            }
+            for e in errors
+        ]
+        refused = cls("; ".join(_field_reason(f) for f in fields) or None)
+        refused.errors = fields
+        return refused
+
+
+def _field_reason(field: Mapping[str, Any]) -> str:
+    """``text: Field required``: the field named as in the body (a body's place is implied)."""
+    loc = field["loc"][1:] if field["loc"][:1] == ["body"] else field["loc"]
+    return f"{'.'.join(str(p) for p in loc) or 'body'}: {field['msg']}"
 
 
 class NotAuthenticated(ApiError):
     """A valid API key is required: send Authorization: Bearer <key>."""
 
     status_code = 401
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": "Bearer"}
 
 
 class JobNotFound(ApiError):
@@ -104,6 +147,41 @@ class SpeechStalled(ApiError):
     """The farm made no audio for too long (is a gpu worker running?)."""
 
     status_code = 504
+
+
+class PathNotFound(ApiError):
+    """No such path: /docs lists the api's paths."""
+
+    status_code = 404
+
+
+class MethodNotAllowed(ApiError):
+    """The path does not answer this method: Allow lists those it does."""
+
+    status_code = 405
+
+
+class RequestUnreadable(ApiError):
+    """The request's body could not be read."""
+
+    status_code = 400
+
+
+class DependencyDown(ApiError):
+    """A service the farm depends on is down: try again after Retry-After seconds."""
+
+    status_code = 503
+    RETRY_AFTER_S = 5  # a restarting Postgres, Redis or object store is back in seconds
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(self.RETRY_AFTER_S)}
+
+
+class UnexpectedFailure(ApiError):
+    """The api failed to answer; the failure is logged for its operators."""
+
+    status_code = 500
 
 
 class FilesExpired(ApiError):

@@ -1,21 +1,17 @@
 """OpenAI's shapes for the routes that speak its protocol (``api/routes/speech.py``): the speech
 request as ``client.audio.speech.create`` sends it, the model list, the voice list Open WebUI
-reads, and errors as ``{"error": {"message", "type", "param", "code"}}`` (with Lyre's
-``detail`` beside it), since OpenAI's clients show a refused request's reason from there."""
+reads, and OpenAI's error object, ``{"message", "type", "param", "code"}``, which a problem
+of these routes carries as its member ``error``, since OpenAI's clients show a refused request's
+reason from there."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any, Literal, get_args
 
-from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.errors import ApiError
-from api.schemas import SEED_DESCRIPTION
+from api.schemas import NOT_BLANK, SEED_DESCRIPTION
 from shared.audio.stream import SpeechFormat
 from shared.audio.tempo import MAX_SPEED, MIN_SPEED
 from shared.farm.seeds import SEED_LIMIT
@@ -27,14 +23,33 @@ SpeechModel = Literal["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "orpheus"]
 MODELS: tuple[SpeechModel, ...] = get_args(SpeechModel)
 MODELS_CREATED = 1795910400  # 2026-11-29, when Lyre first answered to them (Unix seconds)
 MAX_INPUT_CHARS = 4096  # OpenAI's limit
+# The voices a request may name (in any case), as the schema states them; the validators below
+# check them with reasons
+_VOICE_NAMES = {"enum": [*VOICES, *sorted(OPENAI_VOICES)]}
+
+
+def _voice_schema(schema: dict[str, Any]) -> None:
+    del schema["type"]  # a name, or OpenAI's voice object
+    schema["anyOf"] = [
+        {"type": "string", **_VOICE_NAMES},
+        {"type": "object", "properties": {"id": _VOICE_NAMES}, "required": ["id"]},
+    ]
 
 
 class SpeechCreate(BaseModel):
     """``POST /v1/audio/speech``'s body, as OpenAI defines it."""
 
+    model_config = ConfigDict(strict=True)  # JSON's types as the schema says: no true for 1
+
     model: SpeechModel
-    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    voice: str = Field(description="A Lyre voice, or an OpenAI voice name (mapped to one)")
+    input: str = Field(
+        min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK}
+    )
+    voice: str = Field(
+        description="A Lyre voice, or an OpenAI voice name (mapped to one), or OpenAI's "
+        'voice object naming one, {"id": …}',
+        json_schema_extra=_voice_schema,
+    )
     instructions: str | None = Field(default=None, max_length=MAX_INPUT_CHARS)
     response_format: SpeechFormat = "mp3"
     speed: float = Field(default=1.0, ge=MIN_SPEED, le=MAX_SPEED)
@@ -65,13 +80,6 @@ class SpeechCreate(BaseModel):
         if not given.strip():
             raise ValueError("input is only white space: there is nothing to say")
         return given
-
-
-def _reason(error: Any) -> str:
-    """``field: reason`` of one of pydantic's errors, the body's fields named as in it."""
-    loc = error["loc"][1:] if error["loc"][:1] == ("body",) else error["loc"]
-    where = ".".join(str(p) for p in loc) or "body"
-    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
 class ModelOut(BaseModel):
@@ -111,26 +119,14 @@ class AudioModels(BaseModel):
 _ERROR_TYPES = {401: "authentication_error", 429: "rate_limit_error"}
 
 
-def openai_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def openai_error_object(status: int, message: str) -> dict[str, Any]:
+    """OpenAI's error object for an answer of ``status``: its clients show ``message``."""
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    error = {"message": message, "type": kind, "param": None, "code": None}
-    return JSONResponse({"error": error, "detail": message}, status, headers=headers)
+    return {"message": message, "type": kind, "param": None, "code": None}
 
 
 class OpenAIRoute(APIRoute):
-    """A route whose refusals, its dependencies' included (a bad key, a rate limit), are
-    shaped as OpenAI's. Errors once a streamed answer has started end its stream instead."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else exc.headers
-                return openai_error(exc.status_code, exc.detail, headers)
-            except RequestValidationError as exc:
-                return openai_error(400, "; ".join(_reason(e) for e in exc.errors()))
-
-        return route
+    """A route that speaks OpenAI's protocol: its problems, its dependencies' included (a bad
+    key, a rate limit), carry OpenAI's error object, and a request its schema refuses is a 400,
+    OpenAI's status (``api.handlers``). Errors once a streamed answer has started end its
+    stream instead."""

@@ -6,13 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from shared.audio.encode import AudioFormat
 from shared.audio.presets import MasteringChoices, PresetName
 from shared.farm.seeds import SEED_LIMIT
 from shared.farm.states import JobStatus
 from shared.infra.settings import SpeakingEngine
+from shared.text.lexicon import MAX_ENTRIES, MAX_LENGTH
 from shared.text.voices import Voice
 
 SEED_DESCRIPTION = (
@@ -21,11 +23,23 @@ SEED_DESCRIPTION = (
     "each job samples afresh"
 )
 
+# Some non-white-space character (the complement of what str.strip() removes), in JSON Schema's
+# regular expressions: what "not blank" is in the code, stated in the schema
+NOT_BLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# What shared.text.lexicon.check accepts, which refuses the rest with its own reason
+_ENTRY: JsonDict = {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": NOT_BLANK}
+LEXICON_SCHEMA: JsonDict = {
+    "maxProperties": MAX_ENTRIES,
+    "propertyNames": _ENTRY,
+    "additionalProperties": _ENTRY,
+}
+
 
 class JobCreate(BaseModel):
     text: str = Field(
         description="Plain text, Markdown or HTML; headings become chapters. A multipart "
-        "request sends it, or an EPUB, as the file `file` instead."
+        "request sends it, or an EPUB, as the file `file` instead.",
+        json_schema_extra={"pattern": NOT_BLANK},  # a file's request leaves it empty
     )
     voice: Voice = "tara"
     format: AudioFormat | None = Field(
@@ -47,6 +61,7 @@ class JobCreate(BaseModel):
         default_factory=dict,
         description="Word -> respelling, over the tenant's lexicon; whole words, a lower-case "
         "word matches any case",
+        json_schema_extra=LEXICON_SCHEMA,
     )
     opening_credits: str | None = Field(default=None, max_length=5000)
     closing_credits: str | None = Field(default=None, max_length=5000)
@@ -171,6 +186,8 @@ class EventPage(BaseModel):
 
 
 class ChapterRedo(BaseModel):
+    model_config = ConfigDict(strict=True)  # JSON's types as the schema says
+
     text: str | None = Field(
         default=None, max_length=1_000_000, description="Corrected text; default: the same"
     )
@@ -194,4 +211,9 @@ class LimitsOut(BaseModel):
 
 
 class LexiconIn(BaseModel):
-    entries: dict[str, str] = Field(description="Word -> respelling, for every job of the tenant")
+    model_config = ConfigDict(strict=True)  # JSON's types as the schema says
+
+    entries: dict[str, str] = Field(
+        description="Word -> respelling, for every job of the tenant",
+        json_schema_extra=LEXICON_SCHEMA,
+    )

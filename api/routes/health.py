@@ -14,6 +14,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
 from api.deps import FarmDep, get_farm
+from api.errors import DependencyDown
+from api.problems import PROBLEM_JSON, Unready, problem_body, responses
 from shared.farm.context import Farm
 from shared.farm.gpu_workers import live_slots
 from shared.farm.states import ACTIVE, WAITING, ChunkStatus, JobStatus
@@ -43,8 +45,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=responses(DependencyDown, model=Unready))
 def readyz(farm: FarmDep) -> JSONResponse:
+    """Whether Postgres, Redis and the object store answer; a 503 names those that do not."""
+
     def postgres() -> None:
         with farm.sessions() as session:
             session.execute(text("SELECT 1"))
@@ -61,7 +65,9 @@ def readyz(farm: FarmDep) -> JSONResponse:
         except Exception as exc:  # readiness reports any failure by name
             failing[name] = f"{type(exc).__name__}: {exc}"[:300]
     if failing:
-        return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+        down = DependencyDown(f"not ready: {', '.join(failing)} failing")
+        body = {**problem_body(down), "failing": failing}
+        return JSONResponse(body, 503, headers=down.headers, media_type=PROBLEM_JSON)
     return JSONResponse({"status": "ready"})
 
 
@@ -150,6 +156,14 @@ _registry = CollectorRegistry()
 _registry.register(FarmCollector())
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **responses(DependencyDown),
+    },
+)
 def metrics() -> Response:
+    """Prometheus's text format."""
     return Response(generate_latest(_registry), media_type=CONTENT_TYPE_LATEST)

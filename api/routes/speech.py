@@ -9,7 +9,14 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import FarmDep, TenantDep
-from api.errors import ModelNotFound
+from api.errors import (
+    ModelNotFound,
+    RequestUnreadable,
+    SpeechFailed,
+    SpeechRefused,
+    SpeechStalled,
+    VoiceNotFound,
+)
 from api.openai_shapes import (
     MODELS,
     AudioModel,
@@ -21,6 +28,7 @@ from api.openai_shapes import (
     OpenAIRoute,
     SpeechCreate,
 )
+from api.problems import KEYED, OpenAIProblem, responses
 from api.services import speech
 from shared.audio.stream import STREAM_ENCODINGS
 from shared.text.voices import OPENAI_VOICES, VOICES
@@ -31,7 +39,17 @@ _AUDIO = {"content": {e.content_type: {} for e in STREAM_ENCODINGS.values()}}
 _AUDIO["content"]["text/event-stream"] = {}
 
 
-@router.post("/audio/speech", response_class=Response, responses={200: _AUDIO})
+_MADE = (SpeechFailed, SpeechStalled)  # audio the farm is asked to make now
+
+
+@router.post(
+    "/audio/speech",
+    response_class=Response,
+    responses={
+        200: _AUDIO,
+        **responses(*KEYED, SpeechRefused, RequestUnreadable, *_MADE, model=OpenAIProblem),
+    },
+)
 async def create_speech(body: SpeechCreate, farm: FarmDep, tenant: TenantDep) -> Response:
     """Text to speech, as OpenAI's ``POST /v1/audio/speech``: the audio is sent as the farm
     makes it, chunk by chunk (``stream_format`` ``sse``: as ``speech.audio.delta`` events).
@@ -50,14 +68,18 @@ async def create_speech(body: SpeechCreate, farm: FarmDep, tenant: TenantDep) ->
     return StreamingResponse(data, media_type=content_type, headers=headers)
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList, responses=responses(*KEYED, model=OpenAIProblem))
 def list_models(tenant: TenantDep) -> ModelList:
     """OpenAI's model list: the speech models this farm answers to (all speak with its
     engine). Needs a key, as OpenAI's does."""
     return ModelList(data=[ModelOut(id=model) for model in MODELS])
 
 
-@router.get("/models/{model_id}", response_model=ModelOut)
+@router.get(
+    "/models/{model_id}",
+    response_model=ModelOut,
+    responses=responses(*KEYED, ModelNotFound, model=OpenAIProblem),
+)
 def get_model(model_id: str, tenant: TenantDep) -> ModelOut:
     if model_id not in MODELS:
         raise ModelNotFound(f"no model {model_id!r}: the models are {', '.join(MODELS)}")
@@ -84,7 +106,10 @@ def audio_voices() -> AudioVoices:
 @router.get(
     "/voices/{voice}/sample",
     response_class=Response,
-    responses={200: {"content": {"audio/mpeg": {}}}},
+    responses={
+        200: {"content": {"audio/mpeg": {}}},
+        **responses(*KEYED, VoiceNotFound, *_MADE, model=OpenAIProblem),
+    },
 )
 async def voice_sample(voice: str, farm: FarmDep, tenant: TenantDep) -> Response:
     """A few seconds of the voice (MP3), made once per engine through the farm, then kept."""

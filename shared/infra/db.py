@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.infra.settings import get_settings
 
-# A pooled connection is pinged before use only after idling this long: a busy worker reuses
-# its connection every few milliseconds, and a ping per checkout would be one more round trip
-# per transaction, while one that sat idle may have been cut by a restart or a proxy.
+# A pooled connection is pinged before use only after idling this long, or when the server has
+# written to it at rest (``_told_something``): a busy worker reuses its connection every few
+# milliseconds, and a ping per checkout would be one more round trip per transaction, while
+# one that sat idle may have been cut silently by a proxy or a network.
 PING_AFTER_IDLE_S = 10.0
 
 # url -> (transactions, bookkeeping connections); on SQLite both share the one engine
@@ -110,8 +112,9 @@ def dispose_engines() -> None:
 
 
 def _ping_idle_connections(engine: Engine) -> None:
-    """Check a connection that sat in the pool a while before handing it out; raising
-    DisconnectionError makes the pool replace it with a new one."""
+    """Check a connection that sat in the pool a while, or that the server wrote to while it
+    sat there, before handing it out; raising DisconnectionError makes the pool replace it
+    with a new one (each of a restart's dead connections is found so, without a round trip)."""
 
     @event.listens_for(engine, "connect")
     @event.listens_for(engine, "checkin")
@@ -120,12 +123,28 @@ def _ping_idle_connections(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def ping_if_idle(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
-        if monotonic() - record.info["used"] < PING_AFTER_IDLE_S:
+        recent = monotonic() - record.info["used"] < PING_AFTER_IDLE_S
+        if recent and not _told_something(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as error:
             raise exc.DisconnectionError() from error
+
+
+def _told_something(dbapi_connection: Any) -> bool:
+    """Whether the server wrote to a connection no one is using: Postgres does so as it ends
+    it (a restart, ``pg_terminate_backend``: "terminating connection due to administrator
+    command", then the socket closes). A poll of the socket that waits for nothing, no round
+    trip; SQLite has no socket."""
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        readable, _, _ = select.select([fileno()], [], [], 0)
+    except Exception:  # psycopg refuses a closed connection's fileno: ping, and replace it
+        return True
+    return bool(readable)
 
 
 def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
