@@ -135,6 +135,14 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    chunks_expired_at: datetime | None = Field(
+        description="When its chunk audio was removed, at the end of its retention period (a "
+        "shorter one than its files'): no chapter can be redone from then on"
+    )
+    expired_at: datetime | None = Field(
+        description="When every file of the job was removed, at the end of its retention "
+        "period: none is listed from then on, and downloading it answers 410"
+    )
 
 
 class JobPage(BaseModel):
@@ -149,14 +157,6 @@ class WebhookAttemptOut(BaseModel):
     duration_ms: float
 
 
-    chunks_expired_at: datetime | None = Field(
-        description="When its chunk audio was removed, at the end of its retention period (a "
-        "shorter one than its files'): no chapter can be redone from then on"
-    )
-    expired_at: datetime | None = Field(
-        description="When every file of the job was removed, at the end of its retention "
-        "period: none is listed from then on, and downloading it answers 410"
-    )
 class WebhookDeliveryOut(BaseModel):
     id: str
     event_type: str
