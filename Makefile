@@ -57,6 +57,7 @@ bench: install services ## Run the benchmarks in bench/ (figures go to docs/perf
 	$(BIN)/python bench/stitch.py
 	$(BIN)/python bench/fairness.py
 	$(BIN)/python bench/speech.py
+	$(BIN)/python bench/api.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

@@ -1,0 +1,305 @@
+"""Polls of one job through the API (``GET /v1/jobs/{id}``) against a minimal FastAPI + psycopg
+endpoint that reads the same row, in one run on this machine.
+
+    python bench/api.py [--clients 16] [--seconds 10] [--warmup-s 2] [--runs 3] [--succeeded]
+                        [--pin] [--loaders 1]
+
+Starts, as ``make farm-up`` starts them, moto's S3 server and one api process (uvicorn, no
+workers: the job stays queued) against a fresh migrated database of its own and a Redis key
+prefix of its own; and ``bench/poll_baseline.py`` in one uvicorn process, whose two routes
+read the job's row with one SELECT: from a ``def`` route in Starlette's thread pool as Lyre's
+routes are ("sync"), and from an ``async def`` route on the event loop ("async"). Makes a
+tenant and its key (a limit of a million requests a second, so that every poll is counted in
+Redis and none is refused) and submits a book of five chapters (45 chunks) through the API;
+``--succeeded`` marks it succeeded with the files a book has instead (15 download URLs
+presigned at each poll).
+
+Each target is then driven by the same load generator (``bench/load.py``: ``--clients``
+keep-alive connections in ``--loaders`` processes of their own, each sending its next request
+as soon as it has its answer) for ``--warmup-s`` and then ``--seconds`` measured; the targets
+take turns, ``--runs`` times, so that the machine's other load falls on each alike. Prints
+each run's polls a second, p50 and p99 latency, the server process's CPU per poll (from
+/proc) and the Postgres connections opened meanwhile; then the medians with their spread, and
+the API's rate as a share of each baseline's. One connection first (3 s) gives the latency of
+a poll on its own. Every target is saturated from four connections on (its rate no longer
+grows, its latency does); 16 keeps a few requests waiting at each without measuring queues.
+
+``--pin`` runs the servers on CPU 0 and the loaders on CPU 1 (Postgres, Redis and S3 anywhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+from load import Load, Plan, loader_pool, merged, start_load
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.pool import NullPool
+
+from shared.farm.tenants import create_key
+from shared.infra.db import dispose_engines, session_scope
+from workers import farmctl
+
+ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+REDIS = "redis://127.0.0.1:6379/14"
+CHAPTERS, PARAGRAPHS = 5, 8  # the book: a chunk per paragraph, and one per heading
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    headers: dict[str, str]
+    pid: int
+
+
+@dataclass
+class Run:
+    load: Load
+    cpu_ms: float  # the server process's, per answered request
+    connects: int  # Postgres connections opened meanwhile (a pool that churns opens many)
+
+    def line(self, name: str) -> str:
+        others = {status: n for status, n in self.load.statuses.items() if status != 200}
+        return (
+            f"{name} {self.load.per_s:7.1f}/s p50 {self.load.percentile(0.5) * 1e3:5.1f} ms "
+            f"p99 {self.load.percentile(0.99) * 1e3:6.1f} ms, {self.cpu_ms:.2f} ms CPU/poll, "
+            f"{self.connects} connections opened" + (f", non-200: {others}" if others else "")
+        )
+
+
+def cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def connections_opened(db: Connection) -> int:
+    """Connections opened to the bench's database so far (Postgres counts them per database;
+    the count is updated within a second or so)."""
+    query = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    return int(db.execute(text(query)).scalar_one())
+
+
+def measure(pool: ProcessPoolExecutor, target: Target, plan: Plan, db: Connection) -> Run:
+    at, futures = start_load(pool, target.url, target.headers, plan)
+    time.sleep(max(0.0, at - time.monotonic()))
+    before, connects = cpu_s(target.pid), connections_opened(db)
+    time.sleep(plan.seconds)
+    used, connects = cpu_s(target.pid) - before, connections_opened(db) - connects
+    load = merged([future.result() for future in futures])
+    return Run(load, used * 1e3 / max(1, sum(load.statuses.values())), connects)
+
+
+def book() -> str:
+    return "\n\n".join(
+        f"# Chapter {c + 1}\n\n"
+        + "\n\n".join(f"Paragraph {p} of chapter {c + 1} is a chunk." for p in range(PARAGRAPHS))
+        for c in range(CHAPTERS)
+    )
+
+
+def finish(db: str, job_id: str) -> None:
+    """The job as a succeeded book: a programme, an M4B, captions, a chapter list and a file
+    per chapter, each presigned when the job is read (as a listed output, and the chapter's
+    files again in its chapter's progress)."""
+    at = f"jobs/{job_id}/v1/"
+    files = [("programme", "mp3", "book.mp3"), ("m4b", "m4b", "book.m4b")]
+    files += [("captions", "vtt", "captions.vtt"), ("captions", "srt", "captions.srt")]
+    files += [("chapters", "json", "chapters.json")]
+    outputs = [{"kind": k, "format": f, "key": at + name, "version": 1} for k, f, name in files]
+    outputs += [
+        {"kind": "chapter", "format": "mp3", "key": f"{at}chapter-{c:03d}.mp3", "version": 1}
+        | {"chapter": c, "title": f"Chapter {c}", "start_s": 60.0 * c}
+        for c in range(1, CHAPTERS + 1)
+    ]
+    values = {"job": job_id, "at": at, "outputs": json.dumps(outputs)}
+    with session_scope(db) as session:
+        for statement in (
+            "UPDATE chunk SET status = 'done' WHERE job_id = :job",
+            "UPDATE chapter SET status = 'done', samples = 1440000, output_key = :at || "
+            "'chapter-' || lpad((index + 1)::text, 3, '0') || '.mp3' WHERE job_id = :job",
+            "UPDATE job SET status = 'running', started_at = now() WHERE id = :job",
+            "UPDATE job SET status = 'succeeded', finished_at = now(), chunks_done = chunks_total,"
+            " output_key = :at || 'book.mp3', output_samples = 7200000,"
+            " outputs = CAST(:outputs AS json) WHERE id = :job",
+        ):
+            session.execute(text(statement), values)
+
+
+@dataclass
+class Bench:
+    """The processes the bench starts, and what it made; ``close`` undoes all of it."""
+
+    state: Path
+    db: str
+    prefix: str  # of this run's Redis keys
+    env: dict[str, str]
+    s3_port: int
+    children: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, spec: farmctl.Process, cpu: int | None) -> int:
+        if cpu is not None:
+            spec = farmctl.Process(
+                spec.name, ["taskset", "-c", str(cpu), *spec.argv], spec.health_url, spec.env
+            )
+        self.children[spec.name] = child = farmctl.start(spec, self.env, self.state)
+        farmctl.wait_healthy(spec, child)
+        return child.pid
+
+    def close(self) -> None:
+        for child in self.children.values():  # each started in a session of its own
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in self.children.values():
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+        dispose_engines()
+        admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(
+                text(f'DROP DATABASE IF EXISTS "{self.db.rsplit("/", 1)[1]}" WITH (FORCE)')
+            )
+        admin.dispose()
+        client = redis.Redis.from_url(REDIS)
+        keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def new_bench(state: Path) -> Bench:
+    tag = uuid.uuid4().hex[:12]
+    db = f"postgresql+psycopg://postgres@127.0.0.1:5432/lyre_bench_api_{tag}"
+    s3_port = farmctl.free_port()
+    env = {
+        **os.environ,
+        "LYRE_DATABASE__URL": db,
+        "LYRE_REDIS__URL": REDIS,
+        "LYRE_REDIS__KEY_PREFIX": f"lyre-bench-api-{tag}:",
+        "LYRE_STORAGE__ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "LYRE_STORAGE__ACCESS_KEY_ID": "bench",
+        "LYRE_STORAGE__SECRET_ACCESS_KEY": "bench",
+        "LYRE_STORAGE__BUCKET": "lyre-bench",
+        "BASELINE_DSN": f"host=127.0.0.1 port=5432 user=postgres dbname=lyre_bench_api_{tag}",
+    }
+    return Bench(state, db, env["LYRE_REDIS__KEY_PREFIX"], env, s3_port)
+
+
+def start_targets(bench: Bench, pin: bool, succeeded: bool) -> tuple[list[Target], dict]:
+    """The baseline's two routes and the API's, each answering with the job; and the job."""
+    s3 = next(spec for spec in farmctl.processes(s3_port=bench.s3_port) if spec.name == "s3")
+    bench.start(s3, None)
+    farmctl.prepare(bench.env)  # creates and migrates the database, creates the bucket
+    api_port, baseline_port = farmctl.free_port(), farmctl.free_port()
+    api = next(spec for spec in farmctl.processes(api_port=api_port) if spec.name == "api")
+    api_pid = bench.start(api, 0 if pin else None)
+    uvicorn = str(Path(sys.executable).parent / "uvicorn")
+    argv = [uvicorn, "--app-dir", str(Path(__file__).parent), "poll_baseline:app"]
+    argv += ["--host", "127.0.0.1", "--port", str(baseline_port)]
+    baseline = f"http://127.0.0.1:{baseline_port}"
+    baseline_pid = bench.start(
+        farmctl.Process("baseline", argv, f"{baseline}/healthz"), 0 if pin else None
+    )
+    with session_scope(bench.db) as session:
+        tenant, key = create_key(session, "poller")
+        tenant.requests_per_s = 1_000_000  # counted, never refused
+    auth = {"Authorization": f"Bearer {key}"}
+    created = httpx.post(
+        f"http://127.0.0.1:{api_port}/v1/jobs", json={"text": book()}, headers=auth, timeout=60
+    )
+    created.raise_for_status()
+    job_id = created.json()["id"]
+    if succeeded:
+        finish(bench.db, job_id)
+    targets = [
+        Target("baseline sync ", f"{baseline}/sync/jobs/{job_id}", {}, baseline_pid),
+        Target("baseline async", f"{baseline}/async/jobs/{job_id}", {}, baseline_pid),
+        Target("api           ", f"http://127.0.0.1:{api_port}/v1/jobs/{job_id}", auth, api_pid),
+    ]
+    for target in targets:
+        answer = httpx.get(target.url, headers=target.headers, timeout=10)
+        answer.raise_for_status()
+        assert answer.json()["id"] == job_id, answer.text
+    return targets, answer.json()
+
+
+def summary(name: str, runs: list[Run]) -> float:
+    rates = sorted(run.load.per_s for run in runs)
+    p99s = sorted(run.load.percentile(0.99) * 1e3 for run in runs)
+    cpus = sorted(run.cpu_ms for run in runs)
+    print(
+        f"{name} median {statistics.median(rates):7.1f}/s ({rates[0]:.1f}-{rates[-1]:.1f}), "
+        f"p99 {statistics.median(p99s):.1f} ms ({p99s[0]:.1f}-{p99s[-1]:.1f}), "
+        f"{statistics.median(cpus):.2f} ms CPU/poll ({cpus[0]:.2f}-{cpus[-1]:.2f})",
+        flush=True,
+    )
+    return statistics.median(rates)
+
+
+def report(targets: list[Target], runs: dict[str, list[Run]]) -> None:
+    rates = {name: summary(name, found) for name, found in runs.items()}
+    api = rates[targets[-1].name]
+    for target in targets[:-1]:
+        print(f"api / {target.name.strip()}: {api / rates[target.name]:.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16, help="connections, one request each")
+    parser.add_argument("--loaders", type=int, default=1, help="load generator processes")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured, per run")
+    parser.add_argument("--warmup-s", type=float, default=2.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--succeeded", action="store_true", help="poll a finished book")
+    parser.add_argument("--pin", action="store_true", help="servers on CPU 0, loaders on CPU 1")
+    args = parser.parse_args()
+    cpus = frozenset({1}) if args.pin else frozenset()
+    plan = Plan(args.clients, args.loaders, args.warmup_s, args.seconds, cpus)
+    alone = Plan(1, 1, 1.0, 3.0, cpus)
+    with tempfile.TemporaryDirectory(prefix="lyre-bench-api-") as tmp:
+        bench = new_bench(Path(tmp))
+        try:
+            targets, job = start_targets(bench, args.pin, args.succeeded)
+            print(
+                f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; "
+                f"the job {job['status']}, {len(job['chapters'])} chapters, "
+                f"{job['progress']['chunks_total']} chunks, {len(job['outputs'])} files; "
+                f"{args.clients} connections in {args.loaders} loader process(es)"
+                f"{', pinned' if args.pin else ''}; {args.warmup_s:g} s warm-up, "
+                f"{args.seconds:g} s measured",
+                flush=True,
+            )
+            engine = create_engine(bench.db, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+            with loader_pool(args.loaders) as pool, engine.connect() as db:
+                for target in targets:
+                    print(measure(pool, target, alone, db).line(f"one connection: {target.name}"))
+                runs: dict[str, list[Run]] = {target.name: [] for target in targets}
+                for number in range(args.runs):
+                    for target in targets:
+                        runs[target.name].append(run := measure(pool, target, plan, db))
+                        print(run.line(f"run {number + 1}: {target.name}"), flush=True)
+            report(targets, runs)
+        finally:
+            bench.close()
+
+
+if __name__ == "__main__":
+    main()
