@@ -20,26 +20,42 @@ log = logging.getLogger(__name__)
 
 
 @cache
-def get_farm() -> Farm:
+def process_farm() -> Farm:
+    """The farm as this process sees it, built on first use."""
     from workers.sender import celery_farm
 
     return celery_farm()
 
 
-def current_tenant(request: Request, farm: Annotated[Farm, Depends(get_farm)]) -> Tenant:
-    """The tenant whose key the request carries, its request counted against its rate."""
+async def get_farm() -> Farm:
+    """Every route's farm (tests override this). A coroutine, so that FastAPI calls it on the
+    event loop: a plain function would be sent to a worker thread and back at each request."""
+    return process_farm()
+
+
+async def bearer_key(request: Request) -> str:
+    """The API key the request carries (not checked yet); 401 without one. On the event loop:
+    it reads a header, no thread needed."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise NotAuthenticated()
+    return key.strip()
+
+
+KeyDep = Annotated[str, Depends(bearer_key)]
+
+
+def current_tenant(key: KeyDep, farm: Annotated[Farm, Depends(get_farm)]) -> Tenant:
+    """The tenant whose key the request carries, its request counted against its rate."""
     with farm.sessions() as session:
-        tenant = tenant_for_key(session, key.strip())
+        tenant = tenant_for_key(session, key)
     if tenant is None:
         raise NotAuthenticated("the API key is not valid")
-    _count_request(farm, tenant)
+    count_request(farm, tenant)
     return tenant
 
 
-def _count_request(farm: Farm, tenant: Tenant) -> None:
+def count_request(farm: Farm, tenant: Tenant) -> None:
     """429 past the tenant's requests a second; with Redis away, the request goes through
     (the limit protects the farm from a client, not from Redis's absence)."""
     settings = farm.settings.redis

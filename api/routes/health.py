@@ -13,7 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
-from api.deps import FarmDep, get_farm
+from api.deps import FarmDep, process_farm
 from api.errors import DependencyDown
 from api.problems import PROBLEM_JSON, Unready, problem_body, responses
 from shared.farm.context import Farm
@@ -73,7 +73,7 @@ def readyz(farm: FarmDep) -> JSONResponse:
 
 class FarmCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        farm = get_farm()
+        farm = process_farm()
         jobs = GaugeMetricFamily("lyre_jobs", "Jobs by status", labels=["status"])
         stages = GaugeMetricFamily(
             "lyre_chunk_stage_seconds",

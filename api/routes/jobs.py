@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import FarmDep, TenantDep
+from api.deps import FarmDep, KeyDep, TenantDep
 from api.errors import (
     AudioNotReady,
     ChapterNotFound,
@@ -37,7 +37,7 @@ from api.schemas import (
     WebhookDeliveryOut,
     WebhookSecretOut,
 )
-from api.services import history, jobs
+from api.services import history, jobs, polls
 from api.services.jobs import CURSOR_PATTERN
 from shared.farm import tenants
 from shared.farm.states import JobStatus
@@ -161,7 +161,13 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(*_OF_A_JOB))
-def get_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
+async def get_job(job_id: uuid.UUID, farm: FarmDep, key: KeyDep) -> JobOut:
+    # what clients waiting on a job repeat: one thread, one connection, two statements
+    return await run_in_threadpool(polls.read_job, farm, key, job_id)
+
+
+def _job_now(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
+    """The job as a route that changed it answers (cancel, redo)."""
     with farm.sessions() as session:
         job = jobs.get_job(tenant, job_id, session=session)
         return jobs.job_out(farm, job, session)
@@ -174,7 +180,7 @@ def get_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
 )
 def cancel_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
     jobs.cancel(farm, tenant, job_id)
-    return get_job(job_id, farm, tenant)
+    return _job_now(job_id, farm, tenant)
 
 
 @router.delete("/jobs/{job_id}", status_code=204, responses=responses(*_OF_A_JOB))
@@ -241,7 +247,7 @@ def regenerate_chapter(
     """Make one chapter again (corrected text, or another voice), then the book's files, as
     the job's next version; the current files stay listed until the new ones are made."""
     jobs.redo(farm, tenant, job_id, number - 1, body)
-    return get_job(job_id, farm, tenant)
+    return _job_now(job_id, farm, tenant)
 
 
 @router.get("/limits", response_model=LimitsOut, responses=responses(*KEYED))

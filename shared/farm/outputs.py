@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Connection, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from shared.audio import SAMPLE_RATE
@@ -105,43 +105,49 @@ def listing(farm: Farm, job: Job) -> list[dict[str, Any]]:
     ]
 
 
+# Each chapter of the jobs ``:jobs`` with its chunks done and in all: one statement, of
+# columns (no ORM objects), built once. Every poll of a job runs it, and building it cost four
+# times the CPU of running it.
+_DONE = func.sum(case((Chunk.status == ChunkStatus.DONE, 1), else_=0))
+_COUNTS = (
+    select(Chunk.job_id, Chunk.chapter, _DONE.label("done"), func.count().label("total"))
+    .where(Chunk.job_id.in_(bindparam("jobs", expanding=True)))
+    .group_by(Chunk.job_id, Chunk.chapter)
+    .subquery()
+)
+_CHAPTER = Chapter.__table__.c
+_SHOWN = ("job_id", "index", "title", "status", "version", "samples", "output_key", "report")
+CHAPTER_PROGRESS = (
+    select(*(_CHAPTER[name] for name in _SHOWN), _COUNTS.c.done, _COUNTS.c.total)
+    .outerjoin(
+        _COUNTS, (_COUNTS.c.job_id == _CHAPTER.job_id) & (_COUNTS.c.chapter == _CHAPTER.index)
+    )
+    .where(_CHAPTER.job_id.in_(bindparam("jobs", expanding=True)))
+    .order_by(_CHAPTER.job_id, _CHAPTER.index)
+)
+
+
 def chapter_progress(
-    farm: Farm, session: Session, job_ids: Sequence[uuid.UUID]
+    farm: Farm, reader: Session | Connection, job_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Each job's chapters: title, status, chunks done of total, and the file once made."""
-    counts = {
-        (job_id, chapter): (done, total)
-        for job_id, chapter, done, total in session.execute(
-            select(
-                Chunk.job_id,
-                Chunk.chapter,
-                func.sum(case((Chunk.status == ChunkStatus.DONE, 1), else_=0)),
-                func.count(),
-            )
-            .where(Chunk.job_id.in_(job_ids))
-            .group_by(Chunk.job_id, Chunk.chapter)
-        )
-    }
     out: dict[uuid.UUID, list[dict[str, Any]]] = {job_id: [] for job_id in job_ids}
-    rows = session.scalars(
-        select(Chapter).where(Chapter.job_id.in_(job_ids)).order_by(Chapter.job_id, Chapter.index)
-    )
     expiry = farm.settings.storage.presign_expiry_s
-    for chapter in rows:
-        done, total = counts.get((chapter.job_id, chapter.index), (0, 0))
-        key = chapter.output_key  # the chapter's file, once it is made
-        out[chapter.job_id].append(
+    for chapter in reader.execute(CHAPTER_PROGRESS, {"jobs": list(job_ids)}).mappings():
+        key = chapter["output_key"]  # the chapter's file, once it is made
+        samples = chapter["samples"]
+        out[chapter["job_id"]].append(
             {
-                "number": chapter.index + 1,
-                "title": chapter.title,
-                "status": chapter.status,
-                "version": chapter.version,
-                "chunks_done": int(done or 0),
-                "chunks_total": int(total),
-                "seconds": round(chapter.samples / SAMPLE_RATE, 3) if chapter.samples else None,
+                "number": chapter["index"] + 1,
+                "title": chapter["title"],
+                "status": chapter["status"],
+                "version": chapter["version"],
+                "chunks_done": int(chapter["done"] or 0),
+                "chunks_total": int(chapter["total"] or 0),
+                "seconds": round(samples / SAMPLE_RATE, 3) if samples else None,
                 "url": farm.store.presign(key, key.rsplit("/", 1)[-1]) if key else None,
                 "expires_in_s": expiry if key else None,
-                "acx": chapter.report,
+                "acx": chapter["report"],
             }
         )
     return out
