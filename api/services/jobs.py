@@ -143,10 +143,10 @@ def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: Chap
         raise LimitReached(str(exc), exc.retry_after_s) from None
     except redo_errors.ChapterNotFound:
         raise ChapterNotFound() from None
-    except ChunksExpired:
-        raise FilesExpired(ChunksExpired.__doc__) from None
     except redo_errors.JobNotRedoable:
         raise JobNotRedoable() from None
+    except ChunksExpired:
+        raise FilesExpired(ChunksExpired.__doc__) from None
     except redo_errors.NothingToSay:
         raise InvalidInput("text has nothing to say (no words)") from None
 
@@ -249,10 +249,10 @@ def jobs_out(farm: Farm, found: list[Job], session: Session | None = None) -> li
     progress = chapter_progress(farm, session, [job.id for job in found])
     return [JobOut.model_validate(job_json(farm, job, progress[job.id])) for job in found]
 
-    if job.expired_at:
-        raise FilesExpired(f"the job's files were removed on {job.expired_at:%Y-%m-%d}")
 
 def audio_url(farm: Farm, job: Job) -> str:
+    if job.expired_at:
+        raise FilesExpired(f"the job's files were removed on {job.expired_at:%Y-%m-%d}")
     if not job.outputs:  # a job being redone still has its previous version's files
         raise AudioNotReady(f"the job is {job.status}; audio exists once it has succeeded")
     return output_url(farm, job)  # the programme of the current outputs
