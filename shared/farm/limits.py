@@ -12,6 +12,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam
@@ -23,6 +24,7 @@ from shared.infra.settings import LimitSettings
 
 if TYPE_CHECKING:
     import redis
+    from redis.commands.core import Script
 
 
 class LimitReached(Exception):
@@ -108,6 +110,12 @@ return 0
 """
 
 
+@cache
+def _gcra(client: redis.Redis) -> Script:
+    """The script, for this client: sent by its SHA-1 (EVALSHA), loaded once."""
+    return client.register_script(_GCRA)
+
+
 def take_request(client: redis.Redis, key: str, limits: Limits) -> None:
     """Count one API request of a tenant (``key``: its own); :class:`TooManyRequests` past its
     rate, with the seconds until one more is allowed."""
@@ -115,7 +123,7 @@ def take_request(client: redis.Redis, key: str, limits: Limits) -> None:
         return
     interval = 1_000_000 / limits.requests_per_s
     tolerance = interval * max(limits.request_burst - 1, 0)
-    wait_us = int(client.eval(_GCRA, 1, key, round(interval), round(tolerance)))
+    wait_us = int(_gcra(client)(keys=[key], args=[round(interval), round(tolerance)]))
     if wait_us > 0:
         raise TooManyRequests(
             f"more than {limits.requests_per_s:g} requests a second "

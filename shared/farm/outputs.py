@@ -6,10 +6,19 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Select,
+    bindparam,
+    case,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from shared.audio import SAMPLE_RATE
@@ -105,26 +114,34 @@ def listing(farm: Farm, job: Job) -> list[dict[str, Any]]:
     ]
 
 
-# Each chapter of the jobs ``:jobs`` with its chunks done and in all: one statement, of
-# columns (no ORM objects), built once. Every poll of a job runs it, and building it cost four
-# times the CPU of running it.
+# Each chapter of some jobs with its chunks done and in all: one statement, of columns (no ORM
+# objects), built once. Every poll of a job runs it, and building it cost four times the CPU
+# of running it.
 _DONE = func.sum(case((Chunk.status == ChunkStatus.DONE, 1), else_=0))
-_COUNTS = (
-    select(Chunk.job_id, Chunk.chapter, _DONE.label("done"), func.count().label("total"))
-    .where(Chunk.job_id.in_(bindparam("jobs", expanding=True)))
-    .group_by(Chunk.job_id, Chunk.chapter)
-    .subquery()
-)
 _CHAPTER = Chapter.__table__.c
 _SHOWN = ("job_id", "index", "title", "status", "version", "samples", "output_key", "report")
-CHAPTER_PROGRESS = (
-    select(*(_CHAPTER[name] for name in _SHOWN), _COUNTS.c.done, _COUNTS.c.total)
-    .outerjoin(
-        _COUNTS, (_COUNTS.c.job_id == _CHAPTER.job_id) & (_COUNTS.c.chapter == _CHAPTER.index)
+
+
+def _chapters_of(jobs: Callable[[Any], ColumnElement[bool]]) -> Select:
+    counts = (
+        select(Chunk.job_id, Chunk.chapter, _DONE.label("done"), func.count().label("total"))
+        .where(jobs(Chunk.job_id))
+        .group_by(Chunk.job_id, Chunk.chapter)
+        .subquery()
     )
-    .where(_CHAPTER.job_id.in_(bindparam("jobs", expanding=True)))
-    .order_by(_CHAPTER.job_id, _CHAPTER.index)
-)
+    return (
+        select(*(_CHAPTER[name] for name in _SHOWN), counts.c.done, counts.c.total)
+        .outerjoin(
+            counts, (counts.c.job_id == _CHAPTER.job_id) & (counts.c.chapter == _CHAPTER.index)
+        )
+        .where(jobs(_CHAPTER.job_id))
+        .order_by(_CHAPTER.job_id, _CHAPTER.index)
+    )
+
+
+CHAPTER_PROGRESS = _chapters_of(lambda job: job.in_(bindparam("jobs", expanding=True)))
+# One job's (``:job``), for its poll, which runs it on the database driver itself
+ONE_JOB_CHAPTERS = _chapters_of(lambda job: job == bindparam("job"))
 
 
 def chapter_progress(
@@ -132,22 +149,24 @@ def chapter_progress(
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Each job's chapters: title, status, chunks done of total, and the file once made."""
     out: dict[uuid.UUID, list[dict[str, Any]]] = {job_id: [] for job_id in job_ids}
-    expiry = farm.settings.storage.presign_expiry_s
     for chapter in reader.execute(CHAPTER_PROGRESS, {"jobs": list(job_ids)}).mappings():
-        key = chapter["output_key"]  # the chapter's file, once it is made
-        samples = chapter["samples"]
-        out[chapter["job_id"]].append(
-            {
-                "number": chapter["index"] + 1,
-                "title": chapter["title"],
-                "status": chapter["status"],
-                "version": chapter["version"],
-                "chunks_done": int(chapter["done"] or 0),
-                "chunks_total": int(chapter["total"] or 0),
-                "seconds": round(samples / SAMPLE_RATE, 3) if samples else None,
-                "url": farm.store.presign(key, key.rsplit("/", 1)[-1]) if key else None,
-                "expires_in_s": expiry if key else None,
-                "acx": chapter["report"],
-            }
-        )
+        out[chapter["job_id"]].append(chapter_entry(farm, chapter))
     return out
+
+
+def chapter_entry(farm: Farm, chapter: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+    """A chapter as a job's JSON shows it, from its row of ``CHAPTER_PROGRESS``."""
+    key = chapter["output_key"]  # the chapter's file, once it is made
+    samples = chapter["samples"]
+    return {
+        "number": chapter["index"] + 1,
+        "title": chapter["title"],
+        "status": chapter["status"],
+        "version": chapter["version"],
+        "chunks_done": int(chapter["done"] or 0),
+        "chunks_total": int(chapter["total"] or 0),
+        "seconds": round(samples / SAMPLE_RATE, 3) if samples else None,
+        "url": farm.store.presign(key, key.rsplit("/", 1)[-1]) if key else None,
+        "expires_in_s": farm.settings.storage.presign_expiry_s if key else None,
+        "acx": chapter["report"],
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 from botocore import exceptions as boto
 from kombu import exceptions as kombu
 from redis import exceptions as redis
@@ -28,6 +29,8 @@ def dependency_down(error: BaseException) -> str | None:
         if isinstance(cause, sql.OperationalError | sql.InterfaceError | sql.DisconnectionError):
             return "database"
         if isinstance(cause, sql.DBAPIError) and cause.connection_invalidated:
+            return "database"
+        if isinstance(cause, psycopg.OperationalError):  # run on the driver itself (polls)
             return "database"
         if isinstance(cause, redis.ConnectionError | redis.TimeoutError | kombu.OperationalError):
             return "redis"

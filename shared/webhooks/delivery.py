@@ -72,10 +72,11 @@ def deliver(
     """Make one attempt if the delivery is due; return the delay before the next one, or None
     when there is nothing more to do (delivered, given up, or not ours to attempt)."""
     now = utcnow()
+    claimed_until = now + timedelta(seconds=settings.timeout_s + CLAIM_MARGIN_S)
     claim = {
         "delivery": delivery_id,
         "due": now + timedelta(seconds=CLOCK_SKEW_S),
-        "claimed_until": now + timedelta(seconds=settings.timeout_s + CLAIM_MARGIN_S),
+        "claimed_until": claimed_until,
     }
     with sessions() as session:
         claimed = session.execute(CLAIM_DUE_DELIVERY, claim).first()
@@ -94,7 +95,7 @@ def deliver(
             with sessions() as session:
                 return _record_attempt(session, delivery_id, outcome, settings)
         except exc.OperationalError:
-            if utcnow() + timedelta(seconds=pause_s) >= claim["claimed_until"]:
+            if utcnow() + timedelta(seconds=pause_s) >= claimed_until:
                 raise
             time.sleep(pause_s)
             pause_s = min(2 * pause_s, 2.0)
