@@ -38,7 +38,7 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 # process: two sessions and their farms' processes already fill the cores, and torch's threads
 # spinning for a busy core made a 3 s test take 50.
 test: install services browser ## Run the whole test suite
-	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadscope
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadscope --durations=15
 
 # The running api against its OpenAPI document: schemathesis, every check and phase, 300 cases
 # per operation and phase (make test runs the same test with 5); docs/errors.md says more.

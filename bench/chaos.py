@@ -9,11 +9,12 @@ front of its S3 endpoint (bench/faults.py), on the espeak engine. Then:
 1. a fault-free run: each job of the workload (a chaptered M4B, an MP3 book, an Ogg Opus
    article, a FLAC page; every one with a ``seed`` and a webhook) once; the sha256 of each of
    its files, and the webhook events it sent;
-2. the chaos run: the same jobs again, submitted two at a time while faults come one after
-   another at random moments (the schedule drawn from ``--seed``): SIGKILLs of the process
-   groups of random workers — gpu, cpu, stitch, webhook, beat and the dispatcher, each at least
-   once — a Redis restart that keeps nothing, a Postgres restart, the S3 endpoint refusing
-   connections for ``--s3-down-s``. Meanwhile a client polls the api.
+2. the chaos run: the same jobs again, all at once, and again until the faults are over,
+   while faults come one after another at random moments (the schedule drawn from
+   ``--seed``): SIGKILLs of the process groups of random workers — gpu, cpu, stitch,
+   webhook, beat and the dispatcher, each at least once — a Redis restart that keeps
+   nothing, a Postgres restart, the S3 endpoint refusing connections for ``--s3-down-s``.
+   Meanwhile a client polls the api.
 
 Passes when every job succeeds; every file is byte-identical to the fault-free run's; each
 webhook event arrives exactly once; the api answered nothing 5xx but 503 with Retry-After, and
@@ -211,14 +212,13 @@ class Chaos:
             print(f"  {start - self.t0:7.1f} s  {what}", flush=True)
 
     def run(self, jobs: list[dict], faults=(), gap_s: float = 0.0) -> list[tuple[int, dict]]:
-        """The workload two jobs at a time, again and again while faults are being injected
-        (at least once through); each job's workload index and its final state."""
+        """The whole workload at once, again and again while faults are being injected (at
+        least once through); each job's workload index and its final state."""
         injector = threading.Thread(target=self.inject, args=(list(faults), gap_s))
         injector.start()
         results: list[tuple[int, dict]] = []
-        while len(results) < len(jobs) or injector.is_alive():
-            pair = [(len(results) + i) % len(jobs) for i in range(2)]
-            batch = {self.submit(jobs[w], f"w{w}"): w for w in pair}
+        while not results or injector.is_alive():
+            batch = {self.submit(job, f"w{w}"): w for w, job in enumerate(jobs)}
             results += [(batch[job_id], job) for job_id, job in self.wait(list(batch)).items()]
         injector.join()
         return results
