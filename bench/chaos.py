@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import random
 import signal
@@ -44,6 +43,7 @@ import httpx
 from faults import Hooks, PostgresCluster, RedisServer, TcpProxy
 
 from workers.farmctl import free_port
+from workers.supervision import read_status
 
 GRACE_S = 10.0  # a 503 this long after a dependency is back still counts as its fault's
 KINDS = ("gpu-worker", "cpu-worker", "stitch-worker", "webhook-worker", "beat", "dispatcher")
@@ -131,14 +131,18 @@ class Chaos:
             except Exception as exc:  # report it, and go on stopping the rest
                 print(f"while stopping: {exc!r}", file=sys.stderr)
 
+    def processes(self) -> dict[str, dict]:
+        """Each process as the supervisor sees it (``workers/supervisor.py`` describes it)."""
+        status = read_status(self.state)
+        assert status is not None, "the supervisor wrote no status"
+        return status["processes"]
+
     def pids(self) -> dict[str, int]:
-        """The running processes, as the supervisor sees them."""
-        state = json.loads((self.state / "supervisor.json").read_text())
-        return {n: p["pid"] for n, p in state["processes"].items() if p["state"] == "running"}
+        """The running processes."""
+        return {n: p["pid"] for n, p in self.processes().items() if p["state"] == "running"}
 
     def restarts(self) -> dict[str, int]:
-        state = json.loads((self.state / "supervisor.json").read_text())
-        return {name: p["restarts"] for name, p in state["processes"].items()}
+        return {name: p["restarts"] for name, p in self.processes().items()}
 
     # --- the api, as a client sees it -------------------------------------------------------
 
