@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from api import handlers
 from api.problems import document_problems
 from api.routes import health, jobs, speech
 from api.schemas import JobCreate
+from api.services.readers import Readers
 from api.web import actions, live, pages
 
 # Swagger UI's scripts and styles, from a package that ships them (FastAPI's own /docs loads
@@ -22,8 +25,19 @@ SWAGGER_UI = Path(str(resources.files("fastapi_swagger.resources")))
 STATIC = Path(__file__).parent / "web" / "static"
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The connections a job's poll reads through, on the loop that serves the requests."""
+    app.state.readers = Readers()
+    try:
+        yield
+    finally:
+        await app.state.readers.close()
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="Lyre",
         version="0.1.0",
         description="Long-form speech synthesis: submit a text, poll or get a webhook.",

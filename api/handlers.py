@@ -7,6 +7,7 @@ import logging
 
 import botocore.exceptions
 import kombu.exceptions
+import psycopg
 import redis.exceptions
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +39,7 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _DEPENDENCIES: tuple[type[Exception], ...] = (
     sql.DBAPIError,
     sql.DisconnectionError,
+    psycopg.Error,  # the job's poll runs on the driver itself (api.services.polls)
     redis.exceptions.RedisError,
     kombu.exceptions.KombuError,
     botocore.exceptions.BotoCoreError,

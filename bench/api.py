@@ -7,8 +7,9 @@ endpoint that reads the same row, in one run on this machine.
 Starts, as ``make farm-up`` starts them, moto's S3 server and one api process (uvicorn, no
 workers: the job stays queued) against a fresh migrated database of its own and a Redis key
 prefix of its own; and ``bench/poll_baseline.py`` in one uvicorn process, whose two routes
-read the job's row with one SELECT: from a ``def`` route in Starlette's thread pool as Lyre's
-routes are ("sync"), and from an ``async def`` route on the event loop ("async"). Makes a
+read the job's row with one SELECT: from a ``def`` route in Starlette's thread pool as most of
+Lyre's routes are ("sync"), and from an ``async def`` route on the event loop, as Lyre's poll
+is ("async"). Makes a
 tenant and its key (a limit of a million requests a second, so that every poll is counted in
 Redis and none is refused) and submits a book of five chapters (45 chunks) through the API;
 ``--succeeded`` marks it succeeded with the files a book has instead (15 download URLs

@@ -4,8 +4,8 @@ ORM. ``uvicorn --app-dir bench poll_baseline:app`` with ``BASELINE_DSN`` set to 
 connection string.
 
 Two forms of the same read: ``/sync/jobs/{id}`` is a plain ``def`` route, run in Starlette's
-thread pool as Lyre's routes are, over a queue of connections; ``/async/jobs/{id}`` is an
-``async def`` route over asyncio connections, on the event loop.
+thread pool as most of Lyre's routes are, over a queue of connections; ``/async/jobs/{id}`` is
+an ``async def`` route over asyncio connections, on the event loop, as Lyre's job poll is.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import FarmDep, KeyDep, TenantDep
+from api.deps import FarmDep, KeyDep, ReadersDep, TenantDep
 from api.errors import (
     AudioNotReady,
     ChapterNotFound,
@@ -161,10 +161,10 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(*_OF_A_JOB))
-async def get_job(job_id: uuid.UUID, farm: FarmDep, key: KeyDep) -> Response:
-    # what clients waiting on a job repeat: one thread, one connection, two statements, the
-    # JSON encoded once (returned as bytes, it is not validated again)
-    body = await run_in_threadpool(polls.read_job, farm, key, job_id)
+async def get_job(job_id: uuid.UUID, farm: FarmDep, key: KeyDep, readers: ReadersDep) -> Response:
+    # what clients waiting on a job repeat: on the event loop, one connection, two statements,
+    # the JSON encoded once (returned as bytes, it is not validated again)
+    body = await polls.read_job(farm, readers, key, job_id)
     return Response(body, media_type="application/json")
 
 

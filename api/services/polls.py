@@ -1,15 +1,14 @@
 """A job's poll (``GET /v1/jobs/{id}``): the request clients repeat most, every few seconds for
 each job they wait on, so it is read as cheaply as the API can read it.
 
-Two statements on one pooled connection, each committed on its own (a bookkeeping connection:
-no BEGIN, no COMMIT; at READ COMMITTED a transaction's statements would each see what was
-committed before they began all the same): the key, its tenant and the job in one, the
-chapters' progress in the other; the request is counted against the tenant's rate in Redis
-between them. Both statements are built by SQLAlchemy once, compiled to SQL once, and run on
-the driver's own cursor (psycopg): building a statement, loading ORM objects, and then
-SQLAlchemy's own work at each execution (its compiled-statement cache, result metadata) each
-cost more CPU than the round trips. The answer is encoded by pydantic at once (the route
-returns the bytes; FastAPI would validate the model a second time before encoding it).
+All of it on the event loop (``api.services.readers`` says why): one statement, on a
+connection in autocommit (no BEGIN, no COMMIT), reads the key, its tenant, the job and its
+chapters' progress (as a JSON array); then the request is counted against the tenant's rate in
+Redis. The statement is built by SQLAlchemy once, compiled to SQL once, and run on the driver
+(psycopg): building a statement, loading ORM objects, and then SQLAlchemy's own work at each
+execution (its compiled-statement cache, result metadata) each cost more CPU than the round
+trips. The answer is encoded by pydantic at once (the route returns the bytes; FastAPI would
+validate the model a second time before encoding it).
 
 The key is looked up at every poll, not cached: a key revoked or expired stops polling at
 once, as it stops every other route.
@@ -17,21 +16,20 @@ once, as it stops every other route.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
 from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
-from sqlalchemy import Connection, Select, bindparam, inspect, select
+from sqlalchemy import Select, bindparam, func, inspect, select
 from sqlalchemy.dialects import postgresql
 
-from api.deps import count_request
+from api.deps import count_request_on_loop
 from api.errors import JobNotFound, NotAuthenticated
 from api.schemas import JobOut
+from api.services.readers import Readers
 from shared.farm.context import Farm
 from shared.farm.jobs import job_json
 from shared.farm.outputs import ONE_JOB_CHAPTERS, chapter_entry
@@ -43,11 +41,23 @@ from shared.infra.models import ApiKey, Job, Tenant, utcnow
 TENANT_FIELDS = ("id", "name", "requests_per_s", "running_jobs", "chars_per_day")
 JOB_FIELDS = tuple(attribute.key for attribute in inspect(Job).column_attrs)
 
+# The job's chapters with their progress, in order, as one JSON array: a column of the poll's
+# one statement rather than a statement (and a round trip) of their own.
+_chapters = ONE_JOB_CHAPTERS.subquery()
+CHAPTERS = (
+    select(
+        func.json_agg(postgresql.aggregate_order_by(_chapters.table_valued(), _chapters.c.index))
+    )
+    .scalar_subquery()
+    .label("chapters_of_job")
+)
+
 _tenant, _key, _job = Tenant.__table__.c, ApiKey.__table__.c, Job.__table__.c
 JOB_OF_KEY = (
     select(
         *(_tenant[name].label(f"tenant__{name}") for name in TENANT_FIELDS),
         *(attribute.columns[0].label(attribute.key) for attribute in inspect(Job).column_attrs),
+        CHAPTERS,
     )
     .select_from(Tenant.__table__)
     .join(ApiKey.__table__, _key.tenant_id == _tenant.id)
@@ -75,30 +85,22 @@ class DriverStatement:
         return cls(str(compiled), constants)
 
 
-JOB_OF_KEY_SQL, CHAPTERS_SQL = DriverStatement.of(JOB_OF_KEY), DriverStatement.of(ONE_JOB_CHAPTERS)
+JOB_OF_KEY_SQL = DriverStatement.of(JOB_OF_KEY)
 
 
-@cache
-def _readers(pool_size: int) -> threading.BoundedSemaphore:
-    """Polls reading at once: no more than the pool keeps connections. Past that, the pool opens
-    a connection for one poll and closes it after (Postgres starts a process for each), and
-    under a load of polls that cost more than the polls themselves; waiting for a pooled
-    connection costs nothing, as one process runs one poll's Python at a time anyway."""
-    return threading.BoundedSemaphore(pool_size)
-
-
-def read_job(farm: Farm, key: str, job_id: uuid.UUID) -> bytes:
+async def read_job(farm: Farm, readers: Readers, key: str, job_id: uuid.UUID) -> bytes:
     """The job's JSON as its tenant sees it; 401 for a key that is not valid, 404 for a job
     that is not the key's tenant's (after the request is counted, as on every other route)."""
     found_by = {"job": job_id, "key_hash": hash_key(key), "now": utcnow()}
-    with _readers(farm.settings.database.pool_size), farm.bookkeeping() as connection:
-        found = _first(connection, JOB_OF_KEY_SQL, found_by)
-        if found is None:
-            raise NotAuthenticated("the API key is not valid")
-        count_request(farm, cast(Tenant, Columns(_fields(found, TENANT_FIELDS, "tenant__"))))
-        if found["id"] is None:
-            raise JobNotFound()
-        chapters = [chapter_entry(farm, row) for row in _rows(connection, CHAPTERS_SQL, found_by)]
+    async with readers.database(farm.settings.database).connection() as connection:
+        found = await _first(connection, JOB_OF_KEY_SQL, found_by)
+    if found is None:
+        raise NotAuthenticated("the API key is not valid")
+    tenant = cast(Tenant, Columns(_fields(found, TENANT_FIELDS, "tenant__")))
+    await count_request_on_loop(farm, readers.redis(farm.settings.redis.url), tenant)
+    if found["id"] is None:
+        raise JobNotFound()
+    chapters = [chapter_entry(farm, row) for row in found["chapters_of_job"] or ()]
     job = cast(Job, Columns(_fields(found, JOB_FIELDS)))
     return JobOut.model_validate(job_json(farm, job, chapters)).model_dump_json().encode()
 
@@ -115,25 +117,12 @@ class Columns(dict[str, Any]):
             raise AttributeError(name) from None
 
 
-def _rows(
-    connection: Connection, statement: DriverStatement, params: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """The statement's rows, run on the driver's own cursor. A connection the database ended is
-    given up, as SQLAlchemy gives up one whose statement failed so, so that the pool does not
-    hand it out again."""
-    try:
-        with connection.connection.driver_connection.cursor(row_factory=dict_row) as cursor:
-            return cursor.execute(statement.sql, {**statement.constants, **params}).fetchall()
-    except psycopg.OperationalError:
-        connection.invalidate()
-        raise
-
-
-def _first(
-    connection: Connection, statement: DriverStatement, params: dict[str, Any]
+async def _first(
+    connection: psycopg.AsyncConnection, statement: DriverStatement, params: dict[str, Any]
 ) -> dict[str, Any] | None:
-    rows = _rows(connection, statement, params)
-    return rows[0] if rows else None
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(statement.sql, {**statement.constants, **params})
+        return await cursor.fetchone()
 
 
 def _fields(found: dict[str, Any], names: tuple[str, ...], prefix: str = "") -> dict[str, Any]:

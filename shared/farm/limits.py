@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,7 +24,8 @@ from shared.infra.settings import LimitSettings
 
 if TYPE_CHECKING:
     import redis
-    from redis.commands.core import Script
+    import redis.asyncio
+    from redis.commands.core import AsyncScript, Script
 
 
 class LimitReached(Exception):
@@ -111,7 +112,7 @@ return 0
 
 
 @cache
-def _gcra(client: redis.Redis) -> Script:
+def _gcra(client: redis.Redis | redis.asyncio.Redis) -> Script | AsyncScript:
     """The script, for this client: sent by its SHA-1 (EVALSHA), loaded once."""
     return client.register_script(_GCRA)
 
@@ -119,11 +120,25 @@ def _gcra(client: redis.Redis) -> Script:
 def take_request(client: redis.Redis, key: str, limits: Limits) -> None:
     """Count one API request of a tenant (``key``: its own); :class:`TooManyRequests` past its
     rate, with the seconds until one more is allowed."""
-    if not limits.requests_per_s:
-        return
+    if limits.requests_per_s:
+        script = cast("Script", _gcra(client))
+        _refuse_after(int(script(keys=[key], args=_gcra_args(limits))), limits)
+
+
+async def take_request_on_loop(client: redis.asyncio.Redis, key: str, limits: Limits) -> None:
+    """:func:`take_request` through an asyncio client."""
+    if limits.requests_per_s:
+        script = cast("AsyncScript", _gcra(client))
+        _refuse_after(int(await script(keys=[key], args=_gcra_args(limits))), limits)
+
+
+def _gcra_args(limits: Limits) -> list[int]:
+    """The interval between requests and the tolerance of a burst, in microseconds."""
     interval = 1_000_000 / limits.requests_per_s
-    tolerance = interval * max(limits.request_burst - 1, 0)
-    wait_us = int(_gcra(client)(keys=[key], args=[round(interval), round(tolerance)]))
+    return [round(interval), round(interval * max(limits.request_burst - 1, 0))]
+
+
+def _refuse_after(wait_us: int, limits: Limits) -> None:
     if wait_us > 0:
         raise TooManyRequests(
             f"more than {limits.requests_per_s:g} requests a second "

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.infra.settings import get_settings
 
 # A pooled connection is pinged before use only after idling this long, or when the server has
-# written to it at rest (``_told_something``): a busy worker reuses its connection every few
+# written to it at rest (``told_something``): a busy worker reuses its connection every few
 # milliseconds, and a ping per checkout would be one more round trip per transaction, while
 # one that sat idle may have been cut silently by a proxy or a network.
 PING_AFTER_IDLE_S = 10.0
@@ -124,7 +124,7 @@ def _ping_idle_connections(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def ping_if_idle(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
         recent = monotonic() - record.info["used"] < PING_AFTER_IDLE_S
-        if recent and not _told_something(dbapi_connection):
+        if recent and not told_something(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
@@ -132,7 +132,7 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise exc.DisconnectionError() from error
 
 
-def _told_something(dbapi_connection: Any) -> bool:
+def told_something(dbapi_connection: Any) -> bool:
     """Whether the server wrote to a connection no one is using: Postgres does so as it ends
     it (a restart, ``pg_terminate_backend``: "terminating connection due to administrator
     command", then the socket closes). A poll of the socket that waits for nothing, no round

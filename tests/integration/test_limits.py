@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -56,7 +58,10 @@ def test_requests_past_the_rate_get_429_and_other_tenants_do_not(client, burst):
     with TestClient(other_app) as other:
         apis = [client, other, client, other]
         statuses = [api.get("/v1/jobs", headers=hasty).status_code for api in apis]
+        # a job's poll (read on the event loop, through its own Redis client) counts alike
+        polled = other.get(f"/v1/jobs/{uuid.uuid4()}", headers=hasty)
     assert statuses == [200, 200, 200, 429]  # a burst of three, then one every two seconds
+    assert polled.status_code == 429
     refused = client.get("/v1/jobs", headers=hasty)
     assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
     assert client.get("/v1/jobs", headers=calm).status_code == 200

@@ -4,6 +4,8 @@ OpenAPI document names, and a dependency that is down is a 503 with Retry-After,
 from __future__ import annotations
 
 import dataclasses
+import socket
+import time
 import uuid
 from functools import partial
 
@@ -141,10 +143,33 @@ def test_a_database_that_does_not_answer_is_a_503_with_retry_after(burst, auth):
         sessions=partial(session_scope, closed),
         bookkeeping=partial(bookkeeping_scope, closed),
     )
+    database = burst.farm.settings.database.model_copy(update={"url": closed})
+    down.settings = burst.farm.settings.model_copy(update={"database": database})
     with _client_of(down) as client:
         refused = client.get("/v1/jobs", headers=auth)
-    assert problem(refused, 503, "dependency-down").detail.startswith("the database did not answer")
-    assert refused.headers["retry-after"] == "5"
+        polled = client.get(f"/v1/jobs/{uuid.uuid4()}", headers=auth)  # on the event loop
+    for answer in (refused, polled):
+        assert problem(answer, 503, "dependency-down").detail.startswith("the database did not")
+        assert answer.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize("redis_is", ["refusing", "silent"])
+def test_a_poll_with_redis_away_is_answered_and_not_counted(client, burst, auth, caplog, redis_is):
+    """The rate protects the farm from a client, not from Redis's absence: as on every route.
+    A Redis that takes the connection and never answers holds the poll a second at most."""
+    job = client.post("/v1/jobs", json={"text": "Hello."}, headers=auth).json()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # connections complete in the backlog; nothing reads or answers them
+        address = CLOSED if redis_is == "refusing" else f"127.0.0.1:{silent.getsockname()[1]}"
+        redis = burst.farm.settings.redis.model_copy(update={"url": f"redis://{address}/0"})
+        settings = burst.farm.settings.model_copy(update={"redis": redis})
+        with _client_of(dataclasses.replace(burst.farm, settings=settings)) as other:
+            started = time.monotonic()
+            polled = other.get(f"/v1/jobs/{job['id']}", headers=auth)
+            waited = time.monotonic() - started
+    assert polled.status_code == 200 and polled.json()["id"] == job["id"]
+    assert "not counted" in caplog.text and waited < 2.5
 
 
 def test_an_object_store_that_does_not_answer_is_a_503_in_openais_shape(burst, auth):
