@@ -35,7 +35,9 @@ from shared.text.voices import OPENAI_VOICES, VOICES
 
 router = APIRouter(prefix="/v1", route_class=OpenAIRoute)
 
-_AUDIO = {"content": {e.content_type: {} for e in STREAM_ENCODINGS.values()}}
+_AUDIO: dict[str, dict[str, dict]] = {
+    "content": {e.content_type: {} for e in STREAM_ENCODINGS.values()}
+}
 _AUDIO["content"]["text/event-stream"] = {}
 
 

@@ -1,14 +1,15 @@
 """A job's poll (``GET /v1/jobs/{id}``): the request clients repeat most, every few seconds for
 each job they wait on, so it is read as cheaply as the API can read it.
 
-All of it on the event loop (``api.services.readers`` says why): one statement, on a
+On the event loop (``api.services.readers`` says why): one statement, on a
 connection in autocommit (no BEGIN, no COMMIT), reads the key, its tenant, the job and its
 chapters' progress (as a JSON array); then the request is counted against the tenant's rate in
 Redis. The statement is built by SQLAlchemy once, compiled to SQL once, and run on the driver
 (psycopg): building a statement, loading ORM objects, and then SQLAlchemy's own work at each
 execution (its compiled-statement cache, result metadata) each cost more CPU than the round
 trips. The answer is encoded by pydantic at once (the route returns the bytes; FastAPI would
-validate the model a second time before encoding it).
+validate the model a second time before encoding it); a job with files is answered from a
+worker thread, since presigning their URLs may fetch credentials over HTTP.
 
 The key is looked up at every poll, not cached: a key revoked or expired stops polling at
 once, as it stops every other route.
@@ -23,8 +24,9 @@ from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
-from sqlalchemy import Select, bindparam, func, inspect, select
+from sqlalchemy import DateTime, Select, bindparam, func, inspect, select
 from sqlalchemy.dialects import postgresql
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import count_request_on_loop
 from api.errors import JobNotFound, NotAuthenticated
@@ -62,7 +64,10 @@ JOB_OF_KEY = (
     .select_from(Tenant.__table__)
     .join(ApiKey.__table__, _key.tenant_id == _tenant.id)
     .outerjoin(Job.__table__, (_job.id == bindparam("job")) & (_job.tenant_id == _tenant.id))
-    .where(_key.key_hash == bindparam("key_hash"), valid_key(bindparam("now")))
+    .where(
+        _key.key_hash == bindparam("key_hash"),
+        valid_key(bindparam("now", type_=DateTime(timezone=True))),
+    )
 )
 
 
@@ -100,9 +105,18 @@ async def read_job(farm: Farm, readers: Readers, key: str, job_id: uuid.UUID) ->
     await count_request_on_loop(farm, readers.redis(farm.settings.redis.url), tenant)
     if found["id"] is None:
         raise JobNotFound()
-    chapters = [chapter_entry(farm, row) for row in found["chapters_of_job"] or ()]
+    chapters = found["chapters_of_job"] or []
+    if found["outputs"] or any(chapter["output_key"] for chapter in chapters):
+        # download URLs to presign, and presigning may fetch the store's credentials (an
+        # instance role's, over HTTP, when they are due to expire): not on the event loop
+        return await run_in_threadpool(_answer, farm, found, chapters)
+    return _answer(farm, found, chapters)
+
+
+def _answer(farm: Farm, found: dict[str, Any], chapters: list[dict[str, Any]]) -> bytes:
     job = cast(Job, Columns(_fields(found, JOB_FIELDS)))
-    return JobOut.model_validate(job_json(farm, job, chapters)).model_dump_json().encode()
+    shown = [chapter_entry(farm, chapter) for chapter in chapters]
+    return JobOut.model_validate(job_json(farm, job, shown)).model_dump_json().encode()
 
 
 class Columns(dict[str, Any]):

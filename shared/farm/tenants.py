@@ -52,8 +52,9 @@ def rotate_webhook_secret(session: Session, tenant_id: uuid.UUID) -> str:
     return secret
 
 
-def valid_key(now: datetime) -> ColumnElement[bool]:
-    """A key that authenticates at ``now``: not revoked, not expired."""
+def valid_key(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    """A key that authenticates at ``now`` (a time, or a parameter bound to one): not revoked,
+    not expired."""
     return and_(
         ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
     )
