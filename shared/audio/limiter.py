@@ -11,8 +11,7 @@ so each is limited on its own and a retried chunk is limited the same way.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly
+import scipy  # its submodules load on first use (scipy.signal takes 0.7 s to import)
 
 from shared.audio import SAMPLE_RATE
 
@@ -32,8 +31,8 @@ def limit_peaks(pcm: np.ndarray, ceiling_dbfs: float) -> np.ndarray:
         return pcm
     window = max(round(WINDOW_S * SAMPLE_RATE), 1)
     needed = np.minimum(np.float32(1), ceiling / np.maximum(magnitude, np.float32(1e-12)))
-    spread = minimum_filter1d(needed, size=2 * window + 1, mode="nearest")
-    gain = uniform_filter1d(spread, size=window, mode="nearest")
+    spread = scipy.ndimage.minimum_filter1d(needed, size=2 * window + 1, mode="nearest")
+    gain = scipy.ndimage.uniform_filter1d(spread, size=window, mode="nearest")
     return pcm * np.minimum(gain, needed)  # the average's rounding may not pass it either
 
 
@@ -45,6 +44,6 @@ def _true_magnitude(pcm: np.ndarray, floor: float) -> np.ndarray:
     out = np.abs(pcm)
     if out.max() < floor:
         return out
-    up = resample_poly(pcm, 4, 1)
+    up = scipy.signal.resample_poly(pcm, 4, 1)
     np.abs(up, out=up)
     return np.maximum(out, up[: 4 * len(pcm)].reshape(len(pcm), 4).max(axis=1))
