@@ -208,6 +208,13 @@ class LimitsOut(BaseModel):
     chars_today: int = Field(description="Characters submitted so far today (UTC)")
     requests_per_s: float = Field(description="API requests a second (0: no limit)")
     request_burst: int = Field(description="Requests allowed at once above that rate")
+    retention_days: int = Field(
+        description="Days a job's files are kept once it has ended (0: for ever)"
+    )
+    chunk_retention_days: int = Field(
+        description="Days a job's chunk audio is kept once it has ended, for a chapter's redo "
+        "(0: for ever)"
+    )
 
 
 class LexiconIn(BaseModel):

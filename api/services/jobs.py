@@ -42,7 +42,7 @@ from shared.farm.jobs import (
 from shared.farm.limits import DailyLimitReached, limits_for
 from shared.farm.outputs import chapter_progress
 from shared.farm.redo import redo_chapter
-from shared.farm.retention import ChunksExpired, remove_job
+from shared.farm.retention import ChunksExpired, periods, remove_job
 from shared.infra.models import Job, Tenant, TenantUsage, utcnow
 from shared.infra.storage import cover_key
 from shared.speech.factory import resolve_engine_name
@@ -162,8 +162,10 @@ def set_lexicon(farm: Farm, tenant: Tenant, entries: dict[str, str]) -> dict[str
 
 
 def tenant_limits(farm: Farm, tenant: Tenant) -> LimitsOut:
-    """The tenant's weight and limits in effect, and what it has spent of today's."""
+    """The tenant's weight and limits in effect, what it has spent of today's, and how long its
+    jobs' objects are kept."""
     limits = limits_for(tenant, farm.settings.limits)
+    chunk_days, days = periods(tenant.retention_days, farm.settings.retention)
     with farm.sessions() as session:
         today = session.get(TenantUsage, (tenant.id, utcnow().date()))
     return LimitsOut(
@@ -173,6 +175,8 @@ def tenant_limits(farm: Farm, tenant: Tenant) -> LimitsOut:
         chars_today=today.chars if today else 0,
         requests_per_s=limits.requests_per_s,
         request_burst=limits.request_burst,
+        retention_days=days,
+        chunk_retention_days=chunk_days,
     )
 
 

@@ -43,6 +43,9 @@ def test_characters_past_the_days_limit_are_refused_with_retry_after(client, far
     assert jobs_of("acme") == 1  # nothing of the refused request stays
     limits = client.get("/v1/limits", headers=auth).json()
     assert limits["chars_today"] == len(PAGE) and limits["chars_per_day"] == len(PAGE) + 10
+    assert (limits["retention_days"], limits["chunk_retention_days"]) == (30, 7)  # the farm's
+    brief = client.get("/v1/limits", headers=key_for("brief", retention_days=3)).json()
+    assert (brief["retention_days"], brief["chunk_retention_days"]) == (3, 3)  # never longer
     other = key_for("globex")  # the farm's limit, untouched by acme's
     assert client.post("/v1/jobs", json={"text": PAGE}, headers=other).status_code == 202
 
