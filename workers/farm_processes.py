@@ -1,6 +1,7 @@
 """The native farm's processes: their commands, starting one, awaiting its health.
 
-The commands are the ones compose.yaml and k8s/ run; ``workers.farmctl`` (through the
+The commands, and the healthchecks the supervisor probes them with, are the ones compose.yaml
+and k8s/ run (tests/e2e/test_deploy.py compares them); ``workers.farmctl`` (through the
 supervisor), the end-to-end tests and the benches start them from here. Logs and pid files go
 to ``.farm/``. The S3 endpoint is moto's S3 service (``workers.local_s3``; MinIO is not
 installable here); the database is created and migrated if it is missing.
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from workers.liveness import Liveness
+
 FARM_DIR = Path(".farm")
 
 
@@ -28,6 +31,12 @@ class Process:
     health_url: str | None = None  # polled until it answers 200 (or 401 behind basic auth)
     env: tuple[tuple[str, str], ...] = ()  # settings of this process alone
     one_shot: bool = False  # a step that runs to its end (compose's migrate), not a service
+    liveness: Liveness | None = None  # the supervisor's probes while it runs
+
+
+def _healthcheck(*check: str, grace_s: float = 30.0) -> Liveness:
+    """The healthcheck compose.yaml runs for the service, as the supervisor's liveness probe."""
+    return Liveness((sys.executable, "-m", "workers.healthcheck", *check), grace_s=grace_s)
 
 
 def processes(
@@ -45,6 +54,7 @@ def processes(
             "s3",
             [sys.executable, "-m", "workers.local_s3", "--port", str(s3_port)],
             f"http://127.0.0.1:{s3_port}/",  # ListBuckets
+            liveness=_healthcheck("http", f"http://127.0.0.1:{s3_port}/"),
         ),
         Process(
             "api",
@@ -57,6 +67,7 @@ def processes(
                 str(api_port),
             ],
             f"http://127.0.0.1:{api_port}/healthz",
+            liveness=_healthcheck("http", f"http://127.0.0.1:{api_port}/healthz"),
         ),
         Process(
             "gpu-worker",
@@ -71,10 +82,18 @@ def processes(
                 "-n",
                 "gpu@%h",
             ],
+            # its engine is built before it answers: weights load, CUDA graphs compile
+            liveness=_healthcheck("engine", "gpu@%h", grace_s=600),
         ),
-        Process("cpu-worker", [*worker, "-Q", "cpu", "--concurrency", "2", "-n", "cpu@%h"]),
         Process(
-            "stitch-worker", [*worker, "-Q", "stitch", "--concurrency", "1", "-n", "stitch@%h"]
+            "cpu-worker",
+            [*worker, "-Q", "cpu", "--concurrency", "2", "-n", "cpu@%h"],
+            liveness=_healthcheck("worker", "cpu@%h"),
+        ),
+        Process(
+            "stitch-worker",
+            [*worker, "-Q", "stitch", "--concurrency", "1", "-n", "stitch@%h"],
+            liveness=_healthcheck("worker", "stitch@%h"),
         ),
         Process(
             "webhook-worker",
@@ -89,17 +108,24 @@ def processes(
                 "-n",
                 "webhooks@%h",
             ],
+            liveness=_healthcheck("worker", "webhooks@%h"),
         ),
-        Process("dispatcher", [sys.executable, "-m", "workers.dispatcher"]),
+        Process(
+            "dispatcher",
+            [sys.executable, "-m", "workers.dispatcher"],
+            liveness=_healthcheck("dispatcher"),
+        ),
         Process(
             "beat",
             [*celery, "beat", "--loglevel=INFO", f"--schedule={state_dir / 'beat-schedule'}"],
+            liveness=_healthcheck("beat", grace_s=120),  # as k8s: its first reconcile comes later
         ),
         Process(
             "flower",
             [sys.executable, "-m", "workers.flower"],
             f"http://127.0.0.1:{flower_port}/healthcheck",
             env=(("LYRE_FLOWER__PORT", str(flower_port)),),
+            liveness=_healthcheck("http", f"http://127.0.0.1:{flower_port}/healthcheck"),
         ),
     ]
 

@@ -9,8 +9,10 @@ adopted instead of started twice. Then it
 watches: a process that exits has what is left of its process group killed, as a container's
 go with it, and is started again after a back-off of 1 s, doubling at each exit up to 30 s,
 back to 1 s once the process has stayed up 60 s (Kubernetes' CrashLoopBackOff, whose figures
-are 10 s, 5 min and 10 min). A bootstrap that fails is retried the same way. Each exit and
-restart is logged (stdout: ``farmctl up`` sends it to ``DIR/supervisor.log``).
+are 10 s, 5 min and 10 min). A bootstrap that fails is retried the same way. A running process
+whose liveness probes fail (``workers.liveness``: compose's healthchecks, Kubernetes' timing)
+is killed, and so restarted the same way. Each exit, kill and restart is logged (stdout:
+``farmctl up`` sends it to ``DIR/supervisor.log``).
 
 SIGTERM (or SIGINT) stops the supervisor alone: the processes keep running, each in its own
 session, and the next supervisor adopts them, as a restarted kubelet leaves its pods be.
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.farm_processes import Process, answers, farm_environment, start
+from workers.liveness import Probe
 from workers.supervision import (
     DEFAULT_PLAN,
     describe_exit,
@@ -86,6 +89,7 @@ class Supervised:
     started_at: float | None = None
     ticks: int | None = None  # its start time: with the pid, who it is
     up_since: float = 0.0  # monotonic
+    probe: Probe | None = None  # its liveness probes while it runs
     due: float = 0.0  # monotonic time of its restart
     adopted: bool = False
 
@@ -129,6 +133,9 @@ class Supervisor:
             if any(changed):
                 self.publish()
             time.sleep(TICK_S)
+        for item in self.items:
+            if item.probe is not None:
+                item.probe.close()
         self.header["stopped_at"] = time.time()
         self.publish()
         log.info("supervisor stopped; the processes it watched keep running")
@@ -169,10 +176,24 @@ class Supervisor:
             elif item.state == "starting" and self.healthy(item):
                 item.state = "running"
                 log.info("%s: running", item.spec.name)
-            else:
+            elif not (item.state == "running" and self.killed_for_liveness(item)):
                 return False
         else:
             return False
+        return True
+
+    def killed_for_liveness(self, item: Supervised) -> bool:
+        """Probe a running process; kill it once its probes have failed (its exit, seen at the
+        next tick, restarts it)."""
+        if item.spec.liveness is None:
+            return False
+        item.probe = item.probe or Probe(item.spec.liveness, self.env)
+        why = item.probe.step()
+        if why is None:
+            return False
+        log.warning("%s: %s; killing it", item.spec.name, why)
+        assert item.pid is not None
+        signal_group(item.pid, signal.SIGKILL)
         return True
 
     def healthy(self, item: Supervised) -> bool:
@@ -205,6 +226,9 @@ class Supervisor:
         signal_group(item.pid, signal.SIGKILL)  # what it left behind in its group goes with it
         up_for = time.monotonic() - item.up_since
         item.pid, item.child, item.last_exit = None, None, status
+        if item.probe is not None:
+            item.probe.close()
+            item.probe = None
         if item.spec.one_shot and status == 0:
             item.state = "done"
             log.info("%s: done in %.1f s", item.spec.name, up_for)

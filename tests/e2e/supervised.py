@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from workers.farm_processes import Process
+from workers.liveness import Liveness
 
 
 def steady(api_port: int, state_dir: Path, **_: object) -> list[Process]:
@@ -31,3 +32,10 @@ def flapping(api_port: int, state_dir: Path, **_: object) -> list[Process]:
         Process("flapper", ["sh", "-c", "sleep 0.6; exit 1"]),
         Process("ghost", [str(state_dir / "no-such-command")]),
     ]
+
+
+def wedged(state_dir: Path, **_: object) -> list[Process]:
+    """A process that runs on but whose liveness probe passes only while a file exists (as a
+    worker that stops answering its broker would fail its healthcheck)."""
+    probe = Liveness(("test", "-e", str(state_dir / "alive")), grace_s=0, period_s=0.2, failures=2)
+    return [Process("wedged", ["sh", "-c", "sleep 600 & wait"], liveness=probe)]

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from shared.infra.settings import Settings
 from shared.speech.vllm_backend import VLLM_VERSION
+from workers.farm_processes import processes
 from workers.farmctl import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,6 +252,18 @@ def deployed_environment() -> dict[str, set[str]]:
             for var in container.get("env", []):
                 where.setdefault(var["name"], set()).add(f"k8s/{overlay}:{name}")
     return where
+
+
+def test_the_native_farm_probes_each_process_with_its_compose_healthcheck():
+    """The supervisor's liveness probes (workers/liveness.py) are compose's healthchecks."""
+    services = lyre_services()
+    native = processes(api_port=8000, s3_port=9000, flower_port=5555)
+    assert {p.name for p in native} - set(services) == {"s3"}  # moto's S3 stands in for MinIO
+    for process in native:
+        assert process.liveness is not None, process.name
+        if process.name in services:
+            health = services[process.name]["healthcheck"]["test"]
+            assert ["CMD", "python", *process.liveness.command[1:]] == health, process.name
 
 
 def test_every_deployed_variable_is_a_setting_and_required_ones_are_set():

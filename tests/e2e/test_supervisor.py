@@ -85,6 +85,12 @@ def supervise(state_dir: Path) -> Iterator[Callable[..., subprocess.Popen]]:
         child.wait(timeout=10)
 
 
+def pid_of(state_dir: Path, name: str) -> int | None:
+    """The process's pid as the supervisor's view has it; None before the view or the start."""
+    view = read_status(state_dir)
+    return view["processes"][name]["pid"] if view else None
+
+
 def starts(path: Path) -> list[float]:
     return [float(line) for line in path.read_text().split()] if path.exists() else []
 
@@ -126,6 +132,32 @@ def test_a_process_that_stayed_up_starts_again_after_the_first_delay(state_dir, 
     assert delays_logged(state_dir, "flapper")[:3] == [0.3, 0.3, 0.3]
     assert delays_logged(state_dir, "ghost")[:3] == [0.3, 0.6, 0.6]  # it never ran at all
     assert "ghost: could not start ([Errno 2]" in (state_dir / "supervisor.log").read_text()
+
+
+def test_a_running_process_whose_liveness_probes_fail_is_killed_and_restarted(state_dir, supervise):
+    """Probed every 0.2 s from its start: passing, it is left alone; two failures in a row and
+    its group is killed, then it is restarted after the back-off; passing again, left alone."""
+    state_dir.mkdir(parents=True)
+    (state_dir / "alive").touch()
+    supervise("wedged", "--backoff-initial", "0.2")
+    first = wait_until(lambda: pid_of(state_dir, "wedged"))
+    time.sleep(1.5)  # several probes passed
+    assert processes(state_dir)["wedged"] | {"started_at": None} == {
+        "pid": first, "state": "running", "restarts": 0, "last_exit": None,
+        "started_at": None, "adopted": False,
+    }  # fmt: skip
+    (state_dir / "alive").unlink()
+    wait_until(lambda: processes(state_dir)["wedged"]["restarts"] == 1)
+    (state_dir / "alive").touch()
+    again = wait_until(lambda: pid_of(state_dir, "wedged"))
+    assert again != first and not Path(f"/proc/{first}").exists()
+    assert processes(state_dir)["wedged"]["last_exit"] == -signal.SIGKILL
+    log = (state_dir / "supervisor.log").read_text()
+    assert (
+        "wedged: its liveness probe failed 2 times in a row (the last: exit 1); killing it" in log
+    )
+    time.sleep(1.5)
+    assert processes(state_dir)["wedged"]["restarts"] == 1  # alive again: left alone
 
 
 def test_up_twice_starts_nothing_the_second_time(state_dir):

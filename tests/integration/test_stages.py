@@ -211,9 +211,7 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
         path, making = tmp_path / f"{name}.{fmt}", Mastering(format=fmt)
         layout = joining.lay_out(parts, [], audio, making)
         lease = Lease(burst.farm, RENEW_STITCH_LEASE, job=job.id)  # not held: never lost
-        samples = book._encode_programme(
-            burst.farm, lease, job, parts, layout, fmt, 64, None, path
-        )
+        samples = book._encode_programme(burst.farm, lease, job, parts, layout, fmt, 64, None, path)
         return samples, decoded(path)
 
     samples, programme = encode("programme", "wav")
