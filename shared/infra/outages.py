@@ -28,6 +28,8 @@ def dependency_down(error: BaseException) -> str | None:
     for cause in _causes(error):
         if isinstance(cause, sql.OperationalError | sql.InterfaceError | sql.DisconnectionError):
             return "database"
+        if isinstance(cause, sql.TimeoutError):  # every pooled connection busy past the wait
+            return "database"
         if isinstance(cause, sql.DBAPIError) and cause.connection_invalidated:
             return "database"
         if isinstance(cause, psycopg.OperationalError):  # run on the driver itself (polls)
@@ -36,4 +38,11 @@ def dependency_down(error: BaseException) -> str | None:
             return "redis"
         if isinstance(cause, boto.ConnectionError | boto.HTTPClientError):
             return "object store"  # refused, timed out, or the connection cut mid-answer
+        if isinstance(cause, boto.ClientError) and _status(cause) >= 500:
+            return "object store"  # its own failure (500 InternalError, 503 SlowDown)
     return None
+
+
+def _status(error: boto.ClientError) -> int:
+    """The HTTP status of the object store's answer (0 where botocore did not record one)."""
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)

@@ -3,6 +3,9 @@ port where nothing listens."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import boto3
 import pytest
 import redis
@@ -30,14 +33,14 @@ def test_redis_away_is_told():
     assert dependency_down(raised(client.ping)) == "redis"
 
 
-def s3_client_of_nothing():
+def s3_client_of_nothing(endpoint: str | None = None):
     return boto3.client(
         "s3",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        endpoint_url=endpoint or f"http://127.0.0.1:{free_port()}",
         aws_access_key_id="k",
         aws_secret_access_key="s",
         region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),  # no retry
     )
 
 
@@ -51,6 +54,52 @@ def test_the_object_store_away_is_told_even_when_wrapped():
             raise RuntimeError("could not write the chunk") from exc
 
     assert dependency_down(raised(put_in_a_stage)) == "object store"
+
+
+class Failing(BaseHTTPRequestHandler):
+    """An object store that answers every GET with ``status`` and an S3 error."""
+
+    status, code = 503, "SlowDown"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = f"<Error><Code>{self.code}</Code><Message>no</Message></Error>".encode()
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "down"),
+    [(503, "SlowDown", "object store"), (500, "InternalError", "object store"),
+     (403, "AccessDenied", None)],
+)  # fmt: skip
+def test_an_object_store_failing_on_its_side_is_told_from_a_refusal(status, code, down):
+    """S3 fails on its own side now and then (a 5xx: try again later); a 4xx is the request's."""
+    handler = type("Answers", (Failing,), {"status": status, "code": code})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        s3 = s3_client_of_nothing(f"http://127.0.0.1:{server.server_address[1]}")
+        assert dependency_down(raised(lambda: s3.get_object(Bucket="b", Key="k"))) == down
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_database_pool_with_no_connection_free_is_told():
+    engine = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.1,
+    )
+    with engine.connect():
+        assert dependency_down(raised(engine.connect)) == "database"
+    engine.dispose()
 
 
 def test_the_work_s_own_errors_are_not_outages():
