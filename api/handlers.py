@@ -39,10 +39,12 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _DEPENDENCIES: tuple[type[Exception], ...] = (
     sql.DBAPIError,
     sql.DisconnectionError,
+    sql.TimeoutError,  # the pool's wait for a connection
     psycopg.Error,  # the job's poll runs on the driver itself (api.services.polls)
     redis.exceptions.RedisError,
     kombu.exceptions.KombuError,
     botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,  # the object store's answer: a 5xx is its own failure
 )
 # Starlette's own refusals, as the api's kinds of problem (any other status: about:blank)
 _HTTP_KINDS: dict[int, type[ApiError]] = {

@@ -4,8 +4,12 @@ server, each over the wire, and helpers to start farm processes as farmctl does.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -73,3 +77,31 @@ def start_moto(port: int, log: Path) -> subprocess.Popen:
     assert s3.health_url is not None
     wait_for(s3.health_url)
     return child
+
+
+@contextmanager
+def failing_object_store(status: int, code: str) -> Iterator[str]:
+    """The endpoint of an object store that answers every request with ``status`` and an S3
+    error ``code``, as S3 fails on its own side now and then (503 SlowDown, 500 InternalError)."""
+
+    class Failing(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def answer(self) -> None:
+            body = f"<Error><Code>{code}</Code><Message>no</Message></Error>".encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

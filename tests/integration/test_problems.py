@@ -21,7 +21,7 @@ from shared.farm.tenants import create_key
 from shared.infra import queues
 from shared.infra.db import bookkeeping_scope, session_scope
 from shared.infra.storage import S3Store
-from tests.services import PG_ADMIN
+from tests.services import PG_ADMIN, failing_object_store
 
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1
 
@@ -172,13 +172,20 @@ def test_a_poll_with_redis_away_is_answered_and_not_counted(client, burst, auth,
     assert "not counted" in caplog.text and waited < 2.5
 
 
-def test_an_object_store_that_does_not_answer_is_a_503_in_openais_shape(burst, auth):
-    settings = burst.farm.settings.storage.model_copy(update={"endpoint_url": f"http://{CLOSED}"})
-    with _client_of(dataclasses.replace(burst.farm, store=S3Store(settings))) as client:
-        refused = client.get("/v1/voices/tara/sample", headers=auth)
+@pytest.mark.parametrize("store_is", ["away", "failing"])
+def test_an_object_store_that_does_not_answer_is_a_503_in_openais_shape(
+    burst, auth, caplog, store_is
+):
+    """Away (refused), or answering 503 SlowDown as S3 does now and then: a 503, not a 500."""
+    with failing_object_store(503, "SlowDown") as failing:
+        endpoint = f"http://{CLOSED}" if store_is == "away" else failing
+        settings = burst.farm.settings.storage.model_copy(update={"endpoint_url": endpoint})
+        with _client_of(dataclasses.replace(burst.farm, store=S3Store(settings))) as client:
+            refused = client.get("/v1/voices/tara/sample", headers=auth)
     assert problem(refused, 503, "dependency-down").detail.startswith("the object store")
     assert OpenAIProblem.model_validate(refused.json()).error.type == "server_error"
     assert refused.headers["retry-after"] == "5"
+    assert "Traceback" not in caplog.text  # logged as an outage, not as a failure
 
 
 def test_redis_that_does_not_answer_is_a_503_for_the_metrics(client, monkeypatch):

@@ -3,9 +3,6 @@ port where nothing listens."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import boto3
 import pytest
 import redis
@@ -13,6 +10,7 @@ from botocore.config import Config
 from sqlalchemy import create_engine, text
 
 from shared.infra.outages import dependency_down
+from tests.services import failing_object_store
 from workers.farmctl import free_port
 
 
@@ -56,22 +54,6 @@ def test_the_object_store_away_is_told_even_when_wrapped():
     assert dependency_down(raised(put_in_a_stage)) == "object store"
 
 
-class Failing(BaseHTTPRequestHandler):
-    """An object store that answers every GET with ``status`` and an S3 error."""
-
-    status, code = 503, "SlowDown"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = f"<Error><Code>{self.code}</Code><Message>no</Message></Error>".encode()
-        self.send_response(self.status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.mark.parametrize(
     ("status", "code", "down"),
     [(503, "SlowDown", "object store"), (500, "InternalError", "object store"),
@@ -79,15 +61,9 @@ class Failing(BaseHTTPRequestHandler):
 )  # fmt: skip
 def test_an_object_store_failing_on_its_side_is_told_from_a_refusal(status, code, down):
     """S3 fails on its own side now and then (a 5xx: try again later); a 4xx is the request's."""
-    handler = type("Answers", (Failing,), {"status": status, "code": code})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        s3 = s3_client_of_nothing(f"http://127.0.0.1:{server.server_address[1]}")
+    with failing_object_store(status, code) as endpoint:
+        s3 = s3_client_of_nothing(endpoint)
         assert dependency_down(raised(lambda: s3.get_object(Bucket="b", Key="k"))) == down
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_database_pool_with_no_connection_free_is_told():
