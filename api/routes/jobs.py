@@ -162,7 +162,7 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(*_OF_A_JOB))
 async def get_job(job_id: uuid.UUID, farm: FarmDep, key: KeyDep, readers: ReadersDep) -> Response:
-    # what clients waiting on a job repeat: on the event loop, one connection, two statements,
+    # what clients waiting on a job repeat: on the event loop, one connection, one statement,
     # the JSON encoded once (returned as bytes, it is not validated again)
     body = await polls.read_job(farm, readers, key, job_id)
     return Response(body, media_type="application/json")
