@@ -139,7 +139,7 @@ def test_a_running_process_whose_liveness_probes_fail_is_killed_and_restarted(st
     its group is killed, then it is restarted after the back-off; passing again, left alone."""
     state_dir.mkdir(parents=True)
     (state_dir / "alive").touch()
-    supervise("wedged", "--backoff-initial", "0.2")
+    supervise("wedged", "--backoff-initial", "2")  # time to make it pass again before it restarts
     first = wait_until(lambda: pid_of(state_dir, "wedged"))
     time.sleep(1.5)  # several probes passed
     assert processes(state_dir)["wedged"] | {"started_at": None} == {

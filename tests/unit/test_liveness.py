@@ -44,7 +44,7 @@ def test_a_probe_past_its_timeout_fails_and_is_killed():
     started = time.monotonic()
     (verdict,) = run_until_verdict(probe, 1)
     assert verdict == "its liveness probe failed 1 times in a row (the last: no answer in 0.3 s)"
-    assert 0.3 <= time.monotonic() - started < 2 and hung.poll() is not None
+    assert 0.3 <= time.monotonic() - started < 5 and hung.poll() is not None
 
 
 def test_no_probe_runs_in_the_grace_period():
