@@ -169,7 +169,7 @@ def test_a_poll_with_redis_away_is_answered_and_not_counted(client, burst, auth,
             polled = other.get(f"/v1/jobs/{job['id']}", headers=auth)
             waited = time.monotonic() - started
     assert polled.status_code == 200 and polled.json()["id"] == job["id"]
-    assert "not counted" in caplog.text and waited < 2.5
+    assert "not counted" in caplog.text and waited < 5  # a second, with room for a busy machine
 
 
 @pytest.mark.parametrize("store_is", ["away", "failing"])
