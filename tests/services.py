@@ -24,11 +24,16 @@ REDIS_TEST_PREFIX = f"lyre-test-{uuid.uuid4().hex[:12]}:"
 
 
 def forget_redis_keys(prefix: str = REDIS_TEST_PREFIX) -> int:
-    """Delete this run's keys (and only them): its queues, events, Lyre's own keys."""
+    """Delete this run's keys (and only them): its queues, events, Lyre's own keys, and the
+    bindings kombu keeps outside the prefix (``_kombu.binding.<prefix>broker``)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_TEST_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    keys = [
+        key
+        for pattern in (f"{prefix}*", f"_kombu.binding*.{prefix}*")
+        for key in client.scan_iter(match=pattern, count=1000)
+    ]
     if keys:
         client.delete(*keys)
     client.close()
