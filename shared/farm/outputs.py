@@ -140,7 +140,7 @@ def _chapters_of(jobs: Callable[[Any], ColumnElement[bool]]) -> Select:
 
 
 CHAPTER_PROGRESS = _chapters_of(lambda job: job.in_(bindparam("jobs", expanding=True)))
-# One job's (``:job``), for its poll, which runs it on the database driver itself
+# One job's (``:job``): its poll reads it as a JSON column of its own statement (api.services.polls)
 ONE_JOB_CHAPTERS = _chapters_of(lambda job: job == bindparam("job"))
 
 
@@ -155,7 +155,8 @@ def chapter_progress(
 
 
 def chapter_entry(farm: Farm, chapter: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
-    """A chapter as a job's JSON shows it, from its row of ``CHAPTER_PROGRESS``."""
+    """A chapter as a job's JSON shows it, from its row of ``CHAPTER_PROGRESS`` (or the same
+    columns as a poll reads them, in JSON)."""
     key = chapter["output_key"]  # the chapter's file, once it is made
     samples = chapter["samples"]
     return {
