@@ -5,6 +5,11 @@ An attempt is three steps, and only the first and last touch the database: claim
 message finds it not due and does nothing), make the signed HTTP call with no transaction
 open and no row locked, then record the attempt and the outcome. A worker that dies in the
 middle leaves the delivery pending; the reconciler sends it again once it is stale.
+
+The outcome is a compare-and-set too, named after the edge of ``outbox.DELIVERY_TRANSITIONS`` it
+takes (``DELIVERY_PENDING_TO_DELIVERED``), or ``RETRY_DELIVERY``, which changes no status; zero
+rows means a duplicate attempt moved the delivery first. ``tests/unit/test_transitions.py``
+checks each one against the table.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -34,15 +39,46 @@ CLOCK_SKEW_S = 1.0
 # How long past an attempt's timeout its claim holds, for recording the outcome.
 CLAIM_MARGIN_S = 30.0
 
+_THIS_PENDING = (
+    WebhookDelivery.id == bindparam("delivery"),
+    WebhookDelivery.status == DeliveryStatus.PENDING,
+)
+_COUNTED = WebhookDelivery.attempts + 1
+
 CLAIM_DUE_DELIVERY = (
     update(WebhookDelivery)
-    .where(
-        WebhookDelivery.id == bindparam("delivery"),
-        WebhookDelivery.status == DeliveryStatus.PENDING,
-        WebhookDelivery.next_attempt_at <= bindparam("due"),
-    )
+    .where(*_THIS_PENDING, WebhookDelivery.next_attempt_at <= bindparam("due"))
     .values(next_attempt_at=bindparam("claimed_until"))
-    .returning(WebhookDelivery.url, WebhookDelivery.payload, WebhookDelivery.job_id)
+    .returning(
+        WebhookDelivery.url,
+        WebhookDelivery.payload,
+        WebhookDelivery.job_id,
+        WebhookDelivery.attempts,
+    )
+)
+# Held until the attempt is recorded: the attempt's row needs its delivery, which a job deleted
+# meanwhile takes with it.
+_KEEP_DELIVERY = (
+    select(WebhookDelivery.id)
+    .where(WebhookDelivery.id == bindparam("delivery"))
+    .with_for_update(read=True, key_share=True)
+)
+DELIVERY_PENDING_TO_DELIVERED = (
+    update(WebhookDelivery)
+    .where(*_THIS_PENDING)
+    .values(status=DeliveryStatus.DELIVERED.value, attempts=_COUNTED, delivered_at=bindparam("now"))
+)
+# Given up: the attempt failed and the delivery is older than the retry window.
+DELIVERY_PENDING_TO_FAILED = (
+    update(WebhookDelivery)
+    .where(*_THIS_PENDING, WebhookDelivery.created_at < bindparam("given_up_before"))
+    .values(status=DeliveryStatus.FAILED.value, attempts=_COUNTED)
+)
+# The attempt failed within the retry window: try again at ``next_attempt_at``.
+RETRY_DELIVERY = (
+    update(WebhookDelivery)
+    .where(*_THIS_PENDING)
+    .values(attempts=_COUNTED, next_attempt_at=bindparam("next_attempt_at"))
 )
 # The reconciler's: pending deliveries whose attempt is overdue by ``stale_before`` (their
 # message was lost, or their worker died mid-attempt), made due now and returned to be re-sent.
@@ -93,7 +129,9 @@ def deliver(
     while True:
         try:
             with sessions() as session:
-                return _record_attempt(session, delivery_id, outcome, settings)
+                return _record_attempt(
+                    session, delivery_id, outcome, claimed.attempts + 1, settings
+                )
         except exc.OperationalError:
             if utcnow() + timedelta(seconds=pause_s) >= claimed_until:
                 raise
@@ -105,18 +143,20 @@ def _record_attempt(
     session: Session,
     delivery_id: str,
     outcome: tuple[int | None, str | None, float],
+    attempt: int,
     settings: WebhookSettings,
 ) -> float | None:
+    """Record ``attempt`` (1 for the first) and its outcome; return the delay before the next
+    attempt, or None."""
+    if session.scalar(_KEEP_DELIVERY, {"delivery": delivery_id}) is None:
+        return None  # the job was deleted meanwhile
     status_code, error, duration_ms = outcome
     session.add(
         WebhookAttempt(
             delivery_id=delivery_id, status_code=status_code, error=error, duration_ms=duration_ms
         )
     )
-    delivery = session.get(WebhookDelivery, delivery_id)
-    if delivery is None:  # the job was deleted meanwhile
-        return None
-    return _record(delivery, error, settings)
+    return _move(session, delivery_id, error, attempt, settings)
 
 
 def _post(
@@ -148,22 +188,24 @@ def _post(
     return status_code, error, (time.perf_counter() - started) * 1000
 
 
-def _record(
-    delivery: WebhookDelivery, error: str | None, settings: WebhookSettings
+def _move(
+    session: Session, delivery_id: str, error: str | None, attempt: int, settings: WebhookSettings
 ) -> float | None:
-    delivery.attempts += 1
+    """Take the edge the attempt's outcome says; return the delay before the next attempt, or
+    None."""
+    now = utcnow()
+    bound = {"delivery": delivery_id}
     if error is None:
-        delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, utcnow()
+        session.execute(DELIVERY_PENDING_TO_DELIVERED, {**bound, "now": now})
         return None
-    if _age(delivery.created_at) > timedelta(seconds=settings.retry_for_s):
-        delivery.status = DeliveryStatus.FAILED
+    given_up_before = now - timedelta(seconds=settings.retry_for_s)
+    if _took(session, DELIVERY_PENDING_TO_FAILED, {**bound, "given_up_before": given_up_before}):
         return None
-    delay = backoff(delivery.attempts, settings)
-    delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
-    return delay
+    delay = backoff(attempt, settings)
+    retry = {**bound, "next_attempt_at": now + timedelta(seconds=delay)}
+    return delay if _took(session, RETRY_DELIVERY, retry) else None
 
 
-def _age(created_at: datetime) -> timedelta:
-    if created_at.tzinfo is None:  # SQLite gives naive UTC back
-        return utcnow().replace(tzinfo=None) - created_at
-    return utcnow() - created_at
+def _took(session: Session, statement: Any, params: dict[str, Any]) -> bool:
+    """Whether a compare-and-set moved its row (zero rows: another moved it first)."""
+    return bool(session.execute(statement, params).rowcount)  # type: ignore[attr-defined]

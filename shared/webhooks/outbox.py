@@ -18,6 +18,14 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # retried for WebhookSettings.retry_for_s without success
 
 
+# The allowed transitions (target -> sources). ``shared.webhooks.delivery`` holds one
+# compare-and-set statement per edge, checked against this table by tests/unit/test_transitions.py.
+DELIVERY_TRANSITIONS: dict[DeliveryStatus, tuple[DeliveryStatus, ...]] = {
+    DeliveryStatus.DELIVERED: (DeliveryStatus.PENDING,),
+    DeliveryStatus.FAILED: (DeliveryStatus.PENDING,),
+}
+
+
 def add_event(
     session: Session, job_id: uuid.UUID, url: str, event_type: str, data: dict[str, Any]
 ) -> str:

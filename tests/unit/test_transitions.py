@@ -1,5 +1,5 @@
-"""Each compare-and-set statement in shared.farm.transitions takes the edge its name says, and
-every edge of the transition tables has its statement."""
+"""Each compare-and-set statement in shared.farm.transitions and shared.webhooks.delivery takes
+the edge its name says, and every edge of the transition tables has its statement."""
 
 from __future__ import annotations
 
@@ -22,20 +22,30 @@ from shared.farm.states import (
     ChunkStatus,
     JobStatus,
 )
-from shared.infra.models import Chapter, Chunk, Job
+from shared.infra.models import Chapter, Chunk, Job, WebhookDelivery
+from shared.webhooks import delivery
+from shared.webhooks.outbox import DELIVERY_TRANSITIONS, DeliveryStatus
 
-EDGE = re.compile(r"(JOB|CHUNK|CHAPTER)_([A-Z]+)_TO_([A-Z]+)")
+MODULES = (transitions, delivery)
+STATEMENTS = {
+    name: value
+    for module in MODULES
+    for name, value in vars(module).items()
+    if isinstance(value, Update)
+}
+EDGE = re.compile(r"(JOB|CHUNK|CHAPTER|DELIVERY)_([A-Z]+)_TO_([A-Z]+)")
 GROUPS = {"ACTIVE": ACTIVE, "WAITING": WAITING}
 TABLES: dict[str, tuple[Any, type, Any]] = {
     "JOB": (Job.__table__.c.status, JobStatus, JOB_TRANSITIONS),
     "CHUNK": (Chunk.__table__.c.status, ChunkStatus, CHUNK_TRANSITIONS),
     "CHAPTER": (Chapter.__table__.c.status, ChapterStatus, CHAPTER_TRANSITIONS),
+    "DELIVERY": (WebhookDelivery.__table__.c.status, DeliveryStatus, DELIVERY_TRANSITIONS),
 }
-EDGES = {name: value for name, value in vars(transitions).items() if EDGE.fullmatch(name)}
+EDGES = {name: value for name, value in STATEMENTS.items() if EDGE.fullmatch(name)}
 LEASES = {
     name: value
-    for name, value in vars(transitions).items()
-    if name.startswith(("CLAIM_", "RESEND_", "RENEW_", "COUNT_"))
+    for name, value in STATEMENTS.items()
+    if name.startswith(("CLAIM_", "RESEND_", "RENEW_", "COUNT_", "RETRY_"))
 }
 
 
@@ -99,8 +109,9 @@ def test_leases_and_counters_never_change_a_status(name: str) -> None:
     assert set_status(LEASES[name]) is None
 
 
-def test_no_other_statement_in_the_module_sets_a_status() -> None:
+@pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)
+def test_no_other_statement_in_the_modules_sets_a_status(module: Any) -> None:
     """Any UPDATE in the module that sets a status is named as an edge."""
-    for name, value in vars(transitions).items():
+    for name, value in vars(module).items():
         if isinstance(value, Update) and set_status(value) is not None:
-            assert name in EDGES, name
+            assert name in EDGES and EDGES[name] is value, name
