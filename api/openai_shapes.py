@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas import NOT_BLANK, SEED_DESCRIPTION
-from shared.audio.stream import SpeechFormat
+from shared.audio.encode import SpeechFormat
 from shared.audio.tempo import MAX_SPEED, MIN_SPEED
 from shared.farm.seeds import SEED_LIMIT
 from shared.text.voices import OPENAI_VOICES, VOICES, find_voice

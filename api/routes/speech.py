@@ -30,13 +30,13 @@ from api.openai_shapes import (
 )
 from api.problems import KEYED, OpenAIProblem, responses
 from api.services import speech
-from shared.audio.stream import STREAM_ENCODINGS
+from shared.audio.encode import ENCODINGS, SPEECH_FORMATS
 from shared.text.voices import OPENAI_VOICES, VOICES
 
 router = APIRouter(prefix="/v1", route_class=OpenAIRoute)
 
 _AUDIO: dict[str, dict[str, dict]] = {
-    "content": {e.content_type: {} for e in STREAM_ENCODINGS.values()}
+    "content": {ENCODINGS[fmt].content_type: {} for fmt in SPEECH_FORMATS}
 }
 _AUDIO["content"]["text/event-stream"] = {}
 
@@ -65,7 +65,7 @@ async def create_speech(body: SpeechCreate, farm: FarmDep, tenant: TenantDep) ->
     if body.stream_format == "sse":
         events = speech.sse_body(first, rest, len(body.input))
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    content_type = STREAM_ENCODINGS[body.response_format].content_type
+    content_type = ENCODINGS[body.response_format].content_type
     data = speech.audio_body(first, rest)
     return StreamingResponse(data, media_type=content_type, headers=headers)
 

@@ -1,6 +1,9 @@
-"""Streamed encoding through FFmpeg's libraries (PyAV): WAV, FLAC, MP3, Opus, and M4B (AAC in
-MP4, with chapters and cover art). Tags, chapters and the cover go into the container as FFmpeg
-writes them (ID3 in MP3, iTunes atoms and a chapter list in MP4), so that players read them.
+"""Encoding through FFmpeg's libraries (PyAV): the one table of Lyre's encodings, the farm's
+files (WAV, FLAC, MP3, Opus, and M4B: AAC in MP4, with chapters and cover art) and OpenAI's
+speech formats (streamed by :mod:`shared.audio.stream`), and the one loop that turns float32
+PCM into frames and muxes them as they come. Tags, chapters and the cover go into the
+container as FFmpeg writes them (ID3 in MP3, iTunes atoms and a chapter list in MP4), so that
+players read them.
 
 Every file is a function of its samples, tags, chapters and cover alone: the muxers write in
 FFmpeg's bit-exact mode, so an Ogg stream's serial number is not random (``oggenc.c`` draws it
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, cast, get_args
+from typing import Literal, Self, cast, get_args
 
 import av
 import numpy as np
@@ -25,40 +28,51 @@ from av.video.stream import VideoStream
 
 from shared.audio import SAMPLE_RATE
 
-AudioFormat = Literal["wav", "flac", "mp3", "opus", "m4b"]  # the API's, the CLI's, the file's
-
 
 @dataclass(frozen=True)
 class Encoding:
-    container: str  # FFmpeg's muxer
+    muxer: str  # FFmpeg's
     codec: str  # FFmpeg's encoder
-    content_type: str  # what the object store serves it as
-    lossy: bool  # takes AudioSettings.bitrate_kbps
+    content_type: str  # what the object store and the API serve it as
+    lossy: bool  # takes a bit rate (AudioSettings.bitrate_kbps)
+    streams: bool = True  # the muxer can write to a pipe, never seeking back
     options: dict[str, str] = field(default_factory=dict)  # the muxer's
+    streamed_options: dict[str, str] = field(default_factory=dict)  # the muxer's, to a pipe
     codec_options: dict[str, str] = field(default_factory=dict)  # the encoder's
     chapters: bool = False  # the container keeps a chapter list and cover art
 
 
 ENCODINGS: dict[str, Encoding] = {
     "wav": Encoding("wav", "pcm_s16le", "audio/wav", lossy=False),
-    "flac": Encoding("flac", "flac", "audio/flac", lossy=False),
+    # the header holds the number of samples: a FLAC streamed without it is refused by common
+    # readers (libsndfile)
+    "flac": Encoding("flac", "flac", "audio/flac", lossy=False, streams=False),
     "mp3": Encoding("mp3", "libmp3lame", "audio/mpeg", lossy=True),
-    "opus": Encoding("ogg", "libopus", "audio/ogg", lossy=True),
+    # a page every 100 ms rather than every second, for a listener waiting on it
+    "opus": Encoding(
+        "ogg", "libopus", "audio/ogg", lossy=True, streamed_options={"page_duration": "100000"}
+    ),
     # FFmpeg's AAC encoder with its "fast" coder: on bench/stitch.py's speech-like audio
     # 90x real time against 19x for the default "twoloop", and 21.5 dB from the source
-    # against 13.2 (64 kbps mono, 24 kHz)
+    # against 13.2 (64 kbps mono, 24 kHz). MP4's index is written last, pointing back.
     "m4b": Encoding(
         "mp4",
         "aac",
         "audio/mp4",
         lossy=True,
+        streams=False,
         options={"brand": "M4B "},
         codec_options={"aac_coder": "fast"},
         chapters=True,
     ),
+    "aac": Encoding("adts", "aac", "audio/aac", lossy=True),  # bare frames; the default coder
+    "pcm": Encoding("s16le", "pcm_s16le", "audio/pcm", lossy=False),  # the samples alone
 }
+AudioFormat = Literal["wav", "flac", "mp3", "opus", "m4b"]  # the API's, the CLI's, the file's
 FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
-assert set(ENCODINGS) == set(FORMATS), "every format needs its encoding"
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]  # OpenAI's, streamed
+SPEECH_FORMATS: tuple[SpeechFormat, ...] = get_args(SpeechFormat)
+assert set(ENCODINGS) == {*FORMATS, *SPEECH_FORMATS}, "every format needs its encoding"
 _BLOCK = 4096
 BITEXACT = cast(int, av.container.Flags.bitexact.value)  # no random ids, dates or versions
 
@@ -70,11 +84,79 @@ class ChapterMark:
     end: int
 
 
-class AudioWriter:
-    """Write float32 mono PCM (at ``SAMPLE_RATE``) to a file as it comes; memory stays at one
-    block. ``rate`` resamples (libswresample) for formats that want another rate (ACX: 44.1
-    kHz); ``tags`` are FFmpeg's names (title, artist, album, track, language); ``chapters``
-    and ``cover`` (JPEG or PNG bytes) are written where the container keeps them (M4B)."""
+class Encoder:
+    """Float32 mono PCM at ``SAMPLE_RATE`` in (:meth:`write`), encoded as it comes into one
+    stream of ``encoding``, muxed into a container on ``target`` (a path, or a file object
+    that the muxer writes to); memory stays at one block. ``rate`` resamples
+    (libswresample) for formats that want another rate (ACX: 44.1 kHz); ``options`` add to
+    the muxer's."""
+
+    def __init__(
+        self,
+        target: object,
+        encoding: Encoding,
+        bitrate_kbps: int = 64,
+        *,
+        rate: int = SAMPLE_RATE,
+        options: Mapping[str, str] | None = None,
+    ) -> None:
+        options = {**encoding.options, **(options or {})}
+        self.container = av.open(target, mode="w", format=encoding.muxer, container_options=options)
+        self.container.flags |= BITEXACT
+        self.stream = cast(
+            AudioStream, self.container.add_stream(encoding.codec, rate=rate, layout="mono")
+        )
+        if encoding.lossy:
+            self.stream.bit_rate = bitrate_kbps * 1000
+        if encoding.codec_options:
+            self.stream.codec_context.options = dict(encoding.codec_options)
+        self._timed = rate == SAMPLE_RATE  # else PyAV's encoder resamples; it sets the pts
+        self.samples = 0
+        self.end_pts = 0  # where the next packet of this stream starts
+        self._flushed = False
+
+    def write(self, pcm: np.ndarray) -> None:
+        data = (np.clip(pcm, -1.0, 1.0) * 32767).round().astype(np.int16)
+        for start in range(0, len(data), _BLOCK):
+            block = data[start : start + _BLOCK].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+            frame.sample_rate = SAMPLE_RATE
+            frame.pts = self.samples if self._timed else None
+            self.samples += block.shape[1]
+            self.mux(self.stream.encode(frame))
+
+    def flush(self) -> None:
+        """End the stream: mux what the encoder still holds."""
+        if not self._flushed:
+            self.mux(self.stream.encode(None))
+            self._flushed = True
+
+    def mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            if packet.pts is not None:
+                self.end_pts = packet.pts + (packet.duration or 0)
+        self.container.mux(packets)
+
+    def close(self) -> None:
+        self.flush()
+        self.container.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AudioWriter(Encoder):
+    """An :class:`Encoder` to the file ``path`` in ``fmt`` (one of :data:`FORMATS`). ``tags``
+    are FFmpeg's names (title, artist, album, track, language); ``chapters`` and ``cover``
+    (JPEG or PNG bytes) are written where the container keeps them (M4B)."""
 
     def __init__(
         self,
@@ -88,22 +170,11 @@ class AudioWriter:
         cover: bytes | None = None,
     ) -> None:
         encoding = ENCODINGS[fmt]
-        self.container = av.open(
-            str(path), mode="w", format=encoding.container, options=encoding.options
-        )
-        self.container.flags |= BITEXACT
-        self.stream = cast(
-            AudioStream, self.container.add_stream(encoding.codec, rate=rate, layout="mono")
-        )
+        super().__init__(str(path), encoding, bitrate_kbps, rate=rate)
         for name, value in (tags or {}).items():
             if value:  # Ogg keeps tags on the stream, the other containers on the file
                 self.container.metadata[name] = value
                 self.stream.metadata[name] = value
-        if encoding.lossy:
-            self.stream.bit_rate = bitrate_kbps * 1000
-        if encoding.codec_options:
-            self.stream.codec_context.options = dict(encoding.codec_options)
-        self._resampled = rate != SAMPLE_RATE  # PyAV's encoder resamples; it sets the pts
         if encoding.chapters:
             self.container.set_chapters(
                 [
@@ -119,9 +190,6 @@ class AudioWriter:
             )
             if cover:
                 self._add_cover(cover)
-        self.samples = 0
-        self._flushed = False
-        self._end_pts = 0  # where the next packet of this stream starts
 
     def _add_cover(self, image: bytes) -> None:
         """Cover art as FFmpeg's muxer takes it: one packet on an attached-picture stream."""
@@ -139,21 +207,11 @@ class AudioWriter:
         packet.stream, packet.pts, packet.dts = picture, 0, 0
         self.container.mux(packet)
 
-    def write(self, pcm: np.ndarray) -> None:
-        data = (np.clip(pcm, -1.0, 1.0) * 32767).round().astype(np.int16)
-        for start in range(0, len(data), _BLOCK):
-            block = data[start : start + _BLOCK].reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = None if self._resampled else self.samples
-            self.samples += block.shape[1]
-            self._mux(self.stream.encode(frame))
-
     def append_encoded(self, path: Path | str) -> None:
         """End this encoder's output, then append the packets of ``path``, the same codec
         encoded separately (the second half of a programme, encoded in parallel)."""
-        self._flush()
-        offset, start = self._end_pts, None
+        self.flush()
+        offset, start = self.end_pts, None
         with av.open(str(path)) as source:
             for packet in source.demux(audio=0):
                 if not packet.size or packet.pts is None:  # the demuxer's end marker
@@ -161,30 +219,4 @@ class AudioWriter:
                 start = packet.pts if start is None else start
                 packet.pts = packet.dts = offset + packet.pts - start
                 packet.stream = self.stream
-                self._mux([packet])
-
-    def close(self) -> None:
-        self._flush()
-        self.container.close()
-
-    def _flush(self) -> None:
-        if not self._flushed:
-            self._mux(self.stream.encode(None))
-            self._flushed = True
-
-    def _mux(self, packets: list[av.Packet]) -> None:
-        for packet in packets:
-            if packet.pts is not None:
-                self._end_pts = packet.pts + (packet.duration or 0)
-        self.container.mux(packets)
-
-    def __enter__(self) -> AudioWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+                self.mux([packet])

@@ -12,8 +12,8 @@ import zlib
 import numpy as np
 import pytest
 
-from shared.audio.encode import FORMATS, AudioWriter, ChapterMark
-from shared.audio.stream import SPEECH_FORMATS, StreamEncoder
+from shared.audio.encode import FORMATS, SPEECH_FORMATS, AudioWriter, ChapterMark
+from shared.audio.stream import StreamEncoder
 from shared.farm.seeds import chunk_seed
 from shared.speech.engine import EngineLoop, SpeechRequest
 from shared.speech.espeak import EspeakEngine, _library

@@ -14,7 +14,8 @@ import pytest
 import soundfile
 
 from shared.audio import SAMPLE_RATE
-from shared.audio.stream import SPEECH_FORMATS, STREAM_ENCODINGS, StreamEncoder
+from shared.audio.encode import ENCODINGS, SPEECH_FORMATS
+from shared.audio.stream import StreamEncoder
 from shared.audio.tempo import TimeStretch, atempo_factors
 from shared.text.voices import OPENAI_VOICES, VOICES, find_voice
 
@@ -70,7 +71,7 @@ def test_every_format_streams_as_the_audio_comes_and_reads_back_whole(fmt):
     encoder = StreamEncoder(fmt, 64)
     parts = [encoder.write(tone(1.0)) for _ in range(3)] + [encoder.close()]
     data = b"".join(parts)
-    if STREAM_ENCODINGS[fmt].streams:
+    if ENCODINGS[fmt].streams:
         assert all(parts[:3]), "bytes go out with each second written"
     else:
         assert parts[:3] == [b"", b"", b""] and parts[3]  # FLAC: whole, its length in it
