@@ -62,7 +62,7 @@ bench: install services ## Run the benchmarks in bench/ (figures go to docs/perf
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared api workers
+	$(BIN)/mypy shared api workers cli
 
 services: ## Start local Postgres and Redis if they are down (where this machine allows)
 	@bash scripts/services.sh

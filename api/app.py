@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import handlers
 from api.problems import document_problems
-from api.routes import health, jobs, speech
+from api.routes import health, jobs, speech, tenants
 from api.schemas import JobCreate
 from api.services.readers import Readers
 from api.web import actions, live, pages
@@ -23,6 +23,7 @@ from api.web import actions, live, pages
 # them from a CDN: a blank page where there is no internet). Swagger UI 5: OpenAPI 3.1.
 SWAGGER_UI = Path(str(resources.files("fastapi_swagger.resources")))
 STATIC = Path(__file__).parent / "web" / "static"
+API_PREFIX = "/v1"
 
 
 @asynccontextmanager
@@ -44,9 +45,9 @@ def create_app() -> FastAPI:
         docs_url=None,  # served below, from this app's own copy of Swagger UI
         redoc_url=None,  # ReDoc has no packaged copy: /docs is the reference
     )
-    app.include_router(jobs.router)
-    app.include_router(speech.router)
-    app.include_router(health.router)
+    for versioned in (jobs, tenants, speech):  # the API, OpenAI's speech endpoint among it
+        app.include_router(versioned.router, prefix=API_PREFIX)
+    app.include_router(health.router)  # for probes and scrapers, unversioned
     for web in (pages, actions, live):
         app.include_router(web.router)
     app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI), name="swagger")

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import RedisError
 
-from api.errors import LimitReached, NotAuthenticated
+from api.errors import NotAuthenticated
+from api.services import rates
 from api.services.readers import Readers
 from shared.farm.context import Farm
-from shared.farm.limits import TooManyRequests, limits_for, take_request, take_request_on_loop
+from shared.farm.sender import celery_farm
 from shared.farm.tenants import tenant_for_key
-from shared.infra import queues
 from shared.infra.models import Tenant
-
-log = logging.getLogger(__name__)
 
 
 @cache
 def process_farm() -> Farm:
     """The farm as this process sees it, built on first use."""
-    from workers.sender import celery_farm
-
     return celery_farm()
 
 
@@ -56,39 +46,8 @@ def current_tenant(key: KeyDep, farm: Annotated[Farm, Depends(get_farm)]) -> Ten
         tenant = tenant_for_key(session, key)
     if tenant is None:
         raise NotAuthenticated("the API key is not valid")
-    count_request(farm, tenant)
+    rates.count_request(farm, tenant)
     return tenant
-
-
-def count_request(farm: Farm, tenant: Tenant) -> None:
-    """429 past the tenant's requests a second; with Redis away, the request goes through
-    (the limit protects the farm from a client, not from Redis's absence)."""
-    client = queues.redis_client(farm.settings.redis.url, timeout_s=1)
-    with _counted(tenant):
-        take_request(client, _rate_key(farm, tenant), limits_for(tenant, farm.settings.limits))
-
-
-async def count_request_on_loop(farm: Farm, client: AsyncRedis, tenant: Tenant) -> None:
-    """:func:`count_request` from the event loop, through an asyncio client (given up after a
-    second, as the threads' client's reads are)."""
-    with _counted(tenant):
-        limits = limits_for(tenant, farm.settings.limits)
-        async with asyncio.timeout(1):
-            await take_request_on_loop(client, _rate_key(farm, tenant), limits)
-
-
-def _rate_key(farm: Farm, tenant: Tenant) -> str:
-    return queues.key(farm.settings.redis.key_prefix, queues.RATE_KEY + str(tenant.id))
-
-
-@contextmanager
-def _counted(tenant: Tenant) -> Iterator[None]:
-    try:
-        yield
-    except TooManyRequests as exc:
-        raise LimitReached(str(exc), exc.retry_after_s) from None
-    except (RedisError, TimeoutError) as exc:
-        log.warning("requests of tenant %s not counted: %r", tenant.name, exc)
 
 
 async def get_readers(request: Request) -> Readers:

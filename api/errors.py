@@ -4,8 +4,11 @@ unless the raiser says more."""
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Self
+
+from shared.farm import intake
 
 
 class ApiError(Exception):
@@ -188,3 +191,15 @@ class FilesExpired(ApiError):
     """The job's files were removed at the end of its retention period."""
 
     status_code = 410
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """The intake's refusals (``shared.farm.intake``) as the API's: a size past a limit is a
+    413, any other a 422, each with the intake's reason."""
+    try:
+        yield
+    except intake.InputTooLarge as exc:
+        raise InputTooLarge(str(exc)) from None
+    except intake.InputRefused as exc:
+        raise InvalidInput(str(exc)) from None

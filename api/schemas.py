@@ -13,9 +13,9 @@ from shared.audio.encode import AudioFormat
 from shared.audio.presets import MasteringChoices, PresetName
 from shared.farm.seeds import SEED_LIMIT
 from shared.farm.states import JobStatus
-from shared.infra.settings import SpeakingEngine
+from shared.infra.settings import ResolvedEngine
 from shared.text.lexicon import MAX_ENTRIES, MAX_LENGTH
-from shared.text.voices import Voice
+from shared.text.voices import DEFAULT_VOICE, Voice
 
 SEED_DESCRIPTION = (
     f"0 to {SEED_LIMIT - 1}: same text, voice, settings and seed → same bytes, on any farm "
@@ -41,7 +41,7 @@ class JobCreate(BaseModel):
         "request sends it, or an EPUB, as the file `file` instead.",
         json_schema_extra={"pattern": NOT_BLANK},  # a file's request leaves it empty
     )
-    voice: Voice = "tara"
+    voice: Voice = DEFAULT_VOICE
     format: AudioFormat | None = Field(
         default=None, description="The programme's format; default: the preset's, else mp3"
     )
@@ -169,7 +169,10 @@ class WebhookDeliveryOut(BaseModel):
 
 class VoiceOut(BaseModel):
     id: Voice
-    engines: list[SpeakingEngine]
+    engines: list[ResolvedEngine] = Field(
+        description="The engines this farm speaks the voice with (null and simulated: a test "
+        "farm's, which make no speech)"
+    )
 
 
 class EventOut(BaseModel):

@@ -110,7 +110,7 @@ class Chaos:
         )
         self._farmctl("up", *map(str, ports))
         key = subprocess.run(
-            [sys.executable, "-m", "shared.local.cli", "keys", "create", "--tenant", "chaos"],
+            [sys.executable, "-m", "cli.main", "keys", "create", "--tenant", "chaos"],
             env=self.env,
             check=True,
             capture_output=True,

@@ -13,8 +13,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cli.synth import UsageError
 from shared.infra.settings import get_settings
-from shared.local.synth import UsageError
 
 
 def add_key_commands(commands: argparse._SubParsersAction) -> None:

@@ -1,4 +1,5 @@
-"""The ``lyre`` command line."""
+"""The ``lyre`` command line: ``lyre synth`` (embedded mode, ``cli.runner``), ``lyre models``,
+``lyre keys`` and ``lyre tenants`` (``cli.admin``, on a farm's database)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import get_args
 
 from pydantic import ValidationError
 
+from cli.admin import FarmUnavailable, add_key_commands, add_tenant_commands, keys, tenants
+from cli.synth import UsageError
+from cli.synth import add_arguments as add_synth_arguments
+from cli.synth import run as run_synth
 from shared.infra.settings import Settings, SpeakingEngine, UnsupportedSetting, get_settings
-from shared.local.admin import FarmUnavailable, add_key_commands, add_tenant_commands, keys, tenants
-from shared.local.synth import UsageError
-from shared.local.synth import add_arguments as add_synth_arguments
-from shared.local.synth import run as run_synth
 
 ENGINES = ("auto", *get_args(SpeakingEngine))
 
@@ -32,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def apply_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
-    updates = {k: v for k, v in (("engine", args.engine), ("voice", args.voice)) if v}
+    updates: dict[str, object] = {"engine": args.engine} if args.engine else {}
     if args.max_chars is not None:
         if args.max_chars < 40:
             raise UsageError("--max-chars must be at least 40")

@@ -3,8 +3,6 @@ SQLite (same schema, same migrations) for Postgres and a local folder for S3."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -14,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,25 +20,23 @@ from typing import Any
 import torch
 from sqlalchemy import select
 
+from cli.resume import resume
 from shared.audio import SAMPLE_RATE
 from shared.farm import stages
 from shared.farm.book import stitch_job
 from shared.farm.context import Farm
 from shared.farm.dispatch import dispatch
-from shared.farm.jobs import JobRequest, new_job, submit_job
+from shared.farm.intake import Intake, enter_job
 from shared.farm.outputs import chapter_progress
 from shared.farm.states import JobStatus
 from shared.farm.stitching import stitch_chapter
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
 from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import Settings
-from shared.infra.storage import LocalStore, cover_key
-from shared.local.resume import resume
+from shared.infra.storage import LocalStore
 from shared.snac.decoder import SnacDecoder
 from shared.speech.engine import Engine, EngineError, EngineLoop
 from shared.speech.factory import build_engine
-from shared.text.chunking import ChunkedText
-from shared.text.epub import Cover
 
 LOCAL_TENANT = "local"
 
@@ -64,23 +60,14 @@ class Summary:
 
 @dataclass
 class SynthJob:
-    chunked: ChunkedText
-    request: JobRequest  # its engine is the runner's
+    intake: Intake  # its engine is the runner's
     output: Path  # the programme
-    cover: Cover | None = None
     extras: Path | None = None  # a folder for the other files (chapters, captions); or none
 
     @property
     def job_id(self) -> uuid.UUID:
-        """Same text, voice, making and seed, same id: a rerun samples and decodes every chunk
-        the same way, and a run interrupted in a work directory resumes there."""
-        request = self.request
-        made: list[Any] = [request.voice, request.mastering.model_dump(), request.lexicon]
-        if request.seed is not None:  # unseeded runs keep the ids they had
-            made.append(request.seed)
-        making = json.dumps(made, sort_keys=True)
-        digest = hashlib.sha256(f"{making}\0{self.chunked.normalized}".encode())
-        return uuid.UUID(digest.hexdigest()[:32])
+        """The same for the same text, voice, making and seed (``Intake.content_id``)."""
+        return self.intake.content_id()
 
 
 class LocalSender:
@@ -217,13 +204,10 @@ class EmbeddedRunner:
                 session.add(tenant)
                 session.flush()
                 tenant_id = tenant.id
-        request = replace(job.request, engine=self.engine_name)
-        if job.cover is not None:
-            request = replace(request, cover_key=cover_key(str(job.job_id), job.cover.extension))
-            farm.store.put_bytes(request.cover_key or "", job.cover.data)
-        row, chunks, chapters = new_job(job.job_id, tenant_id, job.chunked, request)
-        submit_job(farm, row, chunks, chapters, replace=True)  # a failed earlier run's rows go
-        dispatch(farm, slots=len(chunks))  # one job, no one to share with: all of it at once
+        request = job.intake.for_job(job.job_id)
+        # a failed earlier run's rows go
+        row = enter_job(farm, tenant_id, job.job_id, job.intake, request, replace=True)
+        dispatch(farm, slots=row.chunks_total)  # one job, no one to share with: all at once
 
     @staticmethod
     def _dropped(url: str, job: SynthJob) -> list[str]:

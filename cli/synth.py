@@ -10,13 +10,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from shared.audio.encode import FORMATS
+from shared.audio.encode import FORMATS, AudioFormat
 from shared.audio.presets import PRESETS
 from shared.farm.seeds import SEED_LIMIT
 from shared.infra.settings import Settings
-from shared.text.voices import VOICES
-
-MAX_INPUT_BYTES = 50 * 1024 * 1024
+from shared.text.voices import DEFAULT_VOICE, VOICES
 
 
 class UsageError(Exception):
@@ -26,7 +24,9 @@ class UsageError(Exception):
 def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> None:
     synth.add_argument("input", help="EPUB, HTML, Markdown or text file (- for standard input)")
     synth.add_argument("-o", "--output", required=True, type=Path, help="audio file to write")
-    synth.add_argument("--voice", choices=VOICES, help="default voice (default: tara)")
+    synth.add_argument(
+        "--voice", choices=VOICES, default=DEFAULT_VOICE, help=f"default: {DEFAULT_VOICE}"
+    )
     synth.add_argument("--engine", choices=engines, help="speech engine (default: auto)")
     synth.add_argument("--format", choices=tuple(FORMATS), help="default: from the file name")
     synth.add_argument("--preset", choices=PRESETS, help="acx, podcast or audiobook")
@@ -64,30 +64,32 @@ def seed(given: str) -> int:
     return value
 
 
-def read_input(source: str) -> bytes:
-    """The input's bytes from a path or ``-``; what they are is told by content later."""
+def read_input(source: str, limit: int) -> bytes:
+    """The input's bytes from a path or ``-``, no more than one past ``limit`` (the intake
+    refuses it then); what they are is told by content later."""
     try:
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        if source == "-":
+            return sys.stdin.buffer.read(limit + 1)
+        with Path(source).open("rb") as file:
+            return file.read(limit + 1)
     except FileNotFoundError:
         raise UsageError(f"{source}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{source}: is a directory, not a text file") from None
     except OSError as exc:
         raise UsageError(f"{source}: cannot read: {exc.strerror}") from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise UsageError(f"{source}: larger than {MAX_INPUT_BYTES // 2**20} MiB")
-    if not data.strip():
-        raise UsageError(f"{source}: the text is empty")
-    return data
 
 
-def output_format(output: Path, requested: str | None, preset: str | None) -> str | None:
+def output_format(
+    output: Path, requested: AudioFormat | None, preset: str | None
+) -> AudioFormat | None:
     """--format, else the file's extension, else the preset's choice."""
     if requested:
         return requested
     suffix = output.suffix.lower().lstrip(".")
-    if suffix in FORMATS:
-        return suffix
+    for fmt in FORMATS:
+        if suffix == fmt:
+            return fmt
     if preset:
         return None
     raise UsageError(
@@ -112,48 +114,37 @@ def read_lexicon(path: Path | None) -> dict[str, str]:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from shared.audio.presets import mastering
-    from shared.farm.jobs import JobRequest, with_credits
-    from shared.local.runner import EmbeddedRunner, SynthJob
-    from shared.speech.factory import resolve_engine_name
-    from shared.text.chunking import chunk_text
-    from shared.text.documents import read_document
-    from shared.text.epub import BookRefused
-    from shared.text.lexicon import LexiconRefused, merge
+    from cli.runner import EmbeddedRunner, SynthJob
+    from shared.farm.intake import InputRefused, Submission, take_in
 
     fmt = output_format(args.output, args.format, args.preset)
     if not args.output.parent.is_dir():
         raise UsageError(f"{args.output.parent}: no such directory")
-    try:
-        document = read_document(
-            read_input(args.input), settings.farm.max_unpacked_bytes, args.input
-        )
-        lexicon = merge({}, read_lexicon(args.lexicon))
-    except (BookRefused, LexiconRefused) as exc:
-        raise UsageError(f"{args.input}: {exc}") from None
-    text = with_credits(document, args.opening_credits, args.closing_credits, args.title)
-    chunked = chunk_text(text, settings.chunking.max_chars, structured=document.structured)
-    if not chunked.spans:
-        raise UsageError(f"{args.input}: nothing to say (no words in the text)")
-    engine, note = resolve_engine_name(settings)
-    if note:
-        print(note, file=sys.stderr)
-    request = JobRequest(
-        voice=settings.voice,
-        engine=engine,
-        mastering=mastering(args.preset, settings.audio, {"format": fmt}),
+    submission = Submission(
+        data=read_input(args.input, settings.farm.max_upload_bytes),
+        filename=args.input,
+        voice=args.voice,
+        format=fmt,
         preset=args.preset,
-        title=args.title or document.title,
-        author=args.author or document.author,
-        language=document.language,
-        lexicon=lexicon,
+        title=args.title,
+        author=args.author,
+        lexicon=read_lexicon(args.lexicon),
+        opening_credits=args.opening_credits,
+        closing_credits=args.closing_credits,
         seed=args.seed,
     )
-    runner = EmbeddedRunner(settings, engine)
+    try:
+        taken = take_in(settings, submission)
+    except InputRefused as exc:
+        raise UsageError(f"{args.input}: {exc}") from None
+    if taken.engine_note:
+        print(taken.engine_note, file=sys.stderr)
+    runner = EmbeddedRunner(settings, taken.request.engine)
     with tempfile.TemporaryDirectory(prefix="lyre-files-") as extras:
         try:
-            with tqdm(total=len(chunked.spans), unit="chunk", desc="synth", file=sys.stderr) as bar:
-                job = SynthJob(chunked, request, args.output, document.cover, Path(extras))
+            chunks = len(taken.chunked.spans)
+            with tqdm(total=chunks, unit="chunk", desc="synth", file=sys.stderr) as bar:
+                job = SynthJob(taken, args.output, Path(extras))
                 summary = runner.run(job, on_chunk=lambda _: bar.update())
         finally:
             runner.close()

@@ -1,4 +1,4 @@
-"""Lyre's code that the api and the workers share; it imports neither.
+"""Lyre's code that the api, the workers and the command line share; it imports none of them.
 
 One folder per concern, each importing only folders listed before it:
 
@@ -8,8 +8,8 @@ One folder per concern, each importing only folders listed before it:
 - ``speech``   engines that turn a chunk's text into speech: Orpheus (SNAC codes) or espeak-ng
 - ``snac``     SNAC codes to PCM on the CPU: the stock decoder and the tiled one
 - ``webhooks`` the outbox, signed delivery with retries, the policy on webhook URLs
-- ``farm``     jobs and chunks: states, transitions, the stages the workers run
-- ``local``    embedded mode (``lyre synth``) and the command line
+- ``farm``     jobs and chunks: the intake, states, transitions, the stages the workers run, and
+               the sending side of the queues
 
 ``docs/architecture.md`` follows a job through them.
 """

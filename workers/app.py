@@ -17,37 +17,21 @@ sequence short, bench/batching.py); with a CPU engine, the cores it may use.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from celery import Celery
-from kombu import Queue
 
+from shared.farm.sender import celery_app
 from shared.infra import queues
-from shared.infra.settings import RedisSettings, get_settings
-from workers import broker, consumer
-
-
-def transport_options(settings: RedisSettings) -> dict[str, object]:
-    options: dict[str, object] = {"visibility_timeout": settings.visibility_timeout_s}
-    if settings.key_prefix:  # every key and channel of this farm under it (kombu's redis)
-        options["global_keyprefix"] = settings.key_prefix
-    return options
+from shared.infra.settings import get_settings
+from workers import consumer
 
 
 def create_app() -> Celery:
+    """The sending side's app (``shared.farm.sender``: broker, queues, routes) with what a
+    worker and beat add: the tasks, acknowledgement late, events in batches, the schedule."""
     settings = get_settings()
-    app = Celery("lyre", broker=settings.redis.url, include=["workers.tasks"])
-    if urlsplit(settings.redis.url).scheme == "redis":  # rediss:// and sentinel:// stay kombu's
-        app.conf.broker_transport = broker.TRANSPORT
+    app = celery_app(settings)
     app.conf.update(
-        task_queues=[Queue(name) for name in queues.QUEUES],
-        task_default_queue=queues.CPU,
-        task_routes={
-            "gpu.*": {"queue": queues.GPU},
-            "cpu.*": {"queue": queues.CPU},
-            "stitch.*": {"queue": queues.STITCH},
-            "webhooks.*": {"queue": queues.WEBHOOKS},
-        },
+        include=["workers.tasks"],
         task_acks_late=True,  # a task lost with its worker is delivered again
         task_reject_on_worker_lost=True,
         # a lost broker connection (Redis restarting) does not stop the chunks in flight: they
@@ -55,22 +39,8 @@ def create_app() -> Celery:
         # would cancel them, leaving them taken until their leases ran out)
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=1,
-        broker_transport_options={
-            "visibility_timeout": settings.redis.visibility_timeout_s,
-            # every key and channel of this farm under its prefix (kombu's redis transport)
-            **(
-                {"global_keyprefix": settings.redis.key_prefix} if settings.redis.key_prefix else {}
-            ),
-        },
-        broker_connection_retry_on_startup=True,
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
-        # Flower: each worker sends received/started/succeeded in batches (workers.consumer);
-        # a task-sent event would be one more Redis publish per message sent, costing as much
-        # as the message
+        # Flower: each worker sends received/started/succeeded in batches (workers.consumer)
         worker_send_task_events=True,
-        task_send_sent_event=False,
         worker_consumer=consumer.CONSUMER,  # task events in batches every 100 ms
         worker_hijack_root_logger=False,
         beat_schedule={

@@ -22,9 +22,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 
 from shared.farm.dispatch import dispatch
+from shared.farm.sender import celery_farm
 from shared.infra import queues
 from shared.infra.settings import Settings, get_settings
-from workers.sender import celery_farm
 
 log = logging.getLogger("lyre.dispatcher")
 

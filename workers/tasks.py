@@ -24,6 +24,7 @@ from shared.farm.context import Farm
 from shared.farm.jobs import fail_job
 from shared.farm.reconcile import reconcile
 from shared.farm.retention import expire
+from shared.farm.sender import celery_farm
 from shared.farm.stitching import stitch_chapter as chapter_stitch
 from shared.infra import queues
 from shared.infra.outages import dependency_down
@@ -33,7 +34,6 @@ from shared.speech.factory import resolve_engine_name
 from shared.webhooks.delivery import deliver
 from workers import engine_host
 from workers.app import app
-from workers.sender import celery_farm
 
 if TYPE_CHECKING:
     from celery.worker import WorkController
@@ -48,7 +48,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 @cache
 def farm() -> Farm:
-    return celery_farm()
+    return celery_farm(app)
 
 
 @cache

@@ -1,16 +1,17 @@
-"""/v1 routes: parse, call a service, shape the answer."""
+"""A tenant's jobs: submit, list, poll, cancel, delete, download, history, a chapter's redo."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from api import uploads
 from api.deps import FarmDep, KeyDep, ReadersDep, TenantDep
 from api.errors import (
     AudioNotReady,
@@ -31,20 +32,14 @@ from api.schemas import (
     JobCreate,
     JobOut,
     JobPage,
-    LexiconIn,
-    LimitsOut,
-    VoiceOut,
     WebhookDeliveryOut,
-    WebhookSecretOut,
 )
 from api.services import history, jobs, polls
 from api.services.jobs import CURSOR_PATTERN
-from shared.farm import tenants
 from shared.farm.states import JobStatus
-from shared.infra.settings import FarmSettings, SpeakingEngine
-from shared.text.voices import VOICES
+from shared.infra.settings import FarmSettings
 
-router = APIRouter(prefix="/v1")
+router = APIRouter()
 
 _STATUS = Query(default=None, description="Only jobs in this status")
 MAX_INT = 2**31 - 1  # job_event.id and chunk.chapter are INTEGERs: larger is no place in them
@@ -73,55 +68,39 @@ _JOB_BODY = {  # read by the route itself, in either encoding
 
 async def _read_body(
     request: Request, settings: FarmSettings
-) -> tuple[JobCreate, bytes, str | None]:
+) -> tuple[JobCreate, bytes | None, str | None]:
     """A JSON body, or multipart/form-data with the input as the file ``file`` and the rest as
-    fields; the input's bytes (the text, or the uploaded file) are read by content later."""
-    limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise InputTooLarge(f"the request is larger than {limit} bytes")
-    form = request.headers.get("content-type", "").startswith("multipart/form-data")
-    data, filename = b"", None
+    fields; the uploaded file's bytes and name (None, None: the body's text is the input)."""
+    upload = None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        upload = await uploads.read_form(request, settings)
+        fields: Any = _form_fields(upload)
+    else:
+        fields = await uploads.read_json(request, settings)
+    if not isinstance(fields, dict):
+        raise InvalidInput("the body must be a JSON object")
     try:
-        if form:
-            fields, data, filename = await _form_fields(request, limit)
-        else:
-            fields = json.loads(await request.body())
-        if not isinstance(fields, dict):
-            raise InvalidInput("the body must be a JSON object")
-        if data and "text" not in fields:
-            fields["text"] = ""  # the file is the input
         # JSON's types are as the schema says (no true for 1, no "1" for 1); a form's fields
         # are all strings, read as their fields' types
-        body = JobCreate.model_validate(fields, strict=not form)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise InvalidInput("the body is not valid JSON: it is not UTF-8") from None
+        body = JobCreate.model_validate(fields, strict=upload is None)
     except ValidationError as exc:
         raise InvalidInput.of_fields(exc.errors(), prefix=("body",)) from None
-    if not data:
-        data = body.text.encode()
-        if len(data) > settings.max_input_bytes:
-            raise InputTooLarge(f"the text is larger than {settings.max_input_bytes} bytes")
-    return body, data, filename
+    if upload is None or upload.filename is None:
+        return body, None, None
+    return body, upload.data, upload.filename
 
 
-async def _form_fields(request: Request, limit: int) -> tuple[dict[str, Any], bytes, str | None]:
-    async with request.form() as form:
-        fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
-        upload, data, filename = form.get("file"), b"", None
-        if upload is not None and not isinstance(upload, str):
-            filename = upload.filename
-            data = await upload.read(limit + 1)
-            if len(data) > limit:
-                raise InputTooLarge(f"the file is larger than {limit} bytes")
-            if not data:
-                raise InvalidInput("the file is empty")
+def _form_fields(upload: uploads.Upload) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(upload.fields)
     for name in ("metadata", "lexicon", "mastering"):  # JSON objects in form fields
         if name in fields:
-            fields[name] = json.loads(fields[name])
-    return fields, data, filename
+            try:
+                fields[name] = json.loads(fields[name])
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{name} is not valid JSON: {exc.msg}") from None
+    if upload.filename is not None and "text" not in fields:
+        fields["text"] = ""  # the file is the input
+    return fields
 
 
 @router.post(
@@ -142,7 +121,7 @@ async def create_job(
 ) -> JobOut:
     body, data, filename = await _read_body(request, farm.settings.farm)
     job = await run_in_threadpool(jobs.submit, farm, tenant, body, idempotency_key, data, filename)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Location"] = request.app.url_path_for("get_job", job_id=str(job.id))
     return jobs.job_out(farm, job)
 
 
@@ -250,45 +229,3 @@ def regenerate_chapter(
     the job's next version; the current files stay listed until the new ones are made."""
     jobs.redo(farm, tenant, job_id, number - 1, body)
     return _job_now(job_id, farm, tenant)
-
-
-@router.get("/limits", response_model=LimitsOut, responses=responses(*KEYED))
-def get_limits(farm: FarmDep, tenant: TenantDep) -> LimitsOut:
-    """The tenant's share of the GPUs and its limits (an operator sets them with
-    ``lyre tenants set``), and the characters it has submitted today."""
-    return jobs.tenant_limits(farm, tenant)
-
-
-@router.get("/webhooks/secret", response_model=WebhookSecretOut, responses=responses(*KEYED))
-def webhook_secret(tenant: TenantDep) -> WebhookSecretOut:
-    """The secret the tenant's webhooks are signed with, for its receivers to verify them."""
-    return WebhookSecretOut(secret=tenant.webhook_secret)
-
-
-@router.post(
-    "/webhooks/secret/rotate", response_model=WebhookSecretOut, responses=responses(*KEYED)
-)
-def rotate_webhook_secret(farm: FarmDep, tenant: TenantDep) -> WebhookSecretOut:
-    """A new secret: every delivery sent from now on, retries included, is signed with it."""
-    with farm.sessions() as session:
-        return WebhookSecretOut(secret=tenants.rotate_webhook_secret(session, tenant.id))
-
-
-@router.get("/lexicon", response_model=LexiconIn, responses=responses(*KEYED))
-def get_lexicon(tenant: TenantDep) -> LexiconIn:
-    """The tenant's pronunciation lexicon, applied to every job under a request's own."""
-    return LexiconIn(entries=tenant.lexicon or {})
-
-
-@router.put(
-    "/lexicon",
-    response_model=LexiconIn,
-    responses=responses(*KEYED, InvalidInput, RequestUnreadable),
-)
-def put_lexicon(body: LexiconIn, farm: FarmDep, tenant: TenantDep) -> LexiconIn:
-    return LexiconIn(entries=jobs.set_lexicon(farm, tenant, body.entries))
-
-
-@router.get("/voices", response_model=list[VoiceOut], responses=responses(*KEYED))
-def voices(tenant: TenantDep) -> list[VoiceOut]:
-    return [VoiceOut(id=v, engines=list(get_args(SpeakingEngine))) for v in VOICES]

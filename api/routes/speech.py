@@ -33,7 +33,7 @@ from api.services import speech
 from shared.audio.encode import ENCODINGS, SPEECH_FORMATS
 from shared.text.voices import OPENAI_VOICES, VOICES
 
-router = APIRouter(prefix="/v1", route_class=OpenAIRoute)
+router = APIRouter(route_class=OpenAIRoute)
 
 _AUDIO: dict[str, dict[str, dict]] = {
     "content": {ENCODINGS[fmt].content_type: {} for fmt in SPEECH_FORMATS}

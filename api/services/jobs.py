@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,40 +20,22 @@ from api.errors import (
     ChapterNotFound,
     FilesExpired,
     IdempotencyConflict,
-    InputTooLarge,
-    InvalidInput,
     JobNotCancellable,
     JobNotFound,
     JobNotRedoable,
     LimitReached,
+    refusals,
 )
-from api.schemas import ChapterRedo, JobCreate, JobOut, LimitsOut
-from shared.audio.presets import mastering
+from api.schemas import ChapterRedo, JobCreate, JobOut
 from shared.farm import redo as redo_errors
 from shared.farm.context import Farm
-from shared.farm.jobs import (
-    JobRequest,
-    cancel_job,
-    job_json,
-    new_job,
-    output_url,
-    submit_job,
-    with_credits,
-)
+from shared.farm.intake import Submission, enter_job, take_in
+from shared.farm.jobs import cancel_job, job_json, output_url
 from shared.farm.limits import DailyLimitReached, limits_for
 from shared.farm.outputs import chapter_progress
 from shared.farm.redo import redo_chapter
-from shared.farm.retention import ChunksExpired, periods, remove_job
-from shared.infra.models import Job, Tenant, TenantUsage, utcnow
-from shared.infra.storage import cover_key
-from shared.speech.factory import resolve_engine_name
-from shared.text.chunking import chunk_text
-from shared.text.documents import Document, read_document
-from shared.text.epub import BookRefused
-from shared.text.lexicon import LexiconRefused
-from shared.text.lexicon import check as check_lexicon
-from shared.text.lexicon import merge as merge_lexicons
-from shared.webhooks.urls import WebhookUrlRefused, check_webhook_url
+from shared.farm.retention import ChunksExpired, remove_job
+from shared.infra.models import Job, Tenant
 
 # --- writes ---------------------------------------------------------------------------------
 
@@ -73,64 +56,55 @@ def submit(
     *,
     interactive: bool = False,
 ) -> Job:
-    """Read the input (EPUB, HTML, Markdown or text), create the job, its chapters and chunks,
-    then queue the chunks. An Idempotency-Key seen before returns the earlier job. Nothing is
-    stored for an input that is refused. ``data`` is an uploaded file; else the text.
-    ``interactive``: someone waits on the job (a speech request): its chunks go ahead of
-    books', and its first chunks are short (``chunking.interactive_ramp_chars``)."""
+    """Read the input (``shared.farm.intake``), create the job, its chapters and chunks for
+    the dispatcher. An Idempotency-Key seen before returns the earlier job. Nothing is stored
+    for an input that is refused. ``data`` is an uploaded file's bytes, named ``filename``;
+    else the body's text is the input. ``interactive``: someone waits on the job (a speech
+    request): its chunks go ahead of books', and its first chunks are short."""
     data = body.text.encode() if data is None else data
     digest = request_hash(body, data)
     earlier = _earlier_job(farm, tenant, idempotency_key, digest)
     if earlier is not None:
         return earlier
-    settings = farm.settings
-    document, lexicon, text = _read_input(farm, tenant, body, data, filename)
-    chunking = settings.chunking
-    ramp = chunking.interactive_ramp_chars if interactive else 0
-    chunked = chunk_text(text, chunking.max_chars, structured=document.structured, ramp_chars=ramp)
-    if not chunked.spans:
-        raise InvalidInput("the input has nothing to say (no words)")
+    asked = submission(body, data, filename, interactive)
+    with refusals():
+        taken = take_in(farm.settings, asked, tenant.lexicon)
     job_id = uuid.uuid4()
-    cover = document.cover
-    cover_at = cover_key(str(job_id), cover.extension) if cover else None
-    request = JobRequest(
-        voice=body.voice,
-        engine=resolve_engine_name(settings)[0],
-        mastering=mastering(
-            body.preset,
-            settings.audio,
-            {"format": body.format, **body.mastering.model_dump(exclude_none=True)},
-        ),
-        preset=body.preset,
-        title=body.title or document.title,
-        author=body.author or document.author,
-        language=document.language,
-        cover_key=cover_at,
-        lexicon=lexicon,
-        webhook_url=body.webhook_url,
-        metadata=body.metadata,
-        idempotency_key=idempotency_key,
-        request_hash=digest,
-        priority=body.priority,
-        interactive=interactive,
-        seed=body.seed,
-    )
-    job, chunks, chapters = new_job(job_id, tenant.id, chunked, request)
-    per_day = limits_for(tenant, settings.limits).chars_per_day
-    if cover and cover_at:
-        farm.store.put_bytes(cover_at, cover.data)
+    request = replace(taken.for_job(job_id), idempotency_key=idempotency_key, request_hash=digest)
+    per_day = limits_for(tenant, farm.settings.limits).chars_per_day
     try:
-        submit_job(farm, job, chunks, chapters, chars_per_day=per_day)
+        return enter_job(farm, tenant.id, job_id, taken, request, chars_per_day=per_day)
     except DailyLimitReached as exc:
-        if cover_at:
-            farm.store.delete_keys([cover_at])
         raise LimitReached(str(exc), exc.retry_after_s) from None
     except IntegrityError:  # the same Idempotency-Key, submitted concurrently
         earlier = _earlier_job(farm, tenant, idempotency_key, digest)
         if earlier is None:
             raise
         return earlier
-    return job
+
+
+def submission(
+    body: JobCreate, data: bytes, filename: str | None, interactive: bool = False
+) -> Submission:
+    """The API's request as the intake takes it, from any client."""
+    return Submission(
+        data=data,
+        filename=filename,
+        voice=body.voice,
+        format=body.format,
+        preset=body.preset,
+        choices=body.mastering.model_dump(exclude_none=True),
+        title=body.title,
+        author=body.author,
+        lexicon=body.lexicon,
+        opening_credits=body.opening_credits,
+        closing_credits=body.closing_credits,
+        webhook_url=body.webhook_url,
+        metadata=body.metadata,
+        priority=body.priority,
+        seed=body.seed,
+        interactive=interactive,
+    )
 
 
 def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: ChapterRedo) -> int:
@@ -138,7 +112,8 @@ def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: Chap
         get_job(tenant, job_id, session=session)
     per_day = limits_for(tenant, farm.settings.limits).chars_per_day
     try:
-        return redo_chapter(farm, job_id, chapter, body.text, body.voice, per_day)
+        with refusals():
+            return redo_chapter(farm, job_id, chapter, body.text, body.voice, per_day)
     except DailyLimitReached as exc:
         raise LimitReached(str(exc), exc.retry_after_s) from None
     except redo_errors.ChapterNotFound:
@@ -147,61 +122,6 @@ def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: Chap
         raise JobNotRedoable() from None
     except ChunksExpired:
         raise FilesExpired(ChunksExpired.__doc__) from None
-    except redo_errors.NothingToSay:
-        raise InvalidInput("text has nothing to say (no words)") from None
-
-
-def set_lexicon(farm: Farm, tenant: Tenant, entries: dict[str, str]) -> dict[str, str]:
-    try:
-        check_lexicon(entries)
-    except LexiconRefused as exc:
-        raise InvalidInput(str(exc)) from None
-    with farm.sessions() as session:
-        session.execute(update(Tenant).where(Tenant.id == tenant.id).values(lexicon=entries))
-    return entries
-
-
-def tenant_limits(farm: Farm, tenant: Tenant) -> LimitsOut:
-    """The tenant's weight and limits in effect, what it has spent of today's, and how long its
-    jobs' objects are kept."""
-    limits = limits_for(tenant, farm.settings.limits)
-    chunk_days, days = periods(tenant.retention_days, farm.settings.retention)
-    with farm.sessions() as session:
-        today = session.get(TenantUsage, (tenant.id, utcnow().date()))
-    return LimitsOut(
-        weight=tenant.weight,
-        running_jobs=limits.running_jobs,
-        chars_per_day=limits.chars_per_day,
-        chars_today=today.chars if today else 0,
-        requests_per_s=limits.requests_per_s,
-        request_burst=limits.request_burst,
-        retention_days=days,
-        chunk_retention_days=chunk_days,
-    )
-
-
-def _read_input(
-    farm: Farm, tenant: Tenant, body: JobCreate, data: bytes, filename: str | None
-) -> tuple[Document, dict[str, str], str]:
-    """Check the request and read its input: the document, the lexicon in effect, and the text
-    to chunk (with any credits)."""
-    if body.webhook_url:
-        try:
-            check_webhook_url(body.webhook_url, farm.settings.webhooks.allowlist)
-        except WebhookUrlRefused as exc:
-            raise InvalidInput(str(exc)) from None
-    if not data.strip():
-        raise InvalidInput("text is empty")
-    settings = farm.settings
-    try:
-        document = read_document(data, settings.farm.max_unpacked_bytes, filename)
-        lexicon = merge_lexicons(tenant.lexicon, body.lexicon)
-    except (BookRefused, LexiconRefused) as exc:
-        raise InvalidInput(str(exc)) from None
-    text = with_credits(document, body.opening_credits, body.closing_credits, body.title)
-    if len(text.encode()) > settings.farm.max_input_bytes:
-        raise InputTooLarge(f"the text is larger than {settings.farm.max_input_bytes} bytes")
-    return document, lexicon, text
 
 
 def _earlier_job(farm: Farm, tenant: Tenant, key: str | None, digest: str) -> Job | None:

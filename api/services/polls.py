@@ -28,9 +28,9 @@ from sqlalchemy import DateTime, Select, bindparam, func, inspect, select
 from sqlalchemy.dialects import postgresql
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import count_request_on_loop
 from api.errors import JobNotFound, NotAuthenticated
 from api.schemas import JobOut
+from api.services.rates import count_request_on_loop
 from api.services.readers import Readers
 from shared.farm.context import Farm
 from shared.farm.jobs import job_json

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import FarmDep
 from api.errors import ApiError
 from api.services import jobs
+from api.uploads import Upload, read_form
 from api.web import forms
 from api.web.pages import SignedDep, home_page, job_page, job_uuid, page, same_site, see
 from api.web.sessions import Signed, same_token
@@ -23,7 +24,7 @@ from shared.farm.context import Farm
 
 router = APIRouter(include_in_schema=False)
 
-Action = Callable[[Signed, dict[str, Any], bytes, str], Any]
+Action = Callable[[Signed, Upload], Any]
 
 
 async def _guarded(
@@ -35,10 +36,11 @@ async def _guarded(
         return see("/")
     fields: dict[str, Any] = {}
     try:
-        fields, data, name = await forms.read_form(request, farm.settings.farm)
+        upload = await read_form(request, farm.settings.farm)
+        fields = upload.fields
         if not same_site(request) or not same_token(fields.get("csrf"), signed.csrf):
             return page(request, farm, "expired.html", 403, signed=signed, back=f"/jobs/{job_id}")
-        return await run_in_threadpool(action, signed, fields, data, name)
+        return await run_in_threadpool(action, signed, upload)
     except ApiError as exc:
         if job_id:
             return job_page(request, farm, signed, job_id, exc.detail, exc.status_code)
@@ -47,9 +49,9 @@ async def _guarded(
 
 @router.post("/jobs")
 async def submit(request: Request, farm: FarmDep, signed: SignedDep) -> Response:
-    def create(signed: Signed, fields: dict[str, Any], data: bytes, name: str) -> Response:
-        body, upload = forms.job_request(fields, data, farm.settings.farm)
-        job = jobs.submit(farm, signed.tenant, body, None, upload, name or None)
+    def create(signed: Signed, upload: Upload) -> Response:
+        body, data, filename = forms.job_request(upload)
+        job = jobs.submit(farm, signed.tenant, body, None, data, filename)
         return see(f"/jobs/{job.id}")
 
     return await _guarded(request, farm, signed, create)
@@ -77,8 +79,9 @@ async def delete(job_id: str, request: Request, farm: FarmDep, signed: SignedDep
 async def redo(
     job_id: str, number: int, request: Request, farm: FarmDep, signed: SignedDep
 ) -> Response:
-    def again(signed: Signed, fields: dict[str, Any], *_: Any) -> Response:
-        jobs.redo(farm, signed.tenant, job_uuid(job_id), number - 1, forms.redo_request(fields))
+    def again(signed: Signed, upload: Upload) -> Response:
+        redo = forms.redo_request(upload.fields)
+        jobs.redo(farm, signed.tenant, job_uuid(job_id), number - 1, redo)
         return see(f"/jobs/{job_id}")
 
     return await _guarded(request, farm, signed, again, job_id)

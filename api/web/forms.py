@@ -1,66 +1,36 @@
-"""The page's forms read into the API's own requests, so that a job submitted from the page is
-checked exactly as one sent to ``POST /v1/jobs`` is."""
+"""The page's forms (read by ``api.uploads``, as the API's are) as the API's own requests, so
+that a job submitted from the page is checked exactly as one sent to ``POST /v1/jobs`` is."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 
-from api.errors import InputTooLarge, InvalidInput
+from api.errors import InvalidInput
 from api.schemas import ChapterRedo, JobCreate
-from shared.infra.settings import FarmSettings
-
-_FORM_SLACK = 64 * 1024  # the form's other fields, beside the file
+from api.uploads import Upload
 
 
-async def read_form(request: Request, settings: FarmSettings) -> tuple[dict[str, Any], bytes, str]:
-    """The form's text fields, and the uploaded file's bytes and name (empty when none was
-    chosen). A request declared larger than the upload limit is refused before it is read."""
-    limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + _FORM_SLACK:
-        raise InputTooLarge(f"the file is larger than this farm accepts ({_size(limit)})")
-    try:
-        async with request.form(max_part_size=settings.max_input_bytes + _FORM_SLACK) as form:
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            upload = form.get("file")
-            data, name = b"", ""
-            if isinstance(upload, UploadFile) and upload.filename:
-                data, name = await upload.read(limit + 1), upload.filename
-    except (MultiPartException, HTTPException) as exc:
-        raise InputTooLarge(f"the form could not be read: {getattr(exc, 'detail', exc)}") from None
-    if len(data) > limit:
-        raise InputTooLarge(f"the file is larger than this farm accepts ({_size(limit)})")
-    return fields, data, name
-
-
-def job_request(
-    fields: dict[str, Any], data: bytes, settings: FarmSettings
-) -> tuple[JobCreate, bytes | None]:
-    """The submission form as the API's request, and the uploaded file's bytes if one was
-    chosen (else the pasted text is the input)."""
-    text = str(fields.get("text", ""))
-    if not data and not text.strip():
-        raise InvalidInput("paste a text or choose a file to read")
-    if not data and len(text.encode()) > settings.max_input_bytes:
-        raise InputTooLarge(f"the text is larger than this farm accepts ({_size(len(text))})")
+def job_request(upload: Upload) -> tuple[JobCreate, bytes | None, str | None]:
+    """The submission form as the API's request, and the chosen file's bytes and name (None,
+    None: the pasted text is the input)."""
+    fields = upload.fields
     chosen = {
         name: value
         for name in ("voice", "format", "preset", "title")
         if (value := str(fields.get(name, "")).strip())
     }
+    text = "" if upload.filename is not None else str(fields.get("text", ""))
     try:
         body = JobCreate.model_validate(
-            {"text": "" if data else text, "lexicon": lexicon(fields.get("lexicon", "")), **chosen}
+            {"text": text, "lexicon": lexicon(fields.get("lexicon", "")), **chosen}
         )
     except ValidationError as exc:
         raise InvalidInput(_reasons(exc)) from None
-    return body, (data or None)
+    if upload.filename is None:
+        return body, None, None
+    return body, upload.data, upload.filename
 
 
 def redo_request(fields: dict[str, Any]) -> ChapterRedo:
@@ -89,7 +59,3 @@ def _reasons(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
     )
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"

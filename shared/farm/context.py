@@ -20,7 +20,7 @@ from shared.infra.storage import ObjectStore
 
 class Sender(Protocol):
     """Sends the next message of a job to its queue: Celery in the farm
-    (``workers.sender``), a thread pool in embedded mode (``shared.local.runner``). An
+    (``shared.farm.sender``), a thread pool in embedded mode (``cli.runner``). An
     ``urgent`` message (a short job's) goes ahead of the others on its queue."""
 
     def generate(self, job_id: uuid.UUID, index: int, urgent: bool = False) -> None: ...

@@ -23,7 +23,6 @@ from shared.infra import queues
 from shared.infra.db import notify_at_commit
 from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.text.chunking import ChunkedText
-from shared.text.documents import Document
 from shared.text.lexicon import Lexicon
 from shared.webhooks.outbox import add_event
 
@@ -173,22 +172,6 @@ def output_url(farm: Farm, job: Job) -> str:
     programme = next(o for o in job.outputs if o["kind"] == "programme")
     name = download_name(job, programme["key"].rsplit("/", 1)[-1])
     return farm.store.presign(programme["key"], name)
-
-
-def with_credits(
-    document: Document, opening: str | None, closing: str | None, title: str | None
-) -> str:
-    """The text with opening and closing credits as chapters of their own (ACX asks for them
-    as files of their own); a text that does not start with a heading gets one, so that it
-    is not read as part of the opening credits."""
-    text = document.text
-    if opening and opening.strip():
-        if not text.lstrip().startswith("#"):
-            text = f"# {title or document.title or 'Chapter 1'}\n\n{text}"
-        text = f"# Opening Credits\n\n{opening.strip()}\n\n{text}"
-    if closing and closing.strip():
-        text = f"{text}\n\n# Closing Credits\n\n{closing.strip()}"
-    return text
 
 
 def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import uuid
 from sqlalchemy import delete, func, select
 
 from shared.farm.context import Farm
+from shared.farm.intake import take_in_chapter
 from shared.farm.limits import count_chars
 from shared.farm.retention import ChunksExpired
 from shared.farm.states import ChunkStatus, JobStatus
@@ -18,7 +19,6 @@ from shared.infra import queues
 from shared.infra.db import notify_at_commit
 from shared.infra.models import Chapter, Chunk, Job
 from shared.infra.storage import chunk_audio_key
-from shared.text.chunking import chunk_text
 from shared.text.lexicon import Lexicon
 
 
@@ -30,10 +30,6 @@ class JobNotRedoable(RuntimeError):
     """Only a job that has succeeded can have a chapter redone (one redo at a time)."""
 
 
-class NothingToSay(ValueError):
-    """The corrected text has no words."""
-
-
 def redo_chapter(
     farm: Farm,
     job_id: uuid.UUID,
@@ -43,7 +39,8 @@ def redo_chapter(
     chars_per_day: int = 0,
 ) -> int:
     """Start the job's next version with ``chapter`` made again; return that version. Its
-    characters count against the tenant's ``chars_per_day`` (0: no limit)."""
+    characters count against the tenant's ``chars_per_day`` (0: no limit). A corrected
+    ``text`` the intake refuses raises its :class:`~shared.farm.intake.InputRefused`."""
     with farm.sessions() as session:
         job = session.get(Job, job_id, with_for_update=True)
         row = session.get(Chapter, (job_id, chapter))
@@ -107,12 +104,7 @@ def _new_chunks(
     title = chapter.title
     spans: list[tuple[str, str, str | None, str]]  # said, shown, voice, boundary
     if text is not None:
-        if not any(ch.isalnum() for ch in text):
-            raise NothingToSay()
-        body = text if text.lstrip().startswith("#") else f"# {title}\n\n{text}" if title else text
-        chunked = chunk_text(body, farm.settings.chunking.max_chars, structured=True)
-        if not chunked.spans:
-            raise NothingToSay()
+        chunked = take_in_chapter(farm.settings, text, title)
         lexicon = Lexicon(job.lexicon.get("entries") or {})
         title = chunked.chapters[0] if chunked.chapters and chunked.chapters[0] else title
         spans = [(lexicon.apply(s.text), s.text, s.voice, s.boundary.value) for s in chunked.spans]

@@ -21,7 +21,8 @@ SNAC_HUB_ID = "hubertsiuzdak/snac_24khz"
 # tested without speech), "simulated" a continuous-batching GPU in miniature (the dispatch
 # benchmarks), "auto" picks orpheus where weights are configured, else espeak.
 SpeakingEngine = Literal["orpheus", "espeak"]
-EngineName = Literal["auto", SpeakingEngine, "null", "simulated"]
+ResolvedEngine = Literal[SpeakingEngine, "null", "simulated"]  # what "auto" becomes
+EngineName = Literal["auto", ResolvedEngine]
 BackendName = Literal["transformers", "vllm", "openai"]
 DecoderPath = Literal["tiled", "plain"]
 ProductPrecision = Literal["auto", "bf16", "int16", "fp32"]
@@ -233,7 +234,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LYRE_", env_nested_delimiter="__", extra="ignore")
 
     engine: EngineName = "auto"
-    voice: str = "tara"
     work_dir: Path | None = None  # embedded mode keeps chunk audio here; a temp dir if unset
     chunking: ChunkingSettings = ChunkingSettings()
     orpheus: OrpheusSettings = OrpheusSettings()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.infra.settings import ORPHEUS_HUB_ID, Settings
+from shared.infra.settings import ORPHEUS_HUB_ID, ResolvedEngine, Settings
 from shared.speech.engine import Engine
 from shared.speech.weights import locate_model, orpheus_configured
 
@@ -12,7 +12,7 @@ ESPEAK_FALLBACK_NOTE = (
 )
 
 
-def resolve_engine_name(settings: Settings) -> tuple[str, str | None]:
+def resolve_engine_name(settings: Settings) -> tuple[ResolvedEngine, str | None]:
     """Return the engine to use and, when ``auto`` fell back to espeak, a note saying so."""
     if settings.engine != "auto":
         return settings.engine, None

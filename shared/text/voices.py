@@ -6,6 +6,7 @@ from typing import Literal, get_args
 # Ordered by the authors' realism ranking.
 Voice = Literal["tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe"]
 VOICES: tuple[Voice, ...] = get_args(Voice)
+DEFAULT_VOICE: Voice = "tara"  # the most natural, by the authors' ranking
 
 # OpenAI's built-in voices, each to the Lyre voice nearest in kind (women's voices to women's,
 # men's to men's; OpenAI has more of each than Orpheus, so some share one).

@@ -54,7 +54,7 @@ def lyre_synth(tmp_path: Path, *args: str, work: Path | None = None) -> subproce
         "LYRE_WORK_DIR": str(work or tmp_path / "work"),
     }
     proc = subprocess.run(  # from another folder than the checkout, as a user runs it
-        [sys.executable, "-m", "shared.local.cli", "synth", *args],
+        [sys.executable, "-m", "cli.main", "synth", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,

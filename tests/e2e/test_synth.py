@@ -49,7 +49,7 @@ def synth(
     output = tmp_path / f"{name}.{fmt}"
     command = ["synth", str(source), "-o", str(output), *extra]
     proc = subprocess.run(
-        [sys.executable, "-m", "shared.local.cli", *command],
+        [sys.executable, "-m", "cli.main", *command],
         env={**os.environ, **env, "LYRE_WORK_DIR": str(work), "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,

@@ -220,7 +220,7 @@ def test_readiness_names_the_failing_part(client, burst, monkeypatch):
 
 
 def test_keys_create_prints_a_working_key(client, farm_settings, capsys):
-    from shared.local.cli import main
+    from cli.main import main
 
     assert main(["keys", "create", "--tenant", "initech"]) == 0
     key = capsys.readouterr().out.strip()
@@ -236,9 +236,9 @@ def test_keys_create_prints_a_working_key(client, farm_settings, capsys):
 
 
 def test_keys_create_without_a_database_is_one_line(capsys, monkeypatch):
+    from cli.main import main
     from shared.infra import db
     from shared.infra.settings import get_settings
-    from shared.local.cli import main
 
     monkeypatch.setenv("LYRE_DATABASE__URL", "postgresql+psycopg://postgres@127.0.0.1:1/none")
     get_settings.cache_clear()
@@ -271,8 +271,8 @@ def test_keys_are_listed_revoked_rotated_and_expire(client, farm_settings, capsy
 
     from sqlalchemy import update
 
+    from cli.main import main
     from shared.infra.models import ApiKey, utcnow
-    from shared.local.cli import main
 
     def status(key: str) -> int:
         return client.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code

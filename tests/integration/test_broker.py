@@ -5,10 +5,9 @@ import redis
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.transport import redis as kombu_redis
 
-from shared.infra import queues
+from shared.infra import broker, queues
 from shared.infra.settings import get_settings
 from tests.services import REDIS_TEST_PREFIX, REDIS_TEST_URL, forget_redis_keys
-from workers import broker
 from workers.app import create_app
 
 
@@ -103,7 +102,7 @@ def test_urgent_messages_are_taken_before_books_already_queued(monkeypatch):
     go to the priority-6 list, urgent ones to the queue's own list, which a worker pops first."""
     import uuid
 
-    from workers.sender import CelerySender
+    from shared.farm.sender import CelerySender
 
     prefix = f"{REDIS_TEST_PREFIX}urgency:"
     monkeypatch.setenv("LYRE_REDIS__URL", REDIS_TEST_URL)

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from api.deps import get_farm
+from cli.main import main as lyre
 from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
 from shared.infra.models import Job, Tenant
-from shared.local.cli import main as lyre
 
 PAGE = "A page of text, short enough for one chunk."
 

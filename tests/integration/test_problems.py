@@ -199,7 +199,7 @@ def test_an_unexpected_failure_is_a_500_problem_without_its_traceback(burst, aut
     def fails(*_args):
         raise RuntimeError("a secret the answer must not show")
 
-    monkeypatch.setattr("api.services.jobs.tenant_limits", fails)
+    monkeypatch.setattr("api.services.tenants.tenant_limits", fails)
     app = create_app()
     app.dependency_overrides[get_farm] = lambda: burst.farm
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -105,7 +105,7 @@ def test_bad_input_is_a_message_on_the_page(client, key, farm_settings):
     sign_in(client, key)
     csrf = _csrf(client.get("/").text)
     empty = client.post("/jobs", files={"text": (None, "  "), "csrf": (None, csrf)})
-    assert empty.status_code == 422 and "paste a text" in empty.text
+    assert empty.status_code == 422 and "the text is empty" in empty.text
     lexicon = client.post(
         "/jobs", files={"text": (None, BOOK), "csrf": (None, csrf), "lexicon": (None, "oops")}
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.local.cli import main
+from cli.main import main
 from tests.books import make_epub, three_chapter_book
 
 
@@ -27,7 +27,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     [
         (lambda p: p / "missing.txt", [], "no such file"),
         (lambda p: p, [], "is a directory"),
-        (lambda p: _write(p / "e.txt", b"  \n\t\n"), [], "the text is empty"),
+        (lambda p: _write(p / "e.txt", b"  \n\t\n"), [], "the file is empty"),
         (lambda p: _write(p / "b.txt", b"\x7fELF\x02\x01\x00\x00binary"), [], "binary data"),
         (lambda p: _write(p / "l.txt", b"caf\xe9 latin-1"), [], "not UTF-8"),
         (lambda p: _write(p / "p.txt", b"... --- !!!"), [], "nothing to say"),
@@ -54,6 +54,28 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, make_input, extra, m
     code, _out, err = run(capsys, "synth", str(source), "-o", str(tmp_path / "o.wav"), *extra)
     assert code == 2
     assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_the_farms_limits_hold_for_the_file_and_for_the_text_with_its_credits(
+    tmp_path, capsys, book, monkeypatch
+):
+    """The same limits and messages as the API's (``shared.farm.intake``): the file's bytes,
+    and the text once the credits are added to it."""
+    from shared.infra.settings import get_settings
+
+    monkeypatch.setenv("LYRE_FARM__MAX_UPLOAD_BYTES", "2000")
+    monkeypatch.setenv("LYRE_FARM__MAX_INPUT_BYTES", "1000")
+    get_settings.cache_clear()
+    try:
+        big = _write(tmp_path / "big.txt", b"Words. " * 300)
+        code, _, err = run(capsys, "synth", str(big), "-o", str(tmp_path / "o.wav"))
+        assert code == 2 and "the file is larger than this farm accepts (2 KB)" in err
+        credits = ["--opening-credits", "Read by Lyre. " * 70]
+        code, _, err = run(capsys, "synth", str(book), "-o", str(tmp_path / "o.wav"), *credits)
+        assert code == 2 and "the text is larger than this farm accepts (1 KB)" in err
+    finally:
+        get_settings.cache_clear()
     assert not (tmp_path / "o.wav").exists()
 
 

@@ -1,5 +1,6 @@
 """The map of the code holds: every package says what it is for, modules stay readable, and
-imports go one way (no cycles; shared/ imports neither api/ nor workers/)."""
+imports go one way: no cycles; shared/ imports none of the others; api/, workers/ and cli/ stand
+on shared/ and not on each other; inside shared/ and api/, nothing imports a layer above it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("shared", "api", "workers")
+PACKAGES = ("shared", "api", "workers", "cli")
 MAX_LINES = 300
 
 
@@ -57,7 +58,8 @@ def all_imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
+            names.add(node.module)  # and its names, which may be modules (from api import deps)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
     return names
 
 
@@ -82,15 +84,56 @@ def test_modules_stay_under_300_lines(name):
     assert lines <= MAX_LINES, f"{name} has {lines} lines"
 
 
-def test_shared_imports_neither_api_nor_workers():
+# Each package and the others it may not import, even inside a function
+APART = {
+    "shared": ("api", "workers", "cli"),
+    "api": ("workers", "cli"),
+    "workers": ("api", "cli"),
+    "cli": ("api", "workers"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(APART))
+def test_each_package_stands_on_shared_alone(package):
     for name, path in modules().items():
-        if name.startswith("shared"):
-            wrong = {i for i in all_imports(path) if i.split(".")[0] in ("api", "workers")}
+        if name.split(".")[0] == package:
+            wrong = {i for i in all_imports(path) if i.split(".")[0] in APART[package]}
             assert not wrong, f"{name} imports {wrong}"
 
 
 # shared/'s folders, each importing only folders before it (the order of shared/__init__.py)
-LAYERS = ("text", "infra", "audio", "speech", "snac", "webhooks", "farm", "local")
+LAYERS = ("text", "infra", "audio", "speech", "snac", "webhooks", "farm")
+# api/'s layers, bottom up: what errors and bodies are; the services; what the routes share
+# (the request's tenant, its upload, the error handlers, the page's sessions and forms); the
+# routes and pages; the app that wires them
+API_LAYERS = (
+    ("api.errors", "api.schemas", "api.openai_shapes", "api.problems"),
+    ("api.services",),
+    ("api.deps", "api.uploads", "api.handlers", "api.web.sessions", "api.web.forms"),
+    ("api.routes", "api.web"),
+    ("api.app",),
+)
+
+
+def api_layer(name: str) -> int:
+    """The layer of the api module ``name``: its longest prefix listed in API_LAYERS."""
+    found = [
+        (len(prefix), rank)
+        for rank, prefixes in enumerate(API_LAYERS)
+        for prefix in prefixes
+        if name == prefix or name.startswith(prefix + ".")
+    ]
+    assert found, f"{name} is in no layer of API_LAYERS"
+    return max(found)[1]
+
+
+def test_api_modules_import_no_layer_above_their_own():
+    known = modules()
+    for name, path in known.items():
+        if name.startswith("api.") and not name.endswith("__init__"):
+            for imported in all_imports(path):
+                if imported.startswith("api.") and imported in known:
+                    assert api_layer(imported) <= api_layer(name), f"{name} imports {imported}"
 
 
 def test_shared_folders_import_only_the_folders_before_them():
