@@ -10,19 +10,19 @@ from fastapi import Depends, Request
 from api.errors import NotAuthenticated
 from api.services import rates
 from api.services.readers import Readers
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.sender import celery_farm
 from shared.farm.tenants import tenant_for_key
 from shared.infra.models import Tenant
 
 
 @cache
-def process_farm() -> Farm:
+def process_farm() -> FarmContext:
     """The farm as this process sees it, built on first use."""
     return celery_farm()
 
 
-async def get_farm() -> Farm:
+async def get_farm() -> FarmContext:
     """Every route's farm (tests override this). A coroutine, so that FastAPI calls it on the
     event loop: a plain function would be sent to a worker thread and back at each request."""
     return process_farm()
@@ -40,7 +40,7 @@ async def bearer_key(request: Request) -> str:
 KeyDep = Annotated[str, Depends(bearer_key)]
 
 
-def current_tenant(key: KeyDep, farm: Annotated[Farm, Depends(get_farm)]) -> Tenant:
+def current_tenant(key: KeyDep, farm: Annotated[FarmContext, Depends(get_farm)]) -> Tenant:
     """The tenant whose key the request carries, its request counted against its rate."""
     with farm.sessions() as session:
         tenant = tenant_for_key(session, key)
@@ -55,6 +55,6 @@ async def get_readers(request: Request) -> Readers:
     return request.app.state.readers
 
 
-FarmDep = Annotated[Farm, Depends(get_farm)]
+FarmDep = Annotated[FarmContext, Depends(get_farm)]
 ReadersDep = Annotated[Readers, Depends(get_readers)]
 TenantDep = Annotated[Tenant, Depends(current_tenant)]

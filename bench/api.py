@@ -53,7 +53,7 @@ from sqlalchemy.pool import NullPool
 
 from shared.farm.tenants import create_key
 from shared.infra.db import dispose_engines, session_scope
-from workers import farmctl
+from workers import farm_processes
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/14"
@@ -153,13 +153,13 @@ class Bench:
     s3_port: int
     children: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start(self, spec: farmctl.Process, cpu: int | None) -> int:
+    def start(self, spec: farm_processes.Process, cpu: int | None) -> int:
         if cpu is not None:
-            spec = farmctl.Process(
+            spec = farm_processes.Process(
                 spec.name, ["taskset", "-c", str(cpu), *spec.argv], spec.health_url, spec.env
             )
-        self.children[spec.name] = child = farmctl.start(spec, self.env, self.state)
-        farmctl.wait_healthy(spec, child)
+        self.children[spec.name] = child = farm_processes.start(spec, self.env, self.state)
+        farm_processes.wait_healthy(spec, child)
         return child.pid
 
     def close(self) -> None:
@@ -188,7 +188,7 @@ class Bench:
 def new_bench(state: Path) -> Bench:
     tag = uuid.uuid4().hex[:12]
     db = f"postgresql+psycopg://postgres@127.0.0.1:5432/lyre_bench_api_{tag}"
-    s3_port = farmctl.free_port()
+    s3_port = farm_processes.free_port()
     env = {
         **os.environ,
         "LYRE_DATABASE__URL": db,
@@ -205,18 +205,18 @@ def new_bench(state: Path) -> Bench:
 
 def start_targets(bench: Bench, pin: bool, succeeded: bool) -> tuple[list[Target], dict]:
     """The baseline's two routes and the API's, each answering with the job; and the job."""
-    s3 = next(spec for spec in farmctl.processes(s3_port=bench.s3_port) if spec.name == "s3")
+    s3 = next(spec for spec in farm_processes.processes(s3_port=bench.s3_port) if spec.name == "s3")
     bench.start(s3, None)
-    farmctl.prepare(bench.env)  # creates and migrates the database, creates the bucket
-    api_port, baseline_port = farmctl.free_port(), farmctl.free_port()
-    api = next(spec for spec in farmctl.processes(api_port=api_port) if spec.name == "api")
+    farm_processes.prepare(bench.env)  # creates and migrates the database, creates the bucket
+    api_port, baseline_port = farm_processes.free_port(), farm_processes.free_port()
+    api = next(spec for spec in farm_processes.processes(api_port=api_port) if spec.name == "api")
     api_pid = bench.start(api, 0 if pin else None)
     uvicorn = str(Path(sys.executable).parent / "uvicorn")
     argv = [uvicorn, "--app-dir", str(Path(__file__).parent), "poll_baseline:app"]
     argv += ["--host", "127.0.0.1", "--port", str(baseline_port)]
     baseline = f"http://127.0.0.1:{baseline_port}"
     baseline_pid = bench.start(
-        farmctl.Process("baseline", argv, f"{baseline}/healthz"), 0 if pin else None
+        farm_processes.Process("baseline", argv, f"{baseline}/healthz"), 0 if pin else None
     )
     with session_scope(bench.db) as session:
         tenant, key = create_key(session, "poller")

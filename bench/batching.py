@@ -30,7 +30,7 @@ import numpy as np
 
 from shared.audio.presets import Mastering
 from shared.farm import stages
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.dispatch import dispatch
 from shared.farm.jobs import JobRequest, new_job, submit_job
 from shared.infra.db import bookkeeping_scope, dispose_engines, migrate, session_scope
@@ -75,7 +75,7 @@ def backlog_text(chunks: int) -> str:
     )
 
 
-def run(args: argparse.Namespace, farm: Farm, sender: QueueSender, total: int) -> float:
+def run(args: argparse.Namespace, farm: FarmContext, sender: QueueSender, total: int) -> float:
     """Dispatcher and worker threads until every chunk is generated; the wall time."""
     settings = get_settings()
     engine = SimulatedEngine(args.max_num_seqs, args.step_ms / 1000, args.tokens_per_char)
@@ -164,7 +164,7 @@ def main() -> None:
     sessions = partial(session_scope, BENCH_DB)
     sender = QueueSender()
     with tempfile.TemporaryDirectory(prefix="lyre-bench-") as tmp:
-        farm = Farm(
+        farm = FarmContext(
             settings, LocalStore(Path(tmp)), sender, sessions, partial(bookkeeping_scope, BENCH_DB)
         )
         chunked = chunk_text(backlog_text(args.chunks), max_chars=450)

@@ -42,8 +42,8 @@ from pathlib import Path
 import httpx
 from faults import Hooks, PostgresCluster, RedisServer, TcpProxy
 
-from workers.farmctl import free_port
-from workers.supervision import read_status
+from workers.farm_processes import free_port
+from workers.farm_state import read_status
 
 GRACE_S = 10.0  # a 503 this long after a dependency is back still counts as its fault's
 KINDS = ("gpu-worker", "cpu-worker", "stitch-worker", "webhook-worker", "beat", "dispatcher")

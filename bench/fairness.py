@@ -46,7 +46,7 @@ from shared.farm.tenants import create_key
 from shared.infra.db import dispose_engines, session_scope
 from shared.infra.models import Chunk
 from shared.speech.simulated import TRACE
-from workers import farmctl
+from workers import farm_processes
 from workers.bootstrap import ensure_database
 
 DB = "postgresql+psycopg://postgres@127.0.0.1:5432/lyre_bench_fairness"
@@ -158,7 +158,7 @@ class Farm:
 
 
 def start(tmp: Path) -> Farm:
-    api_port, flower_port, s3_port, redis_port = (farmctl.free_port() for _ in range(4))
+    api_port, flower_port, s3_port, redis_port = (farm_processes.free_port() for _ in range(4))
     env = {
         **os.environ,
         "LYRE_DATABASE__URL": DB,
@@ -174,16 +174,18 @@ def start(tmp: Path) -> Farm:
     }
     farm = Farm(f"http://127.0.0.1:{api_port}", tmp, redis_port, env)
     farm.start_redis()
-    specs = farmctl.processes(api_port, s3_port, flower_port, gpu_concurrency=72, state_dir=tmp)
+    specs = farm_processes.processes(
+        api_port, s3_port, flower_port, gpu_concurrency=72, state_dir=tmp
+    )
     s3, rest = specs[0], specs[1:]
-    farm.children[s3.name] = farmctl.start(s3, env, tmp)
-    farmctl.wait_healthy(s3, farm.children[s3.name])
-    farmctl.prepare(env)
+    farm.children[s3.name] = farm_processes.start(s3, env, tmp)
+    farm_processes.wait_healthy(s3, farm.children[s3.name])
+    farm_processes.prepare(env)
     with session_scope(DB) as session:
         session.execute(text("TRUNCATE tenant, job, webhook_delivery, gpu_worker CASCADE"))
     for spec in rest:
-        farm.children[spec.name] = farmctl.start(spec, env, tmp)
-        farmctl.wait_healthy(spec, farm.children[spec.name])
+        farm.children[spec.name] = farm_processes.start(spec, env, tmp)
+        farm_processes.wait_healthy(spec, farm.children[spec.name])
     time.sleep(5)  # the gpu worker's engine and heartbeat
     return farm
 

@@ -34,7 +34,7 @@ from sqlalchemy import text
 
 from shared.farm.tenants import create_key
 from shared.infra.db import dispose_engines, session_scope
-from workers import farmctl
+from workers import farm_processes
 from workers.bootstrap import ensure_database
 
 DB = "postgresql+psycopg://postgres@127.0.0.1:5432/lyre_bench_farm"
@@ -58,14 +58,14 @@ def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int, child
         "LYRE_STORAGE__BUCKET": "lyre-bench",
         "LYRE_FLOWER__PORT": str(flower_port),
     }
-    specs = farmctl.processes(api_port, s3_port, flower_port, state_dir=state)
+    specs = farm_processes.processes(api_port, s3_port, flower_port, state_dir=state)
     s3, rest = specs[0], specs[1:]
-    children[s3.name] = farmctl.start(s3, env, state)
-    farmctl.wait_healthy(s3, children[s3.name])
-    farmctl.prepare(env)
+    children[s3.name] = farm_processes.start(s3, env, state)
+    farm_processes.wait_healthy(s3, children[s3.name])
+    farm_processes.prepare(env)
     for spec in rest:
-        children[spec.name] = farmctl.start(spec, env, state)
-        farmctl.wait_healthy(spec, children[spec.name])
+        children[spec.name] = farm_processes.start(spec, env, state)
+        farm_processes.wait_healthy(spec, children[spec.name])
 
 
 def run_job(api: str, chunks: int) -> tuple[float, dict]:
@@ -197,7 +197,7 @@ def main() -> None:
         parser.error("--chunks must be at least 2, --jobs and --warmup at least 1")
     ensure_database(DB)
     redis.Redis.from_url(REDIS).flushdb()
-    api_port, flower_port, s3_port = (farmctl.free_port() for _ in range(3))
+    api_port, flower_port, s3_port = (farm_processes.free_port() for _ in range(3))
     speed_before = host_speed_s()
     with tempfile.TemporaryDirectory(prefix="lyre-bench-farm-") as tmp:
         state = Path(tmp)

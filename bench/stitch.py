@@ -4,8 +4,8 @@
 
 Builds a job whose chunks are all decoded (SQLite and a local object store, as embedded mode
 uses), then runs the real stitch stages in a child process: one chapter's file
-(``shared.farm.stitching.stitch_chapter``, the first 30-minute chapter, as each chapter is made
-when its chunks are done), then the book's files (``shared.farm.book.stitch_job``: the
+(``shared.farm.chapter_stitch.stitch_chapter``, the first 30-minute chapter, as each chapter is made
+when its chunks are done), then the book's files (``shared.farm.book_stitch.stitch_job``: the
 programme and the M4B encoded at once from every chunk object in order, the captions and the
 chapter list, "uploaded"). The child's peak RSS is what the stitch itself needs. To keep the
 disk small, the programme's 1200 chunk objects are links to twelve distinct 30-second
@@ -126,7 +126,7 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
                     samples=stats.samples,
                     true_peak=stats.peak,
                     energy=stats.energy,
-                    loudness_steps=stats.steps.astype("<f8").tobytes(),
+                    loudness_steps=stats.stored_steps(),
                 )
             )
     return url, job_id
@@ -134,15 +134,15 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
 
 def run_stitch(url: str, job_id: str, root: str) -> None:
     """The child: only the stitch stage runs here, so its peak RSS is the stitch's own."""
-    from shared.farm.book import stitch_job
-    from shared.farm.context import Farm
-    from shared.farm.stitching import stitch_chapter
+    from shared.farm.book_stitch import stitch_job
+    from shared.farm.chapter_stitch import stitch_chapter
+    from shared.farm.context import FarmContext
 
     class Sent:  # the chapter's stitch sends nothing here: the other chapters are made
         def stitch(self, job_id: uuid.UUID) -> None:
             pass
 
-    farm = Farm(
+    farm = FarmContext(
         get_settings(),
         LocalStore(Path(root)),
         Sent(),  # type: ignore[arg-type]

@@ -8,12 +8,12 @@ import uuid
 
 from sqlalchemy import select
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.states import ChapterStatus, ChunkStatus, JobStatus
 from shared.infra.models import Chapter, Chunk, Job
 
 
-def resume(farm: Farm, job_id: uuid.UUID) -> list[int] | None:
+def resume(farm: FarmContext, job_id: uuid.UUID) -> list[int] | None:
     """Send the work the job still owes and return the chunks already done; None when there
     is no job to resume (none, or one that failed or was cancelled: it is made again)."""
     with farm.sessions() as session:

@@ -23,13 +23,13 @@ from sqlalchemy import select
 from cli.resume import resume
 from shared.audio import SAMPLE_RATE
 from shared.farm import stages
-from shared.farm.book import stitch_job
-from shared.farm.context import Farm
+from shared.farm.book_stitch import stitch_job
+from shared.farm.chapter_stitch import stitch_chapter
+from shared.farm.context import FarmContext
 from shared.farm.dispatch import dispatch
 from shared.farm.intake import Intake, enter_job
 from shared.farm.outputs import chapter_progress
 from shared.farm.states import JobStatus
-from shared.farm.stitching import stitch_chapter
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
 from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import Settings
@@ -73,7 +73,7 @@ class SynthJob:
 class LocalSender:
     """The queues of embedded mode: each message runs its stage on the thread pool."""
 
-    farm: Farm  # set once the farm that owns this sender is built
+    farm: FarmContext  # set once the farm that owns this sender is built
 
     def __init__(
         self, pool: ThreadPoolExecutor, runner: EmbeddedRunner, on_decoded: Callable[[int], None]
@@ -151,7 +151,7 @@ class EmbeddedRunner:
             pool = stack.enter_context(ThreadPoolExecutor(self.workers, "lyre-stage"))
             sender = LocalSender(pool, self, on_chunk)
             store = LocalStore(Path(work_dir))
-            farm = Farm(
+            farm = FarmContext(
                 self.settings,
                 store,
                 sender,
@@ -196,7 +196,7 @@ class EmbeddedRunner:
             files[name] = target
         return files
 
-    def _submit(self, farm: Farm, job: SynthJob) -> None:
+    def _submit(self, farm: FarmContext, job: SynthJob) -> None:
         with farm.sessions() as session:
             tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == LOCAL_TENANT))
             if tenant_id is None:

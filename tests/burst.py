@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from shared.farm import stages
-from shared.farm.book import stitch_job
-from shared.farm.context import Farm
+from shared.farm.book_stitch import stitch_job
+from shared.farm.chapter_stitch import stitch_chapter
+from shared.farm.context import FarmContext
 from shared.farm.dispatch import dispatch
-from shared.farm.stitching import stitch_chapter
 from shared.infra.db import bookkeeping_scope, session_scope
 from shared.infra.settings import Settings
 from shared.infra.storage import ObjectStore, S3Store
@@ -60,7 +60,7 @@ class BurstFarm:
         self, settings: Settings, url: str | None = None, store: ObjectStore | None = None
     ) -> None:
         self.sender = BurstSender()
-        self.farm = Farm(
+        self.farm = FarmContext(
             settings,
             store or S3Store(settings.storage),
             self.sender,

@@ -18,7 +18,7 @@ from tests.services import (
     forget_redis_keys,
     start_moto,
 )
-from workers.farmctl import free_port
+from workers.farm_processes import free_port
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,7 @@ def wait_for(url: str, timeout: float = 60, ok=(200,)) -> None:
 
 def start_moto(port: int, log: Path) -> subprocess.Popen:
     """The farm's local S3 endpoint (``workers.local_s3``), as ``make farm-up`` starts it."""
-    from workers.farmctl import processes
+    from workers.farm_processes import processes
 
     s3 = next(spec for spec in processes(s3_port=port) if spec.name == "s3")
     with log.open("ab") as out:  # the child keeps its own descriptor

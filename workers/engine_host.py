@@ -18,7 +18,7 @@ from typing import Any
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.gpu_workers import forget_gpu_worker, register_gpu_worker
 from shared.infra.settings import get_settings
 from shared.speech.engine import Engine, EngineDead, EngineLoop
@@ -88,10 +88,10 @@ def health() -> dict[str, Any]:
 # --- the worker's heartbeat: its slots in the dispatcher's window ---------------------------
 
 _stop = threading.Event()
-_beating: tuple[Farm, str] | None = None  # the farm and the name this worker beats as
+_beating: tuple[FarmContext, str] | None = None  # the farm and the name this worker beats as
 
 
-def start_heartbeat(farm: Farm, name: str, slots: int) -> None:
+def start_heartbeat(farm: FarmContext, name: str, slots: int) -> None:
     """Refresh this worker's row in ``gpu_worker`` every ``dispatch.heartbeat_s`` from a thread
     (a failed beat is tried again at the next), until the worker stops or its engine dies."""
     global _beating

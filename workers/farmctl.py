@@ -7,8 +7,9 @@ supervisor, then every process. ``status`` shows each process's state, pid, upti
 and last exit. The state dir (``.farm/`` unless ``--state-dir``) holds logs, pid files and the
 supervisor's view, ``supervisor.json``.
 
-The helpers that start one process (``processes``, ``start``, ``wait_healthy``, …) live in
-``workers.farm_processes``; tests and benches import them from here too.
+What starts one process (``processes``, ``start``, ``wait_healthy``, …) is
+``workers.farm_processes``; what the supervisor and this command both read of the farm's state
+is ``workers.farm_state``.
 """
 
 from __future__ import annotations
@@ -23,15 +24,8 @@ from typing import Any
 from workers.farm_processes import (
     FARM_DIR,
     Process,
-    farm_environment,
-    farm_plan,
-    free_port,
-    prepare,
-    processes,
-    start,
-    wait_healthy,
 )
-from workers.supervision import (
+from workers.farm_state import (
     DEFAULT_PLAN,
     describe_exit,
     farm_pid,
@@ -41,19 +35,6 @@ from workers.supervision import (
     stop_process,
     supervisor_pid,
 )
-
-__all__ = [
-    "FARM_DIR",
-    "Process",
-    "farm_environment",
-    "farm_plan",
-    "free_port",
-    "main",
-    "prepare",
-    "processes",
-    "start",
-    "wait_healthy",
-]
 
 
 class FarmDidNotComeUp(Exception):

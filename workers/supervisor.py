@@ -52,8 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.farm_processes import Process, answers, farm_environment, start
-from workers.liveness import Probe
-from workers.supervision import (
+from workers.farm_state import (
     DEFAULT_PLAN,
     describe_exit,
     farm_pid,
@@ -63,6 +62,7 @@ from workers.supervision import (
     write_pid_file,
     write_status,
 )
+from workers.liveness import Probe
 
 log = logging.getLogger("lyre.supervisor")
 TICK_S = 0.1

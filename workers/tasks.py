@@ -19,13 +19,13 @@ from celery.exceptions import Reject
 from celery.signals import worker_init, worker_shutdown
 
 from shared.farm import stages
-from shared.farm.book import stitch_job as stitch
-from shared.farm.context import Farm
+from shared.farm.book_stitch import stitch_job as stitch
+from shared.farm.chapter_stitch import stitch_chapter as chapter_stitch
+from shared.farm.context import FarmContext
 from shared.farm.jobs import fail_job
 from shared.farm.reconcile import reconcile
 from shared.farm.retention import expire
 from shared.farm.sender import celery_farm
-from shared.farm.stitching import stitch_chapter as chapter_stitch
 from shared.infra import queues
 from shared.infra.outages import dependency_down
 from shared.infra.settings import get_settings
@@ -47,7 +47,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @cache
-def farm() -> Farm:
+def farm() -> FarmContext:
     return celery_farm(app)
 
 

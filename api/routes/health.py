@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from api.deps import FarmDep, process_farm
 from api.errors import DependencyDown
 from api.problems import PROBLEM_JSON, Unready, problem_body, responses
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.gpu_workers import live_slots
 from shared.farm.states import ACTIVE, WAITING, ChunkStatus, JobStatus
 from shared.infra import queues
@@ -26,18 +26,21 @@ router = APIRouter()
 RECENT_CHUNKS = 1000
 
 
-def redis_client(farm: Farm):
+def redis_client(farm: FarmContext):
     return queues.redis_client(farm.settings.redis.url, timeout_s=2)
 
 
-def queue_depths(farm: Farm) -> dict[str, int]:
+def queue_depths(farm: FarmContext) -> dict[str, int]:
     """Messages waiting per queue, Celery's priority sub-lists included."""
+    lists = {
+        name: queues.queue_lists(farm.settings.redis.key_prefix, name) for name in queues.QUEUES
+    }
     pipeline = redis_client(farm).pipeline(transaction=False)
-    for name in queues.QUEUES:
-        for key in queues.queue_lists(farm.settings.redis.key_prefix, name):
+    for keys in lists.values():
+        for key in keys:
             pipeline.llen(key)
     lengths = iter(pipeline.execute())  # one round trip for every list
-    return {name: sum(next(lengths) for _ in range(10)) for name in queues.QUEUES}
+    return {name: sum(next(lengths) for _ in keys) for name, keys in lists.items()}
 
 
 @router.get("/healthz")
@@ -106,7 +109,7 @@ class FarmCollector(Collector):
         yield from (jobs, stages, depth, *chunk_metrics(farm))
 
 
-def chunk_metrics(farm: Farm) -> Iterator[GaugeMetricFamily]:
+def chunk_metrics(farm: FarmContext) -> Iterator[GaugeMetricFamily]:
     """Chunks of active jobs by tenant: waiting per queue (gpu: not yet taken by a gpu worker,
     in Postgres or on the queue; cpu: generated, waiting for decode), the dispatcher's window
     (sent, not yet generated), and the live gpu workers' slots."""

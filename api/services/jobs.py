@@ -28,7 +28,7 @@ from api.errors import (
 )
 from api.schemas import ChapterRedo, JobCreate, JobOut
 from shared.farm import redo as redo_errors
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.intake import Submission, enter_job, take_in
 from shared.farm.jobs import cancel_job, job_json, output_url
 from shared.farm.limits import DailyLimitReached, limits_for
@@ -47,7 +47,7 @@ def request_hash(body: JobCreate, data: bytes) -> str:
 
 
 def submit(
-    farm: Farm,
+    farm: FarmContext,
     tenant: Tenant,
     body: JobCreate,
     idempotency_key: str | None,
@@ -107,7 +107,9 @@ def submission(
     )
 
 
-def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: ChapterRedo) -> int:
+def redo(
+    farm: FarmContext, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: ChapterRedo
+) -> int:
     with farm.sessions() as session:
         get_job(tenant, job_id, session=session)
     per_day = limits_for(tenant, farm.settings.limits).chars_per_day
@@ -124,7 +126,7 @@ def redo(farm: Farm, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: Chap
         raise FilesExpired(ChunksExpired.__doc__) from None
 
 
-def _earlier_job(farm: Farm, tenant: Tenant, key: str | None, digest: str) -> Job | None:
+def _earlier_job(farm: FarmContext, tenant: Tenant, key: str | None, digest: str) -> Job | None:
     """The job an Idempotency-Key already made; 409 if it was made from another body."""
     if not key:
         return None
@@ -137,14 +139,14 @@ def _earlier_job(farm: Farm, tenant: Tenant, key: str | None, digest: str) -> Jo
     return earlier
 
 
-def cancel(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> None:
+def cancel(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID) -> None:
     with farm.sessions() as session:
         get_job(tenant, job_id, session=session)
     if not cancel_job(farm, job_id):
         raise JobNotCancellable()
 
 
-def delete_job(farm: Farm, tenant: Tenant, job_id: uuid.UUID) -> int:
+def delete_job(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID) -> int:
     """Cancel if still active, then remove the job's rows and every object of it."""
     with farm.sessions() as session:
         get_job(tenant, job_id, session=session)
@@ -161,11 +163,11 @@ def get_job(tenant: Tenant, job_id: uuid.UUID, *, session: Session) -> Job:
     return job
 
 
-def job_out(farm: Farm, job: Job, session: Session | None = None) -> JobOut:
+def job_out(farm: FarmContext, job: Job, session: Session | None = None) -> JobOut:
     return jobs_out(farm, [job], session)[0]
 
 
-def jobs_out(farm: Farm, found: list[Job], session: Session | None = None) -> list[JobOut]:
+def jobs_out(farm: FarmContext, found: list[Job], session: Session | None = None) -> list[JobOut]:
     """The jobs as the API returns them, their chapters' progress read in one query."""
     if session is None:
         with farm.sessions() as own:
@@ -174,7 +176,7 @@ def jobs_out(farm: Farm, found: list[Job], session: Session | None = None) -> li
     return [JobOut.model_validate(job_json(farm, job, progress[job.id])) for job in found]
 
 
-def audio_url(farm: Farm, job: Job) -> str:
+def audio_url(farm: FarmContext, job: Job) -> str:
     if job.expired_at:
         raise FilesExpired(f"the job's files were removed on {job.expired_at:%Y-%m-%d}")
     if not job.outputs:  # a job being redone still has its previous version's files

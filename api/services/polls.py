@@ -32,7 +32,7 @@ from api.errors import JobNotFound, NotAuthenticated
 from api.schemas import JobOut
 from api.services.rates import count_request_on_loop
 from api.services.readers import Readers
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.jobs import job_json
 from shared.farm.outputs import ONE_JOB_CHAPTERS, chapter_entry
 from shared.farm.tenants import hash_key, valid_key
@@ -93,7 +93,7 @@ class DriverStatement:
 JOB_OF_KEY_SQL = DriverStatement.of(JOB_OF_KEY)
 
 
-async def read_job(farm: Farm, readers: Readers, key: str, job_id: uuid.UUID) -> bytes:
+async def read_job(farm: FarmContext, readers: Readers, key: str, job_id: uuid.UUID) -> bytes:
     """The job's JSON as its tenant sees it; 401 for a key that is not valid, 404 for a job
     that is not the key's tenant's (after the request is counted, as on every other route)."""
     found_by = {"job": job_id, "key_hash": hash_key(key), "now": utcnow()}
@@ -113,7 +113,7 @@ async def read_job(farm: Farm, readers: Readers, key: str, job_id: uuid.UUID) ->
     return _answer(farm, found, chapters)
 
 
-def _answer(farm: Farm, found: dict[str, Any], chapters: list[dict[str, Any]]) -> bytes:
+def _answer(farm: FarmContext, found: dict[str, Any], chapters: list[dict[str, Any]]) -> bytes:
     job = cast(Job, Columns(_fields(found, JOB_FIELDS)))
     shown = [chapter_entry(farm, chapter) for chapter in chapters]
     return JobOut.model_validate(job_json(farm, job, shown)).model_dump_json().encode()

@@ -13,7 +13,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
 from api.errors import LimitReached
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.limits import TooManyRequests, limits_for, take_request, take_request_on_loop
 from shared.infra import queues
 from shared.infra.models import Tenant
@@ -21,14 +21,14 @@ from shared.infra.models import Tenant
 log = logging.getLogger(__name__)
 
 
-def count_request(farm: Farm, tenant: Tenant) -> None:
+def count_request(farm: FarmContext, tenant: Tenant) -> None:
     """Count a request of ``tenant``'s; :class:`LimitReached` past its rate."""
     client = queues.redis_client(farm.settings.redis.url, timeout_s=1)
     with _counted(tenant):
         take_request(client, _rate_key(farm, tenant), limits_for(tenant, farm.settings.limits))
 
 
-async def count_request_on_loop(farm: Farm, client: AsyncRedis, tenant: Tenant) -> None:
+async def count_request_on_loop(farm: FarmContext, client: AsyncRedis, tenant: Tenant) -> None:
     """:func:`count_request` from the event loop, through an asyncio client (given up after a
     second, as the threads' client's reads are)."""
     with _counted(tenant):
@@ -37,7 +37,7 @@ async def count_request_on_loop(farm: Farm, client: AsyncRedis, tenant: Tenant) 
             await take_request_on_loop(client, _rate_key(farm, tenant), limits)
 
 
-def _rate_key(farm: Farm, tenant: Tenant) -> str:
+def _rate_key(farm: FarmContext, tenant: Tenant) -> str:
     return queues.key(farm.settings.redis.key_prefix, queues.RATE_KEY + str(tenant.id))
 
 

@@ -32,7 +32,7 @@ from api.openai_shapes import SpeechCreate
 from api.schemas import JobCreate
 from api.services.jobs import submit
 from shared.audio.stream import StreamEncoder
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.follow import ChunkFollower, JobEnded
 from shared.infra.models import Job, Tenant
 from shared.infra.settings import ORPHEUS_HUB_ID
@@ -47,7 +47,7 @@ JOB_FORMATS["pcm"] = "wav"  # raw samples are not a file to keep
 INSTRUCTIONS_IGNORED = "instructions were ignored: Lyre's voices do not take instructions"
 
 
-def submit_speech(farm: Farm, tenant: Tenant, body: SpeechCreate) -> Job:
+def submit_speech(farm: FarmContext, tenant: Tenant, body: SpeechCreate) -> Job:
     """The request as an interactive job of the tenant's (its daily characters counted)."""
     voice = find_voice(body.voice)
     assert voice is not None, "SpeechCreate checks the voice"
@@ -74,7 +74,7 @@ class SpeechAudio:
     """A job's audio in one of OpenAI's formats as its chunks are done: call :meth:`step`
     until :attr:`done`; each call gives the bytes newly encoded, maybe none."""
 
-    def __init__(self, farm: Farm, job: Job, fmt: str, speed: float = 1.0) -> None:
+    def __init__(self, farm: FarmContext, job: Job, fmt: str, speed: float = 1.0) -> None:
         self.job_id = job.id
         self.follower = ChunkFollower(farm, job.id)
         self.encoder = StreamEncoder(fmt, farm.settings.audio.bitrate_kbps, speed)
@@ -102,7 +102,7 @@ def _after_pause(pause: int, pcm: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros(pause, np.float32), pcm])
 
 
-async def stream(farm: Farm, audio: SpeechAudio) -> AsyncIterator[bytes]:
+async def stream(farm: FarmContext, audio: SpeechAudio) -> AsyncIterator[bytes]:
     """The audio's bytes as they are encoded; the farm is read in the thread pool, and looked
     at again every ``speech.poll_s`` while nothing new is done."""
     settings = farm.settings.speech
@@ -118,7 +118,9 @@ async def stream(farm: Farm, audio: SpeechAudio) -> AsyncIterator[bytes]:
             await asyncio.sleep(settings.poll_s)
 
 
-async def first_and_rest(farm: Farm, audio: SpeechAudio) -> tuple[bytes, AsyncIterator[bytes]]:
+async def first_and_rest(
+    farm: FarmContext, audio: SpeechAudio
+) -> tuple[bytes, AsyncIterator[bytes]]:
     """The first bytes, and the rest to come: a failure before any audio is an ordinary error
     answer (its status and reason), one after it ends the stream."""
     rest = stream(farm, audio)
@@ -159,7 +161,7 @@ def _event(data: dict[str, object]) -> bytes:
 # --- a voice's sample ---------------------------------------------------------------------------
 
 
-async def voice_sample(farm: Farm, tenant: Tenant, voice: str) -> tuple[bytes, str]:
+async def voice_sample(farm: FarmContext, tenant: Tenant, voice: str) -> tuple[bytes, str]:
     """A few seconds of ``voice`` (a Lyre voice or one of OpenAI's names) saying
     :data:`SAMPLE_TEXT`, as MP3: the object store's copy, or made now through the farm as an
     interactive job of the tenant's, kept for next time. :class:`VoiceNotFound` for a voice
@@ -177,7 +179,7 @@ async def voice_sample(farm: Farm, tenant: Tenant, voice: str) -> tuple[bytes, s
     return sample, "audio/mpeg"
 
 
-def _speaker(farm: Farm) -> str:
+def _speaker(farm: FarmContext) -> str:
     """What speaks on this farm: the engine, and for Orpheus its model (a new model or engine
     makes new samples)."""
     engine = resolve_engine_name(farm.settings)[0]

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from api.errors import InvalidInput
 from api.schemas import LimitsOut
 from shared.farm import tenants
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.limits import limits_for
 from shared.farm.retention import periods
 from shared.infra.models import Tenant, TenantUsage, utcnow
@@ -16,7 +16,7 @@ from shared.text.lexicon import LexiconRefused
 from shared.text.lexicon import check as check_lexicon
 
 
-def set_lexicon(farm: Farm, tenant: Tenant, entries: dict[str, str]) -> dict[str, str]:
+def set_lexicon(farm: FarmContext, tenant: Tenant, entries: dict[str, str]) -> dict[str, str]:
     try:
         check_lexicon(entries)
     except LexiconRefused as exc:
@@ -26,7 +26,7 @@ def set_lexicon(farm: Farm, tenant: Tenant, entries: dict[str, str]) -> dict[str
     return entries
 
 
-def tenant_limits(farm: Farm, tenant: Tenant) -> LimitsOut:
+def tenant_limits(farm: FarmContext, tenant: Tenant) -> LimitsOut:
     """The tenant's weight and limits in effect, what it has spent of today's, and how long its
     jobs' objects are kept."""
     limits = limits_for(tenant, farm.settings.limits)
@@ -45,7 +45,7 @@ def tenant_limits(farm: Farm, tenant: Tenant) -> LimitsOut:
     )
 
 
-def rotate_webhook_secret(farm: Farm, tenant: Tenant) -> str:
+def rotate_webhook_secret(farm: FarmContext, tenant: Tenant) -> str:
     """A new secret: every delivery sent from now on, retries included, is signed with it."""
     with farm.sessions() as session:
         return tenants.rotate_webhook_secret(session, tenant.id)

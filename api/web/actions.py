@@ -20,7 +20,7 @@ from api.uploads import Upload, read_form
 from api.web import forms
 from api.web.pages import SignedDep, home_page, job_page, job_uuid, page, same_site, see
 from api.web.sessions import Signed, same_token
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,7 +28,7 @@ Action = Callable[[Signed, Upload], Any]
 
 
 async def _guarded(
-    request: Request, farm: Farm, signed: Signed | None, action: Action, job_id: str = ""
+    request: Request, farm: FarmContext, signed: Signed | None, action: Action, job_id: str = ""
 ) -> Response:
     """Run a form's action (in a thread: the services block) for a signed-in browser whose form
     carries its session's token; an input the services refuse is shown where it was sent."""

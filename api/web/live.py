@@ -22,7 +22,7 @@ from api.deps import FarmDep
 from api.errors import ApiError
 from api.services import speech
 from api.web.pages import SignedDep, job_uuid
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.outputs import chapter_progress
 from shared.farm.states import ACTIVE
 from shared.infra.models import Job, Tenant
@@ -33,7 +33,7 @@ EVERY_S = 1.0
 KEEPALIVE_S = 15.0  # a comment line, so that proxies do not close a quiet stream
 
 
-def snapshot(farm: Farm, tenant: Tenant, job_id: uuid.UUID | None) -> list[dict[str, Any]]:
+def snapshot(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID | None) -> list[dict[str, Any]]:
     """The tenant's newest jobs (or the one asked for) with each chapter's chunks done."""
     query = select(Job).where(Job.tenant_id == tenant.id)
     query = query.where(Job.id == job_id) if job_id else query

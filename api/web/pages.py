@@ -36,7 +36,7 @@ from api.web.sessions import (
 )
 from shared.audio.encode import FORMATS
 from shared.audio.presets import PRESETS
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.infra.models import Chunk
 from shared.text.chunking import Boundary
 from shared.text.voices import VOICES
@@ -54,7 +54,7 @@ SignedDep = Annotated[Signed | None, Depends(_signed)]
 
 
 def page(
-    request: Request, farm: Farm, name: str, status: int = 200, **context: Any
+    request: Request, farm: FarmContext, name: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     """A template rendered with the headers every page carries: scripts, styles and forms of
     this origin only; audio from here or from the object store the presigned links point at."""
@@ -77,7 +77,7 @@ def see(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def store_origin(farm: Farm) -> str:
+def store_origin(farm: FarmContext) -> str:
     """The origin presigned download URLs point at ('https:' for AWS's many hosts)."""
     storage = farm.settings.storage
     if storage.backend != "s3":
@@ -107,7 +107,7 @@ def home(request: Request, farm: FarmDep, signed: SignedDep) -> Response:
 
 def home_page(
     request: Request,
-    farm: Farm,
+    farm: FarmContext,
     signed: Signed,
     error: str = "",
     status: int = 200,
@@ -129,7 +129,9 @@ def home_page(
     )
 
 
-def sign_in_page(request: Request, farm: Farm, error: str = "", status: int = 200) -> Response:
+def sign_in_page(
+    request: Request, farm: FarmContext, error: str = "", status: int = 200
+) -> Response:
     token = secrets.token_urlsafe(32)
     response = page(request, farm, "sign_in.html", status, csrf=token, error=error)
     set_cookie(response, SIGN_IN_COOKIE, token, farm, max_age_s=3600)
@@ -173,7 +175,12 @@ def job(job_id: str, request: Request, farm: FarmDep, signed: SignedDep) -> Resp
 
 
 def job_page(
-    request: Request, farm: Farm, signed: Signed, job_id: str, error: str = "", status: int = 200
+    request: Request,
+    farm: FarmContext,
+    signed: Signed,
+    job_id: str,
+    error: str = "",
+    status: int = 200,
 ) -> Response:
     try:
         with farm.sessions() as session:

@@ -19,7 +19,7 @@ from datetime import timedelta
 from fastapi import Request, Response
 from sqlalchemy import delete, select
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.tenants import hash_key, valid_key
 from shared.infra.models import ApiKey, Tenant, WebSession, utcnow
 
@@ -35,7 +35,7 @@ class Signed:
     csrf: str
 
 
-def open_session(farm: Farm, key: str) -> str | None:
+def open_session(farm: FarmContext, key: str) -> str | None:
     """A new session's token for a valid key; None for a key that is not one. Sessions that
     have expired are cleared on the way."""
     now = utcnow()
@@ -62,7 +62,7 @@ def open_session(farm: Farm, key: str) -> str | None:
     return token
 
 
-def signed_in(farm: Farm, request: Request) -> Signed | None:
+def signed_in(farm: FarmContext, request: Request) -> Signed | None:
     """The browser's session, if its cookie names one that is current and its key valid."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -81,7 +81,7 @@ def signed_in(farm: Farm, request: Request) -> Signed | None:
     return Signed(row[0], row[1]) if row else None
 
 
-def close_session(farm: Farm, request: Request) -> None:
+def close_session(farm: FarmContext, request: Request) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         with farm.sessions() as session:
@@ -93,7 +93,9 @@ def same_token(sent: object, expected: str | None) -> bool:
     return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected or "")
 
 
-def set_cookie(response: Response, name: str, value: str, farm: Farm, max_age_s: int) -> None:
+def set_cookie(
+    response: Response, name: str, value: str, farm: FarmContext, max_age_s: int
+) -> None:
     response.set_cookie(
         name,
         value,
@@ -105,6 +107,6 @@ def set_cookie(response: Response, name: str, value: str, farm: Farm, max_age_s:
     )
 
 
-def session_cookie(response: Response, token: str, farm: Farm) -> None:
+def session_cookie(response: Response, token: str, farm: FarmContext) -> None:
     set_cookie(response, SESSION_COOKIE, token, farm, int(farm.settings.web.session_hours * 3600))
     response.delete_cookie(SIGN_IN_COOKIE, path="/")

@@ -14,6 +14,10 @@ _WINDOW_S = 0.01
 _MARGIN_S = 0.02
 
 
+# How a chunk row keeps its loudness steps (``chunk.loudness_steps``): little-endian float64s
+STEPS_LAYOUT = "<f8"
+
+
 @dataclass(frozen=True)
 class ChunkStats:
     """What the stitch needs to know of a chunk without reading its audio."""
@@ -22,6 +26,18 @@ class ChunkStats:
     steps: np.ndarray  # BS.1770 K-weighted mean square per 100 ms
     peak: float  # true peak, linear
     energy: float = 0.0  # sum of squared samples (a file's RMS)
+
+    def stored_steps(self) -> bytes:
+        """The steps as the chunk's row keeps them."""
+        return self.steps.astype(STEPS_LAYOUT).tobytes()
+
+    @classmethod
+    def from_row(
+        cls, samples: int | None, steps: bytes | None, peak: float | None, energy: float | None
+    ) -> ChunkStats:
+        """The stats a chunk's row keeps (its columns, None before the chunk is decoded)."""
+        stored = np.frombuffer(steps or b"", STEPS_LAYOUT)
+        return cls(samples or 0, stored, peak or 0.0, energy or 0.0)
 
 
 def trim_silence(pcm: np.ndarray, threshold_dbfs: float) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""What the stages run against: :class:`Farm` (settings, object store, database, queues) and the
-:class:`Sender` that puts a stage's next message on its queue."""
+"""What the stages run against: :class:`FarmContext`, the farm as one process reaches it
+(settings, object store, database, queues), and the :class:`Sender` that puts a stage's next
+message on its queue."""
 
 from __future__ import annotations
 
@@ -35,11 +36,12 @@ class Sender(Protocol):
 
 
 @dataclass
-class Farm:
-    """``sessions`` opens a durable transaction (``shared.infra.db.session_scope``);
-    ``bookkeeping`` a connection for one statement of a stage's own state changes, committed on
-    its own without waiting for the disk (``shared.infra.db.bookkeeping_scope`` says why that is
-    safe)."""
+class FarmContext:
+    """The farm's handles in this process (a process of the farm's, or ``lyre synth``'s own
+    embedded farm); every stage and service takes one, as ``farm``. ``sessions`` opens a
+    durable transaction (``shared.infra.db.session_scope``); ``bookkeeping`` a connection for
+    one statement of a stage's own state changes, committed on its own without waiting for the
+    disk (``shared.infra.db.bookkeeping_scope`` says why that is safe)."""
 
     settings: Settings
     store: ObjectStore

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.gpu_workers import live_slots
 from shared.farm.limits import limits_for
 from shared.farm.reconcile import reconcile
@@ -174,7 +174,7 @@ MARK_SENT = (
 )
 
 
-def dispatch(farm: Farm, slots: int | None = None) -> Tick:
+def dispatch(farm: FarmContext, slots: int | None = None) -> Tick:
     """One tick: fill the window from Postgres by :func:`plan`. The messages are sent before
     the transaction commits, so that a failed send leaves the chunks waiting in Postgres.
 
@@ -216,7 +216,7 @@ def dispatch(farm: Farm, slots: int | None = None) -> Tick:
 
 
 def _queues(
-    farm: Farm, session: Session, held: dict[uuid.UUID, int], room: int, gather_s: float
+    farm: FarmContext, session: Session, held: dict[uuid.UUID, int], room: int, gather_s: float
 ) -> tuple[list[TenantQueue], set[uuid.UUID]]:
     """Each tenant with work waiting, its admitted jobs' next chunks (at most ``room`` of its
     book chunks, all of its short and interactive jobs'), and the queued jobs among them."""

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select
 from shared.audio.finish import ChunkStats
 from shared.audio.presets import Mastering
 from shared.audio.programme import loudness_gain, pause_samples, shape
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.states import ChunkStatus, JobStatus
 from shared.infra.models import Chunk, Job
 from shared.infra.storage import chunk_audio_key, get_pcm
@@ -52,7 +52,7 @@ class ChunkFollower:
     """Call :meth:`poll` until :attr:`finished`: each call gives the chunks done since the
     last one that follow on from those given before, as (pause samples before it, PCM)."""
 
-    def __init__(self, farm: Farm, job_id: uuid.UUID) -> None:
+    def __init__(self, farm: FarmContext, job_id: uuid.UUID) -> None:
         self.farm, self.job_id = farm, job_id
         self.heard = 0  # chunks given so far, in programme order
         self.total: int | None = None  # the job's chunks, once read
@@ -77,8 +77,7 @@ class ChunkFollower:
         for row in rows:
             if row.status != ChunkStatus.DONE:
                 break
-            steps = np.frombuffer(row.loudness_steps or b"", "<f8")
-            stats = ChunkStats(row.samples or 0, steps, row.true_peak or 0.0, row.energy or 0.0)
+            stats = ChunkStats.from_row(row.samples, row.loudness_steps, row.true_peak, row.energy)
             ready.append((row.chunk, Boundary(row.boundary), stats))
         return [self._heard(index, boundary, stats, mastering) for index, boundary, stats in ready]
 

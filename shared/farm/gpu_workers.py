@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.infra.models import GpuWorker, utcnow
 
 
@@ -25,7 +25,7 @@ def live_slots(session: Session, heartbeat_s: float) -> int:
     return int(session.scalar(slots) or 0)
 
 
-def register_gpu_worker(farm: Farm, name: str, slots: int) -> None:
+def register_gpu_worker(farm: FarmContext, name: str, slots: int) -> None:
     """A gpu worker's heartbeat: it is alive and holds ``slots`` chunks at once."""
     with farm.sessions() as session:
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
@@ -38,7 +38,7 @@ def register_gpu_worker(farm: Farm, name: str, slots: int) -> None:
         )
 
 
-def forget_gpu_worker(farm: Farm, name: str) -> None:
+def forget_gpu_worker(farm: FarmContext, name: str) -> None:
     """A gpu worker leaving: its slots leave the window at once."""
     with farm.sessions() as session:
         session.execute(delete(GpuWorker).where(GpuWorker.name == name))

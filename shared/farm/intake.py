@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.audio.encode import AudioFormat
 from shared.audio.presets import PresetName, mastering
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.jobs import JobRequest, new_job, submit_job
 from shared.infra.models import Job
 from shared.infra.settings import Settings
@@ -169,7 +169,7 @@ def _read(
 
 
 def enter_job(
-    farm: Farm,
+    farm: FarmContext,
     tenant_id: uuid.UUID,
     job_id: uuid.UUID,
     intake: Intake,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.audio import SAMPLE_RATE
 from shared.audio.presets import Mastering
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.limits import count_chars
 from shared.farm.outputs import chapter_progress, download_name, listing
 from shared.farm.states import ChapterStatus, ChunkStatus, JobStatus
@@ -109,7 +109,7 @@ def new_job(
 
 
 def submit_job(
-    farm: Farm,
+    farm: FarmContext,
     job: Job,
     chunks: list[Chunk],
     chapters: list[Chapter],
@@ -133,7 +133,7 @@ def submit_job(
         notify_at_commit(session, queues.DISPATCH_CHANNEL)
 
 
-def notify(farm: Farm, session: Session, job_id: uuid.UUID, event_type: str) -> str | None:
+def notify(farm: FarmContext, session: Session, job_id: uuid.UUID, event_type: str) -> str | None:
     """Queue ``event_type`` for the job's webhook in this transaction; the delivery's id, or
     None when the job has no webhook."""
     session.flush()
@@ -144,7 +144,7 @@ def notify(farm: Farm, session: Session, job_id: uuid.UUID, event_type: str) -> 
     return add_event(session, job.id, job.webhook_url, event_type, job_json(farm, job, chapters))
 
 
-def fail_job(farm: Farm, job_id: uuid.UUID, error: str) -> bool:
+def fail_job(farm: FarmContext, job_id: uuid.UUID, error: str) -> bool:
     """Mark a job failed (a stage gave up on it) and send its webhook."""
     with farm.sessions() as session:
         failed = move_job(session, job_id, JobStatus.FAILED, error=error)
@@ -154,7 +154,7 @@ def fail_job(farm: Farm, job_id: uuid.UUID, error: str) -> bool:
     return failed
 
 
-def cancel_job(farm: Farm, job_id: uuid.UUID) -> bool:
+def cancel_job(farm: FarmContext, job_id: uuid.UUID) -> bool:
     """Cancel a queued or running job: its waiting chunks are cancelled with it, so that no
     further one is generated or decoded."""
     with farm.sessions() as session:
@@ -167,14 +167,16 @@ def cancel_job(farm: Farm, job_id: uuid.UUID) -> bool:
     return True
 
 
-def output_url(farm: Farm, job: Job) -> str:
+def output_url(farm: FarmContext, job: Job) -> str:
     """A download URL of the job's programme (of the current outputs), named after its title."""
     programme = next(o for o in job.outputs if o["kind"] == "programme")
     name = download_name(job, programme["key"].rsplit("/", 1)[-1])
     return farm.store.presign(programme["key"], name)
 
 
-def job_json(farm: Farm, job: Job, chapters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def job_json(
+    farm: FarmContext, job: Job, chapters: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The job as the API returns it and as webhooks carry it; ``chapters`` from
     ``shared.farm.outputs.chapter_progress``."""
     samples = job.output_samples if job.output_samples is not None else job.audio_samples

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Row, bindparam, or_, update
 from sqlalchemy.orm import Session
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.states import ChapterStatus, ChunkStatus, JobStatus
 from shared.farm.transitions import ALL_CHAPTERS_DONE, CHAPTER_JOB_ACTIVE, ITS_CHUNKS_DONE
 from shared.infra.models import Chapter, Chunk, Job, utcnow
@@ -107,7 +107,7 @@ class Lease:
     gives it back (the holder cleared, the deadline kept), so that the task's retry claims it
     at once while the reconciler still waits for the deadline."""
 
-    def __init__(self, farm: Farm, renew: Any, release: Any = None, **ids: Any) -> None:
+    def __init__(self, farm: FarmContext, renew: Any, release: Any = None, **ids: Any) -> None:
         self.farm, self.renew_statement, self.release_statement = farm, renew, release
         self.params: dict[str, Any] = {**ids, "holder": uuid.uuid4().hex}
         self._lost, self._done = threading.Event(), threading.Event()

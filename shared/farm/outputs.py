@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from shared.audio import SAMPLE_RATE
 from shared.audio.captions import Cue, chunk_cues
 from shared.audio.programme import Layout, Part
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.states import ChunkStatus
 from shared.infra.models import Chapter, Chunk, Job
 from shared.text.chunking import sentences
@@ -99,7 +99,7 @@ def download_name(job: Job, name: str) -> str:
     return f"{stem}.{name[5:]}" if name.startswith("book.") else f"{stem} - {name}"
 
 
-def listing(farm: Farm, job: Job) -> list[dict[str, Any]]:
+def listing(farm: FarmContext, job: Job) -> list[dict[str, Any]]:
     """The current version's files with download URLs."""
     expiry = farm.settings.storage.presign_expiry_s
     return [
@@ -145,7 +145,7 @@ ONE_JOB_CHAPTERS = _chapters_of(lambda job: job == bindparam("job"))
 
 
 def chapter_progress(
-    farm: Farm, reader: Session | Connection, job_ids: Sequence[uuid.UUID]
+    farm: FarmContext, reader: Session | Connection, job_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Each job's chapters: title, status, chunks done of total, and the file once made."""
     out: dict[uuid.UUID, list[dict[str, Any]]] = {job_id: [] for job_id in job_ids}
@@ -154,7 +154,7 @@ def chapter_progress(
     return out
 
 
-def chapter_entry(farm: Farm, chapter: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+def chapter_entry(farm: FarmContext, chapter: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     """A chapter as a job's JSON shows it, from its row of ``CHAPTER_PROGRESS`` (or the same
     columns as a poll reads them, in JSON)."""
     key = chapter["output_key"]  # the chapter's file, once it is made

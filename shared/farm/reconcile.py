@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.transitions import (
     RESEND_EXPIRED_CHAPTERS,
     RESEND_EXPIRED_DECODES,
@@ -28,7 +28,7 @@ BATCH = 1000  # rows of each kind per run; the rest wait for the next run
 EVERYTHING = datetime.max.replace(tzinfo=UTC)  # a deadline every lease is past
 
 
-def reconcile(farm: Farm, now: datetime | None = None, lost: bool = False) -> dict[str, int]:
+def reconcile(farm: FarmContext, now: datetime | None = None, lost: bool = False) -> dict[str, int]:
     """Re-send every decode, chapter, stitch and webhook whose lease ran out, and hand every
     such chunk waiting for the GPU back to the dispatcher; return how many of each.
 

@@ -9,7 +9,7 @@ import uuid
 
 from sqlalchemy import delete, func, select
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.intake import take_in_chapter
 from shared.farm.limits import count_chars
 from shared.farm.retention import ChunksExpired
@@ -31,7 +31,7 @@ class JobNotRedoable(RuntimeError):
 
 
 def redo_chapter(
-    farm: Farm,
+    farm: FarmContext,
     job_id: uuid.UUID,
     chapter: int,
     text: str | None = None,
@@ -90,7 +90,7 @@ def redo_chapter(
 
 
 def _new_chunks(
-    farm: Farm,
+    farm: FarmContext,
     job: Job,
     chapter: Chapter,
     old: list[Chunk],

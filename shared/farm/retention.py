@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.jobs import cancel_job
 from shared.farm.states import FINAL
 from shared.infra.models import Chapter, DeletedJob, Job, Tenant, utcnow
@@ -40,7 +40,7 @@ def periods(own_days: int | None, settings: RetentionSettings) -> tuple[int, int
     return (min(kept) if kept else 0), days
 
 
-def expire(farm: Farm, now: datetime | None = None) -> dict[str, int]:
+def expire(farm: FarmContext, now: datetime | None = None) -> dict[str, int]:
     """Remove what has expired; how many jobs lost their chunk audio, their files, and how
     many deleted jobs were swept."""
     now = now or utcnow()
@@ -52,7 +52,7 @@ def expire(farm: Farm, now: datetime | None = None) -> dict[str, int]:
 
 
 def _expire_each(
-    farm: Farm, now: datetime, mark: Any, period: int, remove: Callable[..., None]
+    farm: FarmContext, now: datetime, mark: Any, period: int, remove: Callable[..., None]
 ) -> int:
     """``remove`` the objects of every job not yet marked whose period (0: chunk audio, 1:
     files) has passed, up to a batch; how many."""
@@ -89,7 +89,7 @@ def _unmarked(mark: Any) -> tuple[Any, ...]:
 
 
 def _expire_one(
-    farm: Farm, job_id: uuid.UUID, mark: Any, now: datetime, remove: Callable[..., None]
+    farm: FarmContext, job_id: uuid.UUID, mark: Any, now: datetime, remove: Callable[..., None]
 ) -> bool:
     """Expire one job holding its row (skipped where another holds it: a redo, another
     run); whether it was."""
@@ -103,12 +103,12 @@ def _expire_one(
     return True
 
 
-def _expire_chunks(farm: Farm, session: Any, job_id: uuid.UUID, now: datetime) -> None:
+def _expire_chunks(farm: FarmContext, session: Any, job_id: uuid.UUID, now: datetime) -> None:
     farm.store.delete_prefix(chunks_prefix(str(job_id)))
     session.execute(update(Job).where(Job.id == job_id).values(chunks_expired_at=now))
 
 
-def _expire_files(farm: Farm, session: Any, job_id: uuid.UUID, now: datetime) -> None:
+def _expire_files(farm: FarmContext, session: Any, job_id: uuid.UUID, now: datetime) -> None:
     """Every object of the job; its outputs listed no more, so that nothing signs a URL."""
     farm.store.delete_prefix(job_prefix(str(job_id)))
     session.execute(
@@ -125,7 +125,7 @@ def _expire_files(farm: Farm, session: Any, job_id: uuid.UUID, now: datetime) ->
     session.execute(update(Chapter).where(Chapter.job_id == job_id).values(output_key=None))
 
 
-def remove_job(farm: Farm, job_id: uuid.UUID) -> int:
+def remove_job(farm: FarmContext, job_id: uuid.UUID) -> int:
     """Delete a job (cancelled first if still active): its rows, then every object of it;
     how many objects. It is swept again later (``sweep_deleted``)."""
     cancel_job(farm, job_id)  # no further chunk is generated or decoded
@@ -135,7 +135,7 @@ def remove_job(farm: Farm, job_id: uuid.UUID) -> int:
     return farm.store.delete_prefix(job_prefix(str(job_id)))
 
 
-def sweep_deleted(farm: Farm, now: datetime) -> int:
+def sweep_deleted(farm: FarmContext, now: datetime) -> int:
     """Remove the objects of deleted jobs again: a stage that claimed work before the delete
     may write after it (a decode's chunk, a stitch's upload in parts). A job is forgotten once
     a sweep a lease or more after its delete finds nothing left; how many were swept."""

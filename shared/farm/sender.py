@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from celery import Celery
 from kombu import Queue
 
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.infra import broker, queues
 from shared.infra.db import bookkeeping_scope, session_scope
 from shared.infra.settings import Settings, get_settings
@@ -91,10 +91,10 @@ def _sending_app() -> Celery:
     return celery_app(get_settings())
 
 
-def celery_farm(app: Celery | None = None) -> Farm:
+def celery_farm(app: Celery | None = None) -> FarmContext:
     """The farm as the api and the workers see it: settings, object store, Celery, Postgres.
     ``app``: the workers' own Celery app, whose connections their messages go out on; else
     one that only sends (the api's, the dispatcher's), built once a process."""
     settings = get_settings()
     store, sender = open_store(settings.storage), CelerySender(app or _sending_app())
-    return Farm(settings, store, sender, session_scope, bookkeeping_scope)
+    return FarmContext(settings, store, sender, session_scope, bookkeeping_scope)

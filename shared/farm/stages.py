@@ -3,7 +3,8 @@ around these, and embedded mode runs them on a thread pool.
 
 Each stage takes ids, claims its chunk (``shared.farm.transitions``), does its slow work outside
 any transaction, and moves the chunk by its edge; a redelivered or duplicated message does no
-harm, since only the first to move the chunk goes on. The stitch stage is ``stitching``.
+harm, since only the first to move the chunk goes on. The stitches are ``chapter_stitch`` and
+``book_stitch``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from sqlalchemy import Row
 
 from shared.audio.finish import finish_chunk
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
 from shared.farm.seeds import chunk_seed
 from shared.farm.states import JobStatus
@@ -48,7 +49,7 @@ class MissingDecoder(Exception):
     """The engine produced SNAC codes but no SNAC decoder was loaded."""
 
 
-def _claim(farm: Farm, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | None:
+def _claim(farm: FarmContext, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | None:
     """Run a claim statement on a chunk; its row, or None if the chunk is not ours."""
     params = {"job": job_id, "idx": index, "lease": farm.lease(), "at": utcnow()}
     with farm.bookkeeping() as connection:
@@ -56,7 +57,7 @@ def _claim(farm: Farm, job_id: uuid.UUID, index: int, claim: Any) -> Row[Any] | 
 
 
 def generate_chunk(
-    farm: Farm,
+    farm: FarmContext,
     loop: EngineLoop,
     engine: Engine,
     job_id: uuid.UUID,
@@ -96,7 +97,11 @@ def generate_chunk(
 
 
 def decode_chunk(
-    farm: Farm, decoder: SnacDecoder | None, job_id: uuid.UUID, index: int, urgent: bool = False
+    farm: FarmContext,
+    decoder: SnacDecoder | None,
+    job_id: uuid.UUID,
+    index: int,
+    urgent: bool = False,
 ) -> bool:
     """CPU stage: the chunk's speech to finished PCM in the object store and its loudness in
     the row; the decode that finishes a chapter's last chunk sends the chapter's stitch (ahead
@@ -118,7 +123,7 @@ def decode_chunk(
         "n": stats.samples,
         "peak": stats.peak,
         "energy": stats.energy,
-        "steps": stats.steps.astype("<f8").tobytes(),
+        "steps": stats.stored_steps(),
         "at": utcnow(),
         "seconds": decode_s,
         "lease": farm.lease(),

@@ -26,8 +26,8 @@ from shared.infra.models import Chunk
 from shared.infra.settings import AudioSettings
 from shared.text.chunking import Boundary
 from tests.conftest import services_for
-from workers import farmctl
-from workers.farmctl import free_port
+from workers import farm_processes
+from workers.farm_processes import free_port
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -48,7 +48,7 @@ class RunningFarm:
         self.env, self.state_dir = env, state_dir
         self.api = f"http://127.0.0.1:{env['API_PORT']}"
         self.flower = f"http://127.0.0.1:{env['LYRE_FLOWER__PORT']}"
-        specs = farmctl.processes(
+        specs = farm_processes.processes(
             int(env["API_PORT"]),
             flower_port=int(env["LYRE_FLOWER__PORT"]),
             gpu_concurrency=4,
@@ -63,16 +63,16 @@ class RunningFarm:
 
     def start(self, name: str) -> None:
         spec = self.specs[name]
-        self.children[name] = farmctl.start(spec, self.env, self.state_dir)
-        farmctl.wait_healthy(spec, self.children[name])
+        self.children[name] = farm_processes.start(spec, self.env, self.state_dir)
+        farm_processes.wait_healthy(spec, self.children[name])
 
     def start_at_once(self, names: list[str]) -> None:
         """Start these processes together (workers need a few seconds to import; nothing
         waits for them but their queues), then wait for the api, if among them, to answer."""
         for name in names:
-            self.children[name] = farmctl.start(self.specs[name], self.env, self.state_dir)
+            self.children[name] = farm_processes.start(self.specs[name], self.env, self.state_dir)
         if "api" in names:
-            farmctl.wait_healthy(self.specs["api"], self.children["api"])
+            farm_processes.wait_healthy(self.specs["api"], self.children["api"])
 
     def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 60) -> None:
         """Signal a process's group and wait until it exits (TimeoutExpired past ``timeout``)."""

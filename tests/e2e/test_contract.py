@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import services_for
 from tests.e2e.conftest import RunningFarm
 from tests.services import forget_redis_keys
-from workers.farmctl import free_port
+from workers.farm_processes import free_port
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = int(os.environ.get("LYRE_FUZZ_EXAMPLES", "5"))  # cases per operation and phase

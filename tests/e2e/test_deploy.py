@@ -20,8 +20,7 @@ from pydantic import BaseModel
 
 from shared.infra.settings import Settings
 from shared.speech.vllm_backend import VLLM_VERSION
-from workers.farm_processes import processes
-from workers.farmctl import free_port
+from workers.farm_processes import free_port, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ("cpu", "gpu")

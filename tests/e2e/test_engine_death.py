@@ -15,7 +15,7 @@ import pytest
 from shared.infra.db import session_scope
 from shared.infra.models import Job
 from tests.e2e.conftest import assert_complete, chunk_rows
-from workers import farmctl
+from workers import farm_processes
 from workers.engine_host import ENGINE_DEAD_EXIT
 
 pytestmark = pytest.mark.slow
@@ -25,11 +25,11 @@ SIX_CHUNKS = "\n\n".join(
 )
 
 
-def dying_worker(farm, death: str, node: str) -> farmctl.Process:
+def dying_worker(farm, death: str, node: str) -> farm_processes.Process:
     spec = farm.specs["gpu-worker"]
     argv = [a if a != "workers.app" else "tests.e2e.dying_gpu" for a in spec.argv]
     argv[argv.index("-n") + 1] = node
-    return farmctl.Process(node.split("@")[0], argv, env=(("LYRE_TEST_DEATH", death),))
+    return farm_processes.Process(node.split("@")[0], argv, env=(("LYRE_TEST_DEATH", death),))
 
 
 def healthcheck(farm, node: str) -> subprocess.CompletedProcess:
@@ -46,7 +46,7 @@ def test_an_engine_that_dies_mid_batch_hands_its_chunks_back(api_only):
     farm = api_only
     job = farm.submit(SIX_CHUNKS, format="wav")
     spec = dying_worker(farm, "batch:3", "dying@%h")
-    child = farmctl.start(spec, farm.env, farm.state_dir)
+    child = farm_processes.start(spec, farm.env, farm.state_dir)
     assert child.wait(timeout=120) == ENGINE_DEAD_EXIT  # for its supervisor to restart it
     rows = chunk_rows(job["id"])
     assert len(rows) == 6 and {r.status for r in rows} == {"pending"}
@@ -64,7 +64,7 @@ def test_an_engine_that_dies_mid_batch_hands_its_chunks_back(api_only):
 def test_the_healthcheck_fails_while_the_engine_is_dead(api_only):
     farm = api_only
     node = "idler@127.0.0.1"
-    child = farmctl.start(dying_worker(farm, "idle:8", node), farm.env, farm.state_dir)
+    child = farm_processes.start(dying_worker(farm, "idle:8", node), farm.env, farm.state_dir)
     try:
         deadline = time.monotonic() + 60
         while (check := healthcheck(farm, node)).returncode != 0:  # the engine is built
@@ -86,7 +86,7 @@ def test_a_worker_whose_engine_cannot_be_built_exits_before_taking_chunks(api_on
     job = farm.submit(SIX_CHUNKS, format="wav")
     spec = farm.specs["gpu-worker"]
     env = {**farm.env, "LYRE_ENGINE": "orpheus", "LYRE_ORPHEUS__MODEL": str(tmp_path / "none")}
-    child = farmctl.start(spec, env, farm.state_dir)
+    child = farm_processes.start(spec, env, farm.state_dir)
     assert child.wait(timeout=120) == ENGINE_DEAD_EXIT
     assert {r.attempts for r in chunk_rows(job["id"])} == {0}  # it took none
     log = (farm.state_dir / "gpu-worker.log").read_text()

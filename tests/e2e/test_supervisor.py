@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.services import REDIS_TEST_URL, drop_database, forget_redis_keys
-from workers.farmctl import free_port
-from workers.supervision import command_line, group_members, read_status, start_ticks
+from workers.farm_processes import free_port
+from workers.farm_state import command_line, group_members, read_status, start_ticks
 
 pytestmark = pytest.mark.slow
 

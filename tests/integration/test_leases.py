@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from api.schemas import JobCreate
 from api.services.jobs import submit
 from shared.farm import stages
-from shared.farm.book import stitch_job
+from shared.farm.book_stitch import stitch_job
+from shared.farm.chapter_stitch import stitch_chapter
 from shared.farm.reconcile import reconcile
-from shared.farm.stitching import stitch_chapter
 from shared.farm.tenants import create_key
 from shared.infra.models import Chapter, Chunk, Job, JobEvent, utcnow
 from tests.burst import BurstFarm

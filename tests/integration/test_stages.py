@@ -30,7 +30,7 @@ from api.services.jobs import submit
 from shared.audio import programme as joining
 from shared.audio.presets import Mastering
 from shared.audio.programme import pause_samples
-from shared.farm import book, stages, stitching
+from shared.farm import book_stitch, chapter_stitch, stages
 from shared.farm.jobs import cancel_job, fail_job
 from shared.farm.leases import RENEW_STITCH_LEASE, Lease
 from shared.farm.reconcile import reconcile
@@ -134,7 +134,7 @@ def test_chapters_finishing_at_once_send_the_books_stitch_once(pg_burst):
     chapters = [args for kind, *args in burst.sender.messages if kind == "chapter"]
     burst.sender.messages.clear()
     with ThreadPoolExecutor(8) as pool:
-        made = list(pool.map(lambda a: stitching.stitch_chapter(burst.farm, *a), chapters * 2))
+        made = list(pool.map(lambda a: chapter_stitch.stitch_chapter(burst.farm, *a), chapters * 2))
     assert len(chapters) == 8 and made.count(True) == 8
     assert [m[0] for m in burst.sender.messages] == ["stitch"]
     burst.drain()
@@ -170,7 +170,7 @@ def test_the_stitch_reads_chunks_ahead_on_several_threads(burst, tenant):
     burst.farm.store = SlowStore()
     burst.drain(("stitch",))
     assert len(reads) == 24 and len(set(reads)) == 12
-    assert stitching.READERS <= in_flight["most"] <= 2 * stitching.READERS
+    assert chapter_stitch.READERS <= in_flight["most"] <= 2 * chapter_stitch.READERS
     with burst.farm.sessions() as session:
         assert session.get(Job, job.id).status == "succeeded"
 
@@ -203,7 +203,7 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
     """The seam inside a pause neither shifts the second half nor adds samples."""
     job = submit(burst.farm, tenant, JobCreate(text=BOOK), None)
     burst.drain(("generate", "decode"))
-    parts = stitching.read_parts(burst.farm, job.id)
+    parts = chapter_stitch.read_parts(burst.farm, job.id)
     audio = burst.farm.settings.audio
     pauses = [pause_samples(p.boundary, audio) for p in parts]
 
@@ -211,7 +211,9 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
         path, making = tmp_path / f"{name}.{fmt}", Mastering(format=fmt)
         layout = joining.lay_out(parts, [], audio, making)
         lease = Lease(burst.farm, RENEW_STITCH_LEASE, job=job.id)  # not held: never lost
-        samples = book._encode_programme(burst.farm, lease, job, parts, layout, fmt, 64, None, path)
+        samples = book_stitch._encode_programme(
+            burst.farm, lease, job, parts, layout, fmt, 64, None, path
+        )
         return samples, decoded(path)
 
     samples, programme = encode("programme", "wav")

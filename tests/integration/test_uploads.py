@@ -13,6 +13,7 @@ from shared.infra.models import Job
 from tests.integration.test_web import _csrf, sign_in
 
 UPLOAD_LIMIT, TEXT_LIMIT = 20_000, 5_000
+TEXT_TOO_LARGE = "the text is larger than this farm accepts (5 KB)"
 
 
 @pytest.fixture()
@@ -34,9 +35,9 @@ CASES = [
     ({"file": ("book.txt", b"")}, 422, "the file is empty"),
     ({"text": (None, "  \n ")}, 422, "the text is empty"),
     ({"text": (None, "... !!!")}, 422, "the input has nothing to say (no words)"),
-    ({"text": (None, "Words. " * 1000)}, 413, "the text is larger than this farm accepts (5 KB)"),
-    ({"file": ("b.txt", b"Words. " * 4000)}, 413, "the file is larger than this farm accepts (20 KB)"),
-    ({"file": ("b.txt", b"Words. " * 1000)}, 413, "the text is larger than this farm accepts (5 KB)"),
+    ({"text": (None, "Words. " * 1000)}, 413, TEXT_TOO_LARGE),
+    ({"file": ("b.txt", b"Words. " * 4000)}, 413, "the file is larger than this farm accepts"),
+    ({"file": ("b.txt", b"Words. " * 1000)}, 413, TEXT_TOO_LARGE),
     ({"file": ("book.epub", b"%PDF-1.7")}, 422, "not an EPUB: the file is not a zip archive"),
     ({"file": ("x.png", b"\x89PNG\r\n\x1a\n\0\0")}, 422, "neither text nor an EPUB: binary data"),
 ]

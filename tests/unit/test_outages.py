@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from shared.infra.outages import dependency_down
 from tests.services import failing_object_store
-from workers.farmctl import free_port
+from workers.farm_processes import free_port
 
 
 def raised(action) -> BaseException:

@@ -26,7 +26,7 @@ from shared.audio.finish import ChunkStats
 from shared.audio.presets import Mastering
 from shared.audio.programme import Layout, Part, join_chunks, lay_out, shape
 from shared.farm import outputs
-from shared.farm.context import Farm
+from shared.farm.context import FarmContext
 from shared.farm.leases import (
     CLAIM_CHAPTER,
     LEASE_BOOK_STITCH,
@@ -52,7 +52,7 @@ READ_AHEAD = READERS = 4
 ROOM_TONE_DBFS = -72.0  # far under ACX's noise floor limit, and not digital silence
 
 
-def read_parts(farm: Farm, job_id: uuid.UUID, chapter: int | None = None) -> list[Part]:
+def read_parts(farm: FarmContext, job_id: uuid.UUID, chapter: int | None = None) -> list[Part]:
     """The job's chunks (or one chapter's) in programme order, with their statistics."""
     query = select(
         Chunk.index,
@@ -73,14 +73,16 @@ def read_parts(farm: Farm, job_id: uuid.UUID, chapter: int | None = None) -> lis
             index,
             chapter,
             Boundary(boundary),
-            ChunkStats(samples or 0, np.frombuffer(steps or b"", "<f8"), peak or 0.0, energy or 0),
+            ChunkStats.from_row(samples, steps, peak, energy),
             caption,
         )
         for index, chapter, boundary, samples, steps, peak, energy, caption in rows
     ]
 
 
-def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int, urgent: bool = False) -> bool:
+def stitch_chapter(
+    farm: FarmContext, job_id: uuid.UUID, chapter: int, urgent: bool = False
+) -> bool:
     """A chapter's own file, between room tone, tagged, measured against ACX when asked; the
     chapter that completes the book sends the book's stitch (ahead of books' if ``urgent``, a
     short job's). Its lease is held while it works: a second stitch of the chapter starts only
@@ -100,7 +102,7 @@ def stitch_chapter(farm: Farm, job_id: uuid.UUID, chapter: int, urgent: bool = F
 
 
 def _make_chapter(
-    farm: Farm, lease: Lease, job_id: uuid.UUID, chapter: int, claimed: Any
+    farm: FarmContext, lease: Lease, job_id: uuid.UUID, chapter: int, claimed: Any
 ) -> tuple[bool, int]:
     """Make the chapter's file and mark the chapter done; whether it moved, and how many of
     the job's chapters still wait."""
@@ -144,7 +146,7 @@ def is_the_programme(mastering: Mastering, chapters: int) -> bool:
 
 
 def _chapter_file(
-    farm: Farm,
+    farm: FarmContext,
     lease: Lease,
     job: Job,
     chapter: int,
@@ -188,7 +190,7 @@ def room_tone(samples: int, seed: int) -> np.ndarray:
 
 
 def stream_chunks(
-    farm: Farm,
+    farm: FarmContext,
     job_id: uuid.UUID,
     parts: Sequence[Part],
     pauses: Sequence[int],

@@ -20,18 +20,18 @@ from shared.audio.captions import srt, webvtt
 from shared.audio.encode import ENCODINGS, AudioWriter
 from shared.audio.presets import Mastering
 from shared.audio.programme import MP3_SEAM, Layout, Part, join_chunks, lay_out, mp3_seam
-from shared.farm import outputs, stitching
-from shared.farm.context import Farm
+from shared.farm import chapter_stitch, outputs
+from shared.farm.chapter_stitch import is_the_programme, read_parts
+from shared.farm.context import FarmContext
 from shared.farm.jobs import notify
 from shared.farm.leases import CLAIM_STITCH, RELEASE_STITCH, RENEW_STITCH_LEASE, Lease, LeaseLost
 from shared.farm.states import JobStatus
-from shared.farm.stitching import is_the_programme, read_parts
 from shared.farm.transitions import move_job
 from shared.infra.models import Chapter, Job
 from shared.infra.storage import output_key
 
 
-def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
+def stitch_job(farm: FarmContext, job_id: uuid.UUID) -> bool:
     """Book stage: every file of the book, uploaded; then the job succeeds. Its lease is held
     while it works: a second stitch starts only once this one has stopped renewing it, and
     then this one writes nothing more."""
@@ -46,7 +46,7 @@ def stitch_job(farm: Farm, job_id: uuid.UUID) -> bool:
         return False
 
 
-def _make_book(farm: Farm, lease: Lease, job_id: uuid.UUID, version: int) -> bool:
+def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int) -> bool:
     """Make the book's files as ``version`` and the job succeeds with them as its outputs."""
     with farm.sessions() as session:
         job = session.get(Job, job_id)
@@ -109,7 +109,7 @@ def _make_book(farm: Farm, lease: Lease, job_id: uuid.UUID, version: int) -> boo
 
 
 def _encode_all(
-    farm: Farm,
+    farm: FarmContext,
     lease: Lease,
     job: Job,
     parts: list[Part],
@@ -151,7 +151,7 @@ def _encode_all(
 
 
 def _encode_programme(
-    farm: Farm,
+    farm: FarmContext,
     lease: Lease,
     job: Job,
     parts: list[Part],
@@ -171,7 +171,9 @@ def _encode_programme(
     with AudioWriter(path, fmt, bitrate, tags, chapters=chapters, cover=cover) as writer:
         if seam is None:
             return join_chunks(
-                stitching.stream_chunks(farm, job.id, parts, pauses, layout, lease), 1.0, writer
+                chapter_stitch.stream_chunks(farm, job.id, parts, pauses, layout, lease),
+                1.0,
+                writer,
             )
         k = seam.index
         second = path.with_name("second-half.mp3")
@@ -187,7 +189,7 @@ def _encode_programme(
                 bitrate,
                 second,
             )
-            first = stitching.stream_chunks(farm, job.id, parts[:k], pauses[:k], layout, lease)
+            first = chapter_stitch.stream_chunks(farm, job.id, parts[:k], pauses[:k], layout, lease)
             samples = join_chunks(first, 1.0, writer)
             writer.write(np.zeros(seam.head, np.float32))
             samples += seam.head + later.result() + MP3_SEAM  # what the second encoder put ahead
@@ -196,7 +198,7 @@ def _encode_programme(
 
 
 def _encode_half(
-    farm: Farm,
+    farm: FarmContext,
     lease: Lease,
     job_id: uuid.UUID,
     parts: list[Part],
@@ -207,5 +209,5 @@ def _encode_half(
 ) -> int:
     with AudioWriter(path, "mp3", bitrate) as writer:
         return join_chunks(
-            stitching.stream_chunks(farm, job_id, parts, pauses, layout, lease), 1.0, writer
+            chapter_stitch.stream_chunks(farm, job_id, parts, pauses, layout, lease), 1.0, writer
         )
