@@ -43,7 +43,8 @@ test: install services browser ## Run the whole test suite
 # The running api against its OpenAPI document: schemathesis, every check and phase, 300 cases
 # per operation and phase (make test runs the same test with 5); docs/errors.md says more.
 fuzz: install services ## Fuzz the running api against its OpenAPI document (schemathesis)
-	LYRE_FUZZ_EXAMPLES=300 LYRE_FUZZ_SEED=$$(date +%s) OMP_NUM_THREADS=1 \
+	LYRE_FUZZ_EXAMPLES=$${LYRE_FUZZ_EXAMPLES:-300} LYRE_FUZZ_SEED=$${LYRE_FUZZ_SEED:-$$(date +%s)} \
+	  OMP_NUM_THREADS=1 \
 	  $(BIN)/pytest tests/e2e/test_contract.py -s --timeout=0
 
 check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's own code (own env)

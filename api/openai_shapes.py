@@ -11,10 +11,9 @@ from typing import Any, Literal, get_args
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import NOT_BLANK, SEED_DESCRIPTION
+from api.schemas import NOT_BLANK, SEED_DESCRIPTION, Seed
 from shared.audio.encode import SpeechFormat
 from shared.audio.tempo import MAX_SPEED, MIN_SPEED
-from shared.farm.seeds import SEED_LIMIT
 from shared.text.voices import OPENAI_VOICES, VOICES, find_voice
 
 # OpenAI's model names speak with the farm's engine, as "orpheus" does: a program's choice of
@@ -54,8 +53,8 @@ class SpeechCreate(BaseModel):
     response_format: SpeechFormat = "mp3"
     speed: float = Field(default=1.0, ge=MIN_SPEED, le=MAX_SPEED)
     stream_format: Literal["audio", "sse"] = "audio"
-    seed: int | None = Field(  # not OpenAI's: its clients send it as an extra field
-        default=None, ge=0, lt=SEED_LIMIT, description=f"Lyre's own: {SEED_DESCRIPTION}"
+    seed: Seed | None = Field(  # not OpenAI's: its clients send it as an extra field
+        default=None, description=f"Lyre's own: {SEED_DESCRIPTION}"
     )
 
     @field_validator("voice", mode="before")

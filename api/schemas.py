@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
@@ -13,6 +13,7 @@ from shared.audio.encode import AudioFormat
 from shared.audio.presets import MasteringChoices, PresetName
 from shared.farm.seeds import SEED_LIMIT
 from shared.farm.states import JobStatus
+from shared.infra.json_types import JSON_INTEGER
 from shared.infra.settings import ResolvedEngine
 from shared.text.lexicon import MAX_ENTRIES, MAX_LENGTH
 from shared.text.voices import DEFAULT_VOICE, Voice
@@ -22,6 +23,8 @@ SEED_DESCRIPTION = (
     "running the same release, however the chunks were scheduled or retried. Without one, "
     "each job samples afresh"
 )
+
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT), JSON_INTEGER]
 
 # Some non-white-space character (the complement of what str.strip() removes), in JSON Schema's
 # regular expressions: what "not blank" is in the code, stated in the schema
@@ -67,14 +70,12 @@ class JobCreate(BaseModel):
     closing_credits: str | None = Field(default=None, max_length=5000)
     webhook_url: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    priority: int = Field(
+    priority: Annotated[int, Field(ge=-10, le=10), JSON_INTEGER] = Field(
         default=0,
-        ge=-10,
-        le=10,
         description="Among the tenant's own jobs, higher first (tenants share the GPUs by "
         "weight whatever their jobs' priorities)",
     )
-    seed: int | None = Field(default=None, ge=0, lt=SEED_LIMIT, description=SEED_DESCRIPTION)
+    seed: Seed | None = Field(default=None, description=SEED_DESCRIPTION)
 
 
 class Progress(BaseModel):
@@ -192,7 +193,10 @@ class ChapterRedo(BaseModel):
     model_config = ConfigDict(strict=True)  # JSON's types as the schema says
 
     text: str | None = Field(
-        default=None, max_length=1_000_000, description="Corrected text; default: the same"
+        default=None,
+        max_length=1_000_000,
+        description="Corrected text, with words to say; default: the same",
+        json_schema_extra={"pattern": NOT_BLANK},  # what the intake refuses as empty
     )
     voice: Voice | None = Field(default=None, description="Another voice; default: the same")
 

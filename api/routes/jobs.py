@@ -49,6 +49,14 @@ _CURSOR = Query(
     description="Where the page starts: the next_cursor of the page before",
 )
 _OF_A_JOB = (*KEYED, JobNotFound, InvalidInput)  # a route of /jobs/{job_id}
+# What a job's file may be (shared.text.documents reads each by its content, not by its type)
+INPUT_MEDIA_TYPES = (
+    "text/plain",
+    "text/markdown",
+    "text/html",
+    "application/xhtml+xml",
+    "application/epub+zip",
+)
 _JOB_BODY = {  # read by the route itself, in either encoding
     "required": True,
     "content": {
@@ -56,11 +64,19 @@ _JOB_BODY = {  # read by the route itself, in either encoding
         "multipart/form-data": {
             "schema": {
                 "type": "object",
-                "description": "The input as the file `file` (a text or an EPUB), JobCreate's "
-                "other fields as form fields (metadata, lexicon and mastering as JSON)",
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "description": "The input as the file `file`, JobCreate's other fields as form "
+                "fields (metadata, lexicon and mastering as JSON)",
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "A text (UTF-8: plain, Markdown or HTML) or an EPUB, "
+                        "told apart by its content; anything else is refused",
+                    }
+                },
                 "required": ["file"],
-            }
+            },
+            "encoding": {"file": {"contentType": ", ".join(INPUT_MEDIA_TYPES)}},
         },
     },
 }

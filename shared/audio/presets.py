@@ -14,12 +14,13 @@ is those chapters in a row, so redoing one chapter changes no other.
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from shared.audio import SAMPLE_RATE
 from shared.audio.encode import AudioFormat
+from shared.infra.json_types import JSON_INTEGER
 from shared.infra.settings import AudioSettings
 
 PresetName = Literal["acx", "podcast", "audiobook"]
@@ -42,14 +43,17 @@ class Mastering(BaseModel):
     acx_report: bool = False
 
 
+Bitrate = Annotated[int, Field(ge=8, le=320), JSON_INTEGER]  # kbps, as a request sets it
+
+
 class MasteringChoices(BaseModel):
     """What a request may set over its preset's defaults (every field optional)."""
 
     model_config = {"extra": "forbid"}
 
     chapter_format: AudioFormat | None = None
-    bitrate_kbps: int | None = Field(default=None, ge=8, le=320)
-    chapter_bitrate_kbps: int | None = Field(default=None, ge=8, le=320)
+    bitrate_kbps: Bitrate | None = None
+    chapter_bitrate_kbps: Bitrate | None = None
     target: float | None = Field(
         default=None, ge=-40, le=-6, description="LUFS, or dBFS RMS with the acx preset"
     )

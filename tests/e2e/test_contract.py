@@ -18,6 +18,7 @@ from tests.services import forget_redis_keys
 from workers.farm_processes import free_port
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("LYRE_FUZZ_EXAMPLES", "5"))  # cases per operation and phase
 # The same cases at each run of the suite; `make fuzz` draws new ones (its summary shows the seed)
 SEED = os.environ.get("LYRE_FUZZ_SEED", "1")
@@ -54,6 +55,8 @@ def test_the_api_answers_as_its_openapi_document_says(api, tmp_path):
         **os.environ,
         "LYRE_CONTRACT_KEY": key,
         "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis"),
+        "SCHEMATHESIS_HOOKS": "tests.e2e.fuzz_hooks",  # a job's file as the types it may be
+        "PYTHONPATH": str(ROOT),
     }
     argv = [
         str(Path(sys.executable).with_name("schemathesis")),

@@ -112,12 +112,25 @@ def test_multipart_upload(client, auth):
         ({"text": "Hi.", "webhook_url": "ftp://example.com/"}, 422, "http or https"),
         ({"voice": "tara"}, 422, "text"),
         ({"text": "x" * (5 * 1024 * 1024 + 1)}, 413, "larger than"),
+        ({"text": "Hi.", "seed": 5.5}, 422, "seed: Input should be a valid integer"),
+        ({"text": "Hi.", "seed": True}, 422, "seed: Input should be a valid integer"),
+        ({"text": "Hi.", "priority": "1"}, 422, "priority: Input should be a valid integer"),
+        ({"text": "Hi.", "priority": 11.0}, 422, "priority: Input should be less than or equal"),
     ],
 )
 def test_bad_submissions_get_clear_errors(client, auth, body, status, needle):
     response = client.post("/v1/jobs", json=body, headers=auth)
     assert response.status_code == status
     assert needle in response.json()["detail"]
+
+
+def test_an_integer_is_what_json_schema_says_it_is(client, auth):
+    """JSON Schema's integer is a number with no fraction, however it is written: 999999.0."""
+    body = {"text": "Hi.", "seed": 999999.0, "priority": -2.0, "mastering": {"bitrate_kbps": 96.0}}
+    response = client.post("/v1/jobs", json=body, headers=auth)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert (job["seed"], job["priority"], job["mastering"]["bitrate_kbps"]) == (999999, -2, 96)
 
 
 def test_not_json(client, auth):

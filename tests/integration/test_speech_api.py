@@ -71,6 +71,7 @@ def jobs_of(client, auth) -> list[dict]:
         ({"voice": {"id": "voice_1234"}}, "voice: unknown voice 'voice_1234'"),
         ({"stream_format": "chunks"}, "stream_format: Input should be 'audio' or 'sse'"),
         ({"model": None, "input": None}, "model: Input should be 'tts-1'"),
+        ({"seed": 1.5}, "seed: Input should be a valid integer"),
     ],
 )
 def test_a_bad_request_is_refused_with_its_reason_and_makes_nothing(client, auth, fields, reason):
@@ -141,8 +142,9 @@ def test_speech_with_a_seed_is_the_same_bytes_again(client, auth, working):
     """Lyre's own ``seed`` field, as OpenAI's clients send an extra one: Ogg Opus, whose
     stream serial number would otherwise be random; the job shows the seed."""
     fields = {**HELLO, "input": "She sells sea shells. Hush!", "response_format": "opus"}
-    first, again = (
-        client.post("/v1/audio/speech", json={**fields, "seed": 11}, headers=auth) for _ in range(2)
+    first, again = (  # 11.0 is the integer 11, in JSON Schema as in Lyre
+        client.post("/v1/audio/speech", json={**fields, "seed": seed}, headers=auth)
+        for seed in (11, 11.0)
     )
     assert first.status_code == again.status_code == 200, first.text
     assert first.content == again.content and first.content[:4] == b"OggS"

@@ -87,3 +87,18 @@ def test_not_blank_is_what_strip_leaves_something_of():
         if bool(pattern.search(chr(c))) != bool(chr(c).strip())
     ]
     assert disagree == []
+
+
+def test_a_jobs_file_is_documented_as_the_types_the_intake_reads(document):
+    """A file is read by its content (shared.text.documents): the document names what it may be,
+    and the fuzzer makes files of those types (tests/e2e/fuzz_hooks.py)."""
+    form = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    types = [t.strip() for t in form["encoding"]["file"]["contentType"].split(",")]
+    assert types == ["text/plain", "text/markdown", "text/html", "application/xhtml+xml"] + [
+        "application/epub+zip"
+    ]
+
+
+def test_a_chapters_corrected_text_is_documented_as_not_blank(document):
+    schema = document["components"]["schemas"]["ChapterRedo"]["properties"]["text"]
+    assert schema["pattern"] == NOT_BLANK and re.search(schema["pattern"], "") is None
