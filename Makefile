@@ -32,13 +32,14 @@ browser: ## Install Debian's Chromium for the browser test, where it is missing
 demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth`
 	$(BIN)/lyre synth shared/samples/sample.md -o demo.mp3 --title "The Lighthouse Keeper"
 
-# Two sessions side by side, each with its own database, Redis key prefix and S3 endpoint; a
-# module's tests stay together (its farm is started once). More workers than this machine's two
-# cores only contend: the end-to-end tests start trees of processes. One OpenMP thread per
-# process: two sessions and their farms' processes already fill the cores, and torch's threads
-# spinning for a busy core made a 3 s test take 50.
+# Three sessions side by side, each with its own database, Redis key prefix and S3 endpoint; a
+# module's tests stay together (its farm is started once). Three on this machine's two cores:
+# the end-to-end tests spend a quarter of their time waiting on the processes they start, which
+# a third session fills (3 min 22 s against 3 min 37 s with two, the same tests, one machine).
+# One OpenMP thread per process: the sessions and their farms' processes already fill the
+# cores, and torch's threads spinning for a busy core made a 3 s test take 50.
 test: install services browser ## Run the whole test suite
-	OMP_NUM_THREADS=1 $(BIN)/pytest -n 2 --dist loadscope --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n 3 --dist loadscope --durations=15
 
 # The running api against its OpenAPI document: schemathesis, every check and phase, 300 cases
 # per operation and phase (make test runs the same test with 5); docs/errors.md says more.

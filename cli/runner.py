@@ -15,9 +15,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from sqlalchemy import select
 
 from cli.resume import resume
@@ -34,9 +33,11 @@ from shared.infra.db import bookkeeping_scope, migrate, session_scope
 from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import Settings
 from shared.infra.storage import LocalStore
-from shared.snac.decoder import SnacDecoder
 from shared.speech.engine import Engine, EngineError, EngineLoop
 from shared.speech.factory import build_engine
+
+if TYPE_CHECKING:
+    from shared.snac.decoder import SnacDecoder
 
 LOCAL_TENANT = "local"
 
@@ -124,16 +125,25 @@ class LocalSender:
         return False  # the pool's queue lives and dies with this process
 
 
+def snac_decoder(settings: Settings) -> SnacDecoder:
+    """SNAC, and torch with one thread: one core per chunk in flight, as the pool uses every
+    core. Only an engine that makes codes needs it (torch takes a second to import)."""
+    import torch
+
+    from shared.snac.decoder import SnacDecoder
+
+    torch.set_num_threads(1)
+    return SnacDecoder.from_settings(settings.orpheus)
+
+
 class EmbeddedRunner:
     def __init__(self, settings: Settings, engine_name: str) -> None:
         self.settings = settings
         self.engine_name = engine_name
         self.engine: Engine = build_engine(settings, engine_name)
-        orpheus = settings.orpheus
-        self.decoder = SnacDecoder.from_settings(orpheus) if engine_name == "orpheus" else None
+        self.decoder = snac_decoder(settings) if engine_name == "orpheus" else None
         self.loop = EngineLoop()
         self.workers = os.cpu_count() or 1
-        torch.set_num_threads(1)  # one core per chunk in flight; the pool uses every core
 
     def close(self) -> None:
         self.loop.run(self.engine.aclose())

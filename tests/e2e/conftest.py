@@ -103,7 +103,7 @@ class RunningFarm:
         while time.monotonic() < deadline:
             if expected <= self.workers():
                 return
-            time.sleep(1)
+            time.sleep(0.3)
         raise TimeoutError(f"workers {expected - self.workers()} never showed up in Flower")
 
     def submit(self, text: str, **fields) -> dict:

@@ -1,17 +1,16 @@
-"""``lyre synth`` on an EPUB as a publisher runs it: every file read back by a reader that is
-not its writer (FFmpeg, through PyAV, writes them): mutagen for chapters, tags and cover,
-libsndfile (mpg123) for the samples ACX's figures are recomputed from, webvtt-py and srt for the
-captions."""
+"""``lyre synth`` on an EPUB as a publisher runs it (in this process: the command's own process
+is tests/e2e/test_synth.py's): every file read back by a reader that is not its writer (FFmpeg,
+through PyAV, writes them): mutagen for chapters, tags and cover, libsndfile (mpg123) for the
+samples ACX's figures are recomputed from, webvtt-py and srt for the captions."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
-import os
 import sqlite3
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -46,25 +45,31 @@ def jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def lyre_synth(tmp_path: Path, *args: str, work: Path | None = None) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "LYRE_ENGINE": "espeak",
-        "HF_HUB_OFFLINE": "1",
-        "LYRE_WORK_DIR": str(work or tmp_path / "work"),
-    }
-    proc = subprocess.run(  # from another folder than the checkout, as a user runs it
-        [sys.executable, "-m", "cli.main", "synth", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
+@dataclass
+class Ran:
+    stdout: str
+    stderr: str
+
+
+def lyre_synth(tmp_path: Path, *args: str, work: Path | None = None) -> Ran:
+    """``lyre synth`` with ``args``, in this process (tests/e2e/test_synth.py runs the command
+    itself), from another folder than the checkout, as a user runs it."""
+    from cli.main import main
+    from shared.infra.settings import get_settings
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        patch.setenv("LYRE_ENGINE", "espeak")
+        patch.setenv("LYRE_WORK_DIR", str(work or tmp_path / "work"))
+        get_settings.cache_clear()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["synth", *args])
+        finally:
+            get_settings.cache_clear()
+    assert code == 0, err.getvalue()
+    return Ran(out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

@@ -94,8 +94,12 @@ def test_a_jobs_file_is_documented_as_the_types_the_intake_reads(document):
     and the fuzzer makes files of those types (tests/e2e/fuzz_hooks.py)."""
     form = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
     types = [t.strip() for t in form["encoding"]["file"]["contentType"].split(",")]
-    assert types == ["text/plain", "text/markdown", "text/html", "application/xhtml+xml"] + [
-        "application/epub+zip"
+    assert types == [
+        "text/plain",
+        "text/markdown",
+        "text/html",
+        "application/xhtml+xml",
+        "application/epub+zip",
     ]
 
 
