@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.schemas import JobCreate
@@ -438,6 +438,60 @@ def test_webhooks_give_up_after_the_retry_window(burst, tenant, flaky_url):
         )
     with burst.farm.sessions() as session:
         assert session.get(WebhookDelivery, delivery_id).status == "failed"
+
+
+@pytest.mark.parametrize("backend", ["burst", "pg_burst"])
+def test_a_delivery_retries_then_gives_up_by_its_named_statements(request, backend, flaky_url):
+    """RETRY_DELIVERY within the retry window, DELIVERY_PENDING_TO_FAILED past it: on SQLite
+    (its naive times) and Postgres alike, each attempt counted and recorded."""
+    burst = request.getfixturevalue(backend)
+    Flaky.statuses = [500, 500]
+    submit(burst.farm, tenant_of(burst), JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    webhooks = burst.farm.settings.webhooks
+    with httpx.Client() as http:
+        assert deliver(burst.farm.sessions, delivery_id, http, webhooks) is not None
+        with burst.farm.sessions() as session:  # the window has passed since
+            old = utcnow() - timedelta(seconds=webhooks.retry_for_s + 1)
+            session.execute(update(WebhookDelivery).values(created_at=old, next_attempt_at=old))
+        assert deliver(burst.farm.sessions, delivery_id, http, webhooks) is None
+    with burst.farm.sessions() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        assert (delivery.status, delivery.attempts) == ("failed", 2)
+    assert _attempts(burst, delivery_id) == [(500, "HTTP 500"), (500, "HTTP 500")]
+
+
+@pytest.mark.parametrize("meanwhile", ["job deleted", "delivered by a duplicate"])
+def test_an_attempt_whose_delivery_moved_meanwhile_changes_nothing(pg_burst, flaky_url, meanwhile):
+    """While the POST is made, the job is deleted (and its deliveries with it), or another
+    attempt records the delivery delivered: this attempt's outcome moves nothing."""
+    burst = pg_burst
+    submit(burst.farm, tenant_of(burst), JobCreate(text="Hi.", webhook_url=flaky_url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+
+    def move() -> None:
+        with burst.farm.sessions() as session:
+            if meanwhile == "job deleted":
+                session.execute(delete(Job))
+            else:
+                session.execute(update(WebhookDelivery).values(status="delivered", attempts=7))
+
+    Flaky.statuses, Flaky.while_posting = [500], staticmethod(move)
+    try:
+        with httpx.Client() as http:
+            webhooks = burst.farm.settings.webhooks
+            assert deliver(burst.farm.sessions, delivery_id, http, webhooks) is None
+    finally:
+        Flaky.while_posting = staticmethod(lambda: None)
+    with burst.farm.sessions() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+    if meanwhile == "job deleted":
+        assert delivery is None and _attempts(burst, delivery_id) == []
+    else:  # the attempt is recorded; the other's outcome stands
+        assert (delivery.status, delivery.attempts) == ("delivered", 7)
+        assert _attempts(burst, delivery_id) == [(500, "HTTP 500")]
 
 
 def test_backoff_grows_and_is_capped():
