@@ -36,10 +36,12 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 # module's tests stay together (its farm is started once). Three on this machine's two cores:
 # the end-to-end tests spend a quarter of their time waiting on the processes they start, which
 # a third session fills (3 min 22 s against 3 min 37 s with two, the same tests, one machine).
-# One OpenMP thread per process: the sessions and their farms' processes already fill the
-# cores, and torch's threads spinning for a busy core made a 3 s test take 50.
+# Modules in the order collected, the end-to-end ones first: xdist's default order (most tests
+# first) left the one-test chaos run for the end (3 min 20 s against 3 min 30 s). One OpenMP
+# thread per process: the sessions and their farms' processes already fill the cores, and
+# torch's threads spinning for a busy core made a 3 s test take 50.
 test: install services browser ## Run the whole test suite
-	OMP_NUM_THREADS=1 $(BIN)/pytest -n 3 --dist loadscope --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n 3 --dist loadscope --no-loadscope-reorder --durations=15
 
 # The running api against its OpenAPI document: schemathesis, every check and phase, 300 cases
 # per operation and phase (make test runs the same test with 5); docs/errors.md says more.
