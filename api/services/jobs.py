@@ -87,24 +87,9 @@ def submission(
     body: JobCreate, data: bytes, filename: str | None, interactive: bool = False
 ) -> Submission:
     """The API's request as the intake takes it, from any client."""
-    return Submission(
-        data=data,
-        filename=filename,
-        voice=body.voice,
-        format=body.format,
-        preset=body.preset,
-        choices=body.mastering.model_dump(exclude_none=True),
-        title=body.title,
-        author=body.author,
-        lexicon=body.lexicon,
-        opening_credits=body.opening_credits,
-        closing_credits=body.closing_credits,
-        webhook_url=body.webhook_url,
-        metadata=body.metadata,
-        priority=body.priority,
-        seed=body.seed,
-        interactive=interactive,
-    )
+    fields = body.model_dump(exclude={"text", "mastering"})  # the same names in both
+    choices = body.mastering.model_dump(exclude_none=True)
+    return Submission(data, filename, choices=choices, interactive=interactive, **fields)
 
 
 def redo(

@@ -27,7 +27,7 @@ def job_request(upload: Upload) -> tuple[JobCreate, bytes | None, str | None]:
             {"text": text, "lexicon": lexicon(fields.get("lexicon", "")), **chosen}
         )
     except ValidationError as exc:
-        raise InvalidInput(_reasons(exc)) from None
+        raise InvalidInput.of_fields(exc.errors()) from None
     if upload.filename is None:
         return body, None, None
     return body, upload.data, upload.filename
@@ -39,7 +39,7 @@ def redo_request(fields: dict[str, Any]) -> ChapterRedo:
             {name: v for name in ("text", "voice") if (v := str(fields.get(name, "")).strip())}
         )
     except ValidationError as exc:
-        raise InvalidInput(_reasons(exc)) from None
+        raise InvalidInput.of_fields(exc.errors()) from None
 
 
 def lexicon(lines: str) -> dict[str, str]:
@@ -53,9 +53,3 @@ def lexicon(lines: str) -> dict[str, str]:
             raise InvalidInput(f"lexicon line {number}: write it as word = respelling")
         entries[word.strip()] = respelling.strip()
     return entries
-
-
-def _reasons(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
-    )

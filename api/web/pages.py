@@ -39,11 +39,13 @@ from shared.audio.presets import PRESETS
 from shared.farm.context import FarmContext
 from shared.infra.models import Chunk
 from shared.text.chunking import Boundary
-from shared.text.voices import VOICES
+from shared.text.voices import DEFAULT_VOICE, VOICES
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.globals.update(voices=VOICES, formats=FORMATS, presets=PRESETS)
+templates.env.globals.update(
+    voices=VOICES, default_voice=DEFAULT_VOICE, formats=FORMATS, presets=PRESETS
+)
 
 
 def _signed(request: Request, farm: FarmDep) -> Signed | None:

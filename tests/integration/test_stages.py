@@ -11,8 +11,9 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -276,6 +277,24 @@ def flaky_url():
     server.server_close()
 
 
+def queued_delivery(burst, url: str, text: str = "Hi.") -> str:
+    """A job of ``text`` with a webhook to ``url``, run through; its delivery's id."""
+    submit(burst.farm, tenant_of(burst), JobCreate(text=text, webhook_url=url), None)
+    burst.drain()
+    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    return delivery_id
+
+
+@contextmanager
+def while_posting(action: Callable[[], None]) -> Iterator[None]:
+    """``action`` runs while the receiver has a POST, before it answers."""
+    Flaky.while_posting = staticmethod(action)
+    try:
+        yield
+    finally:
+        Flaky.while_posting = staticmethod(lambda: None)
+
+
 def test_webhooks_retry_with_backoff_and_record_each_attempt(burst, tenant, flaky_url):
     Flaky.statuses = [500, 503]
     _job = submit(burst.farm, tenant, JobCreate(text=BOOK, webhook_url=flaky_url), None)
@@ -348,16 +367,11 @@ def test_a_delivery_whose_database_goes_away_during_the_post_is_recorded_once(
 
     burst = BurstFarm(farm_settings)  # on Postgres, not this module's SQLite
     try:
-        submit(burst.farm, tenant_of(burst), JobCreate(text="Hi.", webhook_url=flaky_url), None)
-        burst.drain()
-        (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
-        Flaky.received, Flaky.while_posting = [], staticmethod(end_sessions)
-        try:
-            with httpx.Client() as http:
-                settings = burst.farm.settings.webhooks
-                assert deliver(burst.farm.sessions, delivery_id, http, settings) is None
-        finally:
-            Flaky.while_posting = staticmethod(lambda: None)
+        delivery_id = queued_delivery(burst, flaky_url)
+        Flaky.received = []
+        with while_posting(end_sessions), httpx.Client() as http:
+            settings = burst.farm.settings.webhooks
+            assert deliver(burst.farm.sessions, delivery_id, http, settings) is None
         assert _attempts(burst, delivery_id) == [(204, None)] and len(Flaky.received) == 1
         reconcile(burst.farm, now=utcnow() + timedelta(hours=1))
         assert [m[1] for m in burst.sender.sent if m[0] == "deliver"] == [delivery_id]
@@ -446,9 +460,7 @@ def test_a_delivery_retries_then_gives_up_by_its_named_statements(request, backe
     (its naive times) and Postgres alike, each attempt counted and recorded."""
     burst = request.getfixturevalue(backend)
     Flaky.statuses = [500, 500]
-    submit(burst.farm, tenant_of(burst), JobCreate(text="Hi.", webhook_url=flaky_url), None)
-    burst.drain()
-    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    delivery_id = queued_delivery(burst, flaky_url)
     webhooks = burst.farm.settings.webhooks
     with httpx.Client() as http:
         assert deliver(burst.farm.sessions, delivery_id, http, webhooks) is not None
@@ -467,9 +479,7 @@ def test_an_attempt_whose_delivery_moved_meanwhile_changes_nothing(pg_burst, fla
     """While the POST is made, the job is deleted (and its deliveries with it), or another
     attempt records the delivery delivered: this attempt's outcome moves nothing."""
     burst = pg_burst
-    submit(burst.farm, tenant_of(burst), JobCreate(text="Hi.", webhook_url=flaky_url), None)
-    burst.drain()
-    (delivery_id,) = [m[1] for m in burst.sender.sent if m[0] == "deliver"]
+    delivery_id = queued_delivery(burst, flaky_url)
 
     def move() -> None:
         with burst.farm.sessions() as session:
@@ -478,13 +488,10 @@ def test_an_attempt_whose_delivery_moved_meanwhile_changes_nothing(pg_burst, fla
             else:
                 session.execute(update(WebhookDelivery).values(status="delivered", attempts=7))
 
-    Flaky.statuses, Flaky.while_posting = [500], staticmethod(move)
-    try:
-        with httpx.Client() as http:
-            webhooks = burst.farm.settings.webhooks
-            assert deliver(burst.farm.sessions, delivery_id, http, webhooks) is None
-    finally:
-        Flaky.while_posting = staticmethod(lambda: None)
+    Flaky.statuses = [500]
+    with while_posting(move), httpx.Client() as http:
+        webhooks = burst.farm.settings.webhooks
+        assert deliver(burst.farm.sessions, delivery_id, http, webhooks) is None
     with burst.farm.sessions() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
     if meanwhile == "job deleted":
