@@ -1,7 +1,13 @@
-"""OpenAI's speech endpoint on the native farm (espeak), through OpenAI's own Python client, as a
-program written for OpenAI would call it with only the base URL changed: every format read back
-by a reader other than FFmpeg (which wrote it), the audio streamed while the farm still works,
-OpenAI's server-sent events, a voice's sample made once, and OpenAI's errors."""
+"""OpenAI's speech endpoint on the native farm, through OpenAI's own Python client, as a program
+written for OpenAI would call it with only the base URL changed: every format read back by a
+reader other than FFmpeg (which wrote it), the audio streamed while the farm still works,
+OpenAI's server-sent events, a voice's sample made once, and OpenAI's errors.
+
+The gpu worker runs the simulated engine (a tone as long as Orpheus's speech would be, each
+chunk made in as many engine steps as Orpheus's tokens, 1 ms a step): a chunk's time follows
+its length whatever the machine's load, so that what is still being made when the first audio
+is heard is known. espeak-ng makes a chunk in a few milliseconds, faster than a message goes
+from one worker to the next."""
 
 from __future__ import annotations
 
@@ -46,7 +52,12 @@ STORY = " ".join(f"Sentence {i} of the answer is spoken in a chunk with others."
 def farm(process_env, tmp_path_factory) -> Iterator[RunningFarm]:
     """The api, the dispatcher and the workers a request's audio needs, started at once (the
     jobs' own files are not asked for here: no stitch worker)."""
-    env = {**process_env, "LYRE_ENGINE": "espeak", "LYRE_CHUNKING__MAX_CHARS": "400"}
+    env = {
+        **process_env,
+        "LYRE_ENGINE": "simulated",
+        "LYRE_SIMULATED__STEP_MS": "1",
+        "LYRE_CHUNKING__MAX_CHARS": "400",
+    }
     running = RunningFarm(env, tmp_path_factory.mktemp("speech-farm"))
     try:
         running.start_at_once(["api", "dispatcher", "gpu-worker", "cpu-worker"])
@@ -87,11 +98,10 @@ def test_each_format_through_openais_client(client, fmt, tmp_path):
 
 
 def test_the_audio_streams_while_the_farm_is_still_making_it(client, farm, tmp_path):
-    """Once the request's first chunk is generated the gpu worker is paused (SIGSTOP), so that
-    no chunk after those in its hands can be made: the first audio must reach the client all
-    the same. Then it goes on, and the whole answer comes, at speed 1.5. (Pausing the cpu
-    worker once the first chunk was done left a race: on an idle machine espeak-ng and the
-    decodes can finish every chunk in the moment between.)"""
+    """Once the request's first chunk is done the cpu worker is paused (SIGSTOP), so that no
+    other chunk can be done: the first audio must reach the client all the same (the later
+    chunks, of 200 and 400 characters, take two and four times the first's steps). Then it
+    goes on, and the whole answer comes, at speed 1.5."""
     pieces: list[int] = []
     first_audio = threading.Event()
 
@@ -107,15 +117,15 @@ def test_the_audio_streams_while_the_farm_is_still_making_it(client, farm, tmp_p
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     job_id = wait_for(lambda: newest_job(since))
-    wait_for(lambda: made_chunks(job_id) & {0})
-    generator = farm.children["gpu-worker"].pid
-    os.killpg(generator, signal.SIGSTOP)
+    wait_for(lambda: done_chunks(job_id) & {0})
+    decoder = farm.children["cpu-worker"].pid
+    os.killpg(decoder, signal.SIGSTOP)
     try:
         assert first_audio.wait(timeout=60), "no audio while the farm was still at work"
         rows = chunks(job_id)
         assert len({row.index for row in rows if row.status != "done"}) >= 2
     finally:
-        os.killpg(generator, signal.SIGCONT)
+        os.killpg(decoder, signal.SIGCONT)
     listener.join(timeout=120)
     rows = chunks(job_id)
     assert len(rows[0].text) < 100 < len(rows[1].text)  # a short first chunk: sooner audio
@@ -148,9 +158,8 @@ def chunks(job_id: uuid.UUID) -> list[Chunk]:
         return list(found)
 
 
-def made_chunks(job_id: uuid.UUID) -> set[int]:
-    """The chunks generated, decoded or not."""
-    return {row.index for row in chunks(job_id) if row.status in ("generated", "done")}
+def done_chunks(job_id: uuid.UUID) -> set[int]:
+    return {row.index for row in chunks(job_id) if row.status == "done"}
 
 
 def test_openais_server_sent_events(client):
