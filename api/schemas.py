@@ -231,3 +231,23 @@ class LexiconIn(BaseModel):
         description="Word -> respelling, for every job of the tenant",
         json_schema_extra=LEXICON_SCHEMA,
     )
+
+
+class PreviewLine(BaseModel):
+    chunk: int = Field(description="The chunk's index, in reading order")
+    chapter: int = Field(description="Its chapter's number, from 1")
+    chapter_title: str
+    voice: str
+    said: str = Field(description="What the engine will be asked to say (after the lexicon)")
+    written: str = Field(description="The author's words, as captions and the page show them")
+
+
+class PreviewOut(BaseModel):
+    """A job's text as the farm would speak it, chunk by chunk; no job is made."""
+
+    engine: str = Field(description="The engine this farm would speak it with")
+    title: str | None
+    author: str | None
+    chapters: list[str] = Field(description="The chapters' titles, in order")
+    chunks: list[PreviewLine]
+    warnings: list[str]

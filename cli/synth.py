@@ -8,13 +8,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.audio.encode import FORMATS, AudioFormat
 from shared.audio.presets import PRESETS
 from shared.farm.seeds import SEED_LIMIT
 from shared.infra.settings import Settings
 from shared.text.voices import DEFAULT_VOICE, VOICES
+
+if TYPE_CHECKING:
+    from shared.farm.intake import Intake
 
 
 class UsageError(Exception):
@@ -23,7 +26,18 @@ class UsageError(Exception):
 
 def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> None:
     synth.add_argument("input", help="EPUB, HTML, Markdown or text file (- for standard input)")
-    synth.add_argument("-o", "--output", required=True, type=Path, help="audio file to write")
+    synth.add_argument("-o", "--output", type=Path, help="audio file to write")
+    synth.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="make nothing: print, a line a chunk, the text the engine would be asked to say",
+    )
+    synth.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dry-run: a JSON object a line, with the chunk's chapter, voice and the "
+        "author's words",
+    )
     synth.add_argument(
         "--voice", choices=VOICES, default=DEFAULT_VOICE, help=f"default: {DEFAULT_VOICE}"
     )
@@ -112,31 +126,16 @@ def read_lexicon(path: Path | None) -> dict[str, str]:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    taken = take_in_args(settings, args)
+    if args.dry_run:
+        print_preview(taken, args.json)
+        for warning in taken.chunked.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        return 0
     from tqdm import tqdm
 
     from cli.runner import EmbeddedRunner, SynthJob
-    from shared.farm.intake import InputRefused, Submission, take_in
 
-    fmt = output_format(args.output, args.format, args.preset)
-    if not args.output.parent.is_dir():
-        raise UsageError(f"{args.output.parent}: no such directory")
-    submission = Submission(
-        data=read_input(args.input, settings.farm.max_upload_bytes),
-        filename=args.input,
-        voice=args.voice,
-        format=fmt,
-        preset=args.preset,
-        title=args.title,
-        author=args.author,
-        lexicon=read_lexicon(args.lexicon),
-        opening_credits=args.opening_credits,
-        closing_credits=args.closing_credits,
-        seed=args.seed,
-    )
-    try:
-        taken = take_in(settings, submission)
-    except InputRefused as exc:
-        raise UsageError(f"{args.input}: {exc}") from None
     if taken.engine_note:
         print(taken.engine_note, file=sys.stderr)
     runner = EmbeddedRunner(settings, taken.request.engine)
@@ -153,6 +152,56 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     _report(summary, args)
     return 0
+
+
+def take_in_args(settings: Settings, args: argparse.Namespace) -> Intake:
+    """The input and the arguments through the farm's intake (``shared.farm.intake``)."""
+    from shared.farm.intake import InputRefused, Submission, take_in
+
+    if args.json and not args.dry_run:
+        raise UsageError("--json goes with --dry-run")
+    fmt = None
+    if not args.dry_run:
+        if args.output is None:
+            raise UsageError("the output is missing: -o FILE (or --dry-run to make nothing)")
+        fmt = output_format(args.output, args.format, args.preset)
+        if not args.output.parent.is_dir():
+            raise UsageError(f"{args.output.parent}: no such directory")
+    submission = Submission(
+        data=read_input(args.input, settings.farm.max_upload_bytes),
+        filename=args.input,
+        voice=args.voice,
+        format=fmt or args.format,
+        preset=args.preset,
+        title=args.title,
+        author=args.author,
+        lexicon=read_lexicon(args.lexicon),
+        opening_credits=args.opening_credits,
+        closing_credits=args.closing_credits,
+        seed=args.seed,
+    )
+    try:
+        return take_in(settings, submission)
+    except InputRefused as exc:
+        raise UsageError(f"{args.input}: {exc}") from None
+
+
+def print_preview(taken: Intake, as_json: bool) -> None:
+    """Each chunk's text as the engine would be asked to say it, a line each; or, as JSON, with
+    its chapter (from 1), voice and the author's words."""
+    for line in taken.preview():
+        if not as_json:
+            print(line.said)
+            continue
+        shown = {
+            "chunk": line.index,
+            "chapter": line.chapter + 1,
+            "chapter_title": line.chapter_title,
+            "voice": line.voice,
+            "said": line.said,
+            "written": line.written,
+        }
+        print(json.dumps(shown, ensure_ascii=False))
 
 
 def _keep(files: dict[str, Path], args: argparse.Namespace, chapters: bool) -> None:

@@ -32,6 +32,7 @@ from api.schemas import (
     JobCreate,
     JobOut,
     JobPage,
+    PreviewOut,
     WebhookDeliveryOut,
 )
 from api.services import history, jobs, polls
@@ -139,6 +140,20 @@ async def create_job(
     job = await run_in_threadpool(jobs.submit, farm, tenant, body, idempotency_key, data, filename)
     response.headers["Location"] = request.app.url_path_for("get_job", job_id=str(job.id))
     return jobs.job_out(farm, job)
+
+
+@router.post(
+    "/previews",
+    response_model=PreviewOut,
+    responses=responses(*KEYED, InputTooLarge, InvalidInput, RequestUnreadable),
+    openapi_extra={"requestBody": _JOB_BODY},
+)
+async def preview_job(request: Request, farm: FarmDep, tenant: TenantDep) -> PreviewOut:
+    """What a job of this body would have the engine say, chunk by chunk (after the text is
+    read and the lexicons applied), to check before making it: no job is made, no characters
+    counted."""
+    body, data, filename = await _read_body(request, farm.settings.farm)
+    return await run_in_threadpool(jobs.preview, farm, tenant, body, data, filename)
 
 
 @router.get("/jobs", response_model=JobPage, responses=responses(*KEYED, InvalidInput))

@@ -26,7 +26,7 @@ from api.errors import (
     LimitReached,
     refusals,
 )
-from api.schemas import ChapterRedo, JobCreate, JobOut
+from api.schemas import ChapterRedo, JobCreate, JobOut, PreviewLine, PreviewOut
 from shared.farm import redo as redo_errors
 from shared.farm.context import FarmContext
 from shared.farm.intake import Submission, enter_job, take_in
@@ -81,6 +81,35 @@ def submit(
         if earlier is None:
             raise
         return earlier
+
+
+def preview(
+    farm: FarmContext, tenant: Tenant, body: JobCreate, data: bytes | None, filename: str | None
+) -> PreviewOut:
+    """What ``submit`` would have the engine say, chunk by chunk, through the same intake and
+    the tenant's lexicon; nothing is stored and nothing is counted."""
+    data = body.text.encode() if data is None else data
+    with refusals():
+        taken = take_in(farm.settings, submission(body, data, filename), tenant.lexicon)
+    request = taken.request
+    return PreviewOut(
+        engine=request.engine,
+        title=request.title,
+        author=request.author,
+        chapters=taken.chunked.chapters,
+        chunks=[
+            PreviewLine(
+                chunk=line.index,
+                chapter=line.chapter + 1,
+                chapter_title=line.chapter_title,
+                voice=line.voice,
+                said=line.said,
+                written=line.written,
+            )
+            for line in taken.preview()
+        ],
+        warnings=taken.chunked.warnings,
+    )
 
 
 def submission(

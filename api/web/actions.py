@@ -1,4 +1,5 @@
-"""The page's forms that change something: submit a job, cancel it, delete it, redo a chapter.
+"""The page's forms: preview what a job would say, submit it, cancel it, delete it, redo a
+chapter.
 
 Each is the API's own service called with the signed-in tenant, behind the same checks; a
 refused input comes back as the page it was sent from, with the reason where a screen reader
@@ -55,6 +56,18 @@ async def submit(request: Request, farm: FarmDep, signed: SignedDep) -> Response
         return see(f"/jobs/{job.id}")
 
     return await _guarded(request, farm, signed, create)
+
+
+@router.post("/preview")
+async def preview(request: Request, farm: FarmDep, signed: SignedDep) -> Response:
+    """The form's text as the farm would speak it, shown under the form, before any is made."""
+
+    def show(signed: Signed, upload: Upload) -> Response:
+        body, data, filename = forms.job_request(upload)
+        said = jobs.preview(farm, signed.tenant, body, data, filename)
+        return home_page(request, farm, signed, form=upload.fields, preview=said)
+
+    return await _guarded(request, farm, signed, show)
 
 
 @router.post("/jobs/{job_id}/cancel")

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import FarmDep
 from api.errors import ApiError, JobNotFound
-from api.schemas import JobOut
+from api.schemas import JobOut, PreviewOut
 from api.services import jobs
 from api.web.sessions import (
     SESSION_COOKIE,
@@ -114,6 +114,7 @@ def home_page(
     error: str = "",
     status: int = 200,
     form: dict[str, Any] | None = None,
+    preview: PreviewOut | None = None,
 ) -> Response:
     with farm.sessions() as session:
         found, _ = jobs.list_jobs(signed.tenant, None, 50, None, session=session)
@@ -127,6 +128,7 @@ def home_page(
         jobs=listed,
         error=error,
         form=form or {},
+        preview=preview,
         max_upload_bytes=farm.settings.farm.max_upload_bytes,
     )
 

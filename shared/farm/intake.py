@@ -21,7 +21,7 @@ from typing import Any
 from shared.audio.encode import AudioFormat
 from shared.audio.presets import PresetName, mastering
 from shared.farm.context import FarmContext
-from shared.farm.jobs import JobRequest, new_job, submit_job
+from shared.farm.jobs import JobRequest, new_job, say, submit_job
 from shared.infra.models import Job
 from shared.infra.settings import Settings
 from shared.infra.storage import cover_key
@@ -29,7 +29,7 @@ from shared.speech.factory import resolve_engine_name
 from shared.text.chunking import ChunkedText, chunk_text
 from shared.text.documents import Document, read_document
 from shared.text.epub import BookRefused, Cover
-from shared.text.lexicon import LexiconRefused, merge
+from shared.text.lexicon import Lexicon, LexiconRefused, merge
 from shared.text.voices import DEFAULT_VOICE, Voice
 from shared.webhooks.urls import WebhookUrlRefused, check_webhook_url
 
@@ -82,6 +82,18 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class Line:
+    """One chunk as the engine will be asked to say it: ``lyre synth --dry-run``'s line."""
+
+    index: int
+    chapter: int  # from 0
+    chapter_title: str
+    voice: str
+    said: str  # what the engine hears (after the lexicon)
+    written: str  # the author's words, as captions show them
+
+
+@dataclass(frozen=True)
 class Intake:
     """A submission read and checked: the job it makes, before the job has an id."""
 
@@ -99,6 +111,21 @@ class Intake:
         if self.cover is None:
             return self.request
         return replace(self.request, cover_key=cover_key(str(job_id), self.cover.extension))
+
+    def preview(self) -> list[Line]:
+        """Every chunk as the engine will be asked to say it, and nothing stored."""
+        said = say(self.chunked, Lexicon(self.request.lexicon))
+        return [
+            Line(
+                span.index,
+                span.chapter,
+                self.chunked.chapters[span.chapter],
+                span.voice or self.request.voice,
+                spoken,
+                span.text,
+            )
+            for span, spoken in zip(self.chunked.spans, said, strict=True)
+        ]
 
     def content_id(self) -> uuid.UUID:
         """Same text, voice, making and seed, same id: embedded mode's job id, so that a rerun

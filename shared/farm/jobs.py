@@ -49,6 +49,12 @@ class JobRequest:
     seed: int | None = None  # the chunks' seeds derive from it: the same request, the same bytes
 
 
+def say(chunked: ChunkedText, lexicon: Lexicon) -> list[str]:
+    """What the engine is asked to say for each span of ``chunked``: its spoken text through
+    the lexicon (which counts what it applied). The author's words stay the spans' own."""
+    return [lexicon.apply(span.text) for span in chunked.spans]
+
+
 def new_job(
     job_id: uuid.UUID, tenant_id: uuid.UUID, chunked: ChunkedText, request: JobRequest
 ) -> tuple[Job, list[Chunk], list[Chapter]]:
@@ -56,7 +62,7 @@ def new_job(
     shown as written), waiting in Postgres for the dispatcher; and one waiting row per
     chapter."""
     lexicon = Lexicon(request.lexicon)
-    spoken = [lexicon.apply(span.text) for span in chunked.spans]
+    spoken = say(chunked, lexicon)
     job = Job(
         id=job_id,
         tenant_id=tenant_id,

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 
 from shared.farm.context import FarmContext
 from shared.farm.intake import take_in_chapter
+from shared.farm.jobs import say
 from shared.farm.limits import count_chars
 from shared.farm.retention import ChunksExpired
 from shared.farm.states import ChunkStatus, JobStatus
@@ -105,9 +106,12 @@ def _new_chunks(
     spans: list[tuple[str, str, str | None, str]]  # said, shown, voice, boundary
     if text is not None:
         chunked = take_in_chapter(farm.settings, text, title)
-        lexicon = Lexicon(job.lexicon.get("entries") or {})
+        said = say(chunked, Lexicon(job.lexicon.get("entries") or {}))
         title = chunked.chapters[0] if chunked.chapters and chunked.chapters[0] else title
-        spans = [(lexicon.apply(s.text), s.text, s.voice, s.boundary.value) for s in chunked.spans]
+        spans = [
+            (spoken, s.text, s.voice, s.boundary.value)
+            for s, spoken in zip(chunked.spans, said, strict=True)
+        ]
     else:
         spans = [(c.text, c.caption or c.text, c.voice, c.boundary) for c in old]
     return title, [

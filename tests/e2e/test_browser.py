@@ -145,6 +145,18 @@ def test_a_person_makes_a_book_listens_fixes_a_chapter_and_signs_out(page, farm,
     page.get_by_role("link", name="Listen to this voice").click()
     until(page, "document.getElementById('sample').duration > 0.5")
 
+    # what will be said, before anything is made: the lexicon's respelling, beside the words
+    page.get_by_label("Or a file").set_input_files([])  # the one too big, chosen above
+    page.get_by_label("Text", exact=True).fill("At night the lamp turned.")
+    page.get_by_label("Lexicon").fill("lamp = lammp")
+    page.get_by_role("button", name="Preview what will be said").click()
+    page.get_by_role("heading", name="What will be said").wait_for()
+    assert page.locator(".preview .said").all_inner_texts() == ["At night the lammp turned."]
+    shoot(page, "preview")
+    assert page.locator(".preview .written").all_inner_texts() == ["At night the lamp turned."]
+    assert page.get_by_label("Text", exact=True).input_value() == "At night the lamp turned."
+    page.get_by_label("Text", exact=True).fill("")
+
     book = make_epub(
         tmp_path / "small.epub",
         [

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cli.main import main
@@ -130,3 +132,65 @@ def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(
         get_settings.cache_clear()
     assert code == 2 and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+DRY_BOOK = (
+    "# One\n\nDr. Watson met Siobhan.\n\nleo: Hello there. <laugh> <shout>\n\n# Two\n\nThe end."
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("book.md", DRY_BOOK.encode()),
+        ("book.txt", b"Dr. Watson met Siobhan.\n\nThe end."),
+        ("book.html", b"<html><body><h1>One</h1><p>Dr. Watson met Siobhan.</p></body></html>"),
+        ("book.epub", None),
+    ],
+)
+def test_a_dry_run_prints_what_each_chunk_will_say_and_makes_nothing(
+    tmp_path, capsys, monkeypatch, name, data
+):
+    source = tmp_path / name
+    if data is None:
+        make_epub(source, three_chapter_book())
+    else:
+        source.write_bytes(data)
+    lexicon = _write(tmp_path / "words.json", b'{"siobhan": "shiv-awn"}')
+    monkeypatch.setenv("LYRE_WORK_DIR", str(tmp_path / "work"))
+    code, out, err = run(capsys, "synth", str(source), "--dry-run", "--lexicon", str(lexicon))
+    assert code == 0, err
+    code, listed, _ = run(capsys, "synth", str(source), "--dry-run", "--json")
+    lines = [json.loads(line) for line in listed.splitlines()]
+    assert [line["chunk"] for line in lines] == list(range(len(lines))) and lines
+    # each line is the engine's text; the lexicon changes what is said, not what is written
+    assert out.splitlines() == [line["said"].replace("Siobhan", "Shiv-awn") for line in lines]
+    assert all(line["written"] == line["said"] for line in lines)
+    assert {"chapter", "chapter_title", "voice"} <= set(lines[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, lexicon.name])
+
+
+def test_a_dry_runs_voices_chapters_and_warnings(tmp_path, capsys):
+    source = _write(tmp_path / "b.md", DRY_BOOK.encode())
+    code, out, err = run(capsys, "synth", str(source), "--dry-run", "--json", "--voice", "zoe")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(x["chapter"], x["chapter_title"], x["voice"]) for x in lines] == [
+        (1, "One", "zoe"),
+        (1, "One", "zoe"),
+        (1, "One", "leo"),
+        (2, "Two", "zoe"),
+        (2, "Two", "zoe"),
+    ]
+    assert lines[2]["said"] == "Hello there. <laugh>"
+    assert "warning: removed 1 unsupported tag(s) <shout>" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--json"], "--json goes with --dry-run"), ([], "the output is missing: -o FILE")],
+)
+def test_a_dry_runs_arguments(tmp_path, capsys, extra, message):
+    source = _write(tmp_path / "b.md", DRY_BOOK.encode())
+    code, _, err = run(capsys, "synth", str(source), *extra)
+    assert code == 2 and message in err

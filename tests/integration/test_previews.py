@@ -1,0 +1,72 @@
+"""What a job would say, before it is made: ``POST /v1/previews`` and the page's preview,
+through the same intake as a job, with the tenant's and the request's lexicons; nothing is
+stored and no characters are counted."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from shared.farm.tenants import create_key
+from shared.infra.db import session_scope
+from shared.infra.models import Job, TenantUsage
+from tests.books import make_epub, three_chapter_book
+from tests.integration.test_web import _csrf, sign_in
+
+BOOK = "# One\n\nDr. Watson met Siobhan.\n\nleo: Hello there. <laugh> <shout>\n\n# Two\n\nThe end."
+
+
+def _key() -> str:
+    with session_scope() as session:
+        _, key = create_key(session, "acme")
+    return key
+
+
+def _nothing_stored() -> bool:
+    with session_scope() as session:
+        jobs = session.scalar(select(func.count()).select_from(Job))
+        used = session.scalar(select(func.count()).select_from(TenantUsage))
+    return jobs == 0 and used == 0
+
+
+def test_a_preview_is_each_chunk_as_the_engine_will_say_it(client):
+    auth = {"Authorization": f"Bearer {_key()}"}
+    client.put("/v1/lexicon", json={"entries": {"watson": "wot-son"}}, headers=auth)
+    body = {"text": BOOK, "lexicon": {"siobhan": "shiv-awn"}, "voice": "zoe"}
+    response = client.post("/v1/previews", json=body, headers=auth)
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert preview["chapters"] == ["One", "Two"] and preview["engine"]
+    lines = [(c["chapter"], c["voice"], c["said"]) for c in preview["chunks"]]
+    assert lines == [
+        (1, "zoe", "One"),
+        (1, "zoe", "Dr. Wot-son met Shiv-awn."),  # the tenant's lexicon, and the request's
+        (1, "leo", "Hello there. <laugh>"),
+        (2, "zoe", "Two"),
+        (2, "zoe", "The end."),
+    ]
+    assert preview["chunks"][1]["written"] == "Dr. Watson met Siobhan."
+    assert any("<shout>" in w for w in preview["warnings"])
+    assert _nothing_stored()
+
+
+def test_a_preview_of_an_epub_and_its_refusals_are_a_jobs(client, tmp_path):
+    auth = {"Authorization": f"Bearer {_key()}"}
+    epub = make_epub(tmp_path / "b.epub", three_chapter_book()).read_bytes()
+    response = client.post("/v1/previews", files={"file": ("b.epub", epub)}, headers=auth)
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert preview["title"] == "A Small Book" and len(preview["chapters"]) == 3
+    empty = client.post("/v1/previews", json={"text": "..."}, headers=auth)
+    assert empty.status_code == 422 and "nothing to say" in empty.json()["detail"]
+    assert _nothing_stored()
+
+
+def test_the_page_shows_the_preview_under_the_form_it_came_from(client):
+    sign_in(client, _key())
+    csrf = _csrf(client.get("/").text)
+    fields = {"text": (None, BOOK), "lexicon": (None, "siobhan = shiv-awn"), "csrf": (None, csrf)}
+    page = client.post("/preview", files=fields)
+    assert page.status_code == 200
+    assert "What will be said" in page.text and "Dr. Watson met Shiv-awn." in page.text
+    assert "Dr. Watson met Siobhan." in page.text  # as written, beside it, and in the form
+    assert _nothing_stored()
