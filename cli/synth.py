@@ -129,7 +129,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     taken = take_in_args(settings, args)
     if args.dry_run:
         print_preview(taken, args.json)
-        for warning in taken.chunked.warnings:
+        for warning in taken.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         return 0
     from tqdm import tqdm

@@ -108,7 +108,7 @@ def preview(
             )
             for line in taken.preview()
         ],
-        warnings=taken.chunked.warnings,
+        warnings=taken.warnings,
     )
 
 

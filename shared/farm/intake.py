@@ -112,6 +112,12 @@ class Intake:
             return self.request
         return replace(self.request, cover_key=cover_key(str(job_id), self.cover.extension))
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the job's warnings will say: the input read otherwise than written, tags
+        removed."""
+        return [*self.request.warnings, *self.chunked.warnings]
+
     def preview(self) -> list[Line]:
         """Every chunk as the engine will be asked to say it, and nothing stored."""
         said = say(self.chunked, Lexicon(self.request.lexicon))
@@ -176,6 +182,7 @@ def take_in(
         priority=submission.priority,
         interactive=submission.interactive,
         seed=submission.seed,
+        warnings=document.warnings,
     )
     return Intake(document, chunked, request, note)
 

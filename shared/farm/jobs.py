@@ -47,6 +47,7 @@ class JobRequest:
     priority: int = 0  # among the tenant's jobs: higher first
     interactive: bool = False  # someone waits on it: its chunks go ahead of books'
     seed: int | None = None  # the chunks' seeds derive from it: the same request, the same bytes
+    warnings: tuple[str, ...] = ()  # the input's, read otherwise than written (the job shows them)
 
 
 def say(chunked: ChunkedText, lexicon: Lexicon) -> list[str]:
@@ -90,7 +91,7 @@ def new_job(
         chunks_total=len(chunked.spans),
         chunks_done=0,
         audio_samples=0,
-        warnings={"messages": chunked.warnings},
+        warnings={"messages": [*request.warnings, *chunked.warnings]},
         created_at=utcnow(),
     )
     chunks = [

@@ -33,6 +33,7 @@ class Document:
     author: str | None = None
     language: str | None = None
     cover: Cover | None = None
+    warnings: tuple[str, ...] = ()  # what was read otherwise than written (a malformed page)
 
 
 def read_document(
@@ -45,7 +46,7 @@ def read_document(
             return from_book("epub", read_epub(data, max_unpacked))
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise BookRefused("not an EPUB: the file is not a zip archive")
-        raise BookRefused("a zip archive that is not an EPUB (no mimetype first)")
+        raise BookRefused("a zip archive that is not an EPUB (no META-INF/container.xml)")
     if name and name.lower().endswith(".epub"):
         raise BookRefused("not an EPUB: the file is not a zip archive")
     if b"\0" in data:
@@ -102,6 +103,7 @@ def from_book(kind: Kind, book: Book) -> Document:
         author=book.author,
         language=book.language,
         cover=book.cover,
+        warnings=tuple(book.warnings),
     )
 
 

@@ -7,7 +7,8 @@ contents, the copyright page (landmarks, the EPUB 2 guide, ``epub:type`` on the 
 point at (``shared.text.markup``). A spine page with no entry of its own continues the section
 before it. What is refused, each with a reason: not a zip, more unpacked than the limit (a zip
 bomb), content encrypted by DRM (font obfuscation is not DRM), no spine, a spine page missing
-from the archive, a page that is not well-formed XHTML.
+from the archive. A container whose ``mimetype`` is not first or not exact is read, as reading
+systems read it; a page that is not well-formed XHTML is read as HTML, with a warning.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from shared.text.markup import (
     MalformedMarkup,
     attributes,
     blocks,
+    parse_html_tree,
     parse_xhtml,
     parse_xml,
     xml_events,
@@ -68,6 +70,7 @@ class Book:
     author: str | None = None
     language: str | None = None
     cover: Cover | None = None
+    warnings: list[str] = field(default_factory=list)  # what was read otherwise than written
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,17 @@ class _Item:
 
 
 def is_epub(data: bytes) -> bool:
-    """A zip whose first member is ``mimetype``, as the OCF container requires."""
-    return data[:4] == b"PK\x03\x04" and data[30:38] == b"mimetype"
+    """A zip with an OCF container (``META-INF/container.xml``). The container should also
+    start with a stored ``mimetype`` saying ``application/epub+zip``, byte for byte; readers
+    open a book whose ``mimetype`` is elsewhere, compressed or ends in a newline, and so
+    does Lyre."""
+    if data[:4] != b"PK\x03\x04":
+        return False
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as archive:
+            return "META-INF/container.xml" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
 
 
 class _Archive:
@@ -142,13 +154,15 @@ def read_epub(data: bytes, max_unpacked: int = DEFAULT_MAX_UNPACKED) -> Book:
     spine = package.find(f"{OPF}spine")
     if spine is None or not len(spine):
         raise BookRefused("the book has no spine (no reading order)")
-    toc, skipped = _navigation(archive, package, manifest, spine, opf_path)
+    warnings: list[str] = []
+    toc, skipped = _navigation(archive, package, manifest, spine, opf_path, warnings)
     return Book(
-        _sections(archive, manifest, spine, toc, skipped),
+        _sections(archive, manifest, spine, toc, skipped, warnings),
         _dc(package, "title"),
         _dc(package, "creator"),
         _dc(package, "language"),
         _cover(archive, package, manifest),
+        warnings,
     )
 
 
@@ -178,6 +192,7 @@ def _navigation(
     manifest: dict[str, _Item],
     spine: Element,
     opf_path: str,
+    warnings: list[str],
 ) -> tuple[dict[str, str], set[str]]:
     """Titles by page (the first entry naming it), and the pages marked as not read."""
     skipped = {
@@ -192,7 +207,7 @@ def _navigation(
     entries: list[tuple[str, str]] = []
     if nav is not None and nav.path in archive.names:
         skipped.add(nav.path)
-        entries, landmarks = _nav_entries(archive, nav.path)
+        entries, landmarks = _nav_entries(archive, nav.path, warnings)
         skipped |= landmarks
     ncx = manifest.get(spine.get("toc", ""))
     if not entries and ncx is not None and ncx.path in archive.names:
@@ -214,11 +229,10 @@ def _ncx_entries(archive: _Archive, path: str) -> list[tuple[str, str]]:
     return entries
 
 
-def _nav_entries(archive: _Archive, path: str) -> tuple[list[tuple[str, str]], set[str]]:
-    try:
-        root = parse_xhtml(archive.read(path))
-    except MalformedMarkup as exc:
-        raise BookRefused(f"{path}: {exc}") from None
+def _nav_entries(
+    archive: _Archive, path: str, warnings: list[str]
+) -> tuple[list[tuple[str, str]], set[str]]:
+    root = _page(archive, path, warnings)
     entries, landmarks = [], set()
     for nav in root.iter("{http://www.w3.org/1999/xhtml}nav"):
         kind = set(attributes(nav).get("epub:type", "").split())
@@ -238,6 +252,7 @@ def _sections(
     spine: Element,
     toc: dict[str, str],
     skipped: set[str],
+    warnings: list[str],
 ) -> list[Section]:
     sections: list[Section] = []
     for ref in spine:
@@ -248,10 +263,7 @@ def _sections(
             raise BookRefused(f"the spine names {item.path}, which is not in the book")
         if item.path in skipped or "html" not in item.media_type:
             continue
-        try:
-            page = blocks(list(xml_events(parse_xhtml(archive.read(item.path)))))
-        except MalformedMarkup as exc:
-            raise BookRefused(f"{item.path}: {exc}") from None
+        page = blocks(list(xml_events(_page(archive, item.path, warnings))))
         if item.path in toc:
             sections.append(Section(toc[item.path]))
         elif not sections and page:  # before the first entry: titled by its own heading
@@ -259,6 +271,17 @@ def _sections(
         if sections:
             sections[-1].blocks += page
     return [section for section in sections if section.blocks]
+
+
+def _page(archive: _Archive, path: str, warnings: list[str]) -> Element:
+    """A content document as XHTML; one that is not well-formed XML is read as HTML is (as
+    reading systems do), and the book's warnings say so."""
+    data = archive.read(path)
+    try:
+        return parse_xhtml(data)
+    except MalformedMarkup as exc:
+        warnings.append(f"{path} is {exc}: read as HTML")
+        return parse_html_tree(data.decode("utf-8", errors="replace"))
 
 
 def _cover(archive: _Archive, package: Element, manifest: dict[str, _Item]) -> Cover | None:

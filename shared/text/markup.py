@@ -1,7 +1,8 @@
 """(X)HTML to the blocks a listener hears: headings and paragraphs, in reading order.
 
-Both parsers feed one walker a stream of events, so that an EPUB's XHTML (strict XML: a book
-that is not well-formed is refused) and a web page's HTML (lenient) read the same way. What a
+Both parsers feed one walker a stream of events, so that an EPUB's XHTML (strict XML; a page
+that is not well-formed is read by the lenient parser, as a reading system would) and a web
+page's HTML (lenient) read the same way. What a
 listener should not hear is left out: scripts and styles, navigation, footnote markers (an
 EPUB 3 ``noteref``, or a short link inside ``<sup>``) and the notes they point at.
 """
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 from defusedxml.ElementTree import DefusedXMLParser, ParseError
 from defusedxml.ElementTree import fromstring as _defused_fromstring
@@ -121,6 +122,31 @@ def html_events(text: str) -> list[Event]:
     parser.feed(text)
     parser.close()
     return parser.events + [("end", tag, {}) for tag in reversed(parser.open)]
+
+
+XHTML = "{http://www.w3.org/1999/xhtml}"
+OPS = "{http://www.idpf.org/2007/ops}"  # epub:type's namespace
+
+
+def parse_html_tree(text: str) -> Element:
+    """What HTML's lenient parser makes of a page, as the tree :func:`parse_xhtml` would have
+    given were it well-formed: XHTML's namespace on the elements, ``epub:type`` in OPS's."""
+    root = Element(XHTML + "html")
+    stack = [root]
+    for kind, tag, attrs in html_events(text):
+        if tag == "html" and kind != "text":
+            continue  # the root is made above
+        if kind == "start":
+            named = {(OPS + k[5:] if k.startswith("epub:") else k): v for k, v in attrs.items()}
+            element = SubElement(stack[-1], XHTML + tag, named)
+            stack.append(element)
+        elif kind == "end":
+            stack.pop()
+        elif len(stack[-1]):
+            stack[-1][-1].tail = (stack[-1][-1].tail or "") + tag
+        else:
+            stack[-1].text = (stack[-1].text or "") + tag
+    return root
 
 
 # --- the walker --------------------------------------------------------------------------------

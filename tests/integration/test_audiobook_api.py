@@ -182,7 +182,6 @@ def test_tenant_and_request_lexicons(client, auth, burst):
         (lambda p: make_epub(p / "d.epub", three_chapter_book(), drm=True), "DRM"),
         (lambda p: make_epub(p / "s.epub", three_chapter_book(), no_spine=True), "no spine"),
         (lambda p: make_epub(p / "m.epub", three_chapter_book(), break_spine=True), "not in"),
-        (lambda p: make_epub(p / "x.epub", three_chapter_book(), malformed=True), "well-formed"),
     ],
 )
 def test_bad_books_get_a_422_and_nothing_is_stored(client, auth, burst, tmp_path, make, needle):

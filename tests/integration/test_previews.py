@@ -70,3 +70,14 @@ def test_the_page_shows_the_preview_under_the_form_it_came_from(client):
     assert "What will be said" in page.text and "Dr. Watson met Shiv-awn." in page.text
     assert "Dr. Watson met Siobhan." in page.text  # as written, beside it, and in the form
     assert _nothing_stored()
+
+
+def test_a_page_read_as_html_is_in_the_jobs_warnings_and_the_previews(client, tmp_path):
+    auth = {"Authorization": f"Bearer {_key()}"}
+    epub = make_epub(tmp_path / "m.epub", three_chapter_book(), malformed=True).read_bytes()
+    files = {"file": ("m.epub", epub)}
+    preview = client.post("/v1/previews", files=files, headers=auth).json()
+    job = client.post("/v1/jobs", files=files, headers=auth).json()
+    for warnings in (preview["warnings"], job["warnings"]):
+        assert any("ch01.xhtml is not well-formed XHTML" in w for w in warnings), warnings
+    assert len(preview["chapters"]) == len(job["chapters"]) == 3

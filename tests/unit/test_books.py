@@ -108,15 +108,38 @@ def _zip_not_epub(tmp_path):
             lambda p: make_epub(p / "m.epub", three_chapter_book(), break_spine=True),
             "which is not in the book",
         ),
-        (
-            lambda p: make_epub(p / "x.epub", three_chapter_book(), malformed=True),
-            "ch01.xhtml: not well-formed XHTML",
-        ),
     ],
 )
 def test_bad_books_are_refused_with_a_reason(tmp_path, make, message):
     with pytest.raises(BookRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_document(make(tmp_path).read_bytes())
+
+
+def test_a_page_that_is_not_well_formed_is_read_as_html_and_the_book_says_so(tmp_path):
+    """As reading systems do: the book is read whole, not refused for one page."""
+    path = make_epub(tmp_path / "m.epub", three_chapter_book(), malformed=True)
+    document = read_document(path.read_bytes())
+    (warning,) = document.warnings
+    assert "ch01.xhtml is not well-formed XHTML" in warning and "read as HTML" in warning
+    chunked = chunk_text(document.text, structured=True)
+    assert len(chunked.chapters) == 3 and "The harbour was quiet" in document.text
+
+
+@pytest.mark.parametrize("quirk", ["mimetype last", "mimetype with a newline", "no mimetype"])
+def test_a_container_whose_mimetype_is_not_first_or_not_exact_is_read(tmp_path, quirk):
+    path = make_epub(tmp_path / "q.epub", three_chapter_book())
+    with zipfile.ZipFile(path) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    mimetype = [m for m in members if m[0].filename == "mimetype"]
+    rest = [m for m in members if m[0].filename != "mimetype"]
+    if quirk == "mimetype with a newline":
+        mimetype = [(mimetype[0][0], b"application/epub+zip\n")]
+    ordered = {"mimetype last": rest + mimetype, "no mimetype": rest}.get(quirk, mimetype + rest)
+    quirky = tmp_path / "quirky.epub"
+    with zipfile.ZipFile(quirky, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in ordered:
+            archive.writestr(info.filename, data)
+    assert len(chunk_text(read_document(quirky.read_bytes()).text).chapters) == 3
 
 
 def test_a_zip_bomb_that_lies_about_its_sizes_is_caught_while_reading(tmp_path):

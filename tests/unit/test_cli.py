@@ -39,7 +39,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--max-chars", "5"], "at least 40"),
         (lambda p: _write(p / "book.epub", b"%PDF-1.7"), [], "not an EPUB: the file is not a zip"),
         (lambda p: make_epub(p / "d.epub", three_chapter_book(), drm=True), [], "(DRM)"),
-        (lambda p: make_epub(p / "m.epub", three_chapter_book(), malformed=True), [], "XHTML"),
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--preset", "loud"], "invalid choice"),
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--seed", "soon"], "not a whole number"),
         (lambda p: _write(p / "ok.txt", b"Hi."), ["--seed", "-1"], "-1 is not between 0 and"),
