@@ -28,7 +28,8 @@ from shared.infra.storage import cover_key
 from shared.speech.factory import resolve_engine_name
 from shared.text.chunking import ChunkedText, chunk_text
 from shared.text.documents import Document, read_document
-from shared.text.epub import BookRefused, Cover
+from shared.text.epub import Cover
+from shared.text.epub_archive import BookRefused
 from shared.text.lexicon import Lexicon, LexiconRefused, merge
 from shared.text.voices import DEFAULT_VOICE, Voice
 from shared.webhooks.urls import WebhookUrlRefused, check_webhook_url

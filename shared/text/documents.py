@@ -10,12 +10,16 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.text.epub import DEFAULT_MAX_UNPACKED, Book, BookRefused, Cover, Section, read_epub
+from shared.text.epub import Book, Cover, read_epub
 from shared.text.epub import is_epub as _is_epub
-from shared.text.markup import Block, blocks, html_events, title_of
+from shared.text.epub_archive import DEFAULT_MAX_UNPACKED, BookRefused
+from shared.text.epub_pages import Section
+from shared.text.markup import html_events, title_of
+from shared.text.reading import Block, blocks, left_out_warnings
 
 Kind = Literal["epub", "html", "markdown", "text"]
 _HTML_START = re.compile(
@@ -65,7 +69,8 @@ def read_html(text: str) -> Document:
     """Chapters at the top heading level that repeats; a lone ``<h1>`` above them is the
     title."""
     events = html_events(text)
-    page = blocks(events)
+    left_out = Counter[str]()
+    page = blocks(events, left_out)
     levels = [b.heading for b in page if b.heading]
     title = title_of(events)
     level = min(levels, default=1)
@@ -80,7 +85,11 @@ def read_html(text: str) -> Document:
             sections.append(Section(block.text))
         else:
             sections[-1].blocks.append(block)
-    book = Book([s for s in sections if s.blocks or s.title], title=title)
+    book = Book(
+        [s for s in sections if s.blocks or s.title],
+        title=title,
+        warnings=left_out_warnings(left_out),
+    )
     return from_book("html", book)
 
 
@@ -107,9 +116,18 @@ def from_book(kind: Kind, book: Book) -> Document:
     )
 
 
+# A heading's numbering, which a table of contents may write otherwise ("Chapter 1. Getting
+# Started" for its entry "1. Getting Started" or "Getting Started")
+_NUMBERING = re.compile(
+    r"^(?:(?i:chapter|part|section|book)\s+)?(?:\d+(?:\.\d+)*|[IVXLCDM]+)\.?\s+"
+)
+
+
 def _same(a: str, b: str) -> bool:
+    """The same title, numbered or not."""
+
     def key(s: str) -> str:
-        return re.sub(r"\W+", " ", s).strip().casefold()
+        return re.sub(r"\W+", " ", _NUMBERING.sub("", " ".join(s.split()))).strip().casefold()
 
     return key(a) == key(b)
 

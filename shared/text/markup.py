@@ -1,18 +1,13 @@
-"""(X)HTML to the blocks a listener hears: headings and paragraphs, in reading order.
-
-Both parsers feed one walker a stream of events, so that an EPUB's XHTML (strict XML; a page
-that is not well-formed is read by the lenient parser, as a reading system would) and a web
-page's HTML (lenient) read the same way. What a
-listener should not hear is left out: scripts and styles, navigation, footnote markers (an
-EPUB 3 ``noteref``, or a short link inside ``<sup>``) and the notes they point at.
+"""(X)HTML parsed into one stream of events, by two parsers: an EPUB's XHTML (strict XML; a
+page that is not well-formed is read by the lenient parser, as a reading system would) and a
+web page's HTML (lenient), so that both read the same way (``shared.text.reading`` walks the
+events into what a listener hears).
 """
 
 from __future__ import annotations
 
 import html.entities
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement
@@ -23,28 +18,11 @@ from defusedxml.ElementTree import fromstring as _defused_fromstring
 Event = tuple[str, str, dict[str, str]]  # ("start" | "end", tag, attributes) or ("text", text, {})
 
 
+VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+
+
 class MalformedMarkup(ValueError):
     """The XHTML is not well-formed XML."""
-
-
-@dataclass(frozen=True)
-class Block:
-    text: str
-    heading: int = 0  # 1-6 for <h1>…<h6>, 0 for a paragraph
-
-
-BLOCK_TAGS = frozenset(
-    "p div section article header footer main blockquote pre li dd dt figcaption caption td th"
-    " tr table ul ol dl h1 h2 h3 h4 h5 h6 hr body".split()
-)
-SKIPPED_TAGS = frozenset("head script style nav template svg math noscript".split())
-# EPUB 3 structural semantics a listener does not hear (epub:type on a section or the body)
-NOT_READ = frozenset(
-    "noteref footnote footnotes endnote endnotes rearnote rearnotes note toc landmarks"
-    " page-list pagebreak cover copyright-page index".split()
-)
-_MARKER = re.compile(r"[\[\(]?(\d{1,3}|[*†‡§¶a-z])[\]\)]?")
-VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
 
 
 # --- the two parsers -------------------------------------------------------------------------
@@ -147,90 +125,6 @@ def parse_html_tree(text: str) -> Element:
         else:
             stack[-1].text = (stack[-1].text or "") + tag
     return root
-
-
-# --- the walker --------------------------------------------------------------------------------
-
-
-def _types(attrs: dict[str, str]) -> set[str]:
-    return set(attrs.get("epub:type", "").split()) | set(attrs.get("role", "").split())
-
-
-def _is_marker(events: list[Event], i: int) -> bool:
-    """A footnote marker: ``<a epub:type="noteref">``, or ``<sup>`` around a short link."""
-    _, tag, attrs = events[i]
-    if tag == "a" and ("noteref" in _types(attrs) or "doc-noteref" in _types(attrs)):
-        return True
-    if tag != "sup" or i + 2 >= len(events):
-        return False
-    kind, inner, inner_attrs = events[i + 1]
-    label = events[i + 2][1] if events[i + 2][0] == "text" else ""
-    return (
-        kind == "start"
-        and inner == "a"
-        and "#" in inner_attrs.get("href", "")
-        and bool(_MARKER.fullmatch(label.strip()))
-    )
-
-
-def _note_targets(events: list[Event]) -> set[str]:
-    """Ids that footnote markers point at: the notes themselves are not read either."""
-    targets = set()
-    for i, (kind, tag, attrs) in enumerate(events):
-        if kind == "start" and _is_marker(events, i):
-            link = attrs if tag == "a" else events[i + 1][2]
-            targets.add(link.get("href", "").partition("#")[2])
-    return targets - {""}
-
-
-def _skip(events: list[Event], i: int, targets: set[str]) -> bool:
-    _, tag, attrs = events[i]
-    return (
-        tag in SKIPPED_TAGS
-        or bool(_types(attrs) & NOT_READ)
-        or attrs.get("id", "") in targets
-        or _is_marker(events, i)
-        or (tag == "aside" and bool(_types(attrs) & {"footnote", "endnote", "note"}))
-    )
-
-
-def _track(skipping: list[str], kind: str, tag: str) -> None:
-    """Follow the nesting of the skipped subtree's tag until it closes."""
-    if kind != "text" and tag == skipping[0]:
-        skipping.append(tag) if kind == "start" else skipping.pop()
-
-
-def blocks(events: list[Event]) -> list[Block]:
-    """Headings and paragraphs in reading order, whitespace collapsed, empty ones dropped."""
-    targets = _note_targets(events)
-    out: list[Block] = []
-    text: list[str] = []
-    heading = 0
-    skipping: list[str] = []  # the tag whose subtree is skipped, and nested ones of that tag
-
-    def flush() -> None:
-        nonlocal heading
-        joined = " ".join("".join(text).split())
-        if joined:
-            out.append(Block(joined, heading))
-        text.clear()
-        heading = 0
-
-    for i, (kind, tag, _attrs) in enumerate(events):
-        if skipping:
-            _track(skipping, kind, tag)
-        elif kind == "text":
-            text.append(tag)
-        elif kind == "start" and _skip(events, i, targets):
-            skipping.append(tag)
-        elif tag == "br":
-            text.append(" ")
-        elif tag in BLOCK_TAGS:
-            flush()
-            if kind == "start" and re.fullmatch(r"h[1-6]", tag):
-                heading = int(tag[1])
-    flush()
-    return out
 
 
 def title_of(events: list[Event]) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 
 from shared.text.chunking import chunk_text
 from shared.text.documents import read_document
-from shared.text.epub import BookRefused
+from shared.text.epub_archive import BookRefused
 from shared.text.lexicon import Lexicon, LexiconRefused, merge
 from tests.books import (
     COPYRIGHT_TEXT,
