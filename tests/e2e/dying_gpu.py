@@ -7,7 +7,9 @@ fails with EngineDead, later ones fail at once, and it reports itself dead.
 ``LYRE_TEST_DEATH`` says when:
 
   batch:N   when N requests are in flight together (mid-batch)
-  idle:S    S seconds after it is built, while no request runs
+  idle:S    S seconds after its health is first asked, while no request runs (from the
+            first question, not from its start: a loaded machine can take seconds to have the
+            worker answer at all)
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ class DyingBackend:
     def __init__(self, death: str) -> None:
         kind, _, value = death.partition(":")
         self.batch = int(value) if kind == "batch" else None
-        self.dies_at = time.monotonic() + float(value) if kind == "idle" else None
+        self.idle_s = float(value) if kind == "idle" else None
+        self.dies_at: float | None = None  # set when its health is first asked
         self.in_flight = 0
         self.died: asyncio.Event | None = None
 
     def dead(self) -> bool:
-        if self.dies_at is not None:
+        if self.idle_s is not None:
+            if self.dies_at is None:
+                self.dies_at = time.monotonic() + self.idle_s
             return time.monotonic() >= self.dies_at
         return self.died is not None and self.died.is_set()
 

@@ -64,7 +64,7 @@ def test_an_engine_that_dies_mid_batch_hands_its_chunks_back(api_only):
 def test_the_healthcheck_fails_while_the_engine_is_dead(api_only):
     farm = api_only
     node = "idler@127.0.0.1"
-    child = farm_processes.start(dying_worker(farm, "idle:8", node), farm.env, farm.state_dir)
+    child = farm_processes.start(dying_worker(farm, "idle:4", node), farm.env, farm.state_dir)
     try:
         deadline = time.monotonic() + 60
         while (check := healthcheck(farm, node)).returncode != 0:  # the engine is built
