@@ -181,11 +181,13 @@ def farm(process_env, tmp_path_factory):
         running.stop_all()
 
 
-@pytest.fixture()
-def api_only(process_env, tmp_path):
-    """The api and the dispatcher, running; the test starts the workers it wants (no beat: no
-    reconciler)."""
-    running = RunningFarm({**process_env, "LYRE_ENGINE": "espeak"}, tmp_path)
+@pytest.fixture(scope="module")
+def api_only(process_env, tmp_path_factory):
+    """The api and the dispatcher, running for a module's tests; each test starts the workers
+    it wants, and stops them (no beat: no reconciler)."""
+    running = RunningFarm(
+        {**process_env, "LYRE_ENGINE": "espeak"}, tmp_path_factory.mktemp("api-only")
+    )
     try:
         running.start("api")
         running.start("dispatcher")

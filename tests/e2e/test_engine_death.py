@@ -5,6 +5,7 @@ queue, Postgres and the other workers are real."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -54,11 +55,16 @@ def test_an_engine_that_dies_mid_batch_hands_its_chunks_back(api_only):
     with session_scope() as session:
         assert session.get(Job, uuid.UUID(job["id"])).status != "failed"
     # No reconciler runs here: only messages handed back to the queue can finish the job.
-    for name in ("gpu-worker", "cpu-worker", "stitch-worker"):
+    workers = ("gpu-worker", "cpu-worker", "stitch-worker")
+    for name in workers:
         farm.start(name)
-    done = farm.wait(job["id"], lambda j: j["status"] in ("succeeded", "failed"))
-    assert done["status"] == "succeeded", done["error"]
-    assert_complete(farm, done)
+    try:
+        done = farm.wait(job["id"], lambda j: j["status"] in ("succeeded", "failed"))
+        assert done["status"] == "succeeded", done["error"]
+        assert_complete(farm, done)
+    finally:  # the module's next tests start workers of their own
+        for name in workers:
+            farm.kill(name, signal.SIGTERM)
 
 
 def test_the_healthcheck_fails_while_the_engine_is_dead(api_only):
