@@ -8,9 +8,13 @@ TORCH_CPU := 2.13.0
 # The one vLLM version Lyre is written against: pyproject.toml's gpu extra pins it.
 VLLM_VERSION := $(shell sed -n 's/.*"vllm==\([0-9.]*\)".*/\1/p' pyproject.toml)
 VLLM_ENV ?= $(HOME)/.cache/lyre/vllm-$(VLLM_VERSION)
+# NVIDIA's text normaliser, the reference bench/text.py compares Lyre's front-end with: its
+# pynini alone is 650 MB, so it has an environment of its own and Lyre does not depend on it.
+NEMO_VERSION := 1.2.0
+NEMO_ENV ?= $(HOME)/.cache/lyre/nemo-tn-$(NEMO_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test fuzz check-vllm lint bench services farm-up farm-down farm-status clean
+.PHONY: help install browser demo test fuzz check-vllm nemo-env lint bench services farm-up farm-down farm-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -54,7 +58,12 @@ check-vllm: ## Run the vLLM adapter's contract tests against the pinned vLLM's o
 	bash scripts/vllm_env.sh $(VLLM_ENV) $(VLLM_VERSION)
 	VLLM_TARGET_DEVICE=cpu $(VLLM_ENV)/bin/python -m pytest -c tests/vllm/pytest.ini tests/vllm
 
-bench: install services ## Run the benchmarks in bench/ (figures go to docs/performance.md)
+nemo-env: ## Build the environment of nemo-text-processing, for bench/text.py --nemo
+	test -x $(NEMO_ENV)/bin/python || $(PYTHON) -m venv $(NEMO_ENV)
+	$(NEMO_ENV)/bin/pip install --quiet nemo-text-processing==$(NEMO_VERSION)
+
+bench: install services nemo-env ## Run the benchmarks in bench/ (figures go to docs/performance.md)
+	$(BIN)/python bench/text.py --nemo $(NEMO_ENV)/bin/python
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/farm.py

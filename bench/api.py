@@ -203,14 +203,20 @@ def new_bench(state: Path) -> Bench:
     return Bench(state, db, env["LYRE_REDIS__KEY_PREFIX"], env, s3_port)
 
 
-def start_targets(bench: Bench, pin: bool, succeeded: bool) -> tuple[list[Target], dict]:
-    """The baseline's two routes and the API's, each answering with the job; and the job."""
+def start_api(bench: Bench, pin: bool = False) -> tuple[str, int]:
+    """S3, the database and one api process (pinned to CPU 0 with ``pin``): its URL and pid."""
     s3 = next(spec for spec in farm_processes.processes(s3_port=bench.s3_port) if spec.name == "s3")
     bench.start(s3, None)
     farm_processes.prepare(bench.env)  # creates and migrates the database, creates the bucket
-    api_port, baseline_port = farm_processes.free_port(), farm_processes.free_port()
+    api_port = farm_processes.free_port()
     api = next(spec for spec in farm_processes.processes(api_port=api_port) if spec.name == "api")
-    api_pid = bench.start(api, 0 if pin else None)
+    return f"http://127.0.0.1:{api_port}", bench.start(api, 0 if pin else None)
+
+
+def start_targets(bench: Bench, pin: bool, succeeded: bool) -> tuple[list[Target], dict]:
+    """The baseline's two routes and the API's, each answering with the job; and the job."""
+    api_url, api_pid = start_api(bench, pin)
+    baseline_port = farm_processes.free_port()
     uvicorn = str(Path(sys.executable).parent / "uvicorn")
     argv = [uvicorn, "--app-dir", str(Path(__file__).parent), "poll_baseline:app"]
     argv += ["--host", "127.0.0.1", "--port", str(baseline_port)]
@@ -222,9 +228,7 @@ def start_targets(bench: Bench, pin: bool, succeeded: bool) -> tuple[list[Target
         tenant, key = create_key(session, "poller")
         tenant.requests_per_s = 1_000_000  # counted, never refused
     auth = {"Authorization": f"Bearer {key}"}
-    created = httpx.post(
-        f"http://127.0.0.1:{api_port}/v1/jobs", json={"text": book()}, headers=auth, timeout=60
-    )
+    created = httpx.post(f"{api_url}/v1/jobs", json={"text": book()}, headers=auth, timeout=60)
     created.raise_for_status()
     job_id = created.json()["id"]
     if succeeded:
@@ -232,7 +236,7 @@ def start_targets(bench: Bench, pin: bool, succeeded: bool) -> tuple[list[Target
     targets = [
         Target("baseline sync ", f"{baseline}/sync/jobs/{job_id}", {}, baseline_pid),
         Target("baseline async", f"{baseline}/async/jobs/{job_id}", {}, baseline_pid),
-        Target("api           ", f"http://127.0.0.1:{api_port}/v1/jobs/{job_id}", auth, api_pid),
+        Target("api           ", f"{api_url}/v1/jobs/{job_id}", auth, api_pid),
     ]
     for target in targets:
         answer = httpx.get(target.url, headers=target.headers, timeout=10)

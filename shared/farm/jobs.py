@@ -24,6 +24,7 @@ from shared.infra.db import notify_at_commit
 from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.text.chunking import ChunkedText
 from shared.text.lexicon import Lexicon
+from shared.text.verbalizer import verbalize
 from shared.webhooks.outbox import add_event
 
 
@@ -51,9 +52,10 @@ class JobRequest:
 
 
 def say(chunked: ChunkedText, lexicon: Lexicon) -> list[str]:
-    """What the engine is asked to say for each span of ``chunked``: its spoken text through
-    the lexicon (which counts what it applied). The author's words stay the spans' own."""
-    return [lexicon.apply(span.text) for span in chunked.spans]
+    """What the engine is asked to say for each span of ``chunked``: its spoken text as a
+    reader says it, the lexicon's respellings first (it counts what it applied). The author's
+    words stay the spans' own."""
+    return [verbalize(span.text, lexicon) for span in chunked.spans]
 
 
 def new_job(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from shared.text.normalize import normalize_text
-from shared.text.spoken import is_speakable, spoken_text
+from shared.text.spoken import is_speakable, spoken_size, spoken_text
 from shared.text.voices import VOICES
 
 
@@ -165,10 +165,6 @@ def sentences(text: str) -> list[str]:
     return [text[a:b].strip() for a, b in itertools.pairwise([0, *cuts, len(text)])]
 
 
-def spoken_length(text: str) -> int:
-    return len(" ".join(text.split()))
-
-
 def _pieces(text: str, start: int, end: int, max_chars: int, level: int = 0):
     """Cut [start, end) into units of this level, recursing into those still too long.
 
@@ -184,7 +180,7 @@ def _pieces(text: str, start: int, end: int, max_chars: int, level: int = 0):
     ]
     bounds = [start, *cuts, end]
     for s, e in itertools.pairwise(bounds):
-        if spoken_length(text[s:e]) > max_chars and level + 1 < len(_LEVELS):
+        if spoken_size(text[s:e]) > max_chars and level + 1 < len(_LEVELS):
             first = True
             for ps, pe, pkind, fresh in _pieces(text, s, e, max_chars, level + 1):
                 yield ps, pe, (kind if first else pkind), (first or fresh)
@@ -196,18 +192,22 @@ def _pieces(text: str, start: int, end: int, max_chars: int, level: int = 0):
 def _pack(
     text: str, pieces, max_chars: int, ramp_chars: int = 0, before: int = 0
 ) -> list[tuple[int, int, Boundary]]:
-    """Greedily join consecutive pieces while the spoken length stays within max_chars; with
-    ``ramp_chars``, the text's span number k (``before`` spans came earlier) within
-    ``ramp_chars * 2**k`` if that is less."""
+    """Greedily join consecutive pieces while what is said for them (numbers in words) stays
+    within max_chars; with ``ramp_chars``, the text's span number k (``before`` spans came
+    earlier) within ``ramp_chars * 2**k`` if that is less."""
     packed: list[tuple[int, int, Boundary]] = []
+    size = 0  # of the last packed span: its pieces' sizes and a space between each
     for s, e, kind, fresh in pieces:
         limit = max_chars
         if ramp_chars and packed:
             limit = min(max_chars, ramp_chars << min(before + len(packed) - 1, 16))
-        if packed and not fresh and spoken_length(text[packed[-1][0] : e]) <= limit:
+        piece = spoken_size(text[s:e])
+        if packed and not fresh and size + 1 + piece <= limit:
             packed[-1] = (packed[-1][0], e, packed[-1][2])
+            size += 1 + piece
         else:
             packed.append((s, e, kind))
+            size = piece
     return packed
 
 

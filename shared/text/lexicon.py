@@ -55,13 +55,15 @@ class Lexicon:
         self._pattern = re.compile(rf"(?<![\w'’])(?:{alternatives})(?![\w'’])", re.IGNORECASE)
         self.applied: Counter[str] = Counter()
 
-    def apply(self, text: str) -> str:
-        """``text`` with every entry replaced by its respelling; counts what it applied."""
+    def apply(self, text: str, held: list[str] | None = None) -> str:
+        """``text`` with every entry replaced by its respelling; counts what it applied.
+        With ``held``, each respelling is appended to it and a private-use character stands
+        in its place (the n-th held one: U+E000 + n), so that later passes leave it alone."""
         if not self.entries:
             return text
-        return self._pattern.sub(self._replace, text)
+        return self._pattern.sub(lambda match: self._replace(match, held), text)
 
-    def _replace(self, match: re.Match[str]) -> str:
+    def _replace(self, match: re.Match[str], held: list[str] | None) -> str:
         found = " ".join(match.group().split())
         word = found if found in self.entries else self._folded.get(found.casefold())
         if word is None:  # a case-sensitive entry matched in another case: leave it
@@ -70,4 +72,7 @@ class Lexicon:
         say = self.entries[word]
         if word == word.lower() and found[:1].isupper():
             say = say[:1].upper() + say[1:]
-        return say
+        if held is None:
+            return say
+        held.append(say)
+        return chr(0xE000 + len(held) - 1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
+from shared.text.verbalizer import verbalize
 from shared.text.voices import EMOTIVE_TAGS
 
 _TAG = re.compile(r"<([A-Za-z_]+)>")
@@ -32,3 +34,10 @@ def spoken_text(source: str, removed: Counter[str]) -> str:
 
 def is_speakable(text: str) -> bool:
     return any(ch.isalnum() for ch in _TAG.sub("", text))
+
+
+@lru_cache(maxsize=64)  # the packer measures again each piece the cutter just measured
+def spoken_size(source: str) -> int:
+    """The length of what the engine is asked to say for a source span (before a lexicon):
+    the chunker's measure."""
+    return len(verbalize(spoken_text(source, Counter())))

@@ -166,7 +166,7 @@ def test_the_gpu_trigger_counts_the_chunks_waiting_in_postgres(overlay, farm_set
     try:
         with session_scope() as session:
             tenant, _ = create_key(session, "acme")
-        body = "\n\n".join(f"Sentence {i} is a chunk of its own here." for i in range(10))
+        body = "\n\n".join(f"Sentence {chr(65 + i)} is a chunk of its own here." for i in range(10))
         waiting = submit(burst.farm, tenant, JobCreate(text=body), None)
         failed = submit(burst.farm, tenant, JobCreate(text=body), None)
         fail_job(burst.farm, failed.id, "for the test")

@@ -25,9 +25,17 @@ def book(chapters: int, chunks: int, title: str = "Book") -> str:
     for the chapter's title (80 characters a chunk in the test settings)."""
     return "\n\n".join(
         f"# {title} {c}\n\n"
-        + "\n\n".join(f"Sentence {i:03d} of chapter {c:03d} is one chunk." for i in range(chunks))
+        + "\n\n".join(
+            f"Sentence {_tag(i)} of chapter {_tag(c)} is one chunk." for i in range(chunks)
+        )
         for c in range(chapters)
     )
+
+
+def _tag(n: int) -> str:
+    """``n`` as two letters: each sentence is as long said as written ("007" would be said
+    "zero zero seven", longer than "zero zero one")."""
+    return chr(97 + n // 26) + chr(97 + n % 26)
 
 
 @pytest.fixture()

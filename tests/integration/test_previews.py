@@ -39,7 +39,7 @@ def test_a_preview_is_each_chunk_as_the_engine_will_say_it(client):
     lines = [(c["chapter"], c["voice"], c["said"]) for c in preview["chunks"]]
     assert lines == [
         (1, "zoe", "One"),
-        (1, "zoe", "Dr. Wot-son met Shiv-awn."),  # the tenant's lexicon, and the request's
+        (1, "zoe", "Doctor Wot-son met Shiv-awn."),  # the tenant's lexicon, the request's, "Dr."
         (1, "leo", "Hello there. <laugh>"),
         (2, "zoe", "Two"),
         (2, "zoe", "The end."),
@@ -67,7 +67,7 @@ def test_the_page_shows_the_preview_under_the_form_it_came_from(client):
     fields = {"text": (None, BOOK), "lexicon": (None, "siobhan = shiv-awn"), "csrf": (None, csrf)}
     page = client.post("/preview", files=fields)
     assert page.status_code == 200
-    assert "What will be said" in page.text and "Dr. Watson met Shiv-awn." in page.text
+    assert "What will be said" in page.text and "Doctor Watson met Shiv-awn." in page.text
     assert "Dr. Watson met Siobhan." in page.text  # as written, beside it, and in the form
     assert _nothing_stored()
 

@@ -5,8 +5,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.text.chunking import Boundary, chunk_text, spoken_length
+from shared.text.chunking import Boundary, chunk_text
 from shared.text.normalize import normalize_text
+from shared.text.spoken import spoken_size
 
 BOOK = """Intro before any heading.
 
@@ -60,7 +61,7 @@ def test_long_sentences_are_cut_at_clauses_before_words():
     chunks = chunk_text(BOOK, max_chars=60).spans
     cut = [c for c in chunks if c.boundary in (Boundary.CLAUSE, Boundary.WORD)]
     assert cut and cut[0].boundary is Boundary.CLAUSE
-    assert all(spoken_length(c.text) <= 60 for c in chunks)
+    assert all(spoken_size(c.text) <= 60 for c in chunks)
 
 
 def test_unvoiceable_tags_are_removed_and_counted():
@@ -115,7 +116,7 @@ def test_every_character_is_accounted_for(raw: str, max_chars: int):
         assert chunk.text and any(ch.isalnum() for ch in chunk.text)
         words = chunk.text.split()
         if len(words) > 1:
-            assert spoken_length(chunk.text) <= max_chars
+            assert spoken_size(chunk.text) <= max_chars
     for before, after in zip(result.spans, result.spans[1:], strict=False):
         # never inside a word: every cut falls on whitespace
         assert before.source[-1].isspace() or after.source[0].isspace()
@@ -126,7 +127,7 @@ def test_a_ramp_makes_the_first_spans_short_and_each_next_up_to_twice_as_long():
     plain = chunk_text(text, 400)
     ramped = chunk_text(text, 400, ramp_chars=100)
     assert "".join(span.source for span in ramped.spans) == ramped.normalized == plain.normalized
-    lengths = [spoken_length(span.text) for span in ramped.spans]
+    lengths = [spoken_size(span.text) for span in ramped.spans]
     assert lengths[0] <= 100 < lengths[1] <= 200 < lengths[2] <= 400
     assert max(lengths) <= 400 and len(ramped.spans) > len(plain.spans)
     # a first sentence longer than the ramp is its first span whole, not cut for it
