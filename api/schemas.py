@@ -240,6 +240,9 @@ class PreviewLine(BaseModel):
     voice: str
     said: str = Field(description="What the engine will be asked to say (after the lexicon)")
     written: str = Field(description="The author's words, as captions and the page show them")
+    pause_s: float | None = Field(description="SSML's break before it, in seconds")
+    rate: float = Field(description="SSML's prosody rate: 1 is the voice's own")
+    marks: list[str] = Field(description="SSML's marks in it, by name")
 
 
 class PreviewOut(BaseModel):

@@ -200,6 +200,9 @@ def print_preview(taken: Intake, as_json: bool) -> None:
             "voice": line.voice,
             "said": line.said,
             "written": line.written,
+            "pause_s": line.pause_s,
+            "rate": line.rate,
+            "marks": list(line.marks),
         }
         print(json.dumps(shown, ensure_ascii=False))
 

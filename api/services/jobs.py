@@ -105,6 +105,9 @@ def preview(
                 voice=line.voice,
                 said=line.said,
                 written=line.written,
+                pause_s=line.pause_s,
+                rate=line.rate,
+                marks=list(line.marks),
             )
             for line in taken.preview()
         ],

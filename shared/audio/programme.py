@@ -28,6 +28,11 @@ def pause_samples(boundary: Boundary, settings: AudioSettings) -> int:
     return round(pause_seconds(boundary, settings) * SAMPLE_RATE)
 
 
+def pause_before(boundary: Boundary, pause_s: float | None, settings: AudioSettings) -> int:
+    """Samples of pause before a chunk: SSML's ``<break time>`` where it set one."""
+    return pause_samples(boundary, settings) if pause_s is None else round(pause_s * SAMPLE_RATE)
+
+
 MAX_GAIN_DB = 30.0  # a quiet chapter is not brought to its target by more than this
 
 
@@ -73,6 +78,8 @@ class Part:
     boundary: Boundary
     stats: ChunkStats
     caption: str = ""
+    pause_s: float | None = None  # before it, where SSML set one; else its boundary's
+    marks: tuple[tuple[str, int], ...] = ()  # SSML's: name, spoken characters before it
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class Layout:
 def lay_out(
     parts: Sequence[Part], titles: Sequence[str], settings: AudioSettings, mastering: Mastering
 ) -> Layout:
-    pauses = [pause_samples(p.boundary, settings) for p in parts]
+    pauses = [pause_before(p.boundary, p.pause_s, settings) for p in parts]
     starts, at = [], 0
     for part, pause in zip(parts, pauses, strict=True):
         starts.append(at + pause)

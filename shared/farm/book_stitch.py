@@ -137,7 +137,7 @@ def _encode_all(
     for name, text in (
         ("captions.vtt", webvtt(cues)),
         ("captions.srt", srt(cues)),
-        ("chapters.json", outputs.chapter_list(layout)),
+        ("chapters.json", outputs.chapter_list(layout, parts)),
     ):
         (folder / name).write_text(text, encoding="utf-8")
         files.append(

@@ -63,6 +63,8 @@ def read_parts(farm: FarmContext, job_id: uuid.UUID, chapter: int | None = None)
         Chunk.true_peak,
         Chunk.energy,
         func.coalesce(Chunk.caption, Chunk.text),
+        Chunk.pause_s,
+        Chunk.marks,
     ).where(Chunk.job_id == job_id)
     if chapter is not None:
         query = query.where(Chunk.chapter == chapter)
@@ -75,8 +77,10 @@ def read_parts(farm: FarmContext, job_id: uuid.UUID, chapter: int | None = None)
             Boundary(boundary),
             ChunkStats.from_row(samples, steps, peak, energy),
             caption,
+            pause_s,
+            tuple((name, at) for name, at in marks or ()),
         )
-        for index, chapter, boundary, samples, steps, peak, energy, caption in rows
+        for index, chapter, boundary, samples, steps, peak, energy, caption, pause_s, marks in rows
     ]
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, select
 
 from shared.audio.finish import ChunkStats
 from shared.audio.presets import Mastering
-from shared.audio.programme import loudness_gain, pause_samples, shape
+from shared.audio.programme import loudness_gain, pause_before, shape
 from shared.farm.context import FarmContext
 from shared.farm.states import ChunkStatus, JobStatus
 from shared.infra.models import Chunk, Job
@@ -32,6 +32,7 @@ _CHUNKS_FROM = (
     select(
         Chunk.index.label("chunk"),  # not "index": a row's own method
         Chunk.boundary,
+        Chunk.pause_s,
         Chunk.status,
         Chunk.samples,
         Chunk.loudness_steps,
@@ -78,13 +79,19 @@ class ChunkFollower:
             if row.status != ChunkStatus.DONE:
                 break
             stats = ChunkStats.from_row(row.samples, row.loudness_steps, row.true_peak, row.energy)
-            ready.append((row.chunk, Boundary(row.boundary), stats))
-        return [self._heard(index, boundary, stats, mastering) for index, boundary, stats in ready]
+            ready.append((row.chunk, Boundary(row.boundary), row.pause_s, stats))
+        return [self._heard(*chunk, mastering) for chunk in ready]
 
     def _heard(
-        self, index: int, boundary: Boundary, stats: ChunkStats, mastering: Mastering
+        self,
+        index: int,
+        boundary: Boundary,
+        pause_s: float | None,
+        stats: ChunkStats,
+        mastering: Mastering,
     ) -> tuple[int, np.ndarray]:
-        pause = pause_samples(boundary, self.farm.settings.audio) if self.heard else 0
+        settings = self.farm.settings.audio
+        pause = pause_before(boundary, pause_s, settings) if self.heard else 0
         self._stats.append(stats)
         self._pauses.append(pause)
         gain = loudness_gain(self._stats, self._pauses, mastering.target)

@@ -92,6 +92,9 @@ class Line:
     voice: str
     said: str  # what the engine hears (after the lexicon)
     written: str  # the author's words, as captions show them
+    pause_s: float | None = None  # SSML's break before it
+    rate: float = 1.0  # SSML's prosody rate
+    marks: tuple[str, ...] = ()  # SSML's marks in it
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,9 @@ class Intake:
                 span.voice or self.request.voice,
                 spoken,
                 span.text,
+                span.pause_s,
+                span.rate,
+                tuple(name for name, _ in span.marks),
             )
             for span, spoken in zip(self.chunked.spans, said, strict=True)
         ]
@@ -163,7 +169,13 @@ def take_in(
     check_size("the text", len(text.encode()), settings.farm.max_input_bytes)
     chunking = settings.chunking
     ramp = chunking.interactive_ramp_chars if submission.interactive else 0
-    chunked = chunk_text(text, chunking.max_chars, structured=document.structured, ramp_chars=ramp)
+    chunked = chunk_text(
+        text,
+        chunking.max_chars,
+        structured=document.structured,
+        ramp_chars=ramp,
+        controls=document.controls,
+    )
     if not chunked.spans:
         raise InputRefused(NOTHING_TO_SAY)
     engine, note = resolve_engine_name(settings)

@@ -106,6 +106,9 @@ def new_job(
             voice=span.voice or request.voice,
             boundary=span.boundary.value,
             chapter=span.chapter,
+            pause_s=span.pause_s,
+            rate=span.rate if span.rate != 1.0 else None,
+            marks=[list(mark) for mark in span.marks] or None,
             attempts=0,
         )
         for span, said in zip(chunked.spans, spoken, strict=True)

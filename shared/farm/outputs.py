@@ -71,24 +71,37 @@ def captions(parts: Sequence[Part], layout: Layout) -> list[Cue]:
     return cues
 
 
-def chapter_list(layout: Layout) -> str:
-    """The chapters JSON: title, start and end in seconds of the programme."""
-    return json.dumps(
-        {
-            "chapters": [
-                {
-                    "number": i + 1,
-                    "title": mark.title,
-                    "start_s": round(mark.start / SAMPLE_RATE, 3),
-                    "end_s": round(mark.end / SAMPLE_RATE, 3),
-                }
-                for i, mark in enumerate(layout.marks)
-            ],
-            "duration_s": round(layout.samples / SAMPLE_RATE, 3),
-        },
-        indent=2,
-        ensure_ascii=False,
-    )
+def chapter_list(layout: Layout, parts: Sequence[Part] = ()) -> str:
+    """The chapters JSON: title, start and end in seconds of the programme; and SSML's marks
+    with their times, where the text had any."""
+    listing: dict[str, Any] = {
+        "chapters": [
+            {
+                "number": i + 1,
+                "title": mark.title,
+                "start_s": round(mark.start / SAMPLE_RATE, 3),
+                "end_s": round(mark.end / SAMPLE_RATE, 3),
+            }
+            for i, mark in enumerate(layout.marks)
+        ],
+        "duration_s": round(layout.samples / SAMPLE_RATE, 3),
+    }
+    marks = ssml_marks(parts, layout)
+    if marks:
+        listing["marks"] = marks
+    return json.dumps(listing, indent=2, ensure_ascii=False)
+
+
+def ssml_marks(parts: Sequence[Part], layout: Layout) -> list[dict[str, Any]]:
+    """Each ``<mark>``: its name and time in the programme, placed in its chunk by the share
+    of the chunk's words before it (as a caption's sentence is)."""
+    marks = []
+    for part, start in zip(parts, layout.starts, strict=True):
+        for name, at in part.marks:
+            share = at / max(1, len(part.caption))
+            seconds = (start + share * part.stats.samples) / SAMPLE_RATE
+            marks.append({"name": name, "time_s": round(seconds, 3), "chunk": part.index})
+    return marks
 
 
 def download_name(job: Job, name: str) -> str:

@@ -6,6 +6,7 @@ version's files stay listed (and downloadable) until the new ones are made."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
@@ -103,17 +104,21 @@ def _new_chunks(
     a new seed, so the same text is sampled afresh; a seeded job's from its seed and the number,
     so the same redos of the same seeded job give the same bytes); and its title."""
     title = chapter.title
-    spans: list[tuple[str, str, str | None, str]]  # said, shown, voice, boundary
+    # said, shown, voice, boundary, and what SSML asked: pause, rate, marks
+    spans: list[tuple[str, str, str | None, str, float | None, float | None, Any]]
     if text is not None:
         chunked = take_in_chapter(farm.settings, text, title)
         said = say(chunked, Lexicon(job.lexicon.get("entries") or {}))
         title = chunked.chapters[0] if chunked.chapters and chunked.chapters[0] else title
         spans = [
-            (spoken, s.text, s.voice, s.boundary.value)
+            (spoken, s.text, s.voice, s.boundary.value, None, None, None)
             for s, spoken in zip(chunked.spans, said, strict=True)
         ]
-    else:
-        spans = [(c.text, c.caption or c.text, c.voice, c.boundary) for c in old]
+    else:  # the same words again: the same pauses, rates and marks
+        spans = [
+            (c.text, c.caption or c.text, c.voice, c.boundary, c.pause_s, c.rate, c.marks)
+            for c in old
+        ]
     return title, [
         Chunk(
             job_id=job.id,
@@ -124,7 +129,10 @@ def _new_chunks(
             voice=voice or own_voice or job.voice,
             boundary=boundary if i else (old[0].boundary if old else boundary),
             chapter=chapter.index,
+            pause_s=pause_s,
+            rate=rate,
+            marks=marks,
             attempts=0,
         )
-        for i, (said, shown, own_voice, boundary) in enumerate(spans)
+        for i, (said, shown, own_voice, boundary, pause_s, rate, marks) in enumerate(spans)
     ]

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import Row
 
 from shared.audio.finish import finish_chunk
+from shared.audio.tempo import TimeStretch
 from shared.farm.context import FarmContext
 from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
 from shared.farm.seeds import chunk_seed
@@ -114,6 +115,9 @@ def decode_chunk(
     started = time.perf_counter()
     seed = chunk_seed(job_id, index, claimed.seed)
     pcm = _pcm(Speech.from_bytes(claimed.speech), decoder, seed)
+    if claimed.rate is not None:  # SSML's <prosody rate>
+        stretch = TimeStretch(claimed.rate)
+        pcm = np.concatenate([stretch.process(pcm), stretch.flush()])
     pcm, stats = finish_chunk(pcm, farm.settings.audio)
     decode_s = time.perf_counter() - started
     put_pcm(farm.store, chunk_audio_key(str(job_id), index), pcm)

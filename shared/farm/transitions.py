@@ -93,7 +93,7 @@ CLAIM_PENDING_CHUNK = _claim(
     taken_at=bindparam("at"),
     sent_at=func.coalesce(Chunk.sent_at, bindparam("at")),
 )
-CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech)
+CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech, Chunk.rate)
 
 
 def _chunk_edge(source: ChunkStatus, to: ChunkStatus, **values: Any) -> Any:

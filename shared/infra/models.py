@@ -176,6 +176,11 @@ class Chunk(Base):
     voice: Mapped[str] = mapped_column(String(32))
     boundary: Mapped[str] = mapped_column(String(16))
     chapter: Mapped[int] = mapped_column(Integer)  # index into the job's chapters
+    # what SSML asks of its audio: the pause before it (None: its boundary's), its speech's
+    # rate (None: the voice's own), its marks as [name, spoken characters before it]
+    pause_s: Mapped[float | None] = mapped_column(Float)
+    rate: Mapped[float | None] = mapped_column(Float)
+    marks: Mapped[list[Any] | None] = mapped_column(JSON)
     lease_until: Mapped[datetime | None]
     # the dispatcher's marks: when it put the chunk on the gpu queue (None: still waiting in
     # Postgres for its turn) and when a gpu worker took it from there

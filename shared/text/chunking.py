@@ -7,7 +7,9 @@ its voice, and the kind of boundary before it, which the stitch turns into a pau
 Structure kept: chapters (Markdown headings, or a lone "Chapter …" line), paragraphs (blank
 lines), speaker turns (a line starting ``voice:`` with a known voice). Spans never cross a
 paragraph; inside one, whole sentences are packed up to ``max_chars``, and an over-long
-sentence is cut at clauses, then between words, never inside a word.
+sentence is cut at clauses, then between words, never inside a word. SSML's pauses and rates
+(``shared.text.controls``) cut a span too, and each span carries the pause before it, its
+rate and its marks.
 """
 
 from __future__ import annotations
@@ -15,26 +17,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
+from shared.text import controls as ssml_controls
 from shared.text.normalize import normalize_text
 from shared.text.spoken import is_speakable, spoken_size, spoken_text
-from shared.text.voices import VOICES
-
-
-class Boundary(StrEnum):
-    """What separates a chunk from the one before it, weakest first."""
-
-    START = "start"
-    WORD = "word"
-    CLAUSE = "clause"
-    SENTENCE = "sentence"
-    PARAGRAPH = "paragraph"
-    SPEAKER = "speaker"
-    CHAPTER = "chapter"
-
+from shared.text.structure import Boundary, segments
 
 _STRENGTH = {kind: rank for rank, kind in enumerate(Boundary)}
 
@@ -49,6 +38,9 @@ class TextSpan:
     voice: str | None  # from a "voice:" label; None means the job's voice
     boundary: Boundary
     chapter: int  # index into ChunkedText.chapters
+    pause_s: float | None = None  # before it, where SSML says (else the boundary's)
+    rate: float = 1.0  # of its speech, where SSML says
+    marks: tuple[tuple[str, int], ...] = ()  # SSML's marks: name, spoken characters before
 
 
 @dataclass
@@ -64,69 +56,6 @@ class ChunkedText:
             f"removed {count} unsupported tag(s) <{tag}>: Orpheus would read them aloud"
             for tag, count in sorted(self.removed_tags.items())
         ]
-
-
-# --- structure -------------------------------------------------------------------------------
-
-_MD_HEADING = re.compile(r"#{1,6} +(?=\S)")
-_PLAIN_HEADING = re.compile(
-    r"(chapter|part|book|prologue|epilogue|preface|introduction|afterword)\b[^.!?\n]{0,60}",
-    re.IGNORECASE,
-)
-_SPEAKER = re.compile(r"([A-Za-z]+): +(?=\S)")
-
-
-@dataclass
-class _Segment:
-    start: int
-    body: int  # where the spoken part begins (after a heading mark or a speaker label)
-    end: int
-    boundary: Boundary
-    voice: str | None
-    heading: bool
-
-
-def _lines(text: str) -> Iterator[tuple[int, int, bool]]:
-    """Yield (start, end, starts_paragraph) for each line; end includes the newline(s)."""
-    for para in re.finditer(r".+?(?:\n\n|\Z)", text, re.DOTALL):
-        first = True
-        for line in re.finditer(r".*?(?:\n|\Z)", para.group(), re.DOTALL):
-            if line.end() > line.start():
-                yield para.start() + line.start(), para.start() + line.end(), first
-                first = False
-
-
-def _segments(text: str, plain_headings: bool = True) -> Iterator[_Segment]:
-    """Group lines into segments: headings, speaker turns and paragraphs. Without
-    ``plain_headings`` only Markdown headings start a chapter (a book's structure is known)."""
-    voice: str | None = None
-    current: _Segment | None = None
-    for start, end, new_paragraph in _lines(text):
-        line = text[start:end].rstrip("\n")
-        heading = _MD_HEADING.match(line)
-        plain = plain_headings and new_paragraph and _PLAIN_HEADING.fullmatch(line)
-        if heading or plain:
-            if current:
-                yield current
-            body = start + (heading.end() if heading else 0)
-            current, voice = None, None  # a speaker label lasts until the next chapter
-            yield _Segment(start, body, end, Boundary.CHAPTER, voice, heading=True)
-            continue
-        label = _SPEAKER.match(line)
-        if label and label.group(1).lower() in VOICES:
-            if current:
-                yield current
-            kind = Boundary.SPEAKER if label.group(1).lower() != voice else Boundary.PARAGRAPH
-            voice = label.group(1).lower()
-            current = _Segment(start, start + label.end(), end, kind, voice, heading=False)
-        elif current is None or new_paragraph:
-            if current:
-                yield current
-            current = _Segment(start, start, end, Boundary.PARAGRAPH, voice, heading=False)
-        else:
-            current.end = end
-    if current:
-        yield current
 
 
 # --- splitting inside a segment ----------------------------------------------------------------
@@ -215,7 +144,12 @@ def _pack(
 
 
 def chunk_text(
-    raw: str, max_chars: int = 400, *, structured: bool = False, ramp_chars: int = 0
+    raw: str,
+    max_chars: int = 400,
+    *,
+    structured: bool = False,
+    ramp_chars: int = 0,
+    controls: Sequence[ssml_controls.Control] = (),
 ) -> ChunkedText:
     """Normalise ``raw`` and cut it into spans whose sources concatenate back to it.
     ``structured``: the chapters are the Markdown headings alone (a book read from EPUB or
@@ -223,15 +157,15 @@ def chunk_text(
     up to this many characters, the next up to twice as many, and so on up to ``max_chars``
     (a sentence is never cut for it): someone listening as the chunks are made hears the
     first sooner, and each next one is made, all being made at once, before the ones before
-    it have been heard."""
+    it have been heard. ``controls``: SSML's, their markers in ``raw``."""
     text = normalize_text(raw)
     removed: Counter[str] = Counter()
     chapters = [""]  # chapter 0 holds any text before the first heading
     spans: list[_Span] = []
-    for seg in _segments(text, plain_headings=not structured):
+    for seg in segments(text, plain_headings=not structured):
         if seg.heading:
             chapters.append(spoken_text(text[seg.body : seg.end], Counter()))
-        pieces = _pieces(text, seg.body, seg.end, max_chars)
+        pieces = _controlled(text, seg.body, seg.end, max_chars, controls)
         packed = _pack(text, pieces, max_chars, ramp_chars, len(spans))
         for i, (s, e, kind) in enumerate(packed):
             first = i == 0
@@ -250,7 +184,23 @@ def chunk_text(
     used = sorted({span.chapter for span in merged})
     renumber = {old: new for new, old in enumerate(used)}
     merged = [replace(span, chapter=renumber[span.chapter]) for span in merged]
+    if controls:
+        applied = ssml_controls.apply(
+            [s.source for s in merged], [s.text for s in merged], controls
+        )
+        merged = [
+            replace(span, pause_s=a.pause_s, rate=a.rate, marks=a.marks)
+            for span, a in zip(merged, applied, strict=True)
+        ]
     return ChunkedText(text, merged, [chapters[i] for i in used], removed)
+
+
+def _controlled(text: str, start: int, end: int, max_chars: int, controls):
+    """The pieces of [start, end), a fresh span after each pause and change of rate."""
+    cuts = [(start, Boundary.WORD), *ssml_controls.cuts(text, start, end, controls), (end, None)]
+    for k, ((a, cut), (b, _)) in enumerate(itertools.pairwise(cuts)):
+        for n, (s, e, kind, fresh) in enumerate(_pieces(text, a, b, max_chars)):
+            yield (s, e, cut, True) if k and not n else (s, e, kind, fresh)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Any input to one document: EPUB, HTML, Markdown or plain text, told apart by content.
+"""Any input to one document: EPUB, SSML, HTML, Markdown or plain text, told apart by content.
 
 A document is the text the chunker reads (Markdown: one ``# title`` per chapter) and what the
 book says about itself (title, author, language, cover). For EPUB and HTML the chapters come
@@ -14,14 +14,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.text.controls import Control
 from shared.text.epub import Book, Cover, read_epub
 from shared.text.epub import is_epub as _is_epub
 from shared.text.epub_archive import DEFAULT_MAX_UNPACKED, BookRefused
 from shared.text.epub_pages import Section
 from shared.text.markup import html_events, title_of
 from shared.text.reading import Block, blocks, left_out_warnings
+from shared.text.ssml import is_ssml, read_ssml
 
-Kind = Literal["epub", "html", "markdown", "text"]
+Kind = Literal["epub", "ssml", "html", "markdown", "text"]
 _HTML_START = re.compile(
     rb"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S
 )
@@ -38,6 +40,7 @@ class Document:
     language: str | None = None
     cover: Cover | None = None
     warnings: tuple[str, ...] = ()  # what was read otherwise than written (a malformed page)
+    controls: tuple[Control, ...] = ()  # SSML's breaks, rates and marks, by their markers
 
 
 def read_document(
@@ -59,6 +62,9 @@ def read_document(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BookRefused("not UTF-8 text, nor an EPUB") from None
+    if is_ssml(data):
+        said, noted, controls = read_ssml(text)
+        return Document("ssml", said, structured=True, warnings=noted, controls=controls)
     if _HTML_START.match(data):
         return read_html(text)
     kind: Kind = "markdown" if _MARKDOWN.search(text) else "text"

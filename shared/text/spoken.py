@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 
+from shared.text.controls import MARKER
 from shared.text.verbalizer import verbalize
 from shared.text.voices import EMOTIVE_TAGS
 
@@ -26,7 +27,7 @@ def spoken_text(source: str, removed: Counter[str]) -> str:
         removed[tag] += 1
         return " "
 
-    text = _MD_LINK.sub(r"\1", source)
+    text = _MD_LINK.sub(r"\1", MARKER.sub(" ", source))
     text = _TAG.sub(keep_tag, text)
     text = _MARKUP.sub("", text)
     return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))

@@ -81,3 +81,29 @@ def test_a_page_read_as_html_is_in_the_jobs_warnings_and_the_previews(client, tm
     for warnings in (preview["warnings"], job["warnings"]):
         assert any("ch01.xhtml is not well-formed XHTML" in w for w in warnings), warnings
     assert len(preview["chapters"]) == len(job["chapters"]) == 3
+
+
+SSML = (
+    '<speak><p>Call <say-as interpret-as="telephone">555-0100</say-as>.</p>'
+    '<break time="1.5s"/><voice name="onyx">Then <mark name="turn"/>me.</voice></speak>'
+)
+
+
+def test_ssml_through_the_api_and_the_page_and_its_refusal_with_line_and_column(client):
+    key = _key()
+    auth = {"Authorization": f"Bearer {key}"}
+    preview = client.post("/v1/previews", json={"text": SSML}, headers=auth).json()
+    lines = [(c["voice"], c["said"], c["pause_s"], c["marks"]) for c in preview["chunks"]]
+    assert lines == [
+        ("tara", "Call five five five, oh one oh oh.", None, []),
+        ("leo", "Then me.", 1.5, ["turn"]),  # onyx is OpenAI's name for a Lyre voice
+    ]
+    bad = client.post("/v1/jobs", json={"text": "<speak>\n<p>Hi <audio src='x'/></p></speak>"},
+                      headers=auth)  # fmt: skip
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("SSML line 2, column 7: <audio>")
+    sign_in(client, key)
+    csrf = _csrf(client.get("/").text)
+    page = client.post("/preview", files={"text": (None, SSML), "csrf": (None, csrf)})
+    assert page.status_code == 200 and "Call five five five, oh one oh oh." in page.text
+    assert _nothing_stored()
