@@ -35,7 +35,9 @@ def say_as(text: str, interpret_as: str, date_format: str | None = None) -> str:
             return addresses.say_telephone(text)
         if kind == "date":
             return _date(text, date_format or "mdy")
-        if kind in ("fraction", "time", "unit", "address", "currency"):
+        if kind == "fraction":  # Polly's mixed fraction: 1+1/2
+            return say_forms(text.replace("+", " "))
+        if kind in ("time", "unit", "address", "currency"):
             return _duration(text) or say_forms(text)
     except (ValueError, IndexError):
         raise SayAsRefused(

@@ -141,7 +141,8 @@ def _check(parser: expat.XMLParserType, reading: _Reading, name: str, attrs: dic
     if name not in _ATTRIBUTES or (name == "speak") != (not reading.stack):
         where = "the root" if not reading.stack else "an element"
         _refuse(parser, f"<{name}> is not an SSML element Lyre reads as {where}")
-    unknown = sorted(set(attrs) - _ATTRIBUTES[name])
+    declared = {a for a in attrs if name == "speak" and a.startswith("xmlns:")}  # Azure's mstts
+    unknown = sorted(set(attrs) - _ATTRIBUTES[name] - declared)
     if unknown:
         _refuse(parser, f"<{name}> has no attribute {unknown[0]!r} that Lyre reads")
 

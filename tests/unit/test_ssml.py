@@ -4,6 +4,7 @@ describe, and every refusal with its line and column."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -84,7 +85,8 @@ def test_pollys_marks_example_keeps_its_break_and_mark_and_refuses_volume():
 @pytest.mark.parametrize(
     ("ssml", "said"),
     [
-        # Polly, https://docs.aws.amazon.com/polly/latest/dg/supportedtags.html (sub, say-as)
+        # Polly, https://docs.aws.amazon.com/polly/latest/dg/supportedtags.html (sub), and
+        # the values its say-as page, .../say-as-tag.html, gives for each interpret-as
         (
             '<speak>My favorite chemical element is <sub alias="aluminium">Al</sub>,'
             ' but Al prefers <sub alias="magnesium">Mg</sub>.</speak>',
@@ -108,6 +110,10 @@ def test_pollys_marks_example_keeps_its_break_and_mark_and_refuses_volume():
             "three twentieths of an inch",
         ),
         (
+            '<speak><say-as interpret-as="fraction">1+1/2</say-as> cups</speak>',
+            "one and a half cups",
+        ),
+        (
             '<speak>The time is <say-as interpret-as="time">1\'21"</say-as></speak>',
             "The time is one minute twenty-one seconds",
         ),
@@ -117,18 +123,45 @@ def test_pollys_marks_example_keeps_its_break_and_mark_and_refuses_volume():
             "</say-as></speak>",
             "September tenth, nineteen sixty",
         ),
-        # Azure, https://learn.microsoft.com/azure/ai-services/speech-service/
-        # speech-synthesis-markup-pronunciation (say-as ordinal, sub)
-        (
-            '<speak version="1.0" xmlns="http://www.w3.org/2001/10/synthesis" xml:lang="en-US">'
-            '<voice name="nova">Your <say-as interpret-as="ordinal">3rd</say-as> request for'
-            ' <sub alias="World Wide Web Consortium">W3C</sub></voice></speak>',
-            "Your third request for World Wide Web Consortium",
-        ),
     ],
 )
 def test_vendor_examples_are_said_as_their_documentation_says(ssml, said):
     assert _said(ssml) == said
+
+
+# Azure's, https://learn.microsoft.com/en-us/training/modules/transcribe-speech-input-text/
+# 6-speech-synthesis-markup: its voices are Azure's own, its express-as Azure's extension, its
+# phoneme in Microsoft's SAPI alphabet; each refused where it stands, and the dialogue read
+# once they are Lyre's voices and words.
+AZURE = """<speak version="1.0" xmlns="http://www.w3.org/2001/10/synthesis"
+                     xmlns:mstts="https://www.w3.org/2001/mstts" xml:lang="en-US">
+    <voice name="en-US-AriaNeural">
+        <mstts:express-as style="cheerful">
+          I say tomato
+        </mstts:express-as>
+    </voice>
+    <voice name="en-US-GuyNeural">
+        I say <phoneme alphabet="sapi" ph="t ao m ae t ow"> tomato </phoneme>.
+        <break strength="weak"/>Lets call the whole thing off!
+    </voice>
+</speak>"""
+
+
+def test_azures_dialogue_is_refused_where_lyre_cannot_follow_it_and_read_once_it_can():
+    with pytest.raises(InputRefused, match=r"line 3, column 5: <voice name='en-US-AriaNeural'>"):
+        _take(AZURE)
+    lyre_voices = AZURE.replace("en-US-AriaNeural", "mia").replace("en-US-GuyNeural", "leo")
+    with pytest.raises(InputRefused, match=r"line 4, column 9: <mstts:express-as> is not"):
+        _take(lyre_voices)
+    plain = re.sub(r"</?mstts:express-as[^>]*>", "", lyre_voices)
+    with pytest.raises(InputRefused, match=r"line 9, column 15: <phoneme>"):
+        _take(plain)
+    spans = _take(re.sub(r"</?phoneme[^>]*>", "", plain)).chunked.spans
+    assert [(s.voice, s.text, s.boundary) for s in spans] == [
+        ("mia", "I say tomato", Boundary.START),
+        ("leo", "I say tomato.", Boundary.SPEAKER),
+        ("leo", "Lets call the whole thing off!", Boundary.CLAUSE),  # weak: a comma's pause
+    ]
 
 
 def test_a_voice_is_a_speaker_turn_and_emphasis_and_lang_are_noted():
