@@ -40,8 +40,9 @@ LEXICON_SCHEMA: JsonDict = {
 
 class JobCreate(BaseModel):
     text: str = Field(
-        description="Plain text, Markdown or HTML; headings become chapters. A multipart "
-        "request sends it, or an EPUB, as the file `file` instead.",
+        description="Plain text, Markdown, HTML or SSML (a `<speak>` document), told apart "
+        "by content; headings become chapters. A multipart request sends it, or an EPUB, as "
+        "the file `file` instead.",
         json_schema_extra={"pattern": NOT_BLANK},  # a file's request leaves it empty
     )
     voice: Voice = DEFAULT_VOICE
