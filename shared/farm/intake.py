@@ -147,6 +147,8 @@ class Intake:
         made: list[Any] = [request.voice, request.mastering.model_dump(), request.lexicon]
         if request.seed is not None:  # unseeded runs keep the ids they had
             made.append(request.seed)
+        if self.document.controls:  # SSML's markers are indices: what they stand for counts
+            made.append(repr(self.document.controls))
         making = json.dumps(made, sort_keys=True)
         digest = hashlib.sha256(f"{making}\0{self.chunked.normalized}".encode())
         return uuid.UUID(digest.hexdigest()[:32])

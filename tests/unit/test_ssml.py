@@ -266,3 +266,9 @@ def test_lyre_synth_refuses_bad_ssml_in_one_line_with_exit_2_and_previews_good(t
         ("One", None, []),
         ("two three.", 0.7, ["m"]),
     ]
+
+
+def test_a_different_break_is_a_different_job_for_lyre_synths_resume():
+    one = _take('<speak>One <break time="1s"/>two.</speak>').content_id()
+    assert one == _take('<speak>One <break time="1s"/>two.</speak>').content_id()
+    assert one != _take('<speak>One <break time="2s"/>two.</speak>').content_id()
