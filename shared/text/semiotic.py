@@ -68,7 +68,7 @@ _FORMS: list[tuple[str, str]] = [
     ("symbol", r"(?<=\s)[&+=×~#](?=\s?\w)|(?<=[A-Z])&(?=[A-Z])"),
 ]
 _PATTERN = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _FORMS))
-_GROUPS: dict[str, int] = {}
+_GROUPS = {name: re.compile(pattern).groups for name, pattern in _FORMS}  # each form's own
 
 
 # Every form holds one of these: most of a book's sentences have none and are left at once.
@@ -83,21 +83,15 @@ def say_forms(text: str) -> str:
 def _say(match: re.Match[str]) -> str:
     kind = match.lastgroup or ""
     first = _PATTERN.groupindex[kind] + 1  # the form's own groups follow its name's
-    parts = [match.group(i) for i in range(first, first + _inner_groups(kind))]
+    parts = [match.group(i) for i in range(first, first + _GROUPS[kind])]
     said = _HANDLERS[kind](match.group(kind), *parts)
     if kind == "measure" and _before_a_noun(match):
         said = _HANDLERS[kind](match.group(kind), parts[0], None, parts[2], single=True)
-    before = match.string[match.start() - 1 : match.start()]
     if kind == "day_month" and match.string[: match.start()].lower().endswith("the "):
         said = said.removeprefix("the ")  # "the 1st of May": the author said "the" already
+    before = match.string[match.start() - 1 : match.start()]
     after = match.string[match.end() : match.end() + 1]
     return (" " if before.isalpha() else "") + said + (" " if after.isalnum() else "")
-
-
-def _inner_groups(kind: str) -> int:
-    if kind not in _GROUPS:
-        _GROUPS[kind] = re.compile(dict(_FORMS)[kind]).groups
-    return _GROUPS[kind]
 
 
 def _money(_: str, symbol: str, amount: str, upper: str | None, scale: str | None) -> str:
