@@ -55,6 +55,7 @@ _STRENGTHS = {
 _RATES = {"x-slow": 0.6, "slow": 0.8, "medium": 1.0, "default": 1.0, "fast": 1.2, "x-fast": 1.4}
 MOST_PAUSE_S = 60.0
 SLOWEST, FASTEST = 0.5, 2.0
+_REQUIRED = {"sub": "alias", "say-as": "interpret-as", "mark": "name", "voice": "name"}
 _CANNOT = {
     "phoneme": "no engine of Lyre's can say a phoneme string: respell the word in a lexicon",
     "audio": "Lyre does not mix recorded audio into speech",
@@ -141,6 +142,11 @@ def _check(parser: expat.XMLParserType, reading: _Reading, name: str, attrs: dic
     if name not in _ATTRIBUTES or (name == "speak") != (not reading.stack):
         where = "the root" if not reading.stack else "an element"
         _refuse(parser, f"<{name}> is not an SSML element Lyre reads as {where}")
+    parent = reading.stack[-1][0] if reading.stack else None
+    if parent in ("sub", "say-as"):
+        _refuse(parser, f"<{name}> inside <{parent}>, which holds its words alone")
+    if name in _REQUIRED and not attrs.get(_REQUIRED[name], "").strip():
+        _refuse(parser, f"<{name}> needs its {_REQUIRED[name]!r}")
     declared = {a for a in attrs if name == "speak" and a.startswith("xmlns:")}  # Azure's mstts
     unknown = sorted(set(attrs) - _ATTRIBUTES[name] - declared)
     if unknown:

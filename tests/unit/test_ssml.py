@@ -205,6 +205,9 @@ def test_breaks_by_strength_and_prosody_rates_cut_chunks():
         ('<speak><break time="2 hours"/>x</speak>', "<break time='2 hours'>"),
         ('<speak><prosody rate="400%">x</prosody></speak>', "from 50% to 200%"),
         ('<!DOCTYPE s [<!ENTITY a "b">]><speak>&a;</speak>', "a DTD is not read"),
+        ("<speak><sub>W3C</sub></speak>", "<sub> needs its 'alias'"),
+        ('<speak><mark name=" "/></speak>', "<mark> needs its 'name'"),
+        ('<speak><sub alias="a"><break/>b</sub></speak>', "<break> inside <sub>"),
     ],
 )
 def test_bad_ssml_is_refused_with_its_line_and_column(ssml, message):
