@@ -21,6 +21,7 @@ _HELD = re.compile("[\ue000-\uf8ff]")
 def verbalize(text: str, lexicon: Lexicon | None = None) -> str:
     """``text`` as it is spoken, ``lexicon``'s respellings included."""
     held: list[str] = []
+    text = _HELD.sub("", text)  # private-use characters say nothing; the held ones are ours
     if lexicon is not None:
         text = lexicon.apply(text, held)
     said = say_forms(expand_abbreviations(text))

@@ -70,6 +70,8 @@ def test_the_lexicon_wins_over_the_rules_and_its_words_are_names_to_them():
     said = verbalize("C-3PO met Dr. Siobhan at 3:45 p.m.", lexicon)
     assert said == "See-Threepio met Doctor Shiv-awn at three forty-five p.m."
     assert lexicon.applied == {"C-3PO": 1, "siobhan": 1}
+    # an author's private-use character (an icon font's) is not taken for a held word
+    assert verbalize("Siobhan \ue005 waved.", lexicon) == "Shiv-awn waved."
 
 
 def test_captions_titles_and_every_engine_keep_the_authors_words_and_hear_the_same():
