@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import handlers
 from api.problems import document_problems
-from api.routes import health, jobs, speech, tenants
+from api.routes import chunks, health, jobs, speech, tenants
 from api.schemas import JobCreate
 from api.services.readers import Readers
 from api.web import actions, live, pages
@@ -45,7 +45,7 @@ def create_app() -> FastAPI:
         docs_url=None,  # served below, from this app's own copy of Swagger UI
         redoc_url=None,  # ReDoc has no packaged copy: /docs is the reference
     )
-    for versioned in (jobs, tenants, speech):  # the API, OpenAI's speech endpoint among it
+    for versioned in (jobs, chunks, tenants, speech):  # the API, OpenAI's speech endpoint among it
         app.include_router(versioned.router, prefix=API_PREFIX)
     app.include_router(health.router)  # for probes and scrapers, unversioned
     for web in (pages, actions, live):

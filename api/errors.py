@@ -106,8 +106,14 @@ class ChapterNotFound(ApiError):
     status_code = 404
 
 
+class ChunkNotFound(ApiError):
+    """The job has no chunk with this number."""
+
+    status_code = 404
+
+
 class JobNotRedoable(ApiError):
-    """A chapter can be redone once the job has succeeded, one redo at a time."""
+    """A chapter or a chunk can be redone once the job has succeeded, one redo at a time."""
 
     status_code = 409
 

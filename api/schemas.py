@@ -96,6 +96,25 @@ class Output(BaseModel):
     start_s: float | None = None
 
 
+class SuspectOut(BaseModel):
+    chunk: int = Field(description="The chunk's number in the job (redo it on its own)")
+    text: str = Field(description="Its words, as written")
+    reason: str = Field(description="Why every take of it failed the checks (the kept one's)")
+    audio: str = Field(description="Where to hear it: the chunk's audio as WAV")
+
+
+class ChapterChecksOut(BaseModel):
+    checked: int = Field(description="Its chunks checked")
+    retaken: int = Field(description="Of those, made again after a take failed a check")
+    suspects: list[SuspectOut] = Field(description="Chunks that failed every take: listen")
+
+
+class ChecksOut(BaseModel):
+    checked: int
+    retaken: int
+    suspects: int = Field(description="Chunks a person should listen to (see each chapter)")
+
+
 class ChapterOut(BaseModel):
     number: int = Field(description="From 1, in reading order")
     title: str
@@ -107,6 +126,9 @@ class ChapterOut(BaseModel):
     url: str | None = Field(description="The chapter's file, as soon as it is made")
     expires_in_s: int | None
     acx: dict[str, Any] | None = Field(description="ACX's checks of the file (preset acx)")
+    checks: ChapterChecksOut | None = Field(
+        description="What the checks found of its chunks, once its file is made"
+    )
 
 
 class JobOut(BaseModel):
@@ -131,6 +153,10 @@ class JobOut(BaseModel):
     outputs_version: int | None = Field(description="The version `outputs` are of")
     outputs: list[Output]
     chapters: list[ChapterOut]
+    checks: ChecksOut | None = Field(
+        description="What the checks of every chunk found, over the chapters made; null "
+        "until one is, or where checks are off"
+    )
     lexicon: dict[str, Any] = Field(description="Entries in effect, and those applied")
     warnings: list[str]
     error: str | None
@@ -198,6 +224,19 @@ class ChapterRedo(BaseModel):
         max_length=1_000_000,
         description="Corrected text, with words to say; default: the same",
         json_schema_extra={"pattern": NOT_BLANK},  # what the intake refuses as empty
+    )
+    voice: Voice | None = Field(default=None, description="Another voice; default: the same")
+
+
+class ChunkRedo(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    text: str | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Corrected text for this chunk alone (one chunk's worth); default: the same "
+        "words, sampled afresh",
+        json_schema_extra={"pattern": NOT_BLANK},
     )
     voice: Voice | None = Field(default=None, description="Another voice; default: the same")
 

@@ -27,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
     add_tenant_commands(commands)
     models = commands.add_parser("models", help="manage model weights")
     models.add_subparsers(dest="action", required=True).add_parser(
-        "pull", help="download Orpheus and SNAC into the local cache"
+        "pull",
+        help="download Orpheus and SNAC (and Whisper, where LYRE_CHECKS__TRANSCRIBE is on) "
+        "into the local cache",
     )
     return top
 
@@ -48,8 +50,13 @@ def synth(args: argparse.Namespace) -> int:
 def pull(_: argparse.Namespace) -> int:
     from shared.speech.weights import pull_models
 
-    for path in pull_models(get_settings().orpheus):
+    settings = get_settings()
+    for path in pull_models(settings.orpheus):
         print(path)
+    if settings.checks.transcribe:  # the transcription check's Whisper, for the cpu workers
+        from shared.checks.transcript import pull_transcriber
+
+        print(pull_transcriber(settings.checks.whisper_model))
     return 0
 
 

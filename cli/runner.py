@@ -71,6 +71,9 @@ class SynthJob:
         return self.intake.content_id()
 
 
+EVERY_CHUNK = 1 << 30  # embedded mode's window: a job has no one to share the engine with
+
+
 class LocalSender:
     """The queues of embedded mode: each message runs its stage on the thread pool."""
 
@@ -109,6 +112,8 @@ class LocalSender:
         def run() -> None:
             if stages.decode_chunk(self.farm, self.runner.decoder, job_id, index):
                 self.on_decoded(index)
+            else:  # a take that failed its checks went back to be made again: send it
+                dispatch(self.farm, slots=EVERY_CHUNK)
 
         self._submit(run)
 
@@ -216,8 +221,8 @@ class EmbeddedRunner:
                 tenant_id = tenant.id
         request = job.intake.for_job(job.job_id)
         # a failed earlier run's rows go
-        row = enter_job(farm, tenant_id, job.job_id, job.intake, request, replace=True)
-        dispatch(farm, slots=row.chunks_total)  # one job, no one to share with: all at once
+        enter_job(farm, tenant_id, job.job_id, job.intake, request, replace=True)
+        dispatch(farm, slots=EVERY_CHUNK)  # one job, no one to share with: all at once
 
     @staticmethod
     def _dropped(url: str, job: SynthJob) -> list[str]:

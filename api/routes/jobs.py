@@ -1,4 +1,5 @@
-"""A tenant's jobs: submit, list, poll, cancel, delete, download, history, a chapter's redo."""
+"""A tenant's jobs: submit, list, poll, cancel, delete, download, history, a chapter's redo
+(a chunk's: ``api.routes.chunks``)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ _CURSOR = Query(
     pattern=CURSOR_PATTERN,
     description="Where the page starts: the next_cursor of the page before",
 )
-_OF_A_JOB = (*KEYED, JobNotFound, InvalidInput)  # a route of /jobs/{job_id}
+OF_A_JOB = (*KEYED, JobNotFound, InvalidInput)  # a route of /jobs/{job_id}
 # What a job's file may be (shared.text.documents reads each by its content, not by its type)
 INPUT_MEDIA_TYPES = (
     "text/plain",
@@ -170,7 +171,7 @@ def list_jobs(
     return JobPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(*_OF_A_JOB))
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(*OF_A_JOB))
 async def get_job(job_id: uuid.UUID, farm: FarmDep, key: KeyDep, readers: ReadersDep) -> Response:
     # what clients waiting on a job repeat: on the event loop, one connection, one statement,
     # the JSON encoded once (returned as bytes, it is not validated again)
@@ -178,7 +179,7 @@ async def get_job(job_id: uuid.UUID, farm: FarmDep, key: KeyDep, readers: Reader
     return Response(body, media_type="application/json")
 
 
-def _job_now(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
+def job_now(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
     """The job as a route that changed it answers (cancel, redo)."""
     with farm.sessions() as session:
         job = jobs.get_job(tenant, job_id, session=session)
@@ -188,14 +189,14 @@ def _job_now(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
 @router.post(
     "/jobs/{job_id}/cancel",
     response_model=JobOut,
-    responses=responses(*_OF_A_JOB, JobNotCancellable),
+    responses=responses(*OF_A_JOB, JobNotCancellable),
 )
 def cancel_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> JobOut:
     jobs.cancel(farm, tenant, job_id)
-    return _job_now(job_id, farm, tenant)
+    return job_now(job_id, farm, tenant)
 
 
-@router.delete("/jobs/{job_id}", status_code=204, responses=responses(*_OF_A_JOB))
+@router.delete("/jobs/{job_id}", status_code=204, responses=responses(*OF_A_JOB))
 def delete_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> Response:
     jobs.delete_job(farm, tenant, job_id)
     return Response(status_code=204)
@@ -207,7 +208,7 @@ def delete_job(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> Response:
     response_class=RedirectResponse,
     responses={
         307: {"description": "To the programme's file (a presigned address)"},
-        **responses(*_OF_A_JOB, AudioNotReady, FilesExpired),
+        **responses(*OF_A_JOB, AudioNotReady, FilesExpired),
     },
 )
 def job_audio(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> RedirectResponse:
@@ -219,14 +220,14 @@ def job_audio(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> RedirectRe
 @router.get(
     "/jobs/{job_id}/webhooks",
     response_model=list[WebhookDeliveryOut],
-    responses=responses(*_OF_A_JOB),
+    responses=responses(*OF_A_JOB),
 )
 def job_webhooks(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> list[WebhookDeliveryOut]:
     with farm.sessions() as session:
         return history.webhook_history(tenant, job_id, session=session)
 
 
-@router.get("/jobs/{job_id}/events", response_model=EventPage, responses=responses(*_OF_A_JOB))
+@router.get("/jobs/{job_id}/events", response_model=EventPage, responses=responses(*OF_A_JOB))
 def job_events(
     job_id: uuid.UUID,
     farm: FarmDep,
@@ -246,7 +247,7 @@ def job_events(
     status_code=202,
     response_model=JobOut,
     responses=responses(
-        *_OF_A_JOB, ChapterNotFound, FilesExpired, JobNotRedoable, RequestUnreadable
+        *OF_A_JOB, ChapterNotFound, FilesExpired, JobNotRedoable, RequestUnreadable
     ),
 )
 def regenerate_chapter(
@@ -259,4 +260,4 @@ def regenerate_chapter(
     """Make one chapter again (corrected text, or another voice), then the book's files, as
     the job's next version; the current files stay listed until the new ones are made."""
     jobs.redo(farm, tenant, job_id, number - 1, body)
-    return _job_now(job_id, farm, tenant)
+    return job_now(job_id, farm, tenant)

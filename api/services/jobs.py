@@ -18,24 +18,28 @@ from sqlalchemy.orm import Session
 from api.errors import (
     AudioNotReady,
     ChapterNotFound,
+    ChunkNotFound,
     FilesExpired,
     IdempotencyConflict,
+    InvalidInput,
     JobNotCancellable,
     JobNotFound,
     JobNotRedoable,
     LimitReached,
     refusals,
 )
-from api.schemas import ChapterRedo, JobCreate, JobOut, PreviewLine, PreviewOut
+from api.schemas import ChapterRedo, ChunkRedo, JobCreate, JobOut, PreviewLine, PreviewOut
 from shared.farm import redo as redo_errors
 from shared.farm.context import FarmContext
 from shared.farm.intake import Submission, enter_job, take_in
 from shared.farm.jobs import cancel_job, job_json, output_url
 from shared.farm.limits import DailyLimitReached, limits_for
 from shared.farm.outputs import chapter_progress
-from shared.farm.redo import redo_chapter
+from shared.farm.redo import redo_chapter, redo_chunk
 from shared.farm.retention import ChunksExpired, remove_job
-from shared.infra.models import Job, Tenant
+from shared.farm.states import ChunkStatus
+from shared.infra.models import Chunk, Job, Tenant
+from shared.infra.storage import chunk_audio_key, get_pcm
 
 # --- writes ---------------------------------------------------------------------------------
 
@@ -143,6 +147,27 @@ def redo(
         raise FilesExpired(ChunksExpired.__doc__) from None
 
 
+def redo_one_chunk(
+    farm: FarmContext, tenant: Tenant, job_id: uuid.UUID, index: int, body: ChunkRedo
+) -> int:
+    with farm.sessions() as session:
+        get_job(tenant, job_id, session=session)
+    per_day = limits_for(tenant, farm.settings.limits).chars_per_day
+    try:
+        with refusals():
+            return redo_chunk(farm, job_id, index, body.text, body.voice, per_day)
+    except DailyLimitReached as exc:
+        raise LimitReached(str(exc), exc.retry_after_s) from None
+    except redo_errors.ChunkNotFound:
+        raise ChunkNotFound() from None
+    except redo_errors.TextTooLong as exc:
+        raise InvalidInput(str(exc)) from None
+    except redo_errors.JobNotRedoable:
+        raise JobNotRedoable() from None
+    except ChunksExpired:
+        raise FilesExpired(ChunksExpired.__doc__) from None
+
+
 def _earlier_job(farm: FarmContext, tenant: Tenant, key: str | None, digest: str) -> Job | None:
     """The job an Idempotency-Key already made; 409 if it was made from another body."""
     if not key:
@@ -237,3 +262,19 @@ def list_jobs(
         return jobs, None
     last = jobs[limit - 1]
     return jobs[:limit], _encode_cursor(last.created_at, last.id)
+
+
+def chunk_audio(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID, index: int) -> bytes:
+    """One chunk's audio as WAV, as the stitch joins it: to listen to a suspect one."""
+    from shared.audio.encode import encode_bytes  # PyAV only where a chunk is listened to
+
+    with farm.sessions() as session:
+        job = get_job(tenant, job_id, session=session)
+        chunk = session.get(Chunk, (job_id, index))
+        if chunk is None:
+            raise ChunkNotFound()
+        if job.chunks_expired_at is not None:
+            raise FilesExpired(ChunksExpired.__doc__)
+        if chunk.status != ChunkStatus.DONE:
+            raise AudioNotReady("the chunk is not made yet")
+    return encode_bytes(get_pcm(farm.store, chunk_audio_key(str(job_id), index)))

@@ -153,6 +153,14 @@ class Encoder:
         self.close()
 
 
+def encode_bytes(pcm: np.ndarray, fmt: str = "wav") -> bytes:
+    """``pcm`` as one small file in memory (a chunk to listen to)."""
+    buffer = io.BytesIO()
+    with Encoder(buffer, ENCODINGS[fmt]) as encoder:
+        encoder.write(pcm)
+    return buffer.getvalue()
+
+
 class AudioWriter(Encoder):
     """An :class:`Encoder` to the file ``path`` in ``fmt`` (one of :data:`FORMATS`). ``tags``
     are FFmpeg's names (title, artist, album, track, language); ``chapters`` and ``cover``

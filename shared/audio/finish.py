@@ -10,7 +10,7 @@ from shared.audio import SAMPLE_RATE
 from shared.audio.loudness import step_energies, true_peak
 from shared.infra.settings import AudioSettings
 
-_WINDOW_S = 0.01
+WINDOW_S = 0.01
 _MARGIN_S = 0.02
 
 
@@ -40,14 +40,18 @@ class ChunkStats:
         return cls(samples or 0, stored, peak or 0.0, energy or 0.0)
 
 
+def loud_windows(pcm: np.ndarray, threshold_dbfs: float) -> np.ndarray:
+    """Whether each whole 10 ms window of ``pcm`` is louder (RMS) than the threshold."""
+    window = round(WINDOW_S * SAMPLE_RATE)
+    usable = len(pcm) // window * window
+    rms = np.sqrt((pcm[:usable].reshape(-1, window).astype(np.float64) ** 2).mean(axis=1))
+    return rms > 10 ** (threshold_dbfs / 20)
+
+
 def trim_silence(pcm: np.ndarray, threshold_dbfs: float) -> np.ndarray:
     """Cut leading and trailing silence (10 ms windows below the threshold), keeping 20 ms."""
-    window = round(_WINDOW_S * SAMPLE_RATE)
-    usable = len(pcm) // window * window
-    if usable == 0:
-        return pcm[:0]
-    rms = np.sqrt((pcm[:usable].reshape(-1, window).astype(np.float64) ** 2).mean(axis=1))
-    loud = np.flatnonzero(rms > 10 ** (threshold_dbfs / 20))
+    window = round(WINDOW_S * SAMPLE_RATE)
+    loud = np.flatnonzero(loud_windows(pcm, threshold_dbfs))
     if len(loud) == 0:
         return pcm[:0]
     margin = round(_MARGIN_S * SAMPLE_RATE)

@@ -22,6 +22,7 @@ from shared.audio.presets import Mastering
 from shared.audio.programme import MP3_SEAM, Layout, Part, join_chunks, lay_out, mp3_seam
 from shared.farm import chapter_stitch, outputs
 from shared.farm.chapter_stitch import is_the_programme, read_parts
+from shared.farm.checked import REVIEW_EVENT
 from shared.farm.context import FarmContext
 from shared.farm.jobs import notify
 from shared.farm.leases import CLAIM_STITCH, RELEASE_STITCH, RENEW_STITCH_LEASE, Lease, LeaseLost
@@ -60,7 +61,8 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
     cover = farm.store.get_bytes(job.cover_key) if job.cover_key else None
     made: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
-        files = _encode_all(farm, lease, job, parts, layout, mastering, cover, Path(tmp))
+        checks = [chapter.checks for chapter in chapters]
+        files = _encode_all(farm, lease, job, parts, layout, mastering, cover, checks, Path(tmp))
         lease.renew()  # still ours: the files go where a later holder's would
         for kind, fmt, path in files:
             key = output_key(str(job_id), version, path.name)
@@ -100,10 +102,12 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
                 .where(Chapter.job_id == job_id)
                 .values(output_key=made[0]["key"], samples=layout.samples)
             )
-        delivery = notify(farm, session, job_id, "job.succeeded") if done else None
+        deliveries = [notify(farm, session, job_id, "job.succeeded")] if done else []
+        if done and any(c.checks and c.checks["suspects"] for c in chapters):
+            deliveries.append(notify(farm, session, job_id, REVIEW_EVENT))
     if done:
         farm.store.delete_keys(sorted(previous - {o["key"] for o in made}))
-    if delivery:
+    for delivery in filter(None, deliveries):
         farm.send.deliver(delivery)
     return done
 
@@ -116,10 +120,11 @@ def _encode_all(
     layout: Layout,
     mastering: Mastering,
     cover: bytes | None,
+    checks: list[dict[str, Any] | None],
     folder: Path,
 ) -> list[tuple[str, str, Path]]:
     """Every file of the book in ``folder``: (kind, format, path), the programme first. The
-    M4B is encoded beside the programme, at the same time."""
+    M4B is encoded beside the programme, at the same time. ``checks``: each chapter's."""
     fmt = mastering.format
     programme = folder / f"book.{fmt}"
     files: list[tuple[str, str, Path]] = [("programme", fmt, programme)]
@@ -137,7 +142,7 @@ def _encode_all(
     for name, text in (
         ("captions.vtt", webvtt(cues)),
         ("captions.srt", srt(cues)),
-        ("chapters.json", outputs.chapter_list(layout, parts)),
+        ("chapters.json", outputs.chapter_list(layout, parts, checks)),
     ):
         (folder / name).write_text(text, encoding="utf-8")
         files.append(

@@ -26,6 +26,7 @@ from shared.audio.finish import ChunkStats
 from shared.audio.presets import Mastering
 from shared.audio.programme import Layout, Part, join_chunks, lay_out, shape
 from shared.farm import outputs
+from shared.farm.checked import chapter_checks
 from shared.farm.context import FarmContext
 from shared.farm.leases import (
     CLAIM_CHAPTER,
@@ -124,7 +125,7 @@ def _make_chapter(
     with farm.sessions() as session:
         session.execute(LOCK_JOB, done)
         lease.release_in(session)  # LeaseLost, and nothing written, if another holds it
-        done.update(report=report, at=utcnow())
+        done.update(report=report, checks=chapter_checks(session, job_id, chapter), at=utcnow())
         result = session.execute(CHAPTER_WAITING_TO_DONE, done)
         moved = bool(result.rowcount)  # type: ignore[attr-defined]
         waiting = session.scalar(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.audio import SAMPLE_RATE
 from shared.audio.presets import Mastering
+from shared.farm.checked import job_checks
 from shared.farm.context import FarmContext
 from shared.farm.limits import count_chars
 from shared.farm.outputs import chapter_progress, download_name, listing
@@ -215,6 +216,8 @@ def job_json(
         "outputs_version": job.outputs[0]["version"] if job.outputs else None,
         "outputs": listing(farm, job),
         "chapters": chapters or [],
+        # what the checks found, over the chapters made (each chapter lists its suspects)
+        "checks": job_checks(chapters or []),
         # how many entries were in effect (the job keeps them, for a redo) and those applied
         "lexicon": {
             "entries": len(job.lexicon.get("entries") or {}),

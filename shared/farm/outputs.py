@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from shared.audio import SAMPLE_RATE
 from shared.audio.captions import Cue, chunk_cues
 from shared.audio.programme import Layout, Part
+from shared.farm.checked import with_audio_links
 from shared.farm.context import FarmContext
 from shared.farm.states import ChunkStatus
 from shared.infra.models import Chapter, Chunk, Job
@@ -71,9 +72,12 @@ def captions(parts: Sequence[Part], layout: Layout) -> list[Cue]:
     return cues
 
 
-def chapter_list(layout: Layout, parts: Sequence[Part] = ()) -> str:
-    """The chapters JSON: title, start and end in seconds of the programme; and SSML's marks
-    with their times, where the text had any."""
+def chapter_list(
+    layout: Layout, parts: Sequence[Part] = (), checks: Sequence[Mapping[str, Any] | None] = ()
+) -> str:
+    """The chapters JSON: title, start and end in seconds of the programme, and what the
+    checks found of its chunks (``shared.farm.checked``) where they ran; and SSML's marks with
+    their times, where the text had any."""
     listing: dict[str, Any] = {
         "chapters": [
             {
@@ -81,6 +85,7 @@ def chapter_list(layout: Layout, parts: Sequence[Part] = ()) -> str:
                 "title": mark.title,
                 "start_s": round(mark.start / SAMPLE_RATE, 3),
                 "end_s": round(mark.end / SAMPLE_RATE, 3),
+                **({"checks": checks[i]} if i < len(checks) and checks[i] else {}),
             }
             for i, mark in enumerate(layout.marks)
         ],
@@ -132,7 +137,10 @@ def listing(farm: FarmContext, job: Job) -> list[dict[str, Any]]:
 # of running it.
 _DONE = func.sum(case((Chunk.status == ChunkStatus.DONE, 1), else_=0))
 _CHAPTER = Chapter.__table__.c
-_SHOWN = ("job_id", "index", "title", "status", "version", "samples", "output_key", "report")
+_SHOWN = (
+    *("job_id", "index", "title", "status", "version", "samples", "output_key", "report"),
+    "checks",
+)
 
 
 def _chapters_of(jobs: Callable[[Any], ColumnElement[bool]]) -> Select:
@@ -183,4 +191,5 @@ def chapter_entry(farm: FarmContext, chapter: Mapping[str, Any] | RowMapping) ->
         "url": farm.store.presign(key, key.rsplit("/", 1)[-1]) if key else None,
         "expires_in_s": farm.settings.storage.presign_expiry_s if key else None,
         "acx": chapter["report"],
+        "checks": with_audio_links(chapter["checks"], str(chapter["job_id"])),
     }

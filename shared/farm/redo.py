@@ -1,7 +1,8 @@
-"""Redoing one chapter of a finished job: its chunks made again (from corrected text, or the same
-text sampled afresh, or in another voice), its file and then the book's files rebuilt as the
-next version. The other chapters' chunks and files are kept as they are, and the previous
-version's files stay listed (and downloadable) until the new ones are made."""
+"""Redoing one chapter or one chunk of a finished job: its chunks made again (from corrected text,
+or the same text sampled afresh, or in another voice), its chapter's file and then the book's
+files rebuilt as the next version. Every other chunk's audio and every other chapter's file are
+kept as they are, and the previous version's files stay listed (and downloadable) until the new
+ones are made."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from shared.farm.jobs import say
 from shared.farm.limits import count_chars
 from shared.farm.retention import ChunksExpired
 from shared.farm.states import ChunkStatus, JobStatus
-from shared.farm.transitions import CHAPTER_DONE_TO_WAITING, JOB_SUCCEEDED_TO_RUNNING
+from shared.farm.transitions import (
+    CHAPTER_DONE_TO_WAITING,
+    CHUNK_DONE_TO_PENDING,
+    JOB_SUCCEEDED_TO_RUNNING,
+)
 from shared.infra import queues
 from shared.infra.db import notify_at_commit
 from shared.infra.models import Chapter, Chunk, Job
@@ -26,6 +31,14 @@ from shared.text.lexicon import Lexicon
 
 class ChapterNotFound(LookupError):
     """The job has no chapter with this number."""
+
+
+class ChunkNotFound(LookupError):
+    """The job has no chunk with this number."""
+
+
+class TextTooLong(ValueError):
+    """A chunk's corrected text is more than one chunk: redo its chapter instead."""
 
 
 class JobNotRedoable(RuntimeError):
@@ -88,6 +101,65 @@ def redo_chapter(
         notify_at_commit(session, queues.DISPATCH_CHANNEL)  # the new chunks, for the dispatcher
     # the previous version's files are made; the chunks they were made from are not needed
     farm.store.delete_keys([chunk_audio_key(str(job_id), c.index) for c in old])
+    return version
+
+
+def redo_chunk(
+    farm: FarmContext,
+    job_id: uuid.UUID,
+    index: int,
+    text: str | None = None,
+    voice: str | None = None,
+    chars_per_day: int = 0,
+) -> int:
+    """Start the job's next version with chunk ``index`` made again (its next take: the same
+    words are sampled afresh, a seeded job's alike on every rerun), then its chapter's file and
+    the book's; return that version. A corrected ``text`` must make one chunk."""
+    with farm.sessions() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        chunk = session.get(Chunk, (job_id, index))
+        if job is None or chunk is None:
+            raise ChunkNotFound()
+        if job.status != JobStatus.SUCCEEDED:
+            raise JobNotRedoable()
+        if job.chunks_expired_at is not None:  # the chapter is rebuilt from its chunks' audio
+            raise ChunksExpired()
+        said, shown, marks = chunk.text, chunk.caption, chunk.marks
+        if text is not None:
+            chunked = take_in_chapter(farm.settings, text, "")
+            if len(chunked.spans) != 1:
+                raise TextTooLong(
+                    f"the text makes {len(chunked.spans)} chunks, not one: redo its chapter"
+                )
+            said = say(chunked, Lexicon(job.lexicon.get("entries") or {}))[0]
+            shown, marks = chunked.spans[0].text, None
+        if chars_per_day:
+            count_chars(session, job.tenant_id, len(said), chars_per_day)
+        version = job.version + 1
+        redo = JOB_SUCCEEDED_TO_RUNNING.values(
+            version=version,
+            chunks_done=job.chunks_done - 1,
+            stitch_lease_until=None,
+            finished_at=None,
+        )
+        session.execute(redo, {"job": job_id})
+        title = session.get(Chapter, (job_id, chunk.chapter)).title  # type: ignore[union-attr]
+        session.execute(
+            CHAPTER_DONE_TO_WAITING,
+            {"job": job_id, "chapter": chunk.chapter, "new_version": version, "new_title": title},
+        )
+        again = {
+            "job": job_id,
+            "idx": index,
+            "text": said,
+            "caption": shown if shown != said else None,
+            "voice": voice or chunk.voice,
+            "marks": marks,
+            "take": chunk.take + 1,
+            "takes": None,
+        }
+        session.execute(CHUNK_DONE_TO_PENDING, again)
+        notify_at_commit(session, queues.DISPATCH_CHANNEL)
     return version
 
 

@@ -5,7 +5,9 @@ Every chunk is sampled (Orpheus) or spoken (espeak-ng), then decoded (SNAC's noi
 A job that asks for a ``seed`` has its chunks' seeds derived from that seed and their index
 alone: the same text, voice, settings and seed give the same bytes, whatever the job's id and
 however its chunks were scheduled or retried. A job without one has them derived from its id:
-each job samples afresh.
+each job samples afresh. A chunk made again after failing its checks takes the next seed of
+a sequence that the chunk's seed and the take fix (:func:`take_seed`): a rerun fails and
+retakes alike.
 """
 
 from __future__ import annotations
@@ -23,4 +25,13 @@ def chunk_seed(job_id: uuid.UUID | str, index: int, seed: int | None = None) -> 
     if seed is None:
         return zlib.crc32(f"{job_id}:{index}".encode())
     digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+def take_seed(seed: int, take: int) -> int:
+    """The seed of a chunk's ``take`` (0 the first, which keeps the chunk's ``seed``): the first
+    four bytes of BLAKE2b-32 of ``"{seed}/{take}"``."""
+    if take == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}/{take}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,13 +19,16 @@ from sqlalchemy import Row
 
 from shared.audio.finish import finish_chunk
 from shared.audio.tempo import TimeStretch
+from shared.checks.audio import check_audio
+from shared.checks.speech import Verdict, check_speech
 from shared.farm.context import FarmContext
 from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
-from shared.farm.seeds import chunk_seed
+from shared.farm.seeds import chunk_seed, take_seed
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
     CHUNK_GENERATED_TO_DONE,
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
+    CHUNK_GENERATED_TO_PENDING,
     CHUNK_PENDING_TO_GENERATED,
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
@@ -75,11 +79,11 @@ def generate_chunk(
         with farm.sessions() as session:
             move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
     seed = chunk_seed(job_id, index, claimed.seed)
-    request = SpeechRequest(f"{job_id}-{index}", text, voice, seed)
     started = time.perf_counter()
     # renewed while the engine works: a chunk longer than a lease is not sent to a second one
     with Lease(farm, RENEW_CHUNK_LEASE, job=job_id, idx=index, at=claimed.taken_at):
-        speech = loop.run(engine.generate(request))
+        kept = make_takes(farm, loop, engine, f"{job_id}-{index}", text, voice, seed, claimed)
+    speech = kept.speech
     generated = {
         "job": job_id,
         "idx": index,
@@ -87,6 +91,9 @@ def generate_chunk(
         "n_dropped": speech.codes.dropped_tokens if speech.codes else 0,
         "seconds": time.perf_counter() - started,
         "lease": farm.lease(),
+        "take": kept.take,
+        "takes": kept.takes,
+        "suspect": kept.suspect,
     }
     with farm.bookkeeping() as connection:
         moved = bool(connection.execute(CHUNK_PENDING_TO_GENERATED, generated).rowcount)
@@ -95,6 +102,57 @@ def generate_chunk(
     if moved:
         farm.send.decode(job_id, index, urgent=urgent)
     return moved
+
+
+def takes_left(takes: list[dict[str, Any]], limit: int) -> int:
+    """How many more takes a chunk may have, ``takes`` checked of ``limit`` (a redo of the
+    chunk starts its count afresh)."""
+    return limit - len({checked["take"] for checked in takes})
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The take a chunk keeps, with the findings of every take checked so far."""
+
+    speech: Speech
+    take: int
+    takes: list[dict[str, Any]]
+    suspect: str | None  # why it failed, where every take did
+
+
+def make_takes(
+    farm: FarmContext,
+    loop: EngineLoop,
+    engine: Engine,
+    request_id: str,
+    text: str,
+    voice: str,
+    seed: int,
+    claimed: Row[Any],
+) -> Kept:
+    """Generate the chunk's takes from its next one (``claimed.take``) until one passes the
+    checks that need no decode (``shared.checks.speech``), or the takes run out and the best
+    is kept, suspect. Every take's seed follows from the chunk's: reruns take alike."""
+    checks = farm.settings.checks
+    takes = list(claimed.takes or [])
+    best: tuple[float, int, Speech, Verdict] | None = None
+    first = claimed.take
+    for take in range(first, first + max(1, takes_left(takes, checks.takes))):
+        named = request_id if take == 0 else f"{request_id}.{take}"  # an engine's ids are unique
+        request = SpeechRequest(named, text, voice, take_seed(seed, take), take)
+        speech = loop.run(engine.generate(request))
+        if not checks.enabled:
+            return Kept(speech, take, takes, None)
+        silence = farm.settings.audio.silence_threshold_dbfs
+        verdict = check_speech(speech, text, engine.name, voice, checks, silence)
+        takes.append({"take": take, "stage": "generate", "reasons": list(verdict.reasons)})
+        if verdict.passed:
+            return Kept(speech, take, takes, None)
+        if best is None or verdict.score < best[0]:
+            best = (verdict.score, take, speech, verdict)
+    assert best is not None
+    _, take, speech, verdict = best
+    return Kept(speech, take, takes, "; ".join(verdict.reasons))
 
 
 def decode_chunk(
@@ -115,6 +173,10 @@ def decode_chunk(
     started = time.perf_counter()
     seed = chunk_seed(job_id, index, claimed.seed)
     pcm = _pcm(Speech.from_bytes(claimed.speech), decoder, seed)
+    judged = _judge(farm, job_id, index, claimed, pcm)
+    if judged is None:  # sent back for its next take
+        return False
+    takes, suspect = judged
     if claimed.rate is not None:  # SSML's <prosody rate>
         stretch = TimeStretch(claimed.rate)
         pcm = np.concatenate([stretch.process(pcm), stretch.flush()])
@@ -131,6 +193,8 @@ def decode_chunk(
         "at": utcnow(),
         "seconds": decode_s,
         "lease": farm.lease(),
+        "takes": takes or None,
+        "suspect": suspect,
     }
     with farm.bookkeeping() as connection:
         if connection.dialect.name == "postgresql":
@@ -147,6 +211,43 @@ def decode_chunk(
     if chapter is not None:
         farm.send.stitch_chapter(job_id, chapter, urgent=urgent)
     return True
+
+
+def check_decoded(farm: FarmContext, pcm: np.ndarray, text: str) -> Verdict | None:
+    """The checks a take's decoded audio gets (None: checks are off): no long silence inside,
+    and, where the operator asked for it, its transcript against its text."""
+    checks = farm.settings.checks
+    if not checks.enabled:
+        return None
+    threshold = farm.settings.audio.silence_threshold_dbfs
+    verdict = check_audio(pcm, threshold, checks.max_silence_s)
+    if checks.transcribe and verdict.passed:  # a silent take needs no listening to
+        from shared.checks.transcript import check_words, transcriber
+
+        verdict += check_words(transcriber(checks.whisper_model), pcm, text, checks.max_wer)
+    return verdict
+
+
+def _judge(
+    farm: FarmContext, job_id: uuid.UUID, index: int, claimed: Row[Any], pcm: np.ndarray
+) -> tuple[list[dict[str, Any]], str | None] | None:
+    """The decoded take's findings added to the chunk's, and why it is suspect if it is; or
+    None where it failed with takes left, and the chunk went back to the dispatcher for the
+    next (a decode that fails the last take keeps it: its codes passed their checks)."""
+    takes, suspect = list(claimed.takes or []), claimed.suspect
+    verdict = check_decoded(farm, pcm, claimed.text)
+    if verdict is None:
+        return takes, suspect
+    takes.append({"take": claimed.take, "stage": "decode", "reasons": list(verdict.reasons)})
+    if verdict.passed:
+        return takes, suspect
+    if suspect is None and takes_left(takes, farm.settings.checks.takes) > 0:
+        params = {"job": job_id, "idx": index, "take": claimed.take + 1, "takes": takes}
+        with farm.bookkeeping() as connection:
+            if connection.execute(CHUNK_GENERATED_TO_PENDING, params).rowcount:
+                notify_at_commit(connection, queues.DISPATCH_CHANNEL)
+        return None
+    return takes, "; ".join(filter(None, [suspect, *verdict.reasons]))
 
 
 def _pcm(speech: Speech, decoder: SnacDecoder | None, seed: int) -> np.ndarray:

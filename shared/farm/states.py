@@ -42,6 +42,8 @@ JOB_TRANSITIONS: dict[JobStatus, tuple[JobStatus, ...]] = {
 }
 
 CHUNK_TRANSITIONS: dict[ChunkStatus, tuple[ChunkStatus, ...]] = {
+    # a take that failed its checks at decode is made again; a done chunk is redone on its own
+    ChunkStatus.PENDING: (ChunkStatus.GENERATED, ChunkStatus.DONE),
     ChunkStatus.GENERATED: (ChunkStatus.PENDING,),
     ChunkStatus.DONE: (ChunkStatus.GENERATED,),
     ChunkStatus.CANCELLED: WAITING,  # its job was cancelled

@@ -89,11 +89,16 @@ CLAIM_PENDING_CHUNK = _claim(
     ChunkStatus.PENDING,
     Chunk.text,
     Chunk.voice,
+    Chunk.take,
+    Chunk.takes,
     Chunk.taken_at,  # the worker's hold on it (shared.farm.leases)
     taken_at=bindparam("at"),
     sent_at=func.coalesce(Chunk.sent_at, bindparam("at")),
 )
-CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech, Chunk.rate)
+_TAKES = (Chunk.take, Chunk.takes, Chunk.suspect)  # shared.checks's
+CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech, Chunk.rate, Chunk.text, *_TAKES)
+
+_BACK_TO_THE_DISPATCHER = {"sent_at": None, "taken_at": None, "lease_until": None}
 
 
 def _chunk_edge(source: ChunkStatus, to: ChunkStatus, **values: Any) -> Any:
@@ -110,6 +115,17 @@ CHUNK_PENDING_TO_GENERATED = _chunk_edge(
     dropped_tokens=bindparam("n_dropped"),
     generate_s=bindparam("seconds"),
     lease_until=bindparam("lease"),
+    **{name: bindparam(name) for name in ("take", "takes", "suspect")},  # shared.checks's
+)
+
+# A take that failed a check at decode, with takes left: back to the dispatcher for the next.
+_NEXT_TAKE: dict[str, Any] = {
+    "take": bindparam("take"),
+    "takes": bindparam("takes"),
+    **_BACK_TO_THE_DISPATCHER,
+}
+CHUNK_GENERATED_TO_PENDING = _chunk_edge(
+    ChunkStatus.GENERATED, ChunkStatus.PENDING, speech=None, **_NEXT_TAKE
 )
 
 # The end of a decode: the chunk is done, and counted on its job. Exactly one decode of a job
@@ -123,8 +139,16 @@ CHUNK_GENERATED_TO_DONE = _chunk_edge(
     loudness_steps=bindparam("steps"),
     done_at=bindparam("at"),
     decode_s=bindparam("seconds"),
+    takes=bindparam("takes"),
+    suspect=bindparam("suspect"),
     lease_until=None,
     speech=None,  # decoded: the row keeps only what the stitch needs
+)
+# One chunk of a finished job made again (shared.farm.redo): its next take, of its text or a
+# corrected one; its audio is overwritten when the new take is decoded.
+_AS_SAID: dict[str, Any] = {name: bindparam(name) for name in ("text", "caption", "voice", "marks")}
+CHUNK_DONE_TO_PENDING = _chunk_edge(
+    ChunkStatus.DONE, ChunkStatus.PENDING, suspect=None, done_at=None, **_AS_SAID, **_NEXT_TAKE
 )
 _LAST = Job.chunks_done + 1 == Job.chunks_total
 COUNT_DONE_CHUNK = (
@@ -194,6 +218,7 @@ CHAPTER_WAITING_TO_DONE = (
         output_key=bindparam("key"),
         samples=bindparam("n"),
         report=bindparam("report"),
+        checks=bindparam("checks"),
         done_at=bindparam("at"),
         lease_until=None,
     )
@@ -221,7 +246,6 @@ def _expired(column: InstrumentedAttribute[Any]) -> Any:
 
 _OF_ACTIVE_JOB = Chunk.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE)))
 _SENT = (Chunk.status == ChunkStatus.PENDING.value, Chunk.sent_at.is_not(None), _OF_ACTIVE_JOB)
-_BACK_TO_THE_DISPATCHER = {"sent_at": None, "taken_at": None, "lease_until": None}
 
 # Chunks sent to the GPUs whose lease ran out: lost with a worker, or on the queue too long.
 # Not sent from here: back to Postgres's side of the window, for the dispatcher's next tick.

@@ -187,6 +187,11 @@ class Chunk(Base):
     sent_at: Mapped[datetime | None]
     taken_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # its takes (shared.checks): the one generated next or kept, each checked one's findings
+    # as {"take", "stage", "reasons"}, and why the kept one failed where every take did
+    take: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    takes: Mapped[list[Any] | None] = mapped_column(JSON)
+    suspect: Mapped[str | None] = mapped_column(Text)
     dropped_tokens: Mapped[int | None] = mapped_column(Integer)
     samples: Mapped[int | None] = mapped_column(BigInteger)
     # the engine's output (codes, a few KB per chunk) from generation until decode; the row,
@@ -217,6 +222,8 @@ class Chapter(Base):
     output_key: Mapped[str | None] = mapped_column(String(500))
     samples: Mapped[int | None] = mapped_column(BigInteger)  # of its file, at 24 kHz
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # ACX's checks
+    # its chunks' checks (shared.farm.checked): checked, retaken, suspects with text and reason
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     done_at: Mapped[datetime | None]
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.infra.checks_settings import ChecksSettings, FaultSettings
 from shared.text.chunking import Boundary
 
 ORPHEUS_HUB_ID = "canopylabs/orpheus-3b-0.1-ft"
@@ -250,6 +251,8 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     flower: FlowerSettings = FlowerSettings()
     web: WebSettings = WebSettings()
+    checks: ChecksSettings = ChecksSettings()
+    faults: FaultSettings = FaultSettings()
 
 
 @lru_cache

@@ -65,6 +65,14 @@ class SnacCodes:
     def samples(self) -> int:
         return self.frames * SAMPLES_PER_FRAME
 
+    def select(self, frames: np.ndarray) -> SnacCodes:
+        """These codes' frames at the indices ``frames``, in that order (repeats allowed)."""
+        levels = tuple(
+            level.reshape(self.frames, width)[frames].reshape(-1)
+            for level, width in zip(self.levels, _LEVEL_WIDTH, strict=True)
+        )
+        return SnacCodes(levels)  # type: ignore[arg-type]
+
     def to_tokens(self) -> list[int]:
         """Return the audio tokens that encode these codes (the inverse of parse_tokens)."""
         out: list[int] = []

@@ -31,6 +31,7 @@ class SpeechRequest:
     text: str
     voice: str
     seed: int  # sampling seed, so that a retried chunk can be reproduced where the backend allows
+    take: int = 0  # which take of the chunk this is: 0 first, then after failed checks
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Speech:
     codes: SnacCodes | None = None
     pcm: np.ndarray | None = None  # float32 mono at SAMPLE_RATE
     tokens: int = 0  # tokens generated (0 for engines that make PCM directly)
+    ended: bool = True  # the model said end-of-speech before its token budget ran out
 
     def to_bytes(self) -> bytes:
         """The speech as an ``.npz`` archive (a few KB of codes), kept in the chunk's row from
@@ -47,7 +49,7 @@ class Speech:
         buffer = io.BytesIO()
         if self.codes is not None:
             c = self.codes
-            meta = np.array([c.dropped_tokens, c.partial_frames, self.tokens])
+            meta = np.array([c.dropped_tokens, c.partial_frames, self.tokens, int(self.ended)])
             np.savez(buffer, l0=c.levels[0], l1=c.levels[1], l2=c.levels[2], meta=meta)
         else:
             pcm = self.pcm if self.pcm is not None else np.zeros(0, np.float32)
@@ -59,9 +61,9 @@ class Speech:
         with np.load(io.BytesIO(data)) as z:
             if "pcm" in z:
                 return cls(pcm=z["pcm"])
-            dropped, partial, tokens = (int(v) for v in z["meta"])
+            dropped, partial, tokens, *ended = (int(v) for v in z["meta"])
             codes = SnacCodes((z["l0"], z["l1"], z["l2"]), dropped, partial)
-            return cls(codes=codes, tokens=tokens)
+            return cls(codes=codes, tokens=tokens, ended=bool(ended[0]) if ended else True)
 
 
 class Engine(ABC):

@@ -22,6 +22,16 @@ def resolve_engine_name(settings: Settings) -> tuple[ResolvedEngine, str | None]
 
 
 def build_engine(settings: Settings, name: str) -> Engine:
+    """The engine ``name``, made to misbehave where ``faults.rate`` asks it to."""
+    engine = _build(settings, name)
+    if settings.faults.rate > 0:
+        from shared.checks.faults import FaultyEngine
+
+        return FaultyEngine(engine, settings.faults)
+    return engine
+
+
+def _build(settings: Settings, name: str) -> Engine:
     if name == "null":
         from shared.speech.null import NullEngine
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shared.infra.settings import OrpheusSettings
-from shared.speech.codec import FRAME_TOKENS, build_prompt_ids, parse_tokens
+from shared.speech.codec import END_OF_SPEECH, FRAME_TOKENS, build_prompt_ids, parse_tokens
 from shared.speech.engine import Engine, Speech, SpeechRequest
 from shared.text.voices import VOICES
 
@@ -61,10 +61,12 @@ class OrpheusEngine(Engine):
 
     async def generate(self, request: SpeechRequest) -> Speech:
         prompt = build_prompt_ids(self.tokenizer, request.voice, request.text)
-        ids = await self.backend.generate_ids(
-            request.request_id, prompt, self.sampling_for(request)
-        )
-        return Speech(codes=parse_tokens(ids), tokens=len(ids))
+        sampling = self.sampling_for(request)
+        ids = await self.backend.generate_ids(request.request_id, prompt, sampling)
+        # a backend may leave the stop token out of what it returns: fewer tokens than the
+        # budget also means that the model stopped on its own
+        ended = END_OF_SPEECH in ids or len(ids) < sampling.max_tokens
+        return Speech(codes=parse_tokens(ids), tokens=len(ids), ended=ended)
 
     async def aclose(self) -> None:
         await self.backend.aclose()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from shared.infra.settings import ORPHEUS_HUB_ID, OrpheusSettings
 
-# Only what inference reads: skips optimizer states and duplicate formats in the repos.
-_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "pytorch_model.bin"]
+# Only what inference reads: skips optimizer states and duplicate formats in the repos
+# (``model.bin``: a CTranslate2 model's weights, Whisper's for the transcription check).
+_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "pytorch_model.bin", "model.bin"]
 
 
 class ModelNotFound(Exception):

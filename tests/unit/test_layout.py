@@ -102,7 +102,7 @@ def test_each_package_stands_on_shared_alone(package):
 
 
 # shared/'s folders, each importing only folders before it (the order of shared/__init__.py)
-LAYERS = ("text", "infra", "audio", "speech", "snac", "webhooks", "farm")
+LAYERS = ("text", "infra", "audio", "speech", "snac", "checks", "webhooks", "farm")
 # api/'s layers, bottom up: what errors and bodies are; the services; what the routes share
 # (the request's tenant, its upload, the error handlers, the page's sessions and forms); the
 # routes and pages; the app that wires them

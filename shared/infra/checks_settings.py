@@ -1,0 +1,54 @@
+"""The settings of ``shared.checks`` (``LYRE_CHECKS__*``) and of faults on demand
+(``LYRE_FAULTS__*``), part of :class:`shared.infra.settings.Settings`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+# Seconds per spoken character (see ChecksSettings.pace). espeak-ng's hold all its voices on the
+# test sentences of tests/fixtures/say and the sample book's chunks, measured without their
+# edges' silence: 0.050-0.120 s a character, the longest needing 0.4 s of slack (docs/speech.md);
+# Orpheus's is an estimate from its 82 tokens per second of audio and some 12-16 characters
+# spoken a second, wider for its expressive reading, to be narrowed by a farm's own
+# measurements; the simulated engine's is its own tokens per character.
+PACE: dict[str, tuple[float, float]] = {
+    "espeak": (0.05, 0.12),
+    "orpheus": (0.04, 0.12),
+    "simulated": (0.05, 0.09),
+    "null": (0.0, 1.0),
+}
+
+
+FaultKind = Literal["early", "loop", "babble", "silence", "skip"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("early", "loop", "babble", "silence", "skip")
+
+
+class ChecksSettings(BaseModel):
+    """What is checked of every take an engine makes of a chunk (``shared.checks``), and how
+    many takes a chunk gets before the best is kept and called suspect."""
+
+    enabled: bool = True
+    takes: int = Field(default=3, ge=1)  # the first included
+    # Seconds of speech per spoken character, as (fewest, most), by engine or "engine:voice"
+    # (that first): fewer, words were skipped; more, a loop or babble. A chunk of n characters
+    # may be ``pace_slack_s`` shorter or longer than n times these.
+    pace: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(PACE))
+    pace_slack_s: float = Field(default=0.5, ge=0)
+    max_silence_s: float = Field(default=1.6, gt=0)  # inside a chunk, at -50 dBFS and below
+    # a run of SNAC frames repeated this many times in a row is a loop
+    loop_repeats: int = Field(default=4, ge=2)
+    # Whisper on the cpu workers (``lyre models pull`` fetches it): over ``max_wer`` of the
+    # spoken words missed, the take fails
+    transcribe: bool = False
+    whisper_model: str = "Systran/faster-whisper-base.en"
+    max_wer: float = Field(default=0.35, gt=0)
+
+
+class FaultSettings(BaseModel):
+    """Faults on demand: the engine misbehaves on ``rate`` of first takes, chosen by seed
+    (``shared.checks.faults``); for proving the checks, never for production."""
+
+    rate: float = Field(default=0.0, ge=0, le=1)
+    kinds: list[FaultKind] = Field(default_factory=lambda: list(FAULT_KINDS))
