@@ -94,17 +94,19 @@ class BurstFarm:
     def drain(self, kinds: tuple[str, ...] = ("generate", "decode", "chapter", "stitch")) -> int:
         """Dispatch what waits in Postgres, then run queued stage messages until none of
         ``kinds`` is left; return how many ran."""
-        if "generate" in kinds:
-            self.dispatch()
         ran = 0
-        while any(m[0] in kinds for m in self.sender.messages):
-            message = self.sender.messages[0]
-            if message[0] not in kinds:
-                self.sender.messages.rotate(-1)
-                continue
-            self.step()
-            ran += 1
-        return ran
+        while True:  # a take that failed a check at decode waits in Postgres: dispatched again
+            if "generate" in kinds:
+                self.dispatch()
+            if not any(m[0] in kinds for m in self.sender.messages):
+                return ran
+            while any(m[0] in kinds for m in self.sender.messages):
+                message = self.sender.messages[0]
+                if message[0] not in kinds:
+                    self.sender.messages.rotate(-1)
+                    continue
+                self.step()
+                ran += 1
 
     def close(self) -> None:
         self.loop.close()

@@ -76,8 +76,9 @@ def check_pace(
 ) -> Verdict:
     """Too short for its characters: words were skipped or it stopped early; too long: it
     looped or babbled. The slack is for a short chunk's breath before and after."""
-    fewest = max(0.0, pace[0] * chars - settings.pace_slack_s)
-    most = pace[1] * chars + settings.pace_slack_s
+    under, over = settings.pace_slack_s
+    fewest = max(0.0, pace[0] * chars - under)
+    most = pace[1] * chars + over
     if seconds < fewest:
         why = f"{seconds:.1f} s for {chars} characters, under the {fewest:.1f} s expected"
         return Verdict((f"too short: {why} (words skipped?)",), 1 + (fewest - seconds) / fewest)

@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-# Seconds per spoken character (see ChecksSettings.pace). espeak-ng's hold all its voices on the
-# test sentences of tests/fixtures/say and the sample book's chunks, measured without their
-# edges' silence: 0.050-0.120 s a character, the longest needing 0.4 s of slack (docs/speech.md);
+# Seconds per spoken character (see ChecksSettings.pace). espeak-ng's hold its eight voices on
+# 229 texts (the sentences of tests/fixtures/say, the sample book in 120-character chunks, seven
+# one- and two-word lines), measured without their edges' silence, within 0.13 s under and
+# 0.30 s over (docs/speech.md);
 # Orpheus's is an estimate from its 82 tokens per second of audio and some 12-16 characters
 # spoken a second, wider for its expressive reading, to be narrowed by a farm's own
 # measurements; the simulated engine's is its own tokens per character.
@@ -33,9 +34,9 @@ class ChecksSettings(BaseModel):
     takes: int = Field(default=3, ge=1)  # the first included
     # Seconds of speech per spoken character, as (fewest, most), by engine or "engine:voice"
     # (that first): fewer, words were skipped; more, a loop or babble. A chunk of n characters
-    # may be ``pace_slack_s`` shorter or longer than n times these.
+    # may be ``pace_slack_s`` (under, over) shorter or longer than n times these.
     pace: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(PACE))
-    pace_slack_s: float = Field(default=0.5, ge=0)
+    pace_slack_s: tuple[float, float] = (0.2, 0.4)
     max_silence_s: float = Field(default=1.6, gt=0)  # inside a chunk, at -50 dBFS and below
     # a run of SNAC frames repeated this many times in a row is a loop
     loop_repeats: int = Field(default=4, ge=2)
