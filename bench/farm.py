@@ -45,8 +45,16 @@ TASK_LINE = re.compile(
 )
 
 
-def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int, children: dict) -> None:
-    """Start every process into ``children`` (so that a failed start still gets stopped)."""
+def start_farm(
+    state: Path,
+    api_port: int,
+    flower_port: int,
+    s3_port: int,
+    children: dict,
+    settings: dict[str, str] | None = None,
+) -> None:
+    """Start every process into ``children`` (so that a failed start still gets stopped);
+    ``settings``: LYRE_* variables over the free engine's."""
     env = {
         **os.environ,
         "LYRE_DATABASE__URL": DB,
@@ -57,6 +65,7 @@ def start_farm(state: Path, api_port: int, flower_port: int, s3_port: int, child
         "LYRE_STORAGE__SECRET_ACCESS_KEY": "bench",
         "LYRE_STORAGE__BUCKET": "lyre-bench",
         "LYRE_FLOWER__PORT": str(flower_port),
+        **(settings or {}),
     }
     specs = farm_processes.processes(api_port, s3_port, flower_port, state_dir=state)
     s3, rest = specs[0], specs[1:]

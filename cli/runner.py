@@ -26,13 +26,14 @@ from shared.farm.book_stitch import stitch_job
 from shared.farm.chapter_stitch import stitch_chapter
 from shared.farm.context import FarmContext
 from shared.farm.dispatch import dispatch
-from shared.farm.intake import Intake, enter_job
+from shared.farm.intake import InputRefused, Intake, enter_job
 from shared.farm.outputs import chapter_progress
+from shared.farm.redo import ChunkNotFound, TextTooLong, redo_chunk
 from shared.farm.states import JobStatus
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
 from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import Settings
-from shared.infra.storage import LocalStore
+from shared.infra.storage import LocalStore, chunk_audio_key, get_pcm
 from shared.speech.engine import Engine, EngineError, EngineLoop
 from shared.speech.factory import build_engine
 
@@ -59,11 +60,27 @@ class Summary:
         return self.wall_seconds / self.audio_seconds if self.audio_seconds else float("inf")
 
 
+@dataclass(frozen=True)
+class ChunkRedo:
+    """One chunk of a finished run made again (``--redo-chunk``): its next take, or
+    corrected words, or another voice."""
+
+    index: int
+    text: str | None = None
+    voice: str | None = None
+
+
+class RedoRefused(Exception):
+    """A chunk cannot be redone here (no finished run of this input, no such chunk, a text of
+    more than one chunk): the message says why."""
+
+
 @dataclass
 class SynthJob:
     intake: Intake  # its engine is the runner's
     output: Path  # the programme
     extras: Path | None = None  # a folder for the other files (chapters, captions); or none
+    redo: ChunkRedo | None = None  # a chunk of the finished run in the work folder, again
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -175,7 +192,9 @@ class EmbeddedRunner:
             )
             sender.farm = farm
             resumed = resume(farm, job.job_id)
-            if resumed is None:
+            if job.redo is not None:
+                self._redo(farm, job.job_id, job.redo, resumed)
+            elif resumed is None:
                 self._submit(farm, job)
             for index in resumed or []:
                 on_chunk(index)
@@ -187,6 +206,8 @@ class EmbeddedRunner:
                 reason = sender.error or (row.error if row else "the job vanished")
                 raise EngineError(f"synthesis failed: {reason}")
             files = self._deliver(store, row, job.output, job.extras)
+            if job.extras is not None:
+                files |= self._suspects(store, row, chapters, job.extras)
             return Summary(
                 self.engine_name,
                 row.chunks_total,
@@ -211,6 +232,23 @@ class EmbeddedRunner:
             files[name] = target
         return files
 
+    @staticmethod
+    def _suspects(
+        store: LocalStore, row: Job, chapters: list[dict[str, Any]], extras: Path
+    ) -> dict[str, Path]:
+        """Each suspect chunk's audio as WAV in ``extras`` (``suspect-chunk-NNNN.wav``), to
+        listen to before redoing it."""
+        from shared.audio.encode import encode_bytes
+
+        files = {}
+        for chapter in chapters:
+            for suspect in (chapter["checks"] or {}).get("suspects", []):
+                name = f"suspect-chunk-{suspect['chunk']:04d}.wav"
+                pcm = get_pcm(store, chunk_audio_key(str(row.id), suspect["chunk"]))
+                (extras / name).write_bytes(encode_bytes(pcm))
+                files[name] = extras / name
+        return files
+
     def _submit(self, farm: FarmContext, job: SynthJob) -> None:
         with farm.sessions() as session:
             tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == LOCAL_TENANT))
@@ -223,6 +261,27 @@ class EmbeddedRunner:
         # a failed earlier run's rows go
         enter_job(farm, tenant_id, job.job_id, job.intake, request, replace=True)
         dispatch(farm, slots=EVERY_CHUNK)  # one job, no one to share with: all at once
+
+    @staticmethod
+    def _redo(
+        farm: FarmContext, job_id: uuid.UUID, redo: ChunkRedo, resumed: list[int] | None
+    ) -> None:
+        """Start the redo of one chunk of the finished run of this input (the farm's
+        ``redo_chunk``): its chapter's file and the book's are made again from the chunks."""
+        with farm.sessions() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+        if status != JobStatus.SUCCEEDED:
+            raise RedoRefused(
+                "no finished run of this input in LYRE_WORK_DIR to redo a chunk of: "
+                "run it first, with the same arguments and LYRE_WORK_DIR"
+            )
+        try:
+            redo_chunk(farm, job_id, redo.index, redo.text, redo.voice)
+        except (ChunkNotFound, TextTooLong, InputRefused) as exc:
+            raise RedoRefused(str(exc) or f"the run has no chunk {redo.index}") from None
+        if resumed is not None and redo.index in resumed:
+            resumed.remove(redo.index)  # its progress is this run's
+        dispatch(farm, slots=EVERY_CHUNK)
 
     @staticmethod
     def _dropped(url: str, job: SynthJob) -> list[str]:

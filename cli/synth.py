@@ -60,6 +60,18 @@ def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> N
         "--captions", action="store_true", help="also write OUTPUT's stem + .vtt and .srt"
     )
     synth.add_argument(
+        "--redo-chunk",
+        type=int,
+        metavar="N",
+        help="make chunk N of the finished run in LYRE_WORK_DIR again (the summary names the "
+        "chunks that need a listen), then its chapter's file and the book's; every other "
+        "chunk's audio stays as it was",
+    )
+    synth.add_argument("--redo-text", help="with --redo-chunk: its corrected words")
+    synth.add_argument(
+        "--redo-voice", choices=VOICES, help="with --redo-chunk: another voice for it"
+    )
+    synth.add_argument(
         "--seed",
         type=seed,
         help=f"0 to {SEED_LIMIT - 1}: the same input, settings and seed give the same bytes "
@@ -134,17 +146,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from tqdm import tqdm
 
-    from cli.runner import EmbeddedRunner, SynthJob
+    from cli.runner import EmbeddedRunner, RedoRefused, SynthJob
 
     if taken.engine_note:
         print(taken.engine_note, file=sys.stderr)
+    redo = chunk_redo(settings, args)
     runner = EmbeddedRunner(settings, taken.request.engine)
     with tempfile.TemporaryDirectory(prefix="lyre-files-") as extras:
         try:
             chunks = len(taken.chunked.spans)
             with tqdm(total=chunks, unit="chunk", desc="synth", file=sys.stderr) as bar:
-                job = SynthJob(taken, args.output, Path(extras))
+                job = SynthJob(taken, args.output, Path(extras), redo)
                 summary = runner.run(job, on_chunk=lambda _: bar.update())
+        except RedoRefused as exc:
+            raise UsageError(f"--redo-chunk {args.redo_chunk}: {exc}") from None
         finally:
             runner.close()
         _keep(summary.files, args, chapters=args.chapters or args.preset == "acx")
@@ -152,6 +167,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     _report(summary, args)
     return 0
+
+
+def chunk_redo(settings: Settings, args: argparse.Namespace) -> Any:
+    """``--redo-chunk`` and its text and voice, or None; it needs the run's work folder."""
+    from cli.runner import ChunkRedo
+
+    if args.redo_chunk is None:
+        if args.redo_text is not None or args.redo_voice is not None:
+            raise UsageError("--redo-text and --redo-voice go with --redo-chunk")
+        return None
+    if settings.work_dir is None:
+        raise UsageError("--redo-chunk needs LYRE_WORK_DIR: the folder of the run it redoes")
+    return ChunkRedo(args.redo_chunk, args.redo_text, args.redo_voice)
 
 
 def take_in_args(settings: Settings, args: argparse.Namespace) -> Intake:
@@ -221,6 +249,12 @@ def _keep(files: dict[str, Path], args: argparse.Namespace, chapters: bool) -> N
         for name, path in files.items():
             if name.startswith("chapter"):  # chapter-NNN.* and chapters.json
                 shutil.copyfile(path, folder / name)
+    suspects = {name: path for name, path in files.items() if name.startswith("suspect-")}
+    if suspects:  # to listen to, whatever else was asked for
+        folder = Path(f"{stem}-suspects")
+        folder.mkdir(exist_ok=True)
+        for name, path in suspects.items():
+            shutil.copyfile(path, folder / name)
 
 
 def _report(summary: Any, args: argparse.Namespace) -> None:
@@ -231,6 +265,14 @@ def _report(summary: Any, args: argparse.Namespace) -> None:
             failed = [k for k, c in chapter["acx"]["checks"].items() if not c["passed"]]
             verdict = "passes ACX" if not failed else "fails ACX: " + ", ".join(failed)
             print(f"chapter {chapter['number']} ({chapter['title']}): {verdict}")
+        for suspect in (chapter["checks"] or {}).get("suspects", []):
+            print(
+                f"needs a listen: chunk {suspect['chunk']} of chapter {chapter['number']} "
+                f"({suspect['reason']}): {args.output.with_suffix('')}-suspects/"
+                f"suspect-chunk-{suspect['chunk']:04d}.wav; redo it with --redo-chunk "
+                f"{suspect['chunk']}",
+                file=sys.stderr,
+            )
     minutes, seconds = divmod(summary.audio_seconds, 60)
     print(
         f"wrote {args.output}: {summary.chunks} chunks, {len(summary.chapters)} chapters, "

@@ -1,5 +1,5 @@
 """The page's forms: preview what a job would say, submit it, cancel it, delete it, redo a
-chapter.
+chapter or one chunk.
 
 Each is the API's own service called with the signed-in tenant, behind the same checks; a
 refused input comes back as the page it was sent from, with the reason where a screen reader
@@ -95,6 +95,18 @@ async def redo(
     def again(signed: Signed, upload: Upload) -> Response:
         redo = forms.redo_request(upload.fields)
         jobs.redo(farm, signed.tenant, job_uuid(job_id), number - 1, redo)
+        return see(f"/jobs/{job_id}")
+
+    return await _guarded(request, farm, signed, again, job_id)
+
+
+@router.post("/jobs/{job_id}/chunks/{index}/redo")
+async def redo_chunk(
+    job_id: str, index: int, request: Request, farm: FarmDep, signed: SignedDep
+) -> Response:
+    def again(signed: Signed, upload: Upload) -> Response:
+        redo = forms.chunk_redo_request(upload.fields)
+        jobs.redo_one_chunk(farm, signed.tenant, job_uuid(job_id), index, redo)
         return see(f"/jobs/{job_id}")
 
     return await _guarded(request, farm, signed, again, job_id)

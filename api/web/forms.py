@@ -3,13 +3,15 @@ that a job submitted from the page is checked exactly as one sent to ``POST /v1/
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from api.errors import InvalidInput
-from api.schemas import ChapterRedo, JobCreate
+from api.schemas import ChapterRedo, ChunkRedo, JobCreate
 from api.uploads import Upload
+
+Redo = TypeVar("Redo", ChapterRedo, ChunkRedo)
 
 
 def job_request(upload: Upload) -> tuple[JobCreate, bytes | None, str | None]:
@@ -34,8 +36,17 @@ def job_request(upload: Upload) -> tuple[JobCreate, bytes | None, str | None]:
 
 
 def redo_request(fields: dict[str, Any]) -> ChapterRedo:
+    return _redo(ChapterRedo, fields)
+
+
+def chunk_redo_request(fields: dict[str, Any]) -> ChunkRedo:
+    return _redo(ChunkRedo, fields)
+
+
+def _redo(kind: type[Redo], fields: dict[str, Any]) -> Redo:
+    """A redo form's text and voice, each left out where it is blank (the same as before)."""
     try:
-        return ChapterRedo.model_validate(
+        return kind.model_validate(
             {name: v for name in ("text", "voice") if (v := str(fields.get(name, "")).strip())}
         )
     except ValidationError as exc:

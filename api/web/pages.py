@@ -204,8 +204,21 @@ def job_page(
         job=out,
         player=player(out),
         texts=texts,
+        suspects=[(c.number, s) for c in out.chapters if c.checks for s in c.checks.suspects],
         error=error,
     )
+
+
+@router.get("/jobs/{job_id}/chunks/{index}/audio")
+def chunk_audio(job_id: str, index: int, farm: FarmDep, signed: SignedDep) -> Response:
+    """A chunk's audio for the page's player (a suspect one, to listen to before a redo)."""
+    if signed is None:
+        return see("/")
+    try:
+        audio = jobs.chunk_audio(farm, signed.tenant, job_uuid(job_id), index)
+    except ApiError as exc:
+        return Response(exc.detail, exc.status_code, media_type="text/plain")
+    return Response(audio, media_type="audio/wav")
 
 
 def job_uuid(text: str) -> uuid.UUID:

@@ -38,14 +38,7 @@ class FaultyEngine(Engine):
         self.name, self.voices = engine.name, engine.voices
 
     def fault_for(self, request: SpeechRequest) -> FaultKind | None:
-        """The fault this take suffers, if any: by its seed alone, so reruns fail alike."""
-        if request.take != 0 or not self.settings.kinds:
-            return None
-        digest = hashlib.blake2b(f"fault:{request.seed}".encode(), digest_size=8).digest()
-        draw, pick = int.from_bytes(digest[:4], "big"), int.from_bytes(digest[4:], "big")
-        if draw >= self.settings.rate * 2**32:
-            return None
-        return self.settings.kinds[pick % len(self.settings.kinds)]
+        return fault_for(self.settings, request.seed, request.take)
 
     async def generate(self, request: SpeechRequest) -> Speech:
         fault = self.fault_for(request)
@@ -65,6 +58,18 @@ class FaultyEngine(Engine):
 
     def dead(self) -> bool:
         return self.engine.dead()
+
+
+def fault_for(settings: FaultSettings, seed: int, take: int) -> FaultKind | None:
+    """The fault a take with this seed suffers, if any: by its seed alone, so that reruns fail
+    alike (and a benchmark can tell which chunks were spoiled)."""
+    if take != 0 or not settings.kinds:
+        return None
+    digest = hashlib.blake2b(f"fault:{seed}".encode(), digest_size=8).digest()
+    draw, pick = int.from_bytes(digest[:4], "big"), int.from_bytes(digest[4:], "big")
+    if draw >= settings.rate * 2**32:
+        return None
+    return settings.kinds[pick % len(settings.kinds)]
 
 
 def skip_sentence(text: str) -> str:

@@ -125,7 +125,7 @@ def redo_chunk(
         if job.chunks_expired_at is not None:  # the chapter is rebuilt from its chunks' audio
             raise ChunksExpired()
         said, shown, marks = chunk.text, chunk.caption, chunk.marks
-        if text is not None:
+        if text is not None and text.strip() != (shown or said).strip():  # corrected
             chunked = take_in_chapter(farm.settings, text, "")
             if len(chunked.spans) != 1:
                 raise TextTooLong(

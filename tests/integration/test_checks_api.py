@@ -143,3 +143,29 @@ def test_chunk_redo_and_audio_errors_are_clear(farm_settings, client_for):
     assert long.status_code == 422 and "redo its chapter" in long.json()["detail"]
     other = client.get(f"{url}/0/audio", headers=key_for("other"))
     assert other.status_code == 404
+
+
+def test_the_page_lists_what_needs_a_listen_plays_it_and_redoes_it(farm_settings, client_for):
+    from tests.integration.test_web import _csrf, sign_in
+
+    burst = farm_with(farm_settings, takes=1, kinds=("loop",))
+    client, auth = client_for(burst), key_for("checked")
+    job = client.post("/v1/jobs", headers=auth, json={"text": BOOK}).json()
+    burst.drain()
+    sign_in(client, auth["Authorization"].removeprefix("Bearer "))
+    page = client.get(f"/jobs/{job['id']}")
+    assert page.status_code == 200 and "Needs a listen" in page.text
+    assert "too long: " in page.text and "Redo chunk 4" in page.text
+    heard = client.get(f"/jobs/{job['id']}/chunks/4/audio")
+    assert heard.status_code == 200 and heard.headers["content-type"] == "audio/wav"
+    assert soundfile.info(io.BytesIO(heard.content)).duration > 1
+    redo = client.post(
+        f"/jobs/{job['id']}/chunks/4/redo",
+        data={"text": "By midnight the wind had turned.", "voice": "", "csrf": _csrf(page.text)},
+        follow_redirects=False,
+    )
+    assert redo.status_code == 303
+    burst.drain()
+    again = client.get(f"/jobs/{job['id']}").text
+    assert "Redo chunk 4" not in again and "Redo chunk 5" in again
+    assert client.get(f"/jobs/{job['id']}/chunks/99/audio").status_code == 404

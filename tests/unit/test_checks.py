@@ -131,3 +131,24 @@ def test_healthy_espeak_speech_passes(voice):
     engine = EspeakEngine()
     for seed, text in enumerate(TEXTS):
         assert _judge(_say(engine, text, voice, seed), text, voice).passed, text
+
+
+class Codec:
+    """An engine that returns sampled-looking codes as long as its text, as a codec model's."""
+
+    name, voices = "orpheus", ("tara",)
+
+    async def generate(self, request: SpeechRequest) -> Speech:
+        frames = round(len(request.text) * 0.07 / 0.0853)
+        return Speech(codes=codes(frames, request.seed), tokens=7 * frames)
+
+
+@pytest.mark.parametrize("kind", ["early", "loop", "babble", "silence"])
+def test_every_fault_on_codes_is_caught_before_decode(kind):
+    engine = FaultyEngine(Codec(), FaultSettings(rate=1.0, kinds=[kind]))  # type: ignore[arg-type]
+    text = TEXTS[2]
+    healthy = asyncio.run(Codec().generate(SpeechRequest("t", text, "tara", 3)))
+    assert check_speech(healthy, text, "orpheus", "tara", CHECKS, SILENCE_DBFS).passed
+    faulty = asyncio.run(engine.generate(SpeechRequest("t", text, "tara", 3)))
+    verdict = check_speech(faulty, text, "orpheus", "tara", CHECKS, SILENCE_DBFS)
+    assert not verdict.passed, kind

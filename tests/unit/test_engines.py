@@ -173,3 +173,35 @@ def test_the_null_engine_costs_nothing_and_is_never_automatic():
         loop.close()
     assert speech.pcm is not None and not speech.pcm.any()
     assert resolve_engine_name(Settings(engine="null")) == ("null", None)
+
+
+class Ids:
+    """A backend that returns the ids it is given."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+    async def generate_ids(self, request_id, prompt_ids, sampling):
+        return self.ids[: sampling.max_tokens]
+
+
+def test_orpheus_says_whether_the_model_ended_or_ran_out_of_budget(orpheus_settings):
+    from transformers import AutoTokenizer
+
+    from shared.speech.codec import END_OF_SPEECH, audio_token
+    from shared.speech.orpheus import OrpheusEngine, token_budget
+
+    settings = orpheus_settings.orpheus
+    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    text = "Hello there, this is a test. " * 4
+    budget = token_budget(text, settings)
+    frame = [audio_token(slot, 5) for slot in range(7)]
+    for ids, ended in (
+        (frame * (budget // 7 + 5), False),  # cut at the budget
+        (frame * 2 + [END_OF_SPEECH], True),
+        (frame * 2, True),  # stopped short of the budget: the stop token left out
+    ):
+        engine = OrpheusEngine(tokenizer, Ids(ids), settings)
+        speech = asyncio.run(engine.generate(SpeechRequest("t", text, "tara", 1)))
+        assert speech.ended is ended
+        assert Speech.from_bytes(speech.to_bytes()).ended is ended
