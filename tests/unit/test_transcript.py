@@ -110,3 +110,26 @@ def test_the_bench_prints_a_cost_per_chunk_length(bench, capsys):
     assert re.search(r"^model load: [\d.]+ s; 1 CTranslate2 thread", out, re.M), out
     for seconds, tokens in ((4, 14), (9, 30)):  # a real transcript's length: 3.3 tokens/s
         assert re.search(rf"^\s+{seconds}\s+\d+\s+{tokens}\s+\d+\s+[\d.]+$", out, re.M), out
+
+
+def test_a_take_whisper_does_not_hear_is_made_again_then_suspect(
+    whisper_dir, tmp_path, capsys, monkeypatch
+):
+    """The check as the cpu stage runs it (here in ``lyre synth``): random weights hear no
+    words of the text, so each take fails, is made again, and the last is kept as suspect."""
+    from shared.infra.settings import get_settings
+    from tests.unit.test_cli import run
+
+    book = tmp_path / "book.md"
+    book.write_text("# One\n\nThe boats came in at dusk, one by one.\n")
+    monkeypatch.setenv("LYRE_CHECKS__TRANSCRIBE", "true")
+    monkeypatch.setenv("LYRE_CHECKS__WHISPER_MODEL", whisper_dir)
+    monkeypatch.setenv("LYRE_CHECKS__TAKES", "2")
+    get_settings.cache_clear()
+    try:
+        code, _, err = run(capsys, "synth", str(book), "-o", str(tmp_path / "o.wav"))
+    finally:
+        get_settings.cache_clear()
+    assert code == 0, err
+    heard = re.findall(r"needs a listen: chunk (\d) of chapter 1 \(words: (\d+)% of the words", err)
+    assert [chunk for chunk, _ in heard] == ["0", "1"] and all(int(w) > 35 for _, w in heard)
