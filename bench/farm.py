@@ -77,6 +77,15 @@ def start_farm(
         farm_processes.wait_healthy(spec, children[spec.name])
 
 
+def stop_farm(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every process's group, then wait for each; the database's pools closed."""
+    for child in children.values():
+        os.killpg(child.pid, signal.SIGTERM)
+    for child in children.values():
+        child.wait(timeout=60)
+    dispose_engines()
+
+
 def run_job(api: str, chunks: int) -> tuple[float, dict]:
     with session_scope(DB) as session:
         _, key = create_key(session, f"bench-{time.time_ns()}")
@@ -221,11 +230,7 @@ def main() -> None:
             time.sleep(1)
             runs = [measure_job(api, args.chunks, state, roots) for _ in range(args.jobs)]
         finally:
-            for child in children.values():
-                os.killpg(child.pid, signal.SIGTERM)
-            for child in children.values():
-                child.wait(timeout=60)
-            dispose_engines()
+            stop_farm(children)
     print(f"warm-up job of {args.warmup} chunks (not measured): {warm_wall:.1f} s")
     print("8 gpu-worker threads, 2 cpu-worker processes; wall time is submit to succeeded")
     report(runs, args.chunks)

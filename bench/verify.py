@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -34,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import redis
-from farm import DB, REDIS, start_farm  # bench/farm.py, beside this file
+from farm import DB, REDIS, start_farm, stop_farm  # bench/farm.py, beside this file
 from sqlalchemy import select, text
 
 from shared.audio import SAMPLE_RATE
@@ -44,7 +42,7 @@ from shared.checks.speech import check_speech
 from shared.farm.seeds import chunk_seed
 from shared.farm.tenants import create_key
 from shared.infra.checks_settings import FAULT_KINDS, ChecksSettings, FaultSettings
-from shared.infra.db import dispose_engines, session_scope
+from shared.infra.db import session_scope
 from shared.infra.models import Chunk
 from shared.speech.engine import SpeechRequest
 from shared.speech.espeak import EspeakEngine
@@ -60,7 +58,7 @@ def book() -> str:
     (numbers, dates, money, units, abbreviations) as paragraphs of six."""
     sample = (ROOT / "shared" / "samples" / "sample.md").read_text()
     rows = (ROOT / "tests" / "fixtures" / "say" / "sentences.tsv").read_text().splitlines()
-    written = [r.split("\t")[1] for r in rows if r and not r.startswith("#") and "\t" in r][1:]
+    written = [r.split("\t")[2] for r in rows if r and not r.startswith("#") and "\t" in r][1:]
     paragraphs = [" ".join(written[i : i + 6]) for i in range(0, len(written), 6)]
     return sample + "\n\n# Figures\n\n" + "\n\n".join(paragraphs)
 
@@ -108,11 +106,7 @@ def run_book(engine: str, rate: float, words: str, voices: list[str], seed: int)
                     )
                 ).all()
         finally:
-            for child in children.values():
-                os.killpg(child.pid, signal.SIGTERM)
-            for child in children.values():
-                child.wait(timeout=60)
-            dispose_engines()
+            stop_farm(children)
     return {"jobs": jobs, "rows": rows, "wall": wall, "rate": rate, "seed": seed}
 
 
@@ -187,7 +181,7 @@ def check_cost(words: str, takes: int = 40) -> tuple[float, float]:
     started = time.process_time()
     for take in speech:
         assert take.pcm is not None
-        check_audio(take.pcm, SILENCE_DBFS, checks.max_silence_s)
+        check_audio(take.pcm, SILENCE_DBFS, checks)
     return generation / audio_h, (time.process_time() - started) / audio_h
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -131,33 +133,30 @@ def submission(
 def redo(
     farm: FarmContext, tenant: Tenant, job_id: uuid.UUID, chapter: int, body: ChapterRedo
 ) -> int:
-    with farm.sessions() as session:
-        get_job(tenant, job_id, session=session)
-    per_day = limits_for(tenant, farm.settings.limits).chars_per_day
-    try:
-        with refusals():
-            return redo_chapter(farm, job_id, chapter, body.text, body.voice, per_day)
-    except DailyLimitReached as exc:
-        raise LimitReached(str(exc), exc.retry_after_s) from None
-    except redo_errors.ChapterNotFound:
-        raise ChapterNotFound() from None
-    except redo_errors.JobNotRedoable:
-        raise JobNotRedoable() from None
-    except ChunksExpired:
-        raise FilesExpired(ChunksExpired.__doc__) from None
+    with _redo_refusals(farm, tenant, job_id) as per_day:
+        return redo_chapter(farm, job_id, chapter, body.text, body.voice, per_day)
 
 
 def redo_one_chunk(
     farm: FarmContext, tenant: Tenant, job_id: uuid.UUID, index: int, body: ChunkRedo
 ) -> int:
+    with _redo_refusals(farm, tenant, job_id) as per_day:
+        return redo_chunk(farm, job_id, index, body.text, body.voice, per_day)
+
+
+@contextmanager
+def _redo_refusals(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID) -> Iterator[int]:
+    """A redo of the tenant's job (404 if it is none of theirs), given the characters it may
+    still use today, its refusals as the API's problems."""
     with farm.sessions() as session:
         get_job(tenant, job_id, session=session)
-    per_day = limits_for(tenant, farm.settings.limits).chars_per_day
     try:
         with refusals():
-            return redo_chunk(farm, job_id, index, body.text, body.voice, per_day)
+            yield limits_for(tenant, farm.settings.limits).chars_per_day
     except DailyLimitReached as exc:
         raise LimitReached(str(exc), exc.retry_after_s) from None
+    except redo_errors.ChapterNotFound:
+        raise ChapterNotFound() from None
     except redo_errors.ChunkNotFound:
         raise ChunkNotFound() from None
     except redo_errors.TextTooLong as exc:

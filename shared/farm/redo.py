@@ -42,7 +42,7 @@ class TextTooLong(ValueError):
 
 
 class JobNotRedoable(RuntimeError):
-    """Only a job that has succeeded can have a chapter redone (one redo at a time)."""
+    """Only a job that has succeeded can have a chapter or a chunk redone (one redo at a time)."""
 
 
 def redo_chapter(
@@ -61,10 +61,7 @@ def redo_chapter(
         row = session.get(Chapter, (job_id, chapter))
         if job is None or row is None:
             raise ChapterNotFound()
-        if job.status != JobStatus.SUCCEEDED:
-            raise JobNotRedoable()
-        if job.chunks_expired_at is not None:  # the book is rebuilt from every chunk's audio
-            raise ChunksExpired()
+        _check_redoable(job)
         old = list(  # in reading order: the first keeps its boundary (the chapter's pause)
             session.scalars(
                 select(Chunk)
@@ -120,10 +117,7 @@ def redo_chunk(
         chunk = session.get(Chunk, (job_id, index))
         if job is None or chunk is None:
             raise ChunkNotFound()
-        if job.status != JobStatus.SUCCEEDED:
-            raise JobNotRedoable()
-        if job.chunks_expired_at is not None:  # the chapter is rebuilt from its chunks' audio
-            raise ChunksExpired()
+        _check_redoable(job)
         said, shown, marks = chunk.text, chunk.caption, chunk.marks
         if text is not None and text.strip() != (shown or said).strip():  # corrected
             chunked = take_in_chapter(farm.settings, text, "")
@@ -161,6 +155,15 @@ def redo_chunk(
         session.execute(CHUNK_DONE_TO_PENDING, again)
         notify_at_commit(session, queues.DISPATCH_CHANNEL)
     return version
+
+
+def _check_redoable(job: Job) -> None:
+    """A job is redone once it has succeeded, one redo at a time, while its chunks' audio (which
+    its files are rebuilt from) is kept."""
+    if job.status != JobStatus.SUCCEEDED:
+        raise JobNotRedoable()
+    if job.chunks_expired_at is not None:
+        raise ChunksExpired()
 
 
 def _new_chunks(

@@ -220,7 +220,7 @@ def check_decoded(farm: FarmContext, pcm: np.ndarray, text: str) -> Verdict | No
     if not checks.enabled:
         return None
     threshold = farm.settings.audio.silence_threshold_dbfs
-    verdict = check_audio(pcm, threshold, checks.max_silence_s)
+    verdict = check_audio(pcm, threshold, checks)
     if checks.transcribe and verdict.passed:  # a silent take needs no listening to
         from shared.checks.transcript import check_words, transcriber
 

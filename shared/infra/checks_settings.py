@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 # Seconds per spoken character (see ChecksSettings.pace). espeak-ng's hold its eight voices on
-# 229 texts (the sentences of tests/fixtures/say, the sample book in 120-character chunks, seven
+# 230 texts (the sentences of tests/fixtures/say, the sample book in 120-character chunks, eight
 # one- and two-word lines), measured without their edges' silence, within 0.13 s under and
 # 0.30 s over (docs/speech.md);
 # Orpheus's is an estimate from its 82 tokens per second of audio and some 12-16 characters
@@ -38,6 +38,9 @@ class ChecksSettings(BaseModel):
     pace: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(PACE))
     pace_slack_s: tuple[float, float] = (0.2, 0.4)
     max_silence_s: float = Field(default=1.6, gt=0)  # inside a chunk, at -50 dBFS and below
+    # the median spectral flatness of its loud 21 ms frames: espeak-ng's voices at most 0.016
+    # on 1,840 takes, white noise 0.56 (docs/speech.md)
+    max_flatness: float = Field(default=0.25, gt=0, le=1)
     # a run of SNAC frames repeated this many times in a row is a loop
     loop_repeats: int = Field(default=4, ge=2)
     # Whisper on the cpu workers (``lyre models pull`` fetches it): over ``max_wer`` of the

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared.audio import SAMPLE_RATE
-from shared.checks.audio import check_audio, longest_inner_silence
+from shared.checks.audio import check_audio, longest_inner_silence, spectral_flatness
 from shared.checks.faults import FaultyEngine, skip_sentence
 from shared.checks.speech import check_codes, check_pace, check_speech, longest_loop
 from shared.farm.seeds import take_seed
@@ -80,11 +80,21 @@ def test_silence_inside_a_take_fails_and_at_its_edges_does_not():
     gap = np.zeros(SAMPLE_RATE * 2, np.float32)
     edges = np.concatenate([gap, tone, gap])
     assert longest_inner_silence(edges, SILENCE_DBFS) == 0.0
-    assert check_audio(edges, SILENCE_DBFS, 1.6).passed
+    assert check_audio(edges, SILENCE_DBFS, CHECKS).passed
     inside = np.concatenate([tone, gap, tone])
     assert longest_inner_silence(inside, SILENCE_DBFS) == pytest.approx(2.0, abs=0.02)
-    assert check_audio(inside, SILENCE_DBFS, 1.6).reasons[0].startswith("falls silent: 2.0 s")
-    assert "silent" in check_audio(gap, SILENCE_DBFS, 1.6).reasons[0]
+    assert check_audio(inside, SILENCE_DBFS, CHECKS).reasons[0].startswith("falls silent: 2.0 s")
+    assert "silent" in check_audio(gap, SILENCE_DBFS, CHECKS).reasons[0]
+
+
+def test_noise_is_not_speech():
+    rng = np.random.default_rng(0)
+    static = (0.05 * rng.standard_normal(SAMPLE_RATE * 2)).astype(np.float32)
+    assert spectral_flatness(static, SILENCE_DBFS) == pytest.approx(0.56, abs=0.03)
+    verdict = check_audio(static, SILENCE_DBFS, CHECKS)
+    assert verdict.reasons[0].startswith("noise, not speech: spectral flatness 0.5")
+    said = asyncio.run(EspeakEngine().generate(SpeechRequest("t", TEXTS[1], "zoe", 1)))
+    assert said.pcm is not None and spectral_flatness(said.pcm, SILENCE_DBFS) < 0.02
 
 
 def test_take_seeds_are_fixed_by_the_seed_and_the_take():
@@ -104,7 +114,7 @@ def _say(engine, text: str, voice: str, seed: int, take: int = 0) -> Speech:
 def _judge(speech: Speech, text: str, voice: str):
     verdict = check_speech(speech, text, "espeak", voice, CHECKS, SILENCE_DBFS)
     assert speech.pcm is not None
-    return verdict + check_audio(speech.pcm, SILENCE_DBFS, CHECKS.max_silence_s)
+    return verdict + check_audio(speech.pcm, SILENCE_DBFS, CHECKS)
 
 
 @pytest.mark.parametrize("kind", FAULT_KINDS)
