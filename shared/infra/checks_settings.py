@@ -9,15 +9,15 @@ from pydantic import BaseModel, Field
 
 # Seconds per spoken character (see ChecksSettings.pace). espeak-ng's hold its eight voices on
 # 230 texts (the sentences of tests/fixtures/say, the sample book in 120-character chunks, eight
-# one- and two-word lines), measured without their edges' silence, within 0.13 s under and
-# 0.30 s over (docs/speech.md);
-# Orpheus's is an estimate from its 82 tokens per second of audio and some 12-16 characters
-# spoken a second, wider for its expressive reading, to be narrowed by a farm's own
-# measurements; the simulated engine's is its own tokens per character.
+# one- and two-word lines), measured without their edges' silence, with the slack below: each
+# voice needs 0.051-0.054 at least and 0.075-0.087 at most, too alike for ranges of their own
+# (docs/speech.md). Orpheus's is an estimate from its 82 tokens per second of audio and some
+# 12-16 characters spoken a second, wider for its expressive reading, to be narrowed by a farm's
+# own measurements; the simulated engine's is its own 5.5 tokens a character (0.067 s).
 PACE: dict[str, tuple[float, float]] = {
-    "espeak": (0.05, 0.12),
+    "espeak": (0.05, 0.10),
     "orpheus": (0.04, 0.12),
-    "simulated": (0.05, 0.09),
+    "simulated": (0.06, 0.075),
     "null": (0.0, 1.0),
 }
 
