@@ -3,8 +3,8 @@ first takes chosen by seed, so that the checks can be proved on a farm that neve
 itself (``faults.rate``; ``bench/verify.py``). Never for production.
 
 - ``early``: it stops after a quarter of the chunk;
-- ``loop``: a half-second stretch repeats until three times the chunk's length, and the model
-  never says end-of-speech;
+- ``loop``: a half-second stretch repeats until three times the chunk's length (a codec
+  engine's take never says end-of-speech);
 - ``babble``: noise (random codes, for a codec engine) two and a half times as long;
 - ``silence``: three seconds of silence in the middle; SNAC codes for silence are the model's
   own, so a codec engine holds one frame instead, a stall;
@@ -23,11 +23,10 @@ import numpy as np
 
 from shared.audio import SAMPLE_RATE
 from shared.infra.checks_settings import FaultKind, FaultSettings
-from shared.speech.codec import CODEBOOK_SIZE, SnacCodes
+from shared.speech.codec import CODEBOOK_SIZE, SAMPLES_PER_FRAME, SnacCodes
 from shared.speech.engine import Engine, Speech, SpeechRequest
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_FRAME = 2048
 
 
 class FaultyEngine(Engine):
@@ -94,7 +93,7 @@ def _fault_codes(codes: SnacCodes, fault: FaultKind, rng: np.random.Generator) -
         return {"codes": take(np.concatenate([np.arange(start), loop])), "ended": False}
     if fault == "silence":
         middle = frames // 2
-        held = np.full(round(3 * SAMPLE_RATE / _FRAME), middle)
+        held = np.full(round(3 * SAMPLE_RATE / SAMPLES_PER_FRAME), middle)
         index = np.concatenate([np.arange(middle), held, np.arange(middle, frames)])
         return {"codes": take(index)}
     babble = round(2.5 * frames)
