@@ -1,7 +1,9 @@
 """The web page in a real browser: Debian's Chromium driven by Playwright (no browser is
 downloaded: `make browser` installs the system's), against the native farm speaking with
-espeak. One walk through what a person does — sign in, upload a book, watch it, listen, download,
-fix a chapter, sign out — with the page's refusals and the offline /docs on the way.
+espeak, whose every first take loops (faults on demand, one take a chunk: each chunk needs a
+listen). One walk through what a person does — sign in, upload a book, watch it, listen,
+download, fix a chapter, hear a chunk that needs a listen and fix it, sign out — with the
+page's refusals and the offline /docs on the way.
 
 Screenshots at desktop and phone widths are saved to ``test-artifacts/browser/``.
 """
@@ -38,7 +40,14 @@ WAIT_MS = 90_000  # for the farm to make a small book
 @pytest.fixture(scope="module")
 def farm(process_env, tmp_path_factory) -> Iterator[RunningFarm]:
     """The api, the dispatcher and one worker of each kind the book needs, started at once."""
-    env = {**process_env, "LYRE_ENGINE": "espeak", "LYRE_FARM__MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
+    env = {
+        **process_env,
+        "LYRE_ENGINE": "espeak",
+        "LYRE_FARM__MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "LYRE_FAULTS__RATE": "1.0",
+        "LYRE_FAULTS__KINDS": '["loop"]',
+        "LYRE_CHECKS__TAKES": "1",
+    }
     running = RunningFarm(env, tmp_path_factory.mktemp("browser-farm"))
     names = ["api", "dispatcher", "gpu-worker", "cpu-worker", "stitch-worker"]
     try:
@@ -210,6 +219,24 @@ def test_a_person_makes_a_book_listens_fixes_a_chapter_and_signs_out(page, farm,
     page.get_by_role("button", name="Play chapter 3: The Lamp").wait_for()
     status = httpx.get(f"{farm.api}/v1/jobs?limit=1", headers=farm.headers).json()["items"][0]
     assert status["version"] == 2 and status["outputs_version"] == 2
+
+    # every chunk's one take looped: the page lists them; hear one, then make it again
+    page.reload()  # as the job now is (the redo forms come with a finished job)
+    listen = page.get_by_role("region", name="Needs a listen")
+    suspects = listen.locator("li").count()
+    assert suspects >= 6 and "too long: " in listen.inner_text()
+    page.evaluate("document.querySelector('[data-suspects] audio').play()")
+    until(page, "document.querySelector('[data-suspects] audio').currentTime > 0.2")
+    first = listen.locator("summary").first
+    number = first.inner_text().removeprefix("Redo chunk ")
+    first.click()
+    page.get_by_role("button", name=f"Redo chunk {number}").click()
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+$"))
+    wait_for_status(page, "succeeded")
+    page.reload()  # the list is the files' (the last version's) until the new ones are made
+    assert listen.locator("li").count() == suspects - 1  # its next take is the engine's own
+    assert page.get_by_role("button", name=f"Redo chunk {number}").count() == 0
+    shoot(page, "needs-a-listen")
 
     page.get_by_role("link", name=re.compile("Your jobs")).click()
     page.locator(".jobs [data-status]").first.filter(has_text="succeeded").wait_for()
