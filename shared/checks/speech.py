@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.audio import SAMPLE_RATE
-from shared.audio.finish import trim_silence
+from shared.audio.finish import WINDOW_S, loud_windows, trim_silence
 from shared.infra.checks_settings import ChecksSettings
 from shared.speech.codec import FRAME_TOKENS, SAMPLES_PER_FRAME, SnacCodes
 from shared.speech.engine import Speech
+from shared.text.chunking import sentences
 
 FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
 LONGEST_LOOP_S = 6.0  # the longest phrase looked for as repeated
@@ -65,10 +66,29 @@ def check_speech(
     else:
         pcm = speech.pcm if speech.pcm is not None else np.zeros(0, np.float32)
         samples = len(trim_silence(pcm, silence_dbfs))
+        pause = settings.sentence_pause_s.get(engine)
+        if pause is not None:
+            verdict += check_sentence_pauses(pcm, text, silence_dbfs, pause)
     pace = pace_range(settings, engine, voice)
     if pace is not None:
         verdict += check_pace(samples / SAMPLE_RATE, spoken_chars(text), pace, settings)
     return verdict
+
+
+def check_sentence_pauses(
+    pcm: np.ndarray, text: str, silence_dbfs: float, pause_s: float
+) -> Verdict:
+    """Fewer pauses of ``pause_s`` or more inside the take than its text has sentence ends: a
+    sentence was skipped. For engines that always pause so between sentences (espeak-ng: it
+    may pause so at a comma too, so more pauses pass)."""
+    loud = np.flatnonzero(loud_windows(pcm, silence_dbfs))
+    gaps = (np.diff(loud) - 1) * WINDOW_S if len(loud) > 1 else np.zeros(0)
+    pauses = int((gaps >= pause_s - 1e-9).sum())
+    ends = len([s for s in sentences(text) if s.strip()]) - 1
+    if pauses >= ends:
+        return Verdict()
+    why = f"{pauses} pauses of {pause_s:.2f} s or more for {ends} sentence ends"
+    return Verdict((f"a sentence missing: {why}",), 1 + (ends - pauses) / ends)
 
 
 def check_pace(

@@ -97,7 +97,7 @@ def test_a_chunk_failing_every_take_is_suspect_heard_and_fixed_by_its_own_redo(
     heading, suspect, _ = done["chapters"][1]["checks"]["suspects"]  # its title is a chunk too
     assert heading["text"] == "The Storm"
     assert suspect["text"].startswith("By midnight the wind had turned.")
-    assert suspect["reason"].startswith("too short: ")
+    assert "too short: " in suspect["reason"]
     with burst.farm.sessions() as session:
         events = session.scalars(
             select(WebhookDelivery.event_type).where(WebhookDelivery.job_id == job["id"])

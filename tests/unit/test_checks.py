@@ -11,7 +11,13 @@ import pytest
 from shared.audio import SAMPLE_RATE
 from shared.checks.audio import check_audio, longest_inner_silence, spectral_flatness
 from shared.checks.faults import FaultyEngine, skip_sentence
-from shared.checks.speech import check_codes, check_pace, check_speech, longest_loop
+from shared.checks.speech import (
+    check_codes,
+    check_pace,
+    check_sentence_pauses,
+    check_speech,
+    longest_loop,
+)
 from shared.farm.seeds import take_seed
 from shared.infra.checks_settings import FAULT_KINDS, ChecksSettings, FaultSettings
 from shared.speech.codec import SnacCodes
@@ -126,6 +132,25 @@ def test_every_fault_on_espeak_is_caught_and_the_next_take_is_healthy(kind):
     retake = _say(engine, text, "tara", seed=take_seed(7, 1), take=1)
     assert _judge(retake, text, "tara").passed
     assert np.array_equal(faulty.pcm, _say(engine, text, "tara", seed=7).pcm)  # by seed
+
+
+def test_a_skipped_sentence_leaves_espeak_a_pause_short():
+    text = "The boats came in at dusk. Old Tom counted them from the wall. Nobody slept that night."
+    engine = EspeakEngine()
+    whole = _say(engine, text, "leo", 1)
+    assert (
+        whole.pcm is not None and check_sentence_pauses(whole.pcm, text, SILENCE_DBFS, 0.18).passed
+    )
+    short = _say(engine, skip_sentence(text), "leo", 1)
+    assert short.pcm is not None
+    verdict = check_sentence_pauses(short.pcm, text, SILENCE_DBFS, 0.18)
+    assert verdict.reasons == (
+        "a sentence missing: 1 pauses of 0.18 s or more for 2 sentence ends",
+    )
+    assert (
+        "a sentence missing"
+        in check_speech(short, text, "espeak", "leo", CHECKS, SILENCE_DBFS).reasons[0]
+    )
 
 
 def test_faults_fall_on_their_share_of_first_takes_by_seed():
