@@ -1,6 +1,12 @@
 """The checks on every chunk, proved through the real farm with faults on demand.
 
     python bench/verify.py [--rate 0.5] [--voices tara,leo,zoe,dan]
+    python bench/verify.py --sweep
+
+``--sweep`` runs no farm: espeak-ng's eight voices say 249 texts (the test set's sentences,
+them again as paragraphs of six, the sample book in 400-character chunks) in this process,
+healthy and without their longest sentence (half their words, for one sentence); it prints the
+healthy takes the checks fail (false alarms) and the skipped takes they catch.
 
 Starts the farm as ``make farm-up`` does (bench/farm.py's processes, local Postgres and Redis,
 moto's S3) three times, and runs one book through the API each time, once in each voice (a job
@@ -44,7 +50,7 @@ from shared.farm.tenants import create_key
 from shared.infra.checks_settings import FAULT_KINDS, ChecksSettings, FaultSettings
 from shared.infra.db import session_scope
 from shared.infra.models import Chunk
-from shared.speech.engine import SpeechRequest
+from shared.speech.engine import Speech, SpeechRequest
 from shared.speech.espeak import EspeakEngine
 from workers import farm_processes
 from workers.bootstrap import ensure_database
@@ -53,14 +59,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SILENCE_DBFS = -50.0
 
 
-def book() -> str:
-    """A book of varied prose and figures: the sample book, and the test set's sentences
-    (numbers, dates, money, units, abbreviations) as paragraphs of six."""
-    sample = (ROOT / "shared" / "samples" / "sample.md").read_text()
+def test_sentences() -> list[str]:
+    """The test set's 206 sentences as written (numbers, dates, money, units, abbreviations)."""
     rows = (ROOT / "tests" / "fixtures" / "say" / "sentences.tsv").read_text().splitlines()
-    written = [r.split("\t")[2] for r in rows if r and not r.startswith("#") and "\t" in r][1:]
-    paragraphs = [" ".join(written[i : i + 6]) for i in range(0, len(written), 6)]
-    return sample + "\n\n# Figures\n\n" + "\n\n".join(paragraphs)
+    return [r.split("\t")[2] for r in rows if r and not r.startswith("#") and "\t" in r][1:]
+
+
+def paragraphs() -> list[str]:
+    written = test_sentences()
+    return [" ".join(written[i : i + 6]) for i in range(0, len(written), 6)]
+
+
+def book() -> str:
+    """A book of varied prose and figures: the sample book, and the test set's sentences as
+    paragraphs of six."""
+    sample = (ROOT / "shared" / "samples" / "sample.md").read_text()
+    return sample + "\n\n# Figures\n\n" + "\n\n".join(paragraphs())
 
 
 def run_book(engine: str, rate: float, words: str, voices: list[str], seed: int) -> dict:
@@ -185,11 +199,51 @@ def check_cost(words: str, takes: int = 40) -> tuple[float, float]:
     return generation / audio_h, (time.process_time() - started) / audio_h
 
 
+def sweep() -> None:
+    """Every check on espeak-ng's healthy takes of 249 texts in eight voices, and on the same
+    takes without their longest sentence."""
+    from shared.checks.faults import skip_sentence
+    from shared.text.chunking import chunk_text
+    from shared.text.lexicon import Lexicon
+    from shared.text.verbalizer import verbalize
+    from shared.text.voices import VOICES
+
+    sample = (ROOT / "shared" / "samples" / "sample.md").read_text()
+    chunks = [span.text for span in chunk_text(sample, 400).spans]
+    texts = [verbalize(t, Lexicon({})) for t in [*test_sentences(), *paragraphs(), *chunks]]
+    engine, checks = EspeakEngine(), ChecksSettings()
+    healthy = alarms = skipped = caught = 0
+    for voice in VOICES:
+        for seed, words in enumerate(texts):
+            take = asyncio.run(engine.generate(SpeechRequest("v", words, voice, seed)))
+            healthy += 1
+            alarms += not _passes(take, words, voice, checks)
+            short = skip_sentence(words)
+            if short != words:
+                take = asyncio.run(engine.generate(SpeechRequest("v", short, voice, seed)))
+                skipped += 1
+                caught += not _passes(take, words, voice, checks)
+    print(
+        f"espeak-ng, {len(texts)} texts in {len(VOICES)} voices: false alarms {alarms} of "
+        f"{healthy} healthy takes; a sentence (or half a one-sentence text) skipped: caught "
+        f"{caught} of {skipped} ({100 * caught / skipped:.1f} %)"
+    )
+
+
+def _passes(take: Speech, text: str, voice: str, checks: ChecksSettings) -> bool:
+    assert take.pcm is not None
+    verdict = check_speech(take, text, "espeak", voice, checks, SILENCE_DBFS)
+    return (verdict + check_audio(take.pcm, SILENCE_DBFS, checks)).passed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=0.5, help="share of first takes spoiled")
     parser.add_argument("--voices", default="tara,leo,zoe,dan", help="a job in each, at once")
+    parser.add_argument("--sweep", action="store_true", help="no farm: espeak-ng's 249 texts")
     args = parser.parse_args()
+    if args.sweep:
+        return sweep()
     words, voices = book(), args.voices.split(",")
     spoiled = run_book("espeak", args.rate, words, voices, seed=11)
     simulated = run_book("simulated", args.rate, words, voices, seed=11)
