@@ -55,14 +55,16 @@ def test_a_job_through_the_farm(farm, receiver):
     assert job["status"] == "succeeded", job["error"]
     assert job["progress"]["chunks_done"] == job["progress"]["chunks_total"] > 4
     assert_complete(farm, job)
+    # the tiny model's random codes fail their checks: job.needs_review comes too, in any order
     deadline = time.monotonic() + 30
-    while not Receiver.received and time.monotonic() < deadline:
+    while len(Receiver.received) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    headers, body = Receiver.received[0]
-    event = Webhook(farm.secret).verify(body, headers)  # raises if the signature is wrong
-    assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"]
+    events = [Webhook(farm.secret).verify(body, headers) for headers, body in Receiver.received]
+    assert sorted(e["type"] for e in events) == ["job.needs_review", "job.succeeded"]
+    assert {e["data"]["id"] for e in events} == {job["id"]}
     history = httpx.get(f"{farm.api}/v1/jobs/{job['id']}/webhooks", headers=farm.headers).json()
-    assert history[0]["status"] == "delivered" and history[0]["attempts"][0]["status_code"] == 204
+    assert {h["status"] for h in history} == {"delivered"}
+    assert {h["attempts"][0]["status_code"] for h in history} == {204}
     assert httpx.get(f"{farm.flower}/api/workers").status_code == 401  # basic auth
     ours = flower_tasks(farm, job["id"])  # task events reach Flower in batches every 100 ms
     assert {"gpu.generate_chunk", "cpu.decode_chunk", "stitch.stitch_job"} <= set(ours)
