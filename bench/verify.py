@@ -45,6 +45,7 @@ from shared.audio import SAMPLE_RATE
 from shared.checks.audio import check_audio
 from shared.checks.faults import fault_for
 from shared.checks.speech import check_speech
+from shared.farm.checked import takes_made
 from shared.farm.seeds import chunk_seed
 from shared.farm.tenants import create_key
 from shared.infra.checks_settings import FAULT_KINDS, ChecksSettings, FaultSettings
@@ -155,7 +156,7 @@ def tally(name: str, run: dict) -> None:
 def extra_work(name: str, run: dict, clean: dict) -> None:
     """Takes generated and decoded per chunk, and the stages' seconds against ``clean``."""
     rows = run["rows"]
-    made = sum(len({t["take"] for t in r.takes}) for r in rows) / len(rows)
+    made = sum(takes_made(r.takes) for r in rows) / len(rows)
     decoded = sum(sum(t["stage"] == "decode" for t in r.takes) for r in rows) / len(rows)
     gpu, cpu = (sum(getattr(r, f) or 0 for r in rows) for f in ("generate_s", "decode_s"))
     gpu0, cpu0 = (

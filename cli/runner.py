@@ -24,6 +24,7 @@ from shared.audio import SAMPLE_RATE
 from shared.farm import stages
 from shared.farm.book_stitch import stitch_job
 from shared.farm.chapter_stitch import stitch_chapter
+from shared.farm.checked import chunk_wav
 from shared.farm.context import FarmContext
 from shared.farm.dispatch import dispatch
 from shared.farm.intake import InputRefused, Intake, enter_job
@@ -33,7 +34,7 @@ from shared.farm.states import JobStatus
 from shared.infra.db import bookkeeping_scope, migrate, session_scope
 from shared.infra.models import Chunk, Job, Tenant
 from shared.infra.settings import Settings
-from shared.infra.storage import LocalStore, chunk_audio_key, get_pcm
+from shared.infra.storage import LocalStore
 from shared.speech.engine import Engine, EngineError, EngineLoop
 from shared.speech.factory import build_engine
 
@@ -238,14 +239,11 @@ class EmbeddedRunner:
     ) -> dict[str, Path]:
         """Each suspect chunk's audio as WAV in ``extras`` (``suspect-chunk-NNNN.wav``), to
         listen to before redoing it."""
-        from shared.audio.encode import encode_bytes
-
         files = {}
         for chapter in chapters:
             for suspect in (chapter["checks"] or {}).get("suspects", []):
                 name = f"suspect-chunk-{suspect['chunk']:04d}.wav"
-                pcm = get_pcm(store, chunk_audio_key(str(row.id), suspect["chunk"]))
-                (extras / name).write_bytes(encode_bytes(pcm))
+                (extras / name).write_bytes(chunk_wav(store, str(row.id), suspect["chunk"]))
                 files[name] = extras / name
         return files
 

@@ -32,6 +32,7 @@ from api.errors import (
 )
 from api.schemas import ChapterRedo, ChunkRedo, JobCreate, JobOut, PreviewLine, PreviewOut
 from shared.farm import redo as redo_errors
+from shared.farm.checked import chunk_wav
 from shared.farm.context import FarmContext
 from shared.farm.intake import Submission, enter_job, take_in
 from shared.farm.jobs import cancel_job, job_json, output_url
@@ -41,7 +42,6 @@ from shared.farm.redo import redo_chapter, redo_chunk
 from shared.farm.retention import ChunksExpired, remove_job
 from shared.farm.states import ChunkStatus
 from shared.infra.models import Chunk, Job, Tenant
-from shared.infra.storage import chunk_audio_key, get_pcm
 
 # --- writes ---------------------------------------------------------------------------------
 
@@ -265,8 +265,6 @@ def list_jobs(
 
 def chunk_audio(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID, index: int) -> bytes:
     """One chunk's audio as WAV, as the stitch joins it: to listen to a suspect one."""
-    from shared.audio.encode import encode_bytes  # PyAV only where a chunk is listened to
-
     with farm.sessions() as session:
         job = get_job(tenant, job_id, session=session)
         chunk = session.get(Chunk, (job_id, index))
@@ -276,4 +274,4 @@ def chunk_audio(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID, index: int
             raise FilesExpired(ChunksExpired.__doc__)
         if chunk.status != ChunkStatus.DONE:
             raise AudioNotReady("the chunk is not made yet")
-    return encode_bytes(get_pcm(farm.store, chunk_audio_key(str(job_id), index)))
+    return chunk_wav(farm.store, str(job_id), index)

@@ -13,8 +13,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.infra.models import Chunk
+from shared.infra.storage import ObjectStore, chunk_audio_key, get_pcm
 
 REVIEW_EVENT = "job.needs_review"  # a webhook's: the job finished with suspect chunks
+
+
+def takes_made(takes: Iterable[Mapping[str, Any]]) -> int:
+    """How many takes a chunk's findings (``chunk.takes``) are of: a take has one at
+    generation and, if it got so far, one at decode."""
+    return len({checked["take"] for checked in takes})
+
+
+def chunk_wav(store: ObjectStore, job_id: str, index: int) -> bytes:
+    """A chunk's stored audio as WAV, to listen to (a suspect one, before a redo)."""
+    from shared.audio.encode import encode_bytes  # PyAV only where a chunk is listened to
+
+    return encode_bytes(get_pcm(store, chunk_audio_key(job_id, index)))
 
 
 def chapter_checks(session: Session, job_id: uuid.UUID, chapter: int) -> dict[str, Any] | None:
@@ -29,7 +43,7 @@ def chapter_checks(session: Session, job_id: uuid.UUID, chapter: int) -> dict[st
         return None
     return {
         "checked": len(checked),
-        "retaken": sum(len({t["take"] for t in row.takes}) > 1 for row in checked),
+        "retaken": sum(takes_made(row.takes) > 1 for row in checked),
         "suspects": [
             {"chunk": index, "text": shown, "reason": suspect}
             for index, _, suspect, shown in rows

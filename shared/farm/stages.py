@@ -21,6 +21,7 @@ from shared.audio.finish import finish_chunk
 from shared.audio.tempo import TimeStretch
 from shared.checks.audio import check_audio
 from shared.checks.speech import Verdict, check_speech
+from shared.farm.checked import takes_made
 from shared.farm.context import FarmContext
 from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
 from shared.farm.seeds import chunk_seed, take_seed
@@ -107,7 +108,7 @@ def generate_chunk(
 def takes_left(takes: list[dict[str, Any]], limit: int) -> int:
     """How many more takes a chunk may have, ``takes`` checked of ``limit`` (a redo of the
     chunk starts its count afresh)."""
-    return limit - len({checked["take"] for checked in takes})
+    return limit - takes_made(takes)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def make_takes(
     """Generate the chunk's takes from its next one (``claimed.take``) until one passes the
     checks that need no decode (``shared.checks.speech``), or the takes run out and the best
     is kept, suspect. Every take's seed follows from the chunk's: reruns take alike."""
-    checks = farm.settings.checks
+    checks, silence = farm.settings.checks, farm.settings.audio.silence_threshold_dbfs
     takes = list(claimed.takes or [])
     best: tuple[float, int, Speech, Verdict] | None = None
     first = claimed.take
@@ -143,7 +144,6 @@ def make_takes(
         speech = loop.run(engine.generate(request))
         if not checks.enabled:
             return Kept(speech, take, takes, None)
-        silence = farm.settings.audio.silence_threshold_dbfs
         verdict = check_speech(speech, text, engine.name, voice, checks, silence)
         takes.append({"take": take, "stage": "generate", "reasons": list(verdict.reasons)})
         if verdict.passed:
