@@ -8,6 +8,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 from shared.farm import stages
 from shared.farm.book_stitch import stitch_job
@@ -19,6 +20,10 @@ from shared.infra.settings import Settings
 from shared.infra.storage import ObjectStore, S3Store
 from shared.speech.engine import EngineLoop
 from shared.speech.factory import build_engine
+
+if TYPE_CHECKING:
+    from shared.farm.live import LivePublisher
+    from shared.snac.decoder import SnacDecoder
 
 
 @dataclass
@@ -69,6 +74,8 @@ class BurstFarm:
         )
         self.loop = EngineLoop()
         self.engine = build_engine(settings, "espeak")
+        self.decoder: SnacDecoder | None = None  # for an engine that makes SNAC codes
+        self.live: LivePublisher | None = None  # where interactive chunks are heard as made
 
     def step(self) -> tuple:
         if not self.sender.messages:
@@ -78,9 +85,9 @@ class BurstFarm:
     def run(self, message: tuple) -> tuple:
         kind, *args = message
         if kind == "generate":
-            stages.generate_chunk(self.farm, self.loop, self.engine, *args)
+            stages.generate_chunk(self.farm, self.loop, self.engine, *args, live=self.live)
         elif kind == "decode":
-            stages.decode_chunk(self.farm, None, *args)
+            stages.decode_chunk(self.farm, self.decoder, *args)
         elif kind == "chapter":
             stitch_chapter(self.farm, *args)
         elif kind == "stitch":

@@ -23,6 +23,7 @@ from shared.farm.book_stitch import stitch_job as stitch
 from shared.farm.chapter_stitch import stitch_chapter as chapter_stitch
 from shared.farm.context import FarmContext
 from shared.farm.jobs import fail_job
+from shared.farm.live import LivePublisher, live_publisher
 from shared.farm.reconcile import reconcile
 from shared.farm.retention import expire
 from shared.farm.sender import celery_farm
@@ -30,7 +31,7 @@ from shared.infra import queues
 from shared.infra.outages import dependency_down
 from shared.infra.settings import get_settings
 from shared.speech.engine import EngineDead
-from shared.speech.factory import resolve_engine_name
+from shared.speech.factory import makes_codes
 from shared.webhooks.delivery import deliver
 from workers import engine_host
 from workers.app import app
@@ -52,11 +53,17 @@ def farm() -> FarmContext:
 
 
 @cache
+def live() -> LivePublisher | None:
+    """Where a gpu worker publishes interactive chunks as they are made."""
+    return live_publisher(get_settings())
+
+
+@cache
 def decoder() -> SnacDecoder | None:
     from shared.snac.decoder import SnacDecoder  # torch only where chunks are decoded
 
     settings = get_settings()
-    if resolve_engine_name(settings)[0] != "orpheus":
+    if not makes_codes(settings):
         return None
     return SnacDecoder.from_settings(settings.orpheus)
 
@@ -117,7 +124,9 @@ def generate_chunk(self: Task, job_id: str, chunk: int, urgent: bool = False) ->
         return _run(
             self,
             job_id,
-            lambda: stages.generate_chunk(farm(), loop, engine, uuid.UUID(job_id), chunk, urgent),
+            lambda: stages.generate_chunk(
+                farm(), loop, engine, uuid.UUID(job_id), chunk, urgent, live()
+            ),
         )
     except EngineDead as exc:
         # The message goes back to the head of the queue as it came, for a healthy worker;

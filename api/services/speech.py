@@ -1,7 +1,8 @@
 """OpenAI's speech endpoint on the farm. A speech request becomes a job of the tenant's like any
 other (listed, counted against its limits, finished by the farm even if the caller goes away:
 ``X-Lyre-Job-Id`` names it), marked interactive so that its chunks go ahead of books'; its
-audio is sent from the job's chunks as each is done, encoded in the requested format.
+audio is sent as the engine makes it (``shared.farm.follow``), encoded in the requested
+format.
 
 A voice's sample is a fixed sentence made the same way, once per voice and engine, and kept in
 the object store for every tenant.
@@ -9,7 +10,6 @@ the object store for every tenant.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 
-import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import (
@@ -33,7 +32,7 @@ from api.schemas import JobCreate
 from api.services.jobs import submit
 from shared.audio.stream import StreamEncoder
 from shared.farm.context import FarmContext
-from shared.farm.follow import ChunkFollower, JobEnded
+from shared.farm.follow import JobAudio, JobEnded
 from shared.infra.models import Job, Tenant
 from shared.infra.settings import ORPHEUS_HUB_ID
 from shared.infra.storage import voice_sample_key
@@ -71,25 +70,12 @@ def _title(text: str) -> str:
 
 
 class SpeechAudio:
-    """A job's audio in one of OpenAI's formats as its chunks are done: call :meth:`step`
-    until :attr:`done`; each call gives the bytes newly encoded, maybe none."""
+    """A job's audio in one of OpenAI's formats as the farm makes it: iterate :func:`stream`."""
 
     def __init__(self, farm: FarmContext, job: Job, fmt: str, speed: float = 1.0) -> None:
         self.job_id = job.id
-        self.follower = ChunkFollower(farm, job.id)
+        self.audio = JobAudio(farm, job.id)
         self.encoder = StreamEncoder(fmt, farm.settings.audio.bitrate_kbps, speed)
-        self.done = False
-
-    def step(self) -> bytes:
-        try:
-            heard = self.follower.poll()
-        except JobEnded as exc:
-            raise SpeechFailed(f"the farm could not make the speech: {exc}") from None
-        out = [self.encoder.write(_after_pause(pause, pcm)) for pause, pcm in heard]
-        if self.follower.finished:
-            out.append(self.encoder.close())
-            self.done = True
-        return b"".join(out)
 
     def stalled(self, stall_s: float) -> SpeechStalled:
         return SpeechStalled(
@@ -98,24 +84,23 @@ class SpeechAudio:
         )
 
 
-def _after_pause(pause: int, pcm: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.zeros(pause, np.float32), pcm])
-
-
 async def stream(farm: FarmContext, audio: SpeechAudio) -> AsyncIterator[bytes]:
-    """The audio's bytes as they are encoded; the farm is read in the thread pool, and looked
-    at again every ``speech.poll_s`` while nothing new is done."""
-    settings = farm.settings.speech
+    """The audio's bytes as they are encoded (the encoding in the thread pool); a farm that
+    makes nothing new for ``speech.stall_s`` ends it."""
+    stall_s = farm.settings.speech.stall_s
     heard = time.monotonic()
-    while not audio.done:
-        data = await run_in_threadpool(audio.step)
-        if data:
-            heard = time.monotonic()
-            yield data
-        elif time.monotonic() - heard > settings.stall_s:
-            raise audio.stalled(settings.stall_s)
-        elif not audio.done:
-            await asyncio.sleep(settings.poll_s)
+    try:
+        async for pcm in audio.audio.pcm():
+            if len(pcm):
+                heard = time.monotonic()
+                data = await run_in_threadpool(audio.encoder.write, pcm)
+                if data:
+                    yield data
+            elif time.monotonic() - heard > stall_s:
+                raise audio.stalled(stall_s)
+    except JobEnded as exc:
+        raise SpeechFailed(f"the farm could not make the speech: {exc}") from None
+    yield await run_in_threadpool(audio.encoder.close)
 
 
 async def first_and_rest(

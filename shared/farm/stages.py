@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from shared.checks.speech import Verdict, check_speech
 from shared.farm.checked import takes_made
 from shared.farm.context import FarmContext
 from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
+from shared.farm.live import LivePublisher, TakeListener
 from shared.farm.seeds import chunk_seed, take_seed
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
@@ -69,9 +72,12 @@ def generate_chunk(
     job_id: uuid.UUID,
     index: int,
     urgent: bool = False,
+    live: LivePublisher | None = None,
 ) -> bool:
     """GPU stage: the chunk's text to speech (SNAC codes, or PCM), kept in its row; then the
-    chunk goes to decode (ahead of books' chunks if it was sent ``urgent``, a short job's)."""
+    chunk goes to decode (ahead of books' chunks if it was sent ``urgent``, a short job's, and
+    inside the engine ahead of them where it can). An interactive job's chunk is published to
+    ``live`` as it is made."""
     claimed = _claim(farm, job_id, index, CLAIM_PENDING_CHUNK)
     if claimed is None:
         return False
@@ -79,11 +85,15 @@ def generate_chunk(
     if job_status == JobStatus.QUEUED:
         with farm.sessions() as session:
             move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
-    seed = chunk_seed(job_id, index, claimed.seed)
+    seed = chunk_seed(job_id, index, claimed.job_seed)
     started = time.perf_counter()
     # renewed while the engine works: a chunk longer than a lease is not sent to a second one
+    heard = None
+    if live is not None and claimed.job_interactive:
+        heard = partial(live.listener, job_id, index)
     with Lease(farm, RENEW_CHUNK_LEASE, job=job_id, idx=index, at=claimed.taken_at):
-        kept = make_takes(farm, loop, engine, f"{job_id}-{index}", text, voice, seed, claimed)
+        request = SpeechRequest(f"{job_id}-{index}", text, voice, seed, urgent=urgent)
+        kept = make_takes(farm, loop, engine, request, claimed, heard)
     speech = kept.speech
     generated = {
         "job": job_id,
@@ -125,26 +135,28 @@ def make_takes(
     farm: FarmContext,
     loop: EngineLoop,
     engine: Engine,
-    request_id: str,
-    text: str,
-    voice: str,
-    seed: int,
+    chunk: SpeechRequest,
     claimed: Row[Any],
+    heard: Callable[[int], TakeListener] | None = None,
 ) -> Kept:
     """Generate the chunk's takes from its next one (``claimed.take``) until one passes the
     checks that need no decode (``shared.checks.speech``), or the takes run out and the best
-    is kept, suspect. Every take's seed follows from the chunk's: reruns take alike."""
+    is kept, suspect. Every take's seed follows from the chunk's: reruns take alike. Each take
+    is heard live where ``heard`` gives its listener, and ended as kept or not."""
     checks, silence = farm.settings.checks, farm.settings.audio.silence_threshold_dbfs
     takes = list(claimed.takes or [])
     best: tuple[float, int, Speech, Verdict] | None = None
     first = claimed.take
     for take in range(first, first + max(1, takes_left(takes, checks.takes))):
-        named = request_id if take == 0 else f"{request_id}.{take}"  # an engine's ids are unique
-        request = SpeechRequest(named, text, voice, take_seed(seed, take), take)
-        speech = loop.run(engine.generate(request))
+        listener = None if heard is None else heard(take)
+        speech = loop.run(engine.generate(_take(chunk, take, listener)))
         if not checks.enabled:
+            if listener is not None:
+                listener.finish(speech, kept=True)
             return Kept(speech, take, takes, None)
-        verdict = check_speech(speech, text, engine.name, voice, checks, silence)
+        verdict = check_speech(speech, chunk.text, engine.name, chunk.voice, checks, silence)
+        if listener is not None:
+            listener.finish(speech, kept=verdict.passed)
         takes.append({"take": take, "stage": "generate", "reasons": list(verdict.reasons)})
         if verdict.passed:
             return Kept(speech, take, takes, None)
@@ -153,6 +165,14 @@ def make_takes(
     assert best is not None
     _, take, speech, verdict = best
     return Kept(speech, take, takes, "; ".join(verdict.reasons))
+
+
+def _take(chunk: SpeechRequest, take: int, listener: TakeListener | None) -> SpeechRequest:
+    """The request for one take of the chunk: its own id (an engine's ids are unique) and
+    seed."""
+    request_id = chunk.request_id if take == 0 else f"{chunk.request_id}.{take}"
+    seed = take_seed(chunk.seed, take)
+    return replace(chunk, request_id=request_id, seed=seed, take=take, listen=listener)
 
 
 def decode_chunk(
@@ -171,7 +191,7 @@ def decode_chunk(
     if claimed.speech is None:  # the task retries, and fails the job when out of attempts
         raise SpeechMissing(f"chunk {index} of job {job_id}")
     started = time.perf_counter()
-    seed = chunk_seed(job_id, index, claimed.seed)
+    seed = chunk_seed(job_id, index, claimed.job_seed)
     pcm = _pcm(Speech.from_bytes(claimed.speech), decoder, seed)
     judged = _judge(farm, job_id, index, claimed, pcm)
     if judged is None:  # sent back for its next take

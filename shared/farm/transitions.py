@@ -64,14 +64,16 @@ def move_job(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any) 
 
 # --- chunks ---------------------------------------------------------------------------------
 
-_JOB_STATUS = select(Job.status).where(Job.id == Chunk.job_id).scalar_subquery()
-_JOB_SEED = select(Job.seed).where(Job.id == Chunk.job_id).scalar_subquery().label("seed")
+_JOB_STATUS, _JOB_SEED, _JOB_INTERACTIVE = (  # a claimed chunk's job's, as "job_status" …
+    select(c).where(Job.id == Chunk.job_id).scalar_subquery().label(f"job_{c.key}")
+    for c in (Job.status, Job.seed, Job.interactive)
+)
 # written into the SQL: an IN list of bound values is re-rendered at every execution
 _JOB_IS_ACTIVE = _JOB_STATUS.in_([literal_column(f"'{status}'") for status in ACTIVE])
 _THIS_CHUNK = (Chunk.job_id == bindparam("job"), Chunk.index == bindparam("idx"))
 
 
-def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any], **values: Any) -> Any:
+def _claim(status: ChunkStatus, *columns: Any, **values: Any) -> Any:
     """Take a chunk in ``status`` of an active job, extending its lease and counting the attempt;
     return the job's status and seed and ``columns``. Not exclusive: the first to move it wins."""
     return (
@@ -87,10 +89,8 @@ def _claim(status: ChunkStatus, *columns: InstrumentedAttribute[Any], **values: 
 # counts in the window again, and is not sent a second time.
 CLAIM_PENDING_CHUNK = _claim(
     ChunkStatus.PENDING,
-    Chunk.text,
-    Chunk.voice,
-    Chunk.take,
-    Chunk.takes,
+    _JOB_INTERACTIVE,  # someone listens as it is made (shared.farm.live)
+    *(Chunk.text, Chunk.voice, Chunk.take, Chunk.takes),
     Chunk.taken_at,  # the worker's hold on it (shared.farm.leases)
     taken_at=bindparam("at"),
     sent_at=func.coalesce(Chunk.sent_at, bindparam("at")),

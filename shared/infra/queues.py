@@ -38,6 +38,7 @@ DISPATCHER_HEARTBEAT_KEY = "lyre:dispatcher:last-tick"
 # saving, flushed), and with it every message the dispatcher had sent.
 BROKER_EPOCH_KEY = "lyre:broker:epoch"
 RATE_KEY = "lyre:rate:"  # + tenant id: its API requests (GCRA's theoretical arrival time)
+LIVE_KEY = "lyre:live:"  # + job id, ":", chunk index: a stream of the chunk's speech as it is made
 
 # Postgres NOTIFY channel (per database): there is new work to dispatch.
 DISPATCH_CHANNEL = "lyre_dispatch"

@@ -177,6 +177,16 @@ class SpeechSettings(BaseModel):
     poll_s: float = Field(default=0.05, gt=0)  # how often it looks for chunks newly done
     # no new audio for this long ends the request (504 before any audio); the job goes on
     stall_s: float = Field(default=120.0, gt=0)
+    # Live streams (shared.farm.live): an interactive job's chunks heard as the engine makes
+    # them, not once they are decoded and stored.
+    live: bool = True
+    live_step_frames: int = Field(default=4, ge=1)  # after the first, frames decoded at a time
+    live_decoders: int = Field(default=1, ge=1)  # threads an api process decodes streams on
+    live_entries: int = Field(default=4096, ge=16)  # pieces a chunk's stream keeps, about
+    live_ttl_s: int = Field(default=300, ge=10)  # a chunk's stream is gone this long after
+    # pieces a gpu worker holds for Redis at most: past it, a stream is cut (its listeners fall
+    # back to the stored chunk) rather than the worker's memory growing
+    live_backlog: int = Field(default=20000, ge=100)
 
 
 class LimitSettings(BaseModel):
@@ -206,6 +216,9 @@ class SimulatedSettings(BaseModel):
 
     step_ms: float = 12.0  # about one batch-64 step of a 3B model
     tokens_per_char: float = 5.5  # about 82 tokens per second of speech at 15 characters
+    # random SNAC codes for the farm's SNAC decoder (orpheus.snac_model), not a finished tone:
+    # the decode's cost is then Orpheus's, in the cpu workers and in live streams
+    codes: bool = False
 
 
 class WebhookSettings(BaseModel):

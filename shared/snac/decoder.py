@@ -2,7 +2,9 @@
 
 SNAC's ``NoiseBlock`` draws ``torch.randn`` from the global generator, so two decodes of the
 same codes differ and concurrent decodes would race for one seed. Each noise block is replaced
-by one that draws from a generator set for the current thread, seeded per chunk.
+by one that takes its noise from the current thread's :class:`~shared.snac.noise.KeyedNoise`,
+seeded per chunk and keyed by position: a window of a chunk decodes to the same samples as the
+chunk decoded whole (``shared.snac.window``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from shared.infra.settings import DecoderPath, OrpheusSettings, ProductPrecision
+from shared.snac.noise import KeyedNoise
 from shared.speech.codec import SnacCodes
 from shared.speech.weights import locate_model
 
@@ -39,7 +42,7 @@ SNAC_24KHZ_CONFIG = {
 
 
 class SeededNoise(nn.Module):
-    """SNAC's NoiseBlock, drawing from the calling thread's generator."""
+    """SNAC's NoiseBlock, its noise from the calling thread's :class:`KeyedNoise`."""
 
     def __init__(self, linear: nn.Module) -> None:
         super().__init__()
@@ -47,24 +50,21 @@ class SeededNoise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, length = x.shape
-        noise = torch.randn(
-            (batch, 1, length),
-            generator=getattr(_noise, "generator", None),
-            device=x.device,
-            dtype=x.dtype,
-        )
+        keyed: KeyedNoise | None = getattr(_noise, "keyed", None)
+        if keyed is None:  # outside a decode of Lyre's: SNAC's own draw
+            noise = torch.randn((batch, 1, length), device=x.device, dtype=x.dtype)
+        else:
+            noise = keyed.draw(length).to(x.device, x.dtype).expand(batch, 1, length)
         return x + noise * self.linear(x)
 
 
 @contextmanager
-def seeded_noise(seed: int, device: torch.device):
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
-    _noise.generator = generator
+def seeded_noise(keyed: KeyedNoise):
+    _noise.keyed = keyed
     try:
         yield
     finally:
-        _noise.generator = None
+        _noise.keyed = None
 
 
 def prepare_for_inference(model: nn.Module) -> nn.Module:
@@ -118,15 +118,16 @@ class SnacDecoder:
             settings.snac_model, settings.device, settings.snac_decoder, settings.snac_products
         )
 
-    def decode(self, codes: SnacCodes, seed: int) -> np.ndarray:
-        """Return float32 mono PCM for ``codes``; the same codes and seed give the same samples."""
+    def decode(self, codes: SnacCodes, seed: int, first_frame: int = 0) -> np.ndarray:
+        """Return float32 mono PCM for ``codes``; the same codes and seed give the same samples.
+        ``first_frame``: where in their chunk the codes begin (a window of it, decoded live),
+        so that each sample gets the noise it gets when the chunk is decoded whole."""
         if codes.frames == 0:
             return np.zeros(0, np.float32)
         levels = [torch.from_numpy(level).to(self.device).unsqueeze(0) for level in codes.levels]
+        keyed = KeyedNoise(seed, first_frame, codes.frames)
         if self.tiled is not None:
-            generator = torch.Generator()
-            generator.manual_seed(seed)
-            return self.tiled.decode(levels, generator).numpy()  # ends in tanh: within ±1
-        with torch.inference_mode(), seeded_noise(seed, self.device):
+            return self.tiled.decode(levels, keyed).numpy()  # ends in tanh: within ±1
+        with torch.inference_mode(), seeded_noise(keyed):
             audio = self.model.decode(levels)
         return audio.reshape(-1).float().clamp(-1, 1).cpu().numpy()

@@ -25,9 +25,9 @@ docs/performance.md has the figures):
 - Snake, and Snake → depthwise conv → Snake, are each one fused loop (``shared.snac.snake_kernels``,
   compiled by Numba) instead of a dozen PyTorch passes over the tile.
 
-The noise of each block is drawn from the chunk's generator in the stock decoder's order, so the
-output matches the plain decoder given the same seed, within the products' rounding (SNR ≈ 45 dB
-in bf16, ≈ 60 dB in int16, exact to 2e-5 in fp32).
+The noise of each block comes from the chunk's :class:`~shared.snac.noise.KeyedNoise`, as the
+plain decoder's does, so the output matches the plain decoder given the same seed, within the
+products' rounding (SNR ≈ 45 dB in bf16, ≈ 60 dB in int16, exact to 2e-5 in fp32).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from torch import nn
 
 from shared.snac import int16_gemm
 from shared.snac import snake_kernels as kernels
+from shared.snac.noise import KeyedNoise
 from shared.snac.products import Matrix, Precision, check_runs_here, fastest_precision
 
 RECEPTIVE_HALO = 3 * (1 + 3 + 9)  # rows a block's residual units read on each side
@@ -217,7 +218,7 @@ class UpsampleBlock:
 
 
 class TiledSnacDecoder:
-    """SNAC 24 kHz decode on the CPU; ``decode(levels, generator)`` → float32 PCM."""
+    """SNAC 24 kHz decode on the CPU; ``decode(levels, keyed)`` → float32 PCM."""
 
     def __init__(self, model: Any, precision: Precision | None = None) -> None:
         keep_freed_memory()
@@ -237,13 +238,13 @@ class TiledSnacDecoder:
         self.final_bias = float(conv.bias.detach()[0])
 
     @torch.inference_mode()
-    def decode(self, levels: list[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+    def decode(self, levels: list[torch.Tensor], keyed: KeyedNoise) -> torch.Tensor:
         x = self.entry(self.quantizer.from_codes(levels))[0].T.contiguous()
         pending = torch.zeros(x.shape[1])
         noises, length = [], x.shape[0]
-        for block in self.blocks:  # the stock decoder's draws, in its order
+        for block in self.blocks:  # the stock decoder's blocks, in its order
             length *= block.stride
-            noises.append(torch.randn((1, 1, length), generator=generator).reshape(-1))
+            noises.append(keyed.draw(length))
         for block, noise in zip(self.blocks[:-1], noises, strict=False):
             x, pending = block(x, pending, noise)
         return self.last_block_to_audio(x, pending, noises[-1])

@@ -73,6 +73,16 @@ class SnacCodes:
         )
         return SnacCodes(levels)  # type: ignore[arg-type]
 
+    @classmethod
+    def join(cls, parts: Sequence[SnacCodes]) -> SnacCodes:
+        """The frames of ``parts``, one after the other (their counts of dropped tokens and
+        partial frames added)."""
+        if not parts:
+            return codes_from_frames([])
+        levels = tuple(np.concatenate([p.levels[i] for p in parts]) for i in range(3))
+        dropped = sum(p.dropped_tokens for p in parts)
+        return cls(levels, dropped, sum(p.partial_frames for p in parts))  # type: ignore[arg-type]
+
     def to_tokens(self) -> list[int]:
         """Return the audio tokens that encode these codes (the inverse of parse_tokens)."""
         out: list[int] = []
@@ -101,30 +111,53 @@ def parse_tokens(ids: Sequence[int]) -> SnacCodes:
     bad token it resynchronises on position: every audio id names the slot it was made for,
     so the partial frame is dropped and parsing resumes at the next slot-0 token.
     """
-    frames: list[list[int]] = []
-    frame: list[int] = []
-    dropped = partial = 0
-    for token in _speech_part(ids):
+    parser = FrameParser()
+    frames = parser.feed(_speech_part(ids))
+    parser.close()
+    return codes_from_frames(frames, parser.dropped, parser.partial)
+
+
+class FrameParser:
+    """:func:`parse_tokens` as the ids arrive (a chunk streamed live): :meth:`feed` gives the
+    frames each batch of ids completes; the ids are those after the prompt, and end-of-speech
+    ends the frames."""
+
+    def __init__(self) -> None:
+        self.frame: list[int] = []
+        self.dropped = self.partial = 0
+        self.ended = False
+
+    def feed(self, ids: Sequence[int]) -> list[list[int]]:
+        frames: list[list[int]] = []
+        for token in ids:
+            if self.ended or token == END_OF_SPEECH:
+                self.ended = True
+                break
+            self._take(token, frames)
+        return frames
+
+    def _take(self, token: int, frames: list[list[int]]) -> None:
         slot, code = divmod(token - AUDIO_BASE, CODEBOOK_SIZE)
         valid = AUDIO_BASE <= token < AUDIO_END
-        if valid and slot == len(frame):
-            frame.append(code)
-            if len(frame) == FRAME_TOKENS:
-                frames.append(frame)
-                frame = []
-            continue
-        if frame:  # the frame in progress can never be completed
-            partial += 1
-            dropped += len(frame)
-            frame = []
+        if valid and slot == len(self.frame):
+            self.frame.append(code)
+            if len(self.frame) == FRAME_TOKENS:
+                frames.append(self.frame)
+                self.frame = []
+            return
+        if self.frame:  # the frame in progress can never be completed
+            self.close()
         if valid and slot == 0:
-            frame.append(code)
+            self.frame.append(code)
         else:
-            dropped += 1
-    if frame:
-        partial += 1
-        dropped += len(frame)
-    return codes_from_frames(frames, dropped, partial)
+            self.dropped += 1
+
+    def close(self) -> None:
+        """Abandon the frame in progress, if any (the ids are over)."""
+        if self.frame:
+            self.partial += 1
+            self.dropped += len(self.frame)
+            self.frame = []
 
 
 def codes_from_frames(frames: list[list[int]], dropped: int = 0, partial: int = 0) -> SnacCodes:

@@ -6,8 +6,8 @@ import asyncio
 import io
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -15,6 +15,10 @@ import numpy as np
 from shared.speech.codec import SnacCodes
 
 T = TypeVar("T")
+
+# Called with each piece of a chunk's speech as the engine makes it (SNAC frames, or PCM at
+# SAMPLE_RATE), on the engine's loop or a thread of the engine's: it must return at once.
+Listener = Callable[[SnacCodes | np.ndarray], None]
 
 
 class EngineError(Exception):
@@ -32,6 +36,9 @@ class SpeechRequest:
     voice: str
     seed: int  # sampling seed, so that a retried chunk can be reproduced where the backend allows
     take: int = 0  # which take of the chunk this is: 0 first, then after failed checks
+    # someone is listening as it is made (a speech request): its pieces as they come
+    listen: Listener | None = field(default=None, compare=False)
+    urgent: bool = False  # ahead of books inside the engine, where the engine can do that
 
 
 @dataclass(frozen=True)

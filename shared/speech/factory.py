@@ -21,6 +21,12 @@ def resolve_engine_name(settings: Settings) -> tuple[ResolvedEngine, str | None]
     return "espeak", ESPEAK_FALLBACK_NOTE
 
 
+def makes_codes(settings: Settings) -> bool:
+    """Whether the farm's engine makes SNAC codes, which a SNAC decoder turns into audio."""
+    name = resolve_engine_name(settings)[0]
+    return name == "orpheus" or (name == "simulated" and settings.simulated.codes)
+
+
 def build_engine(settings: Settings, name: str) -> Engine:
     """The engine ``name``, made to misbehave where ``faults.rate`` asks it to."""
     engine = _build(settings, name)
@@ -43,6 +49,7 @@ def _build(settings: Settings, name: str) -> Engine:
             settings.orpheus.max_num_seqs,
             settings.simulated.step_ms / 1000,
             settings.simulated.tokens_per_char,
+            settings.simulated.codes,
         )
     if name == "espeak":
         from shared.speech.espeak import EspeakEngine

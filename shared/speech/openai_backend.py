@@ -18,8 +18,8 @@ import httpx
 from shared.infra.settings import OrpheusSettings
 from shared.speech.codec import END_OF_SPEECH
 from shared.speech.engine import EngineError
-from shared.speech.orpheus import Sampling
-from shared.speech.vllm_backend import FRAME_ARG
+from shared.speech.orpheus import IdsListener, Sampling
+from shared.speech.vllm_backend import BULK_PRIORITY, FRAME_ARG, URGENT_PRIORITY
 
 
 def completion_body(model: str, prompt_ids: list[int], sampling: Sampling) -> dict[str, Any]:
@@ -36,6 +36,8 @@ def completion_body(model: str, prompt_ids: list[int], sampling: Sampling) -> di
         "return_token_ids": True,  # vLLM
         "return_tokens": True,  # llama.cpp
         "vllm_xargs": {FRAME_ARG: True},
+        # vLLM's, heeded where the server runs with --scheduling-policy priority
+        "priority": URGENT_PRIORITY if sampling.urgent else BULK_PRIORITY,
     }
 
 
@@ -71,7 +73,11 @@ class OpenAIBackend:
         )
 
     async def generate_ids(
-        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        on_ids: IdsListener | None = None,
     ) -> list[int]:
         body = completion_body(self.model, prompt_ids, sampling)
         async with self.client.stream(
@@ -80,7 +86,7 @@ class OpenAIBackend:
             if response.status_code != 200:
                 detail = (await response.aread()).decode(errors="replace")[:200]
                 raise EngineError(f"completion server answered {response.status_code}: {detail}")
-            return await _read_stream(response)
+            return await _read_stream(response, on_ids)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -89,8 +95,9 @@ class OpenAIBackend:
         return False  # the server's failures are the requests' errors, not this process's
 
 
-async def _read_stream(response: httpx.Response) -> list[int]:
-    """The ids of a server-sent event stream, which must end with ``[DONE]``."""
+async def _read_stream(response: httpx.Response, on_ids: IdsListener | None) -> list[int]:
+    """The ids of a server-sent event stream, which must end with ``[DONE]``; each event's to
+    ``on_ids`` as it comes."""
     ids: list[int] = []
     async for line in response.aiter_lines():
         data = line.removeprefix("data:").strip()
@@ -102,5 +109,8 @@ async def _read_stream(response: httpx.Response) -> list[int]:
                 )
             return ids
         if data:
-            ids.extend(ids_from_event(json.loads(data)))
+            new = ids_from_event(json.loads(data))
+            ids.extend(new)
+            if on_ids is not None and new:
+                on_ids(new)
     raise EngineError("completion stream ended without [DONE]: the server hung up mid-chunk")

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from shared.infra.settings import OrpheusSettings
-from shared.speech.codec import END_OF_SPEECH, FRAME_TOKENS, build_prompt_ids, parse_tokens
-from shared.speech.engine import Engine, Speech, SpeechRequest
+from shared.speech.codec import (
+    END_OF_SPEECH,
+    FRAME_TOKENS,
+    FrameParser,
+    build_prompt_ids,
+    codes_from_frames,
+    parse_tokens,
+)
+from shared.speech.engine import Engine, Listener, Speech, SpeechRequest
 from shared.text.voices import VOICES
 
 
@@ -19,13 +27,22 @@ class Sampling:
     top_p: float
     repetition_penalty: float
     seed: int
+    urgent: bool = False  # ahead of other requests, where the backend can do that
+
+
+IdsListener = Callable[[list[int]], None]  # each batch of ids as the backend generates them
 
 
 class Backend(Protocol):
-    """Runs the language model: prompt ids in, generated ids out."""
+    """Runs the language model: prompt ids in, generated ids out (and, given ``on_ids``, to
+    it as they are generated)."""
 
     async def generate_ids(
-        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        on_ids: IdsListener | None = None,
     ) -> list[int]: ...
 
     async def aclose(self) -> None: ...
@@ -57,12 +74,14 @@ class OrpheusEngine(Engine):
             s.top_p,
             s.repetition_penalty,
             request.seed,
+            request.urgent,
         )
 
     async def generate(self, request: SpeechRequest) -> Speech:
         prompt = build_prompt_ids(self.tokenizer, request.voice, request.text)
         sampling = self.sampling_for(request)
-        ids = await self.backend.generate_ids(request.request_id, prompt, sampling)
+        on_ids = None if request.listen is None else _frames_to(request.listen)
+        ids = await self.backend.generate_ids(request.request_id, prompt, sampling, on_ids)
         # a backend may leave the stop token out of what it returns: fewer tokens than the
         # budget also means that the model stopped on its own
         ended = END_OF_SPEECH in ids or len(ids) < sampling.max_tokens
@@ -73,3 +92,15 @@ class OrpheusEngine(Engine):
 
     def dead(self) -> bool:
         return self.backend.dead()
+
+
+def _frames_to(listen: Listener) -> IdsListener:
+    """Ids as they come to ``listen`` as SNAC frames, each frame once it is whole."""
+    parser = FrameParser()
+
+    def on_ids(ids: list[int]) -> None:
+        frames = parser.feed(ids)
+        if frames:
+            listen(codes_from_frames(frames))
+
+    return on_ids

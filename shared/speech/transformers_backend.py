@@ -10,7 +10,7 @@ import torch
 
 from shared.speech.codec import END_OF_SPEECH
 from shared.speech.frame_mask import frame_slots, id_slots, mask_logits
-from shared.speech.orpheus import Sampling
+from shared.speech.orpheus import IdsListener, Sampling
 
 
 class AudioPositionMask:
@@ -30,6 +30,23 @@ class AudioPositionMask:
         return mask_logits(scores, frame_slots(generated), self._allowed)
 
 
+class IdsStreamer:
+    """transformers' streamer interface (``BaseStreamer``: ``put``, ``end``), handing each
+    generated id on; ``generate`` puts the prompt first, which is not passed on."""
+
+    def __init__(self, on_ids: IdsListener) -> None:
+        self.on_ids, self.prompt_seen = on_ids, False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.on_ids(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        pass
+
+
 class TransformersBackend:
     def __init__(self, model_dir: str, device: str = "cpu", constrained: bool = True) -> None:
         from transformers import AutoModelForCausalLM
@@ -45,7 +62,9 @@ class TransformersBackend:
         self.constrained = constrained
         self._lock = threading.Lock()  # one generate() at a time: the model is not reentrant
 
-    def _generate(self, prompt_ids: list[int], sampling: Sampling) -> list[int]:
+    def _generate(
+        self, prompt_ids: list[int], sampling: Sampling, on_ids: IdsListener | None
+    ) -> list[int]:
         from transformers import LogitsProcessorList
 
         inputs = torch.tensor([prompt_ids], device=self.device)
@@ -63,13 +82,18 @@ class TransformersBackend:
                 eos_token_id=END_OF_SPEECH,
                 pad_token_id=END_OF_SPEECH,
                 logits_processor=LogitsProcessorList(masks),
+                streamer=None if on_ids is None else IdsStreamer(on_ids),
             )
         return output[0, len(prompt_ids) :].tolist()
 
     async def generate_ids(
-        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        on_ids: IdsListener | None = None,
     ) -> list[int]:
-        return await asyncio.to_thread(self._generate, prompt_ids, sampling)
+        return await asyncio.to_thread(self._generate, prompt_ids, sampling, on_ids)
 
     async def aclose(self) -> None:
         del self.model

@@ -14,9 +14,12 @@ from typing import Any
 from shared.infra.settings import OrpheusSettings
 from shared.speech.codec import END_OF_SPEECH
 from shared.speech.engine import EngineDead, EngineError
-from shared.speech.orpheus import Sampling
+from shared.speech.orpheus import IdsListener, Sampling
 
 VLLM_VERSION = "0.33.0"
+# vLLM's priorities: the lower is scheduled first (vllm/v1/core/sched/request_queue.py's
+# PriorityRequestQueue). A chunk someone is waiting on goes ahead of books' in the waiting queue.
+URGENT_PRIORITY, BULK_PRIORITY = 0, 1
 # The frame rule's logits processor (shared/speech/vllm_logits.py, which imports vLLM), named
 # as the engine's processes import it, and the per-request switch that turns it on.
 FRAME_PROCESSOR = "shared.speech.vllm_logits:FrameSlots"
@@ -50,6 +53,10 @@ def engine_arguments(model_dir: str, settings: OrpheusSettings) -> dict[str, Any
         "max_num_seqs": settings.max_num_seqs,
         "enable_prefix_caching": settings.enable_prefix_caching,
         "logits_processors": [FRAME_PROCESSOR],
+        # waiting requests by their priority (urgent_priority), then by arrival; vLLM 0.33
+        # preempts none of the running for it (vllm/v1/core/sched/scheduler.py stops admitting
+        # at max_num_seqs): the worker keeps seats free for urgent chunks (EngineSeats)
+        "scheduling_policy": "priority",
         "generation_config": "vllm",  # every sampling value comes from Lyre's settings
     }
 
@@ -78,29 +85,44 @@ class VllmBackend:
         )
 
     async def generate_ids(
-        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        sampling: Sampling,
+        on_ids: IdsListener | None = None,
     ) -> list[int]:
+        """The ids the engine generates for the prompt; to ``on_ids`` too as they come (vLLM's
+        delta outputs: each holds the ids since the last), else only the final output."""
         from vllm.exceptions import VLLMError
-        from vllm.inputs import TokensPrompt
+        from vllm.inputs import tokens_input
         from vllm.sampling_params import RequestOutputKind, SamplingParams
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        params = SamplingParams(
-            **sampling_arguments(sampling), output_kind=RequestOutputKind.FINAL_ONLY
-        )
-        final = None
+        kind = RequestOutputKind.FINAL_ONLY if on_ids is None else RequestOutputKind.DELTA
+        params = SamplingParams(**sampling_arguments(sampling), output_kind=kind)
+        priority = URGENT_PRIORITY if sampling.urgent else BULK_PRIORITY
+        ids: list[int] = []
+        outputs = 0
         try:
+            # the prompt as the engine's own input (vllm/inputs/engine.py: a dict without its
+            # "type" is the raw prompt vLLM 0.33 warns it will stop taking)
             async for output in self.engine.generate(
-                TokensPrompt(prompt_token_ids=prompt_ids), params, request_id
+                tokens_input(prompt_ids), params, request_id, priority=priority
             ):
-                final = output
+                outputs += 1
+                new = list(output.outputs[0].token_ids) if output.outputs else []
+                if on_ids is None:
+                    ids = new  # FINAL_ONLY: the one output holds them all
+                elif new:
+                    ids += new
+                    on_ids(new)
         except EngineDeadError as exc:
             raise EngineDead(f"vLLM's engine died: {exc}") from exc
         except VLLMError as exc:  # a refused request, or a recoverable generate() failure
             raise EngineError(f"vLLM failed chunk {request_id}: {exc}") from exc
-        if final is None or not final.outputs:
+        if not outputs or not ids:
             raise EngineError(f"vLLM returned nothing for chunk {request_id}")
-        return list(final.outputs[0].token_ids)
+        return ids
 
     def dead(self) -> bool:
         return bool(self.engine.errored)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
+from vllm.v1.worker.gpu.buffer_utils import UvaBackedTensor
 from vllm.v1.worker.gpu.sample.logits_processor import (
     LogitsContext,
     LogitsProcessor,
@@ -42,12 +42,12 @@ class FrameSlots(LogitsProcessor):
     def __init__(self, vllm_config: VllmConfig, req_states: LogitsProcRequestState) -> None:
         self.req_states = req_states
         self.allowed = id_slots(req_states.vocab_size, req_states.device)
-        # per request slot: does it follow the rule? Host copy for skipping whole batches
-        # without a device sync; device copy refreshed once per step when it changed.
-        self.enabled_np = np.zeros(req_states.max_num_reqs, dtype=bool)
-        self.enabled = torch.zeros(
-            req_states.max_num_reqs, dtype=torch.bool, device=req_states.device
-        )
+        # Per request slot: does it follow the rule? Staged as vLLM's own processors stage
+        # theirs (LogitBiasState in vllm/v1/worker/gpu/sample/logit_bias.py): the host array
+        # ``.np`` is the truth, read to skip whole batches without a device sync; a change is
+        # copied host to host into the next of a pool of pinned buffers, which the GPU reads in
+        # place (``.gpu``, rebound at each copy) — no blocking copy stalls the step's overlap.
+        self.enabled = UvaBackedTensor(req_states.max_num_reqs, dtype=torch.bool)
         self._dirty = False
 
     @classmethod
@@ -58,21 +58,22 @@ class FrameSlots(LogitsProcessor):
 
     def add_request(self, req_idx: int, sampling_params: SamplingParams) -> bool:
         wanted = bool(_frame_switch(sampling_params))
-        if self.enabled_np[req_idx] != wanted:  # a recycled slot may hold its last occupant's
-            self.enabled_np[req_idx] = wanted
+        if self.enabled.np[req_idx] != wanted:  # a recycled slot may hold its last occupant's
+            self.enabled.np[req_idx] = wanted
             self._dirty = True
         return wanted
 
     def apply_staged_writes(self) -> None:
-        if self._dirty:
-            self.enabled.copy_(torch.from_numpy(self.enabled_np))
+        if self._dirty:  # unchanged, the pinned buffer in use still holds the flags
+            self.enabled.copy_to_uva()
             self._dirty = False
 
     def apply(self, logits: torch.Tensor, ctx: LogitsContext) -> torch.Tensor:
-        if not self.enabled_np[ctx.idx_mapping_np].any():
+        if not self.enabled.np[ctx.idx_mapping_np].any():
             return logits
         request = ctx.expanded_idx_mapping  # logits row -> request slot
         prompt_len = self.req_states.prompt_len.gpu[request]
         # a row's logits come from the token at ``pos``; the token drawn goes to pos + 1
         generated = ctx.pos + 1 - prompt_len
-        return mask_logits(logits, frame_slots(generated), self.allowed, self.enabled[request])
+        enabled = self.enabled.gpu[request]
+        return mask_logits(logits, frame_slots(generated), self.allowed, enabled)

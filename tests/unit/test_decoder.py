@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 
 from shared.snac import int16_gemm, products, tiled
 from shared.snac.decoder import SnacDecoder
+from shared.snac.noise import KeyedNoise
 from shared.speech.codec import codes_from_frames
 
 
@@ -32,8 +34,16 @@ def test_same_seed_same_samples_other_seed_other_samples(snac_dir):
 
 
 def stock_decode(model, codes, seed: int) -> np.ndarray:
-    torch.manual_seed(seed)  # the stock NoiseBlock draws from the global generator
-    with torch.inference_mode():
+    """SNAC's own decoder, its ``torch.randn`` (one call per noise block, in order) answered
+    with Lyre's keyed noise for the chunk."""
+    keyed, draw = KeyedNoise(seed, 0, codes.frames), torch.randn
+
+    def randn(size, **kwargs):
+        if "generator" in kwargs:  # the keyed noise's own draws
+            return draw(size, **kwargs)
+        return keyed.draw(size[-1]).reshape(size)
+
+    with torch.inference_mode(), mock.patch("snac.layers.torch.randn", randn):
         audio = model.decode([torch.from_numpy(lv)[None] for lv in codes.levels])
     return audio.reshape(-1).clamp(-1, 1).numpy()
 

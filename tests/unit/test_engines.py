@@ -176,13 +176,16 @@ def test_the_null_engine_costs_nothing_and_is_never_automatic():
 
 
 class Ids:
-    """A backend that returns the ids it is given."""
+    """A backend that returns the ids it is given, to ``on_ids`` too in batches of ``batch``."""
 
-    def __init__(self, ids: list[int]) -> None:
-        self.ids = ids
+    def __init__(self, ids: list[int], batch: int = 1) -> None:
+        self.ids, self.batch = ids, batch
 
-    async def generate_ids(self, request_id, prompt_ids, sampling):
-        return self.ids[: sampling.max_tokens]
+    async def generate_ids(self, request_id, prompt_ids, sampling, on_ids=None):
+        ids = self.ids[: sampling.max_tokens]
+        for start in range(0, len(ids), self.batch) if on_ids else ():
+            on_ids(ids[start : start + self.batch])
+        return ids
 
 
 def test_orpheus_says_whether_the_model_ended_or_ran_out_of_budget(orpheus_settings):
@@ -205,3 +208,45 @@ def test_orpheus_says_whether_the_model_ended_or_ran_out_of_budget(orpheus_setti
         speech = asyncio.run(engine.generate(SpeechRequest("t", text, "tara", 1)))
         assert speech.ended is ended
         assert Speech.from_bytes(speech.to_bytes()).ended is ended
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 50])
+def test_orpheus_hands_each_frame_on_as_it_is_made_the_frames_kept(orpheus_settings, batch):
+    """Frames to the listener as the ids come (however the backend batches them), the same
+    frames the chunk keeps: a bad token's frame dropped, resynchronised on the next slot 0,
+    nothing after end-of-speech."""
+    from transformers import AutoTokenizer
+
+    from shared.speech.codec import END_OF_SPEECH, SnacCodes, audio_token
+    from shared.speech.orpheus import OrpheusEngine
+
+    settings = orpheus_settings.orpheus
+    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    rng = np.random.default_rng(batch)
+    ids = [audio_token(p % 7, int(c)) for p, c in enumerate(rng.integers(0, 4096, 7 * 9))]
+    ids[10] = 128000  # not audio: frame 1 is lost, frame 2 starts at its slot 0
+    ids += [END_OF_SPEECH, *ids[:14]]
+    heard: list[SnacCodes] = []
+    engine = OrpheusEngine(tokenizer, Ids(ids, batch), settings)
+    request = SpeechRequest("t", "Hello there. " * 20, "tara", 1, listen=heard.append)
+    speech = asyncio.run(engine.generate(request))
+    assert speech.codes is not None and speech.codes.frames == 8
+    joined = SnacCodes.join(heard)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(joined.levels, speech.codes.levels, strict=True)
+    )
+
+
+def test_the_transformers_backend_streams_the_ids_it_returns(orpheus_settings):
+    """transformers' streamer interface: every generated id once, in order, none of the
+    prompt's."""
+    from shared.speech.orpheus import Sampling
+    from shared.speech.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(orpheus_settings.orpheus.model)
+    streamed: list[int] = []
+    prompt = [128259, 128000, 9906, 128009, 128260, 128261, 128257]
+    ids = asyncio.run(
+        backend.generate_ids("t", prompt, Sampling(35, 0.6, 0.9, 1.1, 3), streamed.extend)
+    )
+    assert streamed == ids and len(ids) > 0

@@ -172,6 +172,7 @@ def test_no_import_cycles():
 # Test modules about models: they build or run tiny checkpoints, so they import torch.
 NEEDS_TORCH = {"test_bench_gpu", "test_decoder", "test_engines", "test_int16_gemm"}
 NEEDS_TORCH |= {"test_openai_backend"}  # it checks the client against the transformers backend
+NEEDS_TORCH |= {"test_live"}  # live streams decoded with a tiny SNAC
 
 
 def test_collecting_a_test_module_about_no_model_imports_no_torch():

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.speech.codec import parse_tokens
+from shared.speech.codec import SnacCodes, parse_tokens
 from shared.speech.engine import EngineError, EngineLoop, SpeechRequest
 from shared.speech.factory import build_engine
 from shared.speech.orpheus import Sampling
@@ -62,7 +62,7 @@ def make_handler(backend: TransformersBackend, seen: list[dict]):
                 body["repetition_penalty"],
                 body["seed"],
             )
-            ids = backend._generate(body["prompt"], sampling)
+            ids = backend._generate(body["prompt"], sampling, None)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
@@ -96,10 +96,15 @@ def openai_engine(orpheus_settings, url: str, model: str):
 
 
 def test_streams_token_ids_back_from_the_server(server, orpheus_settings):
+    """The ids the server streams, each frame to a listener as its ids come, ahead of books
+    in the server's queue (vLLM's priority) where the request is urgent."""
     url, backend, seen = server
     engine = openai_engine(orpheus_settings, url, "orpheus-test")
     loop = EngineLoop()
-    request = SpeechRequest("job-0", "Hello from the server.", "leah", seed=4)
+    heard: list = []
+    request = SpeechRequest(
+        "job-0", "Hello from the server.", "leah", seed=4, listen=heard.append, urgent=True
+    )
     try:
         speech = loop.run(engine.generate(request))
     finally:
@@ -108,9 +113,11 @@ def test_streams_token_ids_back_from_the_server(server, orpheus_settings):
     sent = seen[0]
     assert sent["path"] == "/v1/completions" and sent["auth"] == "Bearer secret"
     assert sent["prompt"][:2] == [128259, 128000] and sent["prompt"][-1] == 128257
-    direct = backend._generate(sent["prompt"], engine.sampling_for(request))
+    direct = backend._generate(sent["prompt"], engine.sampling_for(request), None)
     assert speech.tokens == len(direct)
     assert speech.codes.to_tokens() == parse_tokens(direct).to_tokens()
+    assert SnacCodes.join(heard).to_tokens() == speech.codes.to_tokens()
+    assert sent["priority"] == 0
 
 
 @pytest.mark.parametrize(

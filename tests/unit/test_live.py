@@ -1,0 +1,139 @@
+"""What a live listener hears is the stored chunk: the chunk decoded in a sliding window as its
+frames arrive equals it decoded whole (noise keyed by position, no frame lost at either end),
+finished piece by piece as ``finish_chunk`` finishes it whole; the simulated engine hands each
+frame on as it makes it and admits urgent chunks first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from shared.audio.finish import LiveFinish, finish_chunk
+from shared.farm.live import Piece
+from shared.infra.settings import AudioSettings
+from shared.snac.decoder import SnacDecoder
+from shared.snac.noise import PAGE, block_noise
+from shared.snac.window import CONTEXT_FRAMES, WindowDecoder
+from shared.speech.codec import SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
+from shared.speech.engine import SpeechRequest
+from shared.speech.simulated import SimulatedEngine
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    noise = ((reference - other) ** 2).sum()
+    return float("inf") if noise == 0 else float(10 * np.log10((reference**2).sum() / noise))
+
+
+def random_codes(frames: int, seed: int = 0) -> SnacCodes:
+    rng = np.random.default_rng(seed)
+    return codes_from_frames(rng.integers(0, 4096, size=(frames, 7)).tolist())
+
+
+def test_keyed_noise_is_the_same_values_wherever_a_stretch_is_drawn():
+    whole = block_noise(7, 2, 0, 5 * PAGE + 17)
+    for start, length in ((0, 1), (PAGE - 3, 10), (3 * PAGE + 5, 2 * PAGE), (123, 0)):
+        assert np.array_equal(block_noise(7, 2, start, length), whole[start : start + length])
+    assert not np.array_equal(block_noise(7, 3, 0, 64), whole[:64])  # another block, other noise
+    assert not np.array_equal(block_noise(8, 2, 0, 64), whole[:64])  # another chunk too
+
+
+@pytest.fixture(scope="module", params=["tiled", "plain"])
+def decoder(request, snac_dir) -> SnacDecoder:
+    return SnacDecoder.load(str(snac_dir), path=request.param)
+
+
+@pytest.mark.parametrize("arriving", [1, 3, 7])
+def test_a_chunk_decoded_as_its_frames_arrive_is_the_chunk_decoded_whole(decoder, arriving):
+    codes = random_codes(40, seed=arriving)
+    whole = decoder.decode(codes, seed=9)
+    window = WindowDecoder(decoder, seed=9, step_frames=4)
+    pieces, first_at = [], None
+    for start in range(0, codes.frames, arriving):
+        pcm = window.feed(codes.select(np.arange(start, min(start + arriving, codes.frames))))
+        if len(pcm) and first_at is None:
+            first_at = window.frames
+        pieces.append(pcm)
+    pieces.append(window.finish())
+    live = np.concatenate(pieces)
+    assert len(live) == len(whole) == 40 * SAMPLES_PER_FRAME  # nothing lost at either end
+    # the tiled decoder's narrow products round by the window (int16: a scale per operand),
+    # the plain decoder's fp32 is exact to ~1e-6; the issue asks 40 dB
+    assert snr_db(whole, live) >= (50 if decoder.tiled is not None else 100)
+    assert first_at == -(-(CONTEXT_FRAMES + 1) // arriving) * arriving  # 4 frames: 28 tokens
+
+
+def test_a_chunk_finished_piece_by_piece_is_the_chunk_finished_whole():
+    settings = AudioSettings()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(100, 30000))
+        pcm = rng.normal(0, 1e-5, n).astype(np.float32)  # silence, and bursts of sound in it
+        for _ in range(rng.integers(0, 4)):
+            a = int(rng.integers(0, n))
+            b = min(n, a + int(rng.integers(1, 8000)))
+            pcm[a:b] = rng.normal(0, 0.1, b - a)
+        whole, stats = finish_chunk(pcm, settings)
+        if 0 < len(whole) < 2 * round(settings.fade_ms * 24):
+            continue  # shorter than two fades: finish_chunk fades it less (LiveFinish.close)
+        live = LiveFinish(settings)
+        pieces, at = [], 0
+        while at < n:
+            step = int(rng.integers(1, 5000))
+            pieces.append(live.feed(pcm[at : at + step]))
+            at += step
+        rest, live_stats = live.close()
+        joined = np.concatenate([*pieces, rest])
+        assert np.array_equal(joined, whole)
+        assert live_stats.samples == stats.samples and live_stats.peak == stats.peak
+        assert np.array_equal(live_stats.steps, stats.steps)
+
+
+def test_a_piece_reads_back_as_it_was_written():
+    codes = random_codes(3)
+    back = Piece.from_fields(
+        {k.encode(): _bytes(v) for k, v in Piece(1, 6, codes).fields().items()}
+    )
+    assert (back.take, back.at) == (1, 6) and back.codes is not None
+    assert all(np.array_equal(a, b) for a, b in zip(back.codes.levels, codes.levels, strict=True))
+    pcm = np.linspace(-1, 1, 100, dtype=np.float32)
+    back = Piece.from_fields(
+        {k.encode(): _bytes(v) for k, v in Piece(0, 0, pcm=pcm).fields().items()}
+    )
+    assert back.pcm is not None and np.array_equal(back.pcm, pcm)
+    end = Piece(2, 9, end=True, kept=True).fields()
+    back = Piece.from_fields({k.encode(): _bytes(v) for k, v in end.items()})
+    assert back.end and back.kept and (back.take, back.at) == (2, 9)
+
+
+def _bytes(value: object) -> bytes:
+    """A field as Redis gives it back."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def test_the_simulated_engine_hands_on_each_frame_and_admits_urgent_chunks_first():
+    engine = SimulatedEngine(max_num_seqs=2, step_s=0.0005, tokens_per_char=1.0, codes=True)
+    heard: list[SnacCodes] = []
+    started: list[str] = []
+
+    async def run() -> list:
+        async def chunk(name: str, urgent: bool = False, listen=None):
+            speech = await engine.generate(
+                SpeechRequest(name, "x" * 70, "tara", 5, listen=listen, urgent=urgent)
+            )
+            started.append(name)
+            return speech
+
+        books = [asyncio.create_task(chunk(f"book-{i}")) for i in range(4)]
+        await asyncio.sleep(0.002)  # two books run, two wait
+        urgent = asyncio.create_task(chunk("answer", urgent=True, listen=heard.append))
+        return await asyncio.gather(urgent, *books)
+
+    speeches = asyncio.run(run())
+    assert started.index("answer") < started.index("book-2")  # ahead of the waiting books
+    assert len(heard) == 10 and all(piece.frames == 1 for piece in heard)
+    joined = SnacCodes.join(heard)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(joined.levels, speeches[0].codes.levels, strict=True)
+    )
