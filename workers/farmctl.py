@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared.infra.settings import get_settings
+from shared.speech.seats import gpu_concurrency
 from workers.farm_processes import (
     FARM_DIR,
     Process,
@@ -64,7 +66,8 @@ def spawn_supervisor(state_dir: Path, args: argparse.Namespace) -> subprocess.Po
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "workers.supervisor", "--state-dir", str(state_dir)]
     argv += ["--api-port", str(args.api_port), "--s3-port", str(args.s3_port)]
-    argv += ["--flower-port", str(args.flower_port), "--gpu-concurrency", str(args.gpu_concurrency)]
+    threads = args.gpu_concurrency or gpu_concurrency(get_settings())
+    argv += ["--flower-port", str(args.flower_port), "--gpu-concurrency", str(threads)]
     argv += ["--plan", args.plan]
     with open(state_dir / "supervisor.log", "ab") as log:  # the child keeps its own
         return subprocess.Popen(
@@ -197,7 +200,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     start_farm.add_argument("--api-port", type=int, default=8000)
     start_farm.add_argument("--s3-port", type=int, default=9000)
     start_farm.add_argument("--flower-port", type=int, default=5555)
-    start_farm.add_argument("--gpu-concurrency", type=int, default=2)
+    start_farm.add_argument(
+        "--gpu-concurrency",
+        type=int,
+        help="chunks the gpu worker holds (default: the engine's, as compose.yaml runs it: "
+        "max_num_seqs and an eighth for a batching engine, such as LYRE_ENGINE=simulated; 2 "
+        "for one that makes a chunk at a time)",
+    )
     start_farm.add_argument("--plan", default=DEFAULT_PLAN, help="module:function (tests)")
     start_farm.add_argument("--timeout", type=float, default=180, help="seconds to wait")
     actions.choices["down"].add_argument("--grace", type=float, default=30)

@@ -32,6 +32,7 @@ from shared.infra.outages import dependency_down
 from shared.infra.settings import get_settings
 from shared.speech.engine import EngineDead
 from shared.speech.factory import makes_codes
+from shared.speech.seats import book_slots
 from shared.webhooks.delivery import deliver
 from workers import engine_host
 from workers.app import app
@@ -85,10 +86,12 @@ def _load_decoder_before_fork(sender: WorkController, **_: object) -> None:
 def _start_engine(sender: WorkController, **_: object) -> None:
     """A gpu worker builds its engine before it takes chunks (loading vLLM takes minutes; the
     startup probe waits for it), and exits if it cannot; then it tells the dispatcher how many
-    chunks it holds at once, until it stops."""
+    chunks of books it holds at once (its threads less those kept for urgent chunks), until it
+    stops."""
     if queues.GPU in sender.app.amqp.queues.consume_from:
         if engine_host.start_engine():
-            engine_host.start_heartbeat(farm(), sender.hostname, sender.concurrency)
+            slots = book_slots(get_settings(), sender.concurrency)
+            engine_host.start_heartbeat(farm(), sender.hostname, slots)
 
 
 @worker_shutdown.connect

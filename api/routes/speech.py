@@ -4,7 +4,7 @@ OpenAI's (:class:`api.openai_shapes.OpenAIRoute`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +30,7 @@ from api.openai_shapes import (
 )
 from api.problems import KEYED, OpenAIProblem, responses
 from api.services import speech
+from api.services.voice_session import VoiceSession
 from shared.audio.encode import ENCODINGS, SPEECH_FORMATS
 from shared.text.voices import OPENAI_VOICES, VOICES
 
@@ -68,6 +69,13 @@ async def create_speech(body: SpeechCreate, farm: FarmDep, tenant: TenantDep) ->
     content_type = ENCODINGS[body.response_format].content_type
     data = speech.audio_body(first, rest)
     return StreamingResponse(data, media_type=content_type, headers=headers)
+
+
+@router.websocket("/audio/speech/ws")
+async def speech_socket(websocket: WebSocket, farm: FarmDep) -> None:
+    """Text in as it is written, PCM out as it is made: see ``api.services.voice_session``
+    and docs/speech.md."""
+    await VoiceSession(farm, websocket).run()
 
 
 @router.get("/models", response_model=ModelList, responses=responses(*KEYED, model=OpenAIProblem))

@@ -72,6 +72,7 @@ class JobAudio:
     def __init__(self, farm: FarmContext, job_id: uuid.UUID) -> None:
         self.farm, self.job_id = farm, job_id
         self.heard = 0  # chunks heard to their end, in programme order
+        self.begun = 0  # chunks whose audio has begun
         self.total: int | None = None  # the job's chunks, once read
         self._stats: list[ChunkStats] = []
         self._pauses: list[int] = []
@@ -148,6 +149,7 @@ class JobAudio:
         pause = pause_before(Boundary(row.boundary), row.pause_s, settings) if self.heard else 0
         self._pauses.append(pause)
         self._pause_due, self._gain = pause, gain
+        self.begun += 1
 
     def _end(self, stats: ChunkStats) -> None:
         self._stats.append(stats)

@@ -70,6 +70,8 @@ class OrpheusSettings(BaseModel):
     gpu_memory_utilization: float = 0.85
     max_model_len: int = 8192
     max_num_seqs: int = 64
+    # of them, kept free for chunks someone waits on (shared.speech.seats): books use the rest
+    urgent_seats: int = Field(default=8, ge=0)
     enable_prefix_caching: bool = True
     # OpenAI-compatible server (backend "openai")
     openai_url: str = "http://127.0.0.1:8001/v1"
@@ -187,6 +189,10 @@ class SpeechSettings(BaseModel):
     # pieces a gpu worker holds for Redis at most: past it, a stream is cut (its listeners fall
     # back to the stored chunk) rather than the worker's memory growing
     live_backlog: int = Field(default=20000, ge=100)
+    # the WebSocket (api.services.voice_session): pieces of text waiting to be heard, at most;
+    # and how long a client may read nothing before it is hung up on
+    ws_segments: int = Field(default=16, ge=1)
+    ws_send_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class LimitSettings(BaseModel):

@@ -28,8 +28,14 @@ def makes_codes(settings: Settings) -> bool:
 
 
 def build_engine(settings: Settings, name: str) -> Engine:
-    """The engine ``name``, made to misbehave where ``faults.rate`` asks it to."""
+    """The engine ``name``, with seats kept for urgent chunks where it batches, made to
+    misbehave where ``faults.rate`` asks it to."""
+    from shared.speech.seats import EngineSeats, batching
+
     engine = _build(settings, name)
+    seats = settings.orpheus.urgent_seats
+    if seats and batching(settings, name):
+        engine = EngineSeats(engine, settings.orpheus.max_num_seqs, seats)
     if settings.faults.rate > 0:
         from shared.checks.faults import FaultyEngine
 

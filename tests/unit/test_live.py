@@ -137,3 +137,43 @@ def test_the_simulated_engine_hands_on_each_frame_and_admits_urgent_chunks_first
     assert all(
         np.array_equal(a, b) for a, b in zip(joined.levels, speeches[0].codes.levels, strict=True)
     )
+
+
+def test_seats_kept_for_urgent_chunks_let_one_in_at_once_behind_a_full_book():
+    """Books hold max_num_seqs less the seats; an urgent chunk behind six books starts in the
+    step it arrives, where without seats it waits for a book chunk to finish."""
+    from shared.speech.seats import EngineSeats
+
+    def first_step_of_answer(seats: int) -> int:
+        inner = SimulatedEngine(max_num_seqs=4, step_s=0.0005, tokens_per_char=1.0)
+        engine = EngineSeats(inner, 4, seats) if seats else inner
+
+        async def run() -> int:
+            books = [
+                asyncio.create_task(engine.generate(SpeechRequest(f"b{i}", "x" * 140, "t", i)))
+                for i in range(6)
+            ]
+            await asyncio.sleep(0.003)
+            steps_before = len(inner.in_flight)
+            await engine.generate(SpeechRequest("answer", "x" * 7, "t", 9, urgent=True))
+            steps = len(inner.in_flight) - steps_before  # until the answer was made
+            await asyncio.gather(*books)
+            return steps
+
+        return asyncio.run(run())
+
+    assert first_step_of_answer(seats=1) <= 8  # its 7 tokens, in the steps it arrived for
+    assert first_step_of_answer(seats=0) >= 100  # behind a book chunk's 140 tokens
+
+
+def test_a_batching_engines_worker_leaves_a_thread_for_each_urgent_seat():
+    from shared.infra.settings import Settings
+    from shared.speech.seats import book_slots, gpu_concurrency
+
+    simulated = Settings(engine="simulated")
+    threads = gpu_concurrency(simulated)
+    assert threads == 72  # as compose.yaml's gpu worker: max_num_seqs and an eighth
+    window = book_slots(simulated, threads) * simulated.dispatch.window_per_slot
+    assert threads - np.ceil(window) >= simulated.orpheus.urgent_seats
+    espeak = Settings(engine="espeak")
+    assert gpu_concurrency(espeak) == 2 and book_slots(espeak, 2) == 2  # nothing kept
