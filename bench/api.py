@@ -3,6 +3,7 @@ endpoint that reads the same row, in one run on this machine.
 
     python bench/api.py [--clients 16] [--seconds 10] [--warmup-s 2] [--runs 3] [--succeeded]
                         [--pin] [--loaders 1]
+    python bench/api.py --streams 8 [--seconds 10] [--runs 3]
 
 Starts, as ``make farm-up`` starts them, moto's S3 server and one api process (uvicorn, no
 workers: the job stays queued) against a fresh migrated database of its own and a Redis key
@@ -26,6 +27,12 @@ a poll on its own. Every target is saturated from four connections on (its rate 
 grows, its latency does); 16 keeps a few requests waiting at each without measuring queues.
 
 ``--pin`` runs the servers on CPU 0 and the loaders on CPU 1 (Postgres, Redis and S3 anywhere).
+
+``--streams N`` asks whether decoding live streams starves the api's other requests: one
+connection polls the job (its latency, not a saturated rate), ``--runs`` times with the api
+idle and ``--runs`` times while N speech requests play from live streams (``bench/streams.py``:
+frames published at real time, decoded by the api with a SNAC of the real size); the poll's
+p99 with the streams against idle, the target 2x, and how much of real time the streams kept.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import redis
 from load import Load, Plan, loader_pool, merged, start_load
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
+from streams import Streams, snac_checkpoint
 
 from shared.farm.tenants import create_key
 from shared.infra.db import dispose_engines, session_scope
@@ -275,7 +283,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--succeeded", action="store_true", help="poll a finished book")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 0, loaders on CPU 1")
+    parser.add_argument("--streams", type=int, default=0, help="poll while N live streams play")
     args = parser.parse_args()
+    if args.streams:
+        return streams_main(args)
     cpus = frozenset({1}) if args.pin else frozenset()
     plan = Plan(args.clients, args.loaders, args.warmup_s, args.seconds, cpus)
     alone = Plan(1, 1, 1.0, 3.0, cpus)
@@ -303,6 +314,45 @@ def main() -> None:
                         print(run.line(f"run {number + 1}: {target.name}"), flush=True)
             report(targets, runs)
         finally:
+            bench.close()
+
+
+def streams_main(args: argparse.Namespace) -> None:
+    polling = Plan(1, 1, args.warmup_s, args.seconds, frozenset())
+    with tempfile.TemporaryDirectory(prefix="lyre-bench-api-") as tmp:
+        bench = new_bench(Path(tmp))
+        bench.env["LYRE_ORPHEUS__SNAC_MODEL"] = str(snac_checkpoint(Path(tmp) / "snac"))
+        streams = None
+        try:
+            targets, _ = start_targets(bench, False, False)
+            api = targets[-1]
+            engine = create_engine(bench.db, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+            with loader_pool(1) as pool, engine.connect() as db:
+                idle = [measure(pool, api, polling, db) for _ in range(args.runs)]
+                for run in idle:
+                    print(run.line("idle api:      "), flush=True)
+                streams = Streams(
+                    api.url.split("/v1/")[0], api.headers, bench.db, REDIS, bench.prefix
+                )
+                streams.start(args.streams)
+                began, heard = time.monotonic(), streams.heard
+                time.sleep(5)  # the api's SNAC decoder loads on the first frames
+                busy = [measure(pool, api, polling, db) for _ in range(args.runs)]
+                for run in busy:
+                    print(run.line(f"{args.streams} streams:     "), flush=True)
+                played = (streams.heard - heard) / 2 / 24000 / (time.monotonic() - began)
+            p99 = [
+                statistics.median(r.load.percentile(0.99) for r in runs) for runs in (idle, busy)
+            ]
+            print(
+                f"poll p99 {p99[0] * 1e3:.1f} ms idle, {p99[1] * 1e3:.1f} ms while {args.streams} "
+                f"streams play: {p99[1] / p99[0]:.2f}x (target 2x); the streams played "
+                f"{played / args.streams:.2f}x real time each",
+                flush=True,
+            )
+        finally:
+            if streams is not None:
+                streams.close()
             bench.close()
 
 

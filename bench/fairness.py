@@ -148,16 +148,17 @@ class Farm:
             time.sleep(1)
 
     def trace(self) -> list[tuple[str, int, float, float, int]]:
-        """Every chunk the engine finished: (job, index, entered, left, tokens)."""
+        """Every chunk the engine finished (a retake once more): (job, index, entered, left,
+        tokens)."""
         log = (self.state / "gpu-worker.log").read_text(errors="replace")
         found = []
         for request, start, end, tokens in TRACE.findall(log):
-            job_id, index = request.rsplit("-", 1)
+            job_id, index = request.split(".")[0].rsplit("-", 1)  # "<job>-<index>[.<take>]"
             found.append((job_id, int(index), float(start), float(end), int(tokens)))
         return found
 
 
-def start(tmp: Path) -> Farm:
+def start(tmp: Path, extra_env: dict[str, str] | None = None) -> Farm:
     api_port, flower_port, s3_port, redis_port = (farm_processes.free_port() for _ in range(4))
     env = {
         **os.environ,
@@ -171,6 +172,7 @@ def start(tmp: Path) -> Farm:
         "LYRE_STORAGE__BUCKET": "lyre-bench",
         "LYRE_FLOWER__PORT": str(flower_port),
         "OMP_NUM_THREADS": "1",
+        **(extra_env or {}),
     }
     farm = Farm(f"http://127.0.0.1:{api_port}", tmp, redis_port, env)
     farm.start_redis()

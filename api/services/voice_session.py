@@ -15,11 +15,13 @@ job), ``chunk`` (a chunk's audio begins), ``mark``, ``done``, ``error``. A refus
 socket with ``4000 + the HTTP status`` it would have had (4400, 4401, 4429 …) after an
 ``error`` event saying why.
 
-Nothing grows without bound: the text waiting to be spoken is at most ``speech.ws_segments``
-jobs and one buffer of up to a speech request's characters (past them the socket is not read,
-and the client's writes wait); the audio is made only as fast as the client reads it (a client
-that reads nothing for ``speech.ws_send_timeout_s`` is hung up on). A job already submitted
-goes on if the client leaves, as a speech request's does.
+Nothing grows without bound, and the socket is read all the time (the client's pings are
+answered while the speech plays): the text waiting to be spoken is kept, up to
+``speech.ws_text_chars`` (past it the socket is not read, and the client's writes wait); at
+most ``speech.ws_ahead`` pieces of it are jobs at once, the one being heard and the next, so
+that the farm makes the next while this one plays; the audio is made only as fast as the
+client reads it (a client that reads nothing for ``speech.ws_send_timeout_s`` is hung up on).
+A job already submitted goes on if the client leaves, as a speech request's does.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import asyncio
 import json
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +71,13 @@ class VoiceSession:
     def __init__(self, farm: FarmContext, websocket: WebSocket) -> None:
         self.farm, self.ws = farm, websocket
         self.settings = farm.settings.speech
-        self.buffer = ""  # text received and not yet spoken
-        self.segments: asyncio.Queue[Segment | None] = asyncio.Queue(self.settings.ws_segments)
+        self.buffer = ""  # text received without a sentence end yet
+        self.waiting: deque[Segment] = deque()  # whole pieces of text, not yet jobs
+        self.chars_waiting = 0
+        self.changed = asyncio.Event()  # text came, or the client closed
+        self.room = asyncio.Event()  # the text waiting is under its bound
+        self.room.set()
+        self.closed = False  # the client sent close (or its side failed)
         self.tenant: Tenant | None = None
         self.voice, self.seed = "tara", None
         self.failure: SessionClosed | ApiError | None = None  # the receiving side's end
@@ -122,52 +130,51 @@ class VoiceSession:
             raise SpeechRefused(reasons) from None
 
     async def _receive(self) -> None:
-        """Text into segments, until ``close`` (then the last segment, and the end)."""
+        """Text into pieces waiting to be spoken, until ``close``; read on while the speech
+        plays (the client's pings are answered), paused only past ``speech.ws_text_chars``."""
         try:
             while True:
+                await self.room.wait()
                 message = await self._message()
                 kind = message.get("type")
                 if kind == "text":
-                    await self._text(message.get("text"))
+                    self._text(message.get("text"))
                 elif kind in ("flush", "close", "mark"):
-                    await self._cut(self.buffer)
+                    self._cut(self.buffer)
                     if kind == "mark":
-                        await self._mark(str(message.get("name", "")))
+                        self._wait(Segment("", marks=[str(message.get("name", ""))]))
                     if kind == "close":
-                        await self.segments.put(None)
-                        return
+                        break
                 else:
                     raise SpeechRefused(f"unknown message type {kind!r}: text, mark, flush, close")
         except (SessionClosed, ApiError) as exc:
-            await self.segments.put(None)  # what was accepted is still spoken, then the error
-            self.failure = exc
+            self.failure = exc  # what was accepted is still spoken, then the error
+        self.closed = True
+        self.changed.set()
 
-    async def _text(self, text: object) -> None:
+    def _text(self, text: object) -> None:
         if not isinstance(text, str):
             raise SpeechRefused('a text message is {"type": "text", "text": "…"}')
         self.buffer += text
         ends = list(SENTENCE_END.finditer(self.buffer))
         if ends:  # every whole sentence now; the rest waits for its end
-            await self._cut(self.buffer[: ends[-1].end()])
+            self._cut(self.buffer[: ends[-1].end()])
         while len(self.buffer) > MAX_INPUT_CHARS:  # no sentence end in sight: at a space
             cut = self.buffer.rfind(" ", 0, MAX_INPUT_CHARS) + 1 or MAX_INPUT_CHARS
-            await self._cut(self.buffer[:cut])
+            self._cut(self.buffer[:cut])
 
-    async def _cut(self, text: str) -> None:
-        """``text``, the start of the buffer, spoken as a job of its own."""
+    def _cut(self, text: str) -> None:
+        """``text``, the start of the buffer, to be spoken as a job of its own."""
         self.buffer = self.buffer[len(text) :]
-        if not text.strip():
-            return
-        body = self._checked({}, text)
-        assert self.tenant is not None
-        try:
-            job = await run_in_threadpool(submit_speech, self.farm, self.tenant, body)
-        except SpeechRefused:  # nothing to say in it ("…", a stray "**"): nothing to hear
-            return
-        await self.segments.put(Segment(text, job))  # waits while ws_segments wait to be heard
+        if text.strip():
+            self._wait(Segment(text))
 
-    async def _mark(self, name: str) -> None:
-        await self.segments.put(Segment("", marks=[name]))
+    def _wait(self, segment: Segment) -> None:
+        self.waiting.append(segment)
+        self.chars_waiting += len(segment.text)
+        if self.chars_waiting > self.settings.ws_text_chars:
+            self.room.clear()  # the client's writes wait until the speech catches up
+        self.changed.set()
 
     async def _message(self) -> dict[str, Any]:
         message = await self.ws.receive()
@@ -184,15 +191,42 @@ class VoiceSession:
     # --- the server's side ---------------------------------------------------------------
 
     async def _speak(self) -> None:
-        """Each segment's audio in turn, then its marks, until the client's ``close``."""
-        while (segment := await self.segments.get()) is not None:
-            if segment.job is not None:
-                await self._event("segment", job_id=str(segment.job.id), text=segment.text)
-                await self._play(segment.job)
-            for name in segment.marks:
-                await self._event("mark", name=name)
+        """The pieces' audio in turn, each one's marks after it, until the client's ``close``;
+        up to ``speech.ws_ahead`` pieces are jobs at once (the one heard and those after it),
+        so that the farm makes the next while this one plays, and no more."""
+        ahead: deque[Segment] = deque()
+        while True:
+            while len(ahead) < self.settings.ws_ahead and self.waiting:
+                ahead.append(await self._submitted(self.waiting.popleft()))
+            if ahead:
+                segment = ahead.popleft()
+                if segment.job is not None:
+                    await self._event("segment", job_id=str(segment.job.id), text=segment.text)
+                    await self._play(segment.job)
+                for name in segment.marks:
+                    await self._event("mark", name=name)
+            elif self.closed:
+                break
+            else:
+                self.changed.clear()
+                await self.changed.wait()
         if self.failure is not None:
             raise self.failure
+
+    async def _submitted(self, segment: Segment) -> Segment:
+        """The piece as a job (none for a mark, or for text with nothing to say in it)."""
+        self.chars_waiting -= len(segment.text)
+        if self.chars_waiting <= self.settings.ws_text_chars:
+            self.room.set()
+        if not segment.text:
+            return segment
+        assert self.tenant is not None
+        try:
+            body = self._checked({}, segment.text)
+            job = await run_in_threadpool(submit_speech, self.farm, self.tenant, body)
+        except SpeechRefused:  # nothing to say in it ("…", a stray "**"): nothing to hear
+            return Segment(segment.text, None, segment.marks)
+        return Segment(segment.text, job, segment.marks)
 
     async def _play(self, job: Job) -> None:
         audio, begun = JobAudio(self.farm, job.id), 0

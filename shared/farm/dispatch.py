@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.farm.context import FarmContext
@@ -123,27 +123,27 @@ class Tick:
     returned: int = 0  # chunks back from a broker that lost its messages
 
 
+_SENT = (Chunk.status == ChunkStatus.PENDING.value, Chunk.sent_at.is_not(None))  # in the window
 _IN_WINDOW = (
     select(Job.tenant_id, func.count())
     .join(Chunk, Chunk.job_id == Job.id)
-    .where(
-        Chunk.status == ChunkStatus.PENDING.value,
-        Chunk.sent_at.is_not(None),
-        Job.status.in_(ACTIVE),
-    )
+    .where(*_SENT, Job.status.in_(ACTIVE))
     .group_by(Job.tenant_id)
 )
+
+
+def _pending(*where: Any) -> Any:
+    """The job's pending chunks (those ``where`` says), counted: a subquery of _ACTIVE_JOBS."""
+    pending = (Chunk.job_id == Job.id, Chunk.status == ChunkStatus.PENDING.value)
+    return select(func.count()).where(*pending, *where).scalar_subquery()
+
+
 _ACTIVE_JOBS = (
     select(
-        Job.id,
-        Job.tenant_id,
-        Job.status,
-        select(func.count())
-        .where(Chunk.job_id == Job.id, Chunk.status == ChunkStatus.PENDING.value)
-        .scalar_subquery()
-        .label("pending"),
-        Job.created_at,
-        Job.interactive,
+        *(Job.id, Job.tenant_id, Job.status, _pending().label("pending")),
+        *(Job.created_at, Job.interactive),
+        # an interactive job's chunks in the window (counted for those alone)
+        case((Job.interactive, _pending(*_SENT)), else_=0).label("sent"),
     )
     .where(Job.status.in_(ACTIVE))
     .order_by(Job.priority.desc(), Job.created_at, Job.id)
@@ -224,10 +224,10 @@ def _queues(
     rows = session.execute(_ACTIVE_JOBS).all()
     gathering = _gathering(rows, short_at, gather_s)
     jobs: dict[uuid.UUID, list[_Waiting]] = defaultdict(list)
-    for job_id, tenant_id, status, pending, _, interactive in rows:
+    for job_id, tenant_id, status, pending, _, interactive, sent in rows:
         if job_id not in gathering:
             urgent = interactive or pending <= short_at
-            jobs[tenant_id].append(_Waiting(job_id, status, pending, urgent, interactive))
+            jobs[tenant_id].append(_Waiting(job_id, status, pending, urgent, interactive, sent))
     tenants = {t.id: t for t in session.scalars(select(Tenant).where(Tenant.id.in_(list(jobs))))}
     queues, starting = [], set()
     for tenant_id, its_jobs in jobs.items():
@@ -239,6 +239,8 @@ def _queues(
         books = 0
         for job in admitted:
             want = job.pending if job.urgent else room - books
+            if job.interactive:  # heard in order: a few ahead keep up, and leave seats free
+                want = min(want, farm.settings.dispatch.interactive_ahead - job.sent)
             if want <= 0:
                 continue
             order = {"by_length": int(not job.interactive)}
@@ -259,6 +261,7 @@ class _Waiting:
     pending: int  # chunks left to make
     urgent: bool
     interactive: bool = False
+    sent: int = 0  # an interactive job's chunks in the window
 
 
 def _gathering(rows: Sequence[Row[Any]], short_at: int, gather_s: float) -> set[uuid.UUID]:

@@ -21,6 +21,7 @@ import numpy as np
 from shared.audio.finish import ChunkStats, LiveFinish
 from shared.farm.live import LiveReader, Piece
 from shared.infra.settings import Settings
+from shared.speech.codec import SnacCodes
 
 if TYPE_CHECKING:  # torch only where a stream carries SNAC frames
     from shared.snac.decoder import SnacDecoder
@@ -78,7 +79,7 @@ class LiveChunk:
 
     def _take_in(self, pieces: list[Piece]) -> list[np.ndarray]:
         out = []
-        for piece in pieces:
+        for piece in _joined(pieces):
             if self.broken or self.done is not None:
                 break
             pcm = self._piece(piece)
@@ -125,3 +126,23 @@ class LiveChunk:
                 decoder = _snac(orpheus.snac_model, orpheus.snac_decoder, orpheus.snac_products)
             self.window = WindowDecoder(decoder, self.seed, self.settings.speech.live_step_frames)
         return self.window
+
+
+def _joined(pieces: list[Piece]) -> list[Piece]:
+    """Runs of one take's frames read together as one piece: a stream read behind the engine
+    (the listener still hearing an earlier chunk) is decoded in one window, not a window per
+    frame."""
+    out: list[Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.codes is not None
+            and piece.codes is not None
+            and piece.take == last.take
+            and piece.at == last.at + last.codes.frames
+        ):
+            out[-1] = Piece(last.take, last.at, codes=SnacCodes.join([last.codes, piece.codes]))
+        else:
+            out.append(piece)
+    return out

@@ -166,6 +166,10 @@ class DispatchSettings(BaseModel):
     # between two ticks (bench/batching.py), few enough that a newcomer is not long behind
     window_per_slot: float = Field(default=1.25, ge=1.0)
     short_job_chunks: int = Field(default=4, ge=0)  # a job this short goes ahead of books
+    # an interactive job's chunks in the window at once: its listener hears them in order, so
+    # a few ahead keep up with it, and a long answer leaves the engine's urgent seats to the
+    # next listener's first chunk
+    interactive_ahead: int = Field(default=4, ge=1)
     # books submitted less than this apart start together (a batch engine does not preempt:
     # the first would keep every slot for a chunk's time); short jobs never wait for it
     gather_s: float = Field(default=0.5, ge=0)
@@ -189,9 +193,11 @@ class SpeechSettings(BaseModel):
     # pieces a gpu worker holds for Redis at most: past it, a stream is cut (its listeners fall
     # back to the stored chunk) rather than the worker's memory growing
     live_backlog: int = Field(default=20000, ge=100)
-    # the WebSocket (api.services.voice_session): pieces of text waiting to be heard, at most;
-    # and how long a client may read nothing before it is hung up on
-    ws_segments: int = Field(default=16, ge=1)
+    # the WebSocket (api.services.voice_session): text waiting to be spoken, at most; pieces
+    # of it made into jobs at once (the one heard and those after it); how long a client may
+    # read nothing before it is hung up on
+    ws_text_chars: int = Field(default=65536, ge=4096)
+    ws_ahead: int = Field(default=2, ge=1)
     ws_send_timeout_s: float = Field(default=30.0, gt=0)
 
 

@@ -27,8 +27,10 @@ CONTEXT_FRAMES = 3
 class WindowDecoder:
     """Feed a chunk's frames in order; each :meth:`feed` gives the PCM that is now final (maybe
     none), :meth:`finish` the rest once the chunk is over. The first audio comes as soon as one
-    frame has its right context (28 + 21 tokens); after it, ``step_frames`` at a time, which
-    bounds the decoding each frame costs ((step + 2 × context) / step)."""
+    frame has its right context (4 frames, 28 tokens), and the next frames one by one while
+    an encoder may still want more before its first packet (an MP3 frame and LAME's delay are
+    ~1,700 samples); after ``step_frames`` of them, ``step_frames`` at a time, which bounds the
+    decoding each frame costs ((step + 2 × context) / step)."""
 
     def __init__(self, decoder: SnacDecoder, seed: int, step_frames: int = 4) -> None:
         self.decoder, self.seed, self.step = decoder, seed, step_frames
@@ -41,7 +43,7 @@ class WindowDecoder:
             self.parts.append(codes)
             self.frames += codes.frames
         final = self.frames - CONTEXT_FRAMES
-        if final - self.heard < (1 if self.heard == 0 else self.step):
+        if final - self.heard < (1 if self.heard < self.step else self.step):
             return np.zeros(0, np.float32)
         return self._decode(final)
 

@@ -47,7 +47,9 @@ class FrameSlots(LogitsProcessor):
         # ``.np`` is the truth, read to skip whole batches without a device sync; a change is
         # copied host to host into the next of a pool of pinned buffers, which the GPU reads in
         # place (``.gpu``, rebound at each copy) — no blocking copy stalls the step's overlap.
-        self.enabled = UvaBackedTensor(req_states.max_num_reqs, dtype=torch.bool)
+        # int32, as every UvaBackedTensor of vLLM 0.33's is (a bool view from a pinned buffer
+        # is a path vLLM never takes)
+        self.enabled = UvaBackedTensor(req_states.max_num_reqs, dtype=torch.int32)
         self._dirty = False
 
     @classmethod
@@ -75,5 +77,5 @@ class FrameSlots(LogitsProcessor):
         prompt_len = self.req_states.prompt_len.gpu[request]
         # a row's logits come from the token at ``pos``; the token drawn goes to pos + 1
         generated = ctx.pos + 1 - prompt_len
-        enabled = self.enabled.gpu[request]
+        enabled = self.enabled.gpu[request].bool()
         return mask_logits(logits, frame_slots(generated), self.allowed, enabled)

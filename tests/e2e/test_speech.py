@@ -11,6 +11,7 @@ from one worker to the next."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -29,6 +30,7 @@ import mutagen.mp3
 import openai
 import pytest
 import soundfile
+import websockets
 from openai import OpenAI
 from sqlalchemy import select
 
@@ -57,6 +59,7 @@ def farm(process_env, tmp_path_factory) -> Iterator[RunningFarm]:
         "LYRE_ENGINE": "simulated",
         "LYRE_SIMULATED__STEP_MS": "1",
         "LYRE_CHUNKING__MAX_CHARS": "400",
+        "LYRE_SPEECH__WS_SEND_TIMEOUT_S": "3",  # a WebSocket client that stops reading
     }
     running = RunningFarm(env, tmp_path_factory.mktemp("speech-farm"))
     try:
@@ -137,6 +140,63 @@ def test_the_audio_streams_while_the_farm_is_still_making_it(client, farm, tmp_p
     ) as response:
         response.stream_to_file(path)
     assert read_back("mp3", path.read_bytes())[0] > 2.0
+
+
+def test_the_answer_is_heard_as_the_engine_makes_it_with_no_chunk_stored(client, farm):
+    """The cpu worker paused from the start (SIGSTOP): no chunk can be decoded or stored, and
+    the whole answer comes all the same, from the engine's live stream; then the farm stores
+    the job as any other."""
+    since = datetime.now(UTC)
+    decoder = farm.children["cpu-worker"].pid
+    os.killpg(decoder, signal.SIGSTOP)
+    try:
+        with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="zoe", input=STORY, response_format="pcm"
+        ) as response:
+            pcm = b"".join(response.iter_bytes())
+        job_id = newest_job(since)
+        assert done_chunks(job_id) == set()  # heard, and none of it stored yet
+    finally:
+        os.killpg(decoder, signal.SIGCONT)
+    rows = wait_for(lambda: (r := chunks(job_id)) and all(x.status == "done" for x in r) and r)
+    made = sum(r.samples + pause_samples(Boundary(r.boundary), AudioSettings()) for r in rows)
+    assert len(pcm) // 2 == made - pause_samples(Boundary(rows[0].boundary), AudioSettings())
+
+
+def test_a_websocket_speaks_text_as_it_is_written_and_hangs_up_on_a_client_that_stops_reading(
+    farm,
+):
+    url = farm.api.replace("http", "ws") + "/v1/audio/speech/ws"
+
+    async def converse() -> tuple[list[dict], int]:
+        async with websockets.connect(url, additional_headers=farm.headers) as ws:
+            await ws.send(json.dumps({"type": "start", "voice": "dan"}))
+            for word in STORY[:600].split(" "):
+                await ws.send(json.dumps({"type": "text", "text": word + " "}))
+            await ws.send(json.dumps({"type": "close"}))
+            events, pcm = [], 0
+            async for message in ws:
+                if isinstance(message, bytes):
+                    pcm += len(message)
+                else:
+                    events.append(json.loads(message))
+            return events, pcm
+
+    async def stop_reading() -> float:
+        async with websockets.connect(url, additional_headers=farm.headers) as ws:
+            await ws.send(json.dumps({"type": "start", "voice": "dan"}))
+            await ws.send(json.dumps({"type": "text", "text": STORY + " "}))
+            ws.transport.pause_reading()  # the client reads nothing more: the server's sends wait
+            began = time.monotonic()
+            while ws.state is websockets.State.OPEN and time.monotonic() - began < 60:
+                await asyncio.sleep(0.2)
+                ws.transport.resume_reading() if time.monotonic() - began > 20 else None
+            return time.monotonic() - began
+
+    events, pcm = asyncio.run(converse())
+    assert events[0]["type"] == "started" and events[-1] == {"type": "done"}
+    assert [e["type"] for e in events].count("segment") >= 6 and pcm > 10 * 2 * RATE
+    assert asyncio.run(stop_reading()) < 20  # hung up on within LYRE_SPEECH__WS_SEND_TIMEOUT_S
 
 
 def wait_for(found: Callable[[], Any], timeout: float = 60) -> Any:
