@@ -187,7 +187,7 @@ class SpeechSettings(BaseModel):
     # them, not once they are decoded and stored.
     live: bool = True
     live_step_frames: int = Field(default=4, ge=1)  # after the first, frames decoded at a time
-    live_decoders: int = Field(default=1, ge=1)  # threads an api process decodes streams on
+    live_decoders: int = Field(default=1, ge=1)  # processes an api process decodes streams in
     live_entries: int = Field(default=4096, ge=16)  # pieces a chunk's stream keeps, about
     live_ttl_s: int = Field(default=300, ge=10)  # a chunk's stream is gone this long after
     # pieces a gpu worker holds for Redis at most: past it, a stream is cut (its listeners fall

@@ -48,7 +48,7 @@ def decoder(request, snac_dir) -> SnacDecoder:
 def test_a_chunk_decoded_as_its_frames_arrive_is_the_chunk_decoded_whole(decoder, arriving):
     codes = random_codes(40, seed=arriving)
     whole = decoder.decode(codes, seed=9)
-    window = WindowDecoder(decoder, seed=9, step_frames=4)
+    window = WindowDecoder(decoder.decode, seed=9, step_frames=4)
     pieces, first_at = [], None
     for start in range(0, codes.frames, arriving):
         pcm = window.feed(codes.select(np.arange(start, min(start + arriving, codes.frames))))
@@ -58,10 +58,10 @@ def test_a_chunk_decoded_as_its_frames_arrive_is_the_chunk_decoded_whole(decoder
     pieces.append(window.finish())
     live = np.concatenate(pieces)
     assert len(live) == len(whole) == 40 * SAMPLES_PER_FRAME  # nothing lost at either end
-    # the tiled decoder's narrow products round by the window (int16: a scale per operand),
-    # the plain decoder's fp32 is exact to ~1e-6; the issue asks 40 dB
-    assert snr_db(whole, live) >= (50 if decoder.tiled is not None else 100)
-    assert first_at == -(-(CONTEXT_FRAMES + 1) // arriving) * arriving  # 4 frames: 28 tokens
+    # two frames of context leave the plain decoder within 85 dB of the whole decode; the
+    # tiled decoder's narrow products round by the window (int16: a scale per operand)
+    assert snr_db(whole, live) >= (50 if decoder.tiled is not None else 80)
+    assert first_at == -(-(CONTEXT_FRAMES + 1) // arriving) * arriving  # 3 frames: 21 tokens
 
 
 def test_a_chunk_finished_piece_by_piece_is_the_chunk_finished_whole():
