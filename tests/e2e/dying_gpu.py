@@ -45,7 +45,7 @@ class DyingBackend:
         return self.died is not None and self.died.is_set()
 
     async def generate_ids(
-        self, request_id: str, prompt_ids: list[int], sampling: Sampling
+        self, request_id: str, prompt_ids: list[int], sampling: Sampling, on_ids=None
     ) -> list[int]:
         self.died = self.died or asyncio.Event()
         if self.dead():

@@ -90,6 +90,7 @@ def openai_engine(orpheus_settings, url: str, model: str):
         "openai_url": url,
         "openai_model": model,
         "openai_api_key": "secret",
+        "urgent_seats": 0,  # the engine itself, not behind seats kept for urgent chunks
     }
     orpheus = orpheus_settings.orpheus.model_copy(update=update)
     return build_engine(orpheus_settings.model_copy(update={"orpheus": orpheus}), "orpheus")
