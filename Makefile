@@ -71,6 +71,7 @@ bench: install services nemo-env ## Run the benchmarks in bench/ (figures go to 
 	$(BIN)/python bench/fairness.py
 	$(BIN)/python bench/speech.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/api.py --streams 8
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/transcribe.py
 

@@ -35,6 +35,7 @@ from openai import OpenAI
 from sqlalchemy import select
 
 from shared.audio.programme import pause_samples
+from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
 from shared.infra.models import Chunk, Job
 from shared.infra.settings import AudioSettings
@@ -240,11 +241,15 @@ def test_openais_errors_through_its_client(client, farm):
 def test_a_websocket_speaks_text_as_it_is_written(farm):
     """A ``websockets`` client on the real server: text word by word, sentences spoken as
     they end, PCM and events back (a client that stops reading: tests/integration/
-    test_voice_socket.py, whose socket's sends can be made to wait)."""
+    test_voice_socket.py, whose socket's sends can be made to wait). A tenant of its own: the
+    jobs of this module's other tests never finish (no stitch worker here), and a tenant's
+    running jobs are limited (16), each sentence spoken here being one."""
     url = farm.api.replace("http", "ws") + "/v1/audio/speech/ws"
+    with session_scope() as session:
+        headers = {"Authorization": f"Bearer {create_key(session, 'voice-app')[1]}"}
 
     async def converse() -> tuple[list[dict], int]:
-        async with websockets.connect(url, additional_headers=farm.headers) as ws:
+        async with websockets.connect(url, additional_headers=headers) as ws:
             await ws.send(json.dumps({"type": "start", "voice": "dan"}))
             for word in STORY[:600].split(" "):
                 await ws.send(json.dumps({"type": "text", "text": word + " "}))

@@ -29,23 +29,6 @@ def auth(burst):
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture()
-def working(burst):
-    """The farm's stages run on a thread, as its workers would, while the test asks."""
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            if not burst.drain():
-                time.sleep(0.02)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    yield burst
-    stop.set()
-    thread.join(timeout=30)
-
-
 def jobs_of(client, auth) -> list[dict]:
     return client.get("/v1/jobs", headers=auth).json()["items"]
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 
 import numpy as np
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from api.services.voice_session import SessionClosed, VoiceSession
-from shared.farm.live import live_publisher
 from shared.farm.tenants import create_key
 
 SAMPLE_RATE = 24000
@@ -28,24 +25,6 @@ REPLY = "Hello there! The lighthouse keeper climbs the stairs. He trims the wick
 def key(burst) -> str:
     with burst.farm.sessions() as session:
         return create_key(session, "acme")[1]
-
-
-@pytest.fixture()
-def working(burst):
-    """The farm's stages on a thread, as its workers would, publishing interactive chunks."""
-    burst.live = live_publisher(burst.farm.settings)
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            if not burst.drain():
-                time.sleep(0.02)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    yield burst
-    stop.set()
-    thread.join(timeout=30)
 
 
 def receive_all(ws) -> tuple[list[dict], bytes]:
