@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.infra.settings import get_settings
-from shared.speech.seats import gpu_concurrency
 from workers.farm_processes import (
     FARM_DIR,
     Process,
@@ -61,12 +59,21 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+def engine_concurrency() -> int:
+    """The gpu worker's concurrency for the farm's engine (imported here alone: ``status`` and
+    ``down`` answer without loading the settings)."""
+    from shared.infra.settings import get_settings
+    from shared.speech.seats import gpu_concurrency
+
+    return gpu_concurrency(get_settings())
+
+
 def spawn_supervisor(state_dir: Path, args: argparse.Namespace) -> subprocess.Popen:
     """Start the supervisor in its own session: it outlives this command and its terminal."""
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "workers.supervisor", "--state-dir", str(state_dir)]
     argv += ["--api-port", str(args.api_port), "--s3-port", str(args.s3_port)]
-    threads = args.gpu_concurrency or gpu_concurrency(get_settings())
+    threads = args.gpu_concurrency or engine_concurrency()
     argv += ["--flower-port", str(args.flower_port), "--gpu-concurrency", str(threads)]
     argv += ["--plan", args.plan]
     with open(state_dir / "supervisor.log", "ab") as log:  # the child keeps its own
