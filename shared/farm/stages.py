@@ -87,10 +87,10 @@ def generate_chunk(
             move_job(session, job_id, JobStatus.RUNNING)  # the first chunk starts the job
     seed = chunk_seed(job_id, index, claimed.job_seed)
     started = time.perf_counter()
-    # renewed while the engine works: a chunk longer than a lease is not sent to a second one
     heard = None
     if live is not None and claimed.job_interactive:
         heard = partial(live.listener, job_id, index)
+    # renewed while the engine works: a chunk longer than a lease is not sent to a second one
     with Lease(farm, RENEW_CHUNK_LEASE, job=job_id, idx=index, at=claimed.taken_at):
         request = SpeechRequest(f"{job_id}-{index}", text, voice, seed, urgent=urgent)
         kept = make_takes(farm, loop, engine, request, claimed, heard)
