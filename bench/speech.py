@@ -33,16 +33,13 @@ from pathlib import Path
 import websockets
 from fairness import DB, Farm, paragraphs, start
 from openai import OpenAI
+from streams import snac_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.checkpoints: a SNAC of the real size, random weights
-
-from shared.infra.db import dispose_engines  # noqa: E402
-from shared.speech.engine import SpeechRequest  # noqa: E402
-from shared.speech.seats import EngineSeats  # noqa: E402
-from shared.speech.simulated import SimulatedEngine  # noqa: E402
-from tests.checkpoints import build_snac  # noqa: E402
-from workers.bootstrap import ensure_database  # noqa: E402
+from shared.infra.db import dispose_engines
+from shared.speech.engine import SpeechRequest
+from shared.speech.seats import EngineSeats
+from shared.speech.simulated import SimulatedEngine
+from workers.bootstrap import ensure_database
 
 STEP_S = 0.012
 LISTEN_S = 5.0  # of the WebSocket's audio, then hang up
@@ -139,7 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lyre-bench-speech-") as tmp:
         logs = args.logs or Path(tmp)
         logs.mkdir(parents=True, exist_ok=True)
-        snac = build_snac(Path(tmp) / "snac")
+        snac = snac_checkpoint(Path(tmp) / "snac")
         env = {"LYRE_SIMULATED__CODES": "true", "LYRE_ORPHEUS__SNAC_MODEL": str(snac)}
         env["LYRE_CHECKS__ENABLED"] = "false"  # random codes are not speech: no retakes
         env["LYRE_SIMULATED__STEP_MS"] = str(STEP_S * 1000)

@@ -129,7 +129,7 @@ class JobAudio:
         if live is None or live.index != row.chunk:
             seed = chunk_seed(self.job_id, row.chunk, job.seed)
             live = self._live = LiveChunk(self.farm.settings, self.job_id, row.chunk, seed)
-            self._start(row, loudness_gain(self._stats, self._pauses, mastering.target))
+            self._start(row, mastering)
         while live.done is None and not live.broken:
             came, pieces = await live.hear(reader, self.farm.settings.speech.poll_s)
             for pcm in pieces:
@@ -143,12 +143,14 @@ class JobAudio:
         if live.broken:  # only the stored chunk can finish it
             await asyncio.sleep(self.farm.settings.speech.poll_s)
 
-    def _start(self, row: Row[Any], gain: float) -> None:
-        """A chunk begins: its pause is due (none before the first), and its gain set."""
+    def _start(self, row: Row[Any], mastering: Mastering) -> None:
+        """A chunk begins: its pause is due (none before the first), and its gain is the one
+        that brings the speech heard before it to the target."""
+        self._gain = loudness_gain(self._stats, self._pauses, mastering.target)
         settings = self.farm.settings.audio
         pause = pause_before(Boundary(row.boundary), row.pause_s, settings) if self.heard else 0
         self._pauses.append(pause)
-        self._pause_due, self._gain = pause, gain
+        self._pause_due = pause
         self.begun += 1
 
     def _end(self, stats: ChunkStats) -> None:
@@ -161,7 +163,7 @@ class JobAudio:
         stats = ChunkStats.from_row(row.samples, row.loudness_steps, row.true_peak, row.energy)
         live, start = self._live, 0
         if live is None or live.index != row.chunk:
-            self._start(row, loudness_gain(self._stats, self._pauses, mastering.target))
+            self._start(row, mastering)
         elif live.take == row.take:  # the same take: it goes on where the stream stopped
             start = live.samples
         pcm = get_pcm(self.farm.store, chunk_audio_key(str(self.job_id), row.chunk))[start:]

@@ -131,10 +131,9 @@ class LiveChunk:
         if self.window is None:
             from shared.snac.window import WindowDecoder
 
-            orpheus, threads = self.settings.orpheus, self.settings.speech.live_decoders
-            pool = _decoders(
-                threads, orpheus.snac_model, orpheus.snac_decoder, orpheus.snac_products
-            )
+            orpheus, processes = self.settings.orpheus, self.settings.speech.live_decoders
+            model = (orpheus.snac_model, orpheus.snac_decoder, orpheus.snac_products)
+            pool = _decoders(processes, *model)
 
             def decode(codes: SnacCodes, seed: int, first_frame: int) -> np.ndarray:
                 return pool.submit(_decode, codes, seed, first_frame).result()

@@ -28,7 +28,7 @@ import numpy as np
 
 from shared.infra import queues
 from shared.infra.settings import Settings
-from shared.speech.codec import SnacCodes
+from shared.speech.codec import FRAME_TOKENS, SnacCodes
 from shared.speech.engine import Speech
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Piece:
         take, at, kind = int(fields[b"t"]), int(fields[b"n"]), fields[b"k"]
         if kind == b"c":
             flat = np.frombuffer(fields[b"d"], "<i2").astype(np.int64)
-            frames = len(flat) // 7
+            frames = len(flat) // FRAME_TOKENS
             levels = (flat[:frames], flat[frames : 3 * frames], flat[3 * frames :])
             return cls(take, at, codes=SnacCodes(levels))
         if kind == b"p":

@@ -35,8 +35,7 @@ def block_noise(seed: int, block: int, start: int, length: int) -> torch.Tensor:
     ``block``'s output, float32."""
     out = torch.empty(length)
     generator = torch.Generator()
-    first, last = start // PAGE, (start + length - 1) // PAGE if length else start // PAGE - 1
-    for page in range(first, last + 1):
+    for page in range(start // PAGE, -(-(start + length) // PAGE)):  # the pages it overlaps
         generator.manual_seed(page_seed(seed, block, page))
         values = torch.randn(PAGE, generator=generator)
         lo, hi = max(start, page * PAGE), min(start + length, (page + 1) * PAGE)

@@ -21,11 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.audio import SAMPLE_RATE
-from shared.speech.codec import CODEBOOK_SIZE, FRAME_TOKENS, SnacCodes, codes_from_frames
+from shared.speech.codec import (
+    CODEBOOK_SIZE,
+    FRAME_TOKENS,
+    SAMPLES_PER_FRAME,
+    SnacCodes,
+    codes_from_frames,
+)
 from shared.speech.engine import Engine, Speech, SpeechRequest
 from shared.text.voices import VOICES
 
-SAMPLES_PER_FRAME = 2048  # SNAC 24 kHz: one frame of seven tokens is 2048 samples
 TRACE = re.compile(r"simulated (\S+) ran from ([0-9.]+) to ([0-9.]+): ([0-9]+) tokens")
 
 log = logging.getLogger(__name__)
