@@ -76,8 +76,30 @@ _CLUE = re.compile(rf"[\d$£€¥%&+=×~#@°]|\.(?:{addresses.TLDS})\b")
 
 
 def say_forms(text: str) -> str:
-    """``text`` with every written form of :data:`_FORMS` in words."""
-    return _PATTERN.sub(_say, text) if _CLUE.search(text) else text
+    """``text`` with every written form of :data:`_FORMS` in words: what ``_PATTERN.sub(_say,
+    text)`` gives, tried only where a form can start. A form holds a clue, and starts at the
+    earliest in the word before its clue's ("September 1", "minus 5°"); :data:`_PATTERN`
+    tried at every place of a sentence costs ≈ 2.5 µs a character, ten times the rest of
+    the text's way in."""
+    out, done = [], 0
+    for clue in _CLUE.finditer(text):
+        if clue.start() < done:  # inside a form said already
+            continue
+        for start in range(max(done, _word_before(text, clue.start())), clue.start() + 1):
+            if match := _PATTERN.match(text, start):
+                out += [text[done:start], _say(match)]
+                done = match.end()
+                break
+    return "".join(out) + text[done:] if out else text
+
+
+def _word_before(text: str, at: int) -> int:
+    """Where the word before the one holding ``at`` starts."""
+    start = at
+    for space in (False, True, False):
+        while start > 0 and text[start - 1].isspace() == space:
+            start -= 1
+    return start
 
 
 def _say(match: re.Match[str]) -> str:

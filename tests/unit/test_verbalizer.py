@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.farm.intake import Submission, take_in
 from shared.infra.settings import get_settings
+from shared.text import semiotic
 from shared.text.chunking import chunk_text
 from shared.text.lexicon import Lexicon
 from shared.text.normalize import normalize_text
+from shared.text.semiotic import say_forms
 from shared.text.spoken import spoken_size
 from shared.text.verbalizer import verbalize
 
@@ -44,6 +48,30 @@ def test_the_test_set_is_said_as_careful_readers_say_it_and_the_docs_list_the_mi
     missed = bench.misses(cases, [verbalize(normalize_text(case.written)) for case in cases])
     assert len(missed) <= 0.05 * len(cases), [case.written for case, _ in missed]
     assert {case.written for case, _ in missed} == _documented_misses()
+
+
+# Pieces of written forms and of the words around them, for sentences no test set holds.
+_PIECES = [
+    "$3.50", "£1,200", "5 million", "minus", "5°C", "-4", "September", "1st,", "2020",
+    "jane.doe@example.com", "https://www.example.org/a?b=1", "(555) 123-4567", "+44 20 7946",
+    "10:30", "a.m.", "3/4", "1 1/2", "cups", "12%", "per cent", "the", "of", "May", "1990s",
+    "'90s", "5'11\"", "km", "3-5", "1–3", "&", "#1", "R&D", "2nd", "No.", "9", "x", "Dr.",
+    "Henry VIII", ",", ".", "e.g.", "50p", "99¢", "1999-12-31", "12/31/1999", "7", "kg",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=14), st.lists(st.sampled_from(" ,\n")))
+def test_forms_are_said_where_the_whole_pattern_would_say_them(pieces, separators):
+    """say_forms tries its pattern only near clues; tried everywhere, it says the same."""
+    gaps = [*separators, *" " * len(pieces)]
+    text = "".join(piece + gap for piece, gap in zip(pieces, gaps, strict=False))
+    assert say_forms(text) == semiotic._PATTERN.sub(semiotic._say, text)
+
+
+def test_the_test_set_says_the_same_as_the_whole_pattern():
+    for case in _bench_text().load_cases():
+        text = normalize_text(case.written)
+        assert say_forms(text) == semiotic._PATTERN.sub(semiotic._say, text)
 
 
 @pytest.mark.parametrize(
