@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert, inspect
 from sqlalchemy.orm import Session
 
 from shared.audio import SAMPLE_RATE
@@ -140,10 +140,20 @@ def submit_job(
         if chars_per_day:
             count_chars(session, job.tenant_id, job.chars, chars_per_day)
         session.add(job)
-        session.flush()  # the job before its chunks: they reference it
+        session.flush()  # the job before its chapters and chunks: they reference it
         session.add_all(chapters)
-        session.add_all(chunks)
+        session.flush()
+        session.execute(insert(Chunk), [_columns(chunk) for chunk in chunks])
         notify_at_commit(session, queues.DISPATCH_CHANNEL)
+
+
+def _columns(chunk: Chunk) -> dict[str, Any]:
+    """The columns ``new_job`` gave ``chunk``: the rows go as one multi-row INSERT of these
+    alone (the ORM's flush lists all 26 columns of every row: 13 ms for 40 rows, against 4)."""
+    given = inspect(chunk).dict
+    return {
+        column.key: given[column.key] for column in Chunk.__table__.columns if column.key in given
+    }
 
 
 def notify(farm: FarmContext, session: Session, job_id: uuid.UUID, event_type: str) -> str | None:
