@@ -335,8 +335,9 @@ def streams_main(args: argparse.Namespace) -> None:
                     api.url.split("/v1/")[0], api.headers, bench.db, REDIS, bench.prefix
                 )
                 streams.start(args.streams)
+                waited = streams.wait_flowing(args.streams)
+                print(f"every stream heard after {waited:.1f} s", flush=True)
                 began, heard = time.monotonic(), streams.heard
-                time.sleep(5)  # the api's SNAC decoder loads on the first frames
                 busy = [measure(pool, api, polling, db) for _ in range(args.runs)]
                 for run in busy:
                     print(run.line(f"{args.streams} streams:     "), flush=True)

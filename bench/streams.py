@@ -41,6 +41,7 @@ class Streams:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.heard = 0  # bytes of PCM the listeners read
+        self.listening = 0  # listeners that have heard their first bytes
 
     def start(self, n: int) -> None:
         since = time.time()
@@ -49,6 +50,16 @@ class Streams:
         jobs = self._jobs(n, since)
         for job_id in jobs:
             self._thread(self._publish, job_id)
+
+    def wait_flowing(self, n: int, timeout_s: float = 180) -> float:
+        """Seconds until each of the ``n`` listeners has heard its first bytes (the api's
+        decoder loads on the first frames)."""
+        began = time.monotonic()
+        while self.listening < n:
+            if time.monotonic() - began > timeout_s:
+                raise RuntimeError(f"{self.listening} of {n} listeners heard anything")
+            time.sleep(0.1)
+        return time.monotonic() - began
 
     def close(self) -> None:
         self.stop.set()
@@ -65,7 +76,8 @@ class Streams:
         with httpx.stream(
             "POST", f"{self.api}/v1/audio/speech", json=body, headers=self.auth, timeout=600
         ) as response:
-            for data in response.iter_bytes():
+            for number, data in enumerate(response.iter_bytes()):
+                self.listening += number == 0
                 self.heard += len(data)
                 if self.stop.is_set():
                     return

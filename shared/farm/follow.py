@@ -123,15 +123,21 @@ class JobAudio:
     async def _live_until_quiet(
         self, reader: LiveReader, job: Row[Any], row: Row[Any], mastering: Mastering
     ) -> AsyncIterator[np.ndarray]:
-        """The next chunk's pieces from its stream, while they keep coming (each read waits up
-        to ``speech.poll_s``); then back to its row, which may say it is stored."""
+        """The next chunk's pieces from its stream, while they keep coming; then back to its
+        row, which may say it is stored. A read waits up to ``speech.poll_s`` for a stream not
+        begun (the chunk may be made without one), and up to ``speech.live_quiet_s`` for one
+        that has: the engine's next frame is 85 ms of audio away, and a shorter wait would
+        read the job's rows from Postgres between every two frames of every listener."""
         live = self._live
         if live is None or live.index != row.chunk:
             seed = chunk_seed(self.job_id, row.chunk, job.seed)
             live = self._live = LiveChunk(self.farm.settings, self.job_id, row.chunk, seed)
             self._start(row, mastering)
+        speech = self.farm.settings.speech
         while live.done is None and not live.broken:
-            came, pieces = await live.hear(reader, self.farm.settings.speech.poll_s)
+            came, pieces = await live.hear(
+                reader, speech.poll_s if live.take is None else speech.live_quiet_s
+            )
             for pcm in pieces:
                 yield self._shaped(pcm, mastering)
             if not came:

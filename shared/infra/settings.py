@@ -190,6 +190,9 @@ class SpeechSettings(BaseModel):
     live_decoders: int = Field(default=1, ge=1)  # processes an api process decodes streams in
     live_entries: int = Field(default=4096, ge=16)  # pieces a chunk's stream keeps, about
     live_ttl_s: int = Field(default=300, ge=10)  # a chunk's stream is gone this long after
+    # a stream begun may be quiet this long before its chunk's row is read again (a worker
+    # died: the farm remakes the chunk, and the listener takes it up from the stored audio)
+    live_quiet_s: float = Field(default=1.0, gt=0)
     # pieces a gpu worker holds for Redis at most: past it, a stream is cut (its listeners fall
     # back to the stored chunk) rather than the worker's memory growing
     live_backlog: int = Field(default=20000, ge=100)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ from shared.farm.tenants import create_key
 from shared.infra import queues
 from shared.infra.models import Chunk
 from shared.snac.decoder import SnacDecoder
+from shared.speech.codec import SAMPLES_PER_FRAME, codes_from_frames
+from shared.speech.engine import Speech
 from shared.speech.simulated import SimulatedEngine
 from tests.burst import BurstFarm
 from tests.conftest import services_for
@@ -111,3 +114,43 @@ def test_a_books_chunks_are_not_streamed(live_farm):
     live_farm.drain(("generate",))
     client = queues.redis_client(live_farm.farm.settings.redis.url, 5)
     assert not client.exists(live_key(live_farm.farm.settings.redis.key_prefix, job_id, 0))
+
+
+def test_a_stream_being_heard_is_followed_without_reading_the_jobs_rows_between_frames(
+    live_farm, monkeypatch
+):
+    """The engine's frames come 85 ms apart, longer than ``speech.poll_s``: a listener waits on
+    the stream for them and reads the job's rows only when a chunk begins or ends."""
+    job_id = submit(live_farm)
+    reads = []
+    read = JobAudio._read
+    monkeypatch.setattr(JobAudio, "_read", lambda self: reads.append(1) or read(self))
+    frames = 12
+    codes = codes_from_frames(np.random.default_rng(0).integers(0, 4096, (frames, 7)).tolist())
+    take = live_farm.live.listener(job_id, 0, 0)
+
+    begun = threading.Event()
+
+    def engine() -> None:  # chunk 0 as the engine makes it: once heard, a frame every 120 ms
+        for frame in range(frames):
+            take(codes.select(np.array([frame])))
+            if frame >= 3:
+                begun.wait(timeout=30)
+                time.sleep(0.12)
+        take.finish(Speech(codes=codes), kept=True)
+
+    async def first_chunk() -> int:
+        audio, samples = JobAudio(live_farm.farm, job_id), 0
+        async for pcm in audio.pcm():
+            if not samples and len(pcm):  # the api's decoder has started: count from here
+                reads.clear()
+                begun.set()
+            samples += len(pcm)
+            if audio.heard:
+                return samples
+        raise AssertionError("the job ended")
+
+    threading.Thread(target=engine, daemon=True).start()
+    assert asyncio.run(first_chunk()) > 0.9 * frames * SAMPLES_PER_FRAME  # trimmed a little
+    assert live_farm.farm.settings.speech.poll_s < 0.12
+    assert len(reads) <= 1  # as it ended; not one between every two frames
