@@ -18,6 +18,8 @@ from api.routes import chunks, health, jobs, speech, tenants
 from api.schemas import JobCreate
 from api.services.readers import Readers
 from api.web import actions, live, pages
+from shared.farm.hearing import start_decoders
+from shared.infra.settings import get_settings
 
 # Swagger UI's scripts and styles, from a package that ships them (FastAPI's own /docs loads
 # them from a CDN: a blank page where there is no internet). Swagger UI 5: OpenAPI 3.1.
@@ -28,8 +30,10 @@ API_PREFIX = "/v1"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The connections a job's poll reads through, on the loop that serves the requests."""
+    """The connections a job's poll reads through, on the loop that serves the requests; the
+    processes that decode live streams, started."""
     app.state.readers = Readers()
+    start_decoders(get_settings())
     try:
         yield
     finally:

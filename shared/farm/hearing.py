@@ -15,7 +15,7 @@ import asyncio
 import multiprocessing
 import os
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,24 @@ def _decoders(processes: int, model: str, path: str, products: str) -> ProcessPo
     threads, which a fork would copy in whatever state)."""
     context = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(processes, context, _load, (model, path, products))
+
+
+def start_decoders(settings: Settings) -> list[Future[int]]:
+    """Start the decoding processes now, where the farm's engine makes SNAC codes, so that the
+    first listener does not wait for one to load its model (5 to 20 s here); each future is
+    done once a process has loaded it."""
+    from shared.speech.factory import makes_codes
+
+    if not (settings.speech.live and makes_codes(settings)):
+        return []
+    pool = _pool(settings)
+    return [pool.submit(int) for _ in range(settings.speech.live_decoders)]  # a process each
+
+
+def _pool(settings: Settings) -> ProcessPoolExecutor:
+    orpheus = settings.orpheus
+    model = (orpheus.snac_model, orpheus.snac_decoder, orpheus.snac_products)
+    return _decoders(settings.speech.live_decoders, *model)
 
 
 _snac: SnacDecoder | None = None  # a decoding process's model
@@ -131,9 +149,7 @@ class LiveChunk:
         if self.window is None:
             from shared.snac.window import WindowDecoder
 
-            orpheus, processes = self.settings.orpheus, self.settings.speech.live_decoders
-            model = (orpheus.snac_model, orpheus.snac_decoder, orpheus.snac_products)
-            pool = _decoders(processes, *model)
+            pool = _pool(self.settings)
 
             def decode(codes: SnacCodes, seed: int, first_frame: int) -> np.ndarray:
                 return pool.submit(_decode, codes, seed, first_frame).result()

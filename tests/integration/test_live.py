@@ -20,6 +20,7 @@ from sqlalchemy import select
 from api.schemas import JobCreate
 from api.services.jobs import submit as submit_job
 from shared.farm.follow import JobAudio
+from shared.farm.hearing import start_decoders
 from shared.farm.live import live_key, live_publisher
 from shared.farm.states import ChunkStatus
 from shared.farm.tenants import create_key
@@ -154,3 +155,13 @@ def test_a_stream_being_heard_is_followed_without_reading_the_jobs_rows_between_
     assert asyncio.run(first_chunk()) > 0.9 * frames * SAMPLES_PER_FRAME  # trimmed a little
     assert live_farm.farm.settings.speech.poll_s < 0.12
     assert len(reads) <= 1  # as it ended; not one between every two frames
+
+
+def test_the_api_starts_its_decoders_where_the_farm_makes_snac_codes(farm_env, snac_dir):
+    env = {**farm_env, "LYRE_ORPHEUS__SNAC_MODEL": str(snac_dir), "LYRE_ENGINE": "simulated"}
+    with services_for(env) as settings:
+        assert start_decoders(settings) == []  # the simulated engine's PCM: nothing to decode
+    with services_for({**env, "LYRE_SIMULATED__CODES": "true"}) as settings:
+        started = start_decoders(settings)
+        assert len(started) == settings.speech.live_decoders
+        assert all(future.result(timeout=120) == 0 for future in started)  # each one loaded
