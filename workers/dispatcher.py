@@ -101,7 +101,8 @@ def run(stop: threading.Event) -> None:
                 beaten = time.monotonic()
             except RedisError as exc:
                 log.warning("heartbeat not written: %s", exc)
-        connection = wait_for_work(connection, settings, stop)
+        if not tick.again:
+            connection = wait_for_work(connection, settings, stop)
         stop.wait(max(0.0, MIN_GAP_S - (time.monotonic() - started)))
 
 

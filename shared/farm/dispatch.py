@@ -121,6 +121,7 @@ class Tick:
     sent: int = 0
     urgent: int = 0  # of a short or an interactive job
     returned: int = 0  # chunks back from a broker that lost its messages
+    again: bool = False  # chunks held for the next tick, which need not wait for new work
 
 
 _SENT = (Chunk.status == ChunkStatus.PENDING.value, Chunk.sent_at.is_not(None))  # in the window
@@ -195,7 +196,7 @@ def dispatch(farm: FarmContext, slots: int | None = None) -> Tick:
         window = math.ceil(slots * settings.window_per_slot)
         held = dict(session.execute(_IN_WINDOW).all())
         room = window - sum(held.values())
-        queues, starting = _queues(farm, session, held, room, gather_s)
+        queues, starting, again = _queues(farm, session, held, room, gather_s)
         picks = plan(room, queues)
         now, lease = utcnow(), farm.lease()
         if picks:
@@ -212,15 +213,18 @@ def dispatch(farm: FarmContext, slots: int | None = None) -> Tick:
         sent=len(picks),
         urgent=sum(c.urgent for c in picks),
         returned=returned,
+        again=again,
     )
 
 
 def _queues(
     farm: FarmContext, session: Session, held: dict[uuid.UUID, int], room: int, gather_s: float
-) -> tuple[list[TenantQueue], set[uuid.UUID]]:
+) -> tuple[list[TenantQueue], set[uuid.UUID], bool]:
     """Each tenant with work waiting, its admitted jobs' next chunks (at most ``room`` of its
-    book chunks, all of its short and interactive jobs'), and the queued jobs among them."""
-    short_at = farm.settings.dispatch.short_job_chunks
+    book chunks, all of its short and interactive jobs'), the queued jobs among them, and
+    whether chunks wait for the next tick (an interactive job's first goes alone)."""
+    settings = farm.settings.dispatch
+    short_at = settings.short_job_chunks
     rows = session.execute(_ACTIVE_JOBS).all()
     gathering = _gathering(rows, short_at, gather_s)
     jobs: dict[uuid.UUID, list[_Waiting]] = defaultdict(list)
@@ -229,7 +233,7 @@ def _queues(
             urgent = interactive or pending <= short_at
             jobs[tenant_id].append(_Waiting(job_id, status, pending, urgent, interactive, sent))
     tenants = {t.id: t for t in session.scalars(select(Tenant).where(Tenant.id.in_(list(jobs))))}
-    queues, starting = [], set()
+    queues, starting, again = [], set(), False
     for tenant_id, its_jobs in jobs.items():
         tenant = tenants[tenant_id]
         limit = limits_for(tenant, farm.settings.limits).running_jobs
@@ -239,8 +243,12 @@ def _queues(
         books = 0
         for job in admitted:
             want = job.pending if job.urgent else room - books
-            if job.interactive:  # heard in order: a few ahead keep up, and leave seats free
-                want = min(want, farm.settings.dispatch.interactive_ahead - job.sent)
+            if job.interactive:  # heard in order: a few ahead keep up, and leave seats free;
+                # its first alone, claimed with nothing beside it (four at once reached the
+                # engine ≈ 20 ms later), the next a tick later, seconds before they are heard
+                first = job.status == JobStatus.QUEUED
+                again |= first and job.pending > 1
+                want = min(want, (1 if first else settings.interactive_ahead) - job.sent)
             if want <= 0:
                 continue
             order = {"by_length": int(not job.interactive)}
@@ -249,7 +257,7 @@ def _queues(
             books += 0 if job.urgent else len(found)
         if queue.candidates:
             queues.append(queue)
-    return queues, starting  # tenants in the order of their first job: priority, then age
+    return queues, starting, again  # tenants in the order of their first job: priority, age
 
 
 @dataclass(frozen=True)
@@ -286,12 +294,7 @@ def _admitted(jobs: list[_Waiting], limit: int) -> list[_Waiting]:
     while fewer than ``limit`` run (0: no limit); short and interactive jobs first, then as
     listed (priority, then age)."""
     running = sum(job.status != JobStatus.QUEUED for job in jobs)
-    queued_allowed = max(0, limit - running) if limit else len(jobs)
-    admitted = []
-    for job in jobs:
-        if job.status == JobStatus.QUEUED:
-            if not queued_allowed:
-                continue
-            queued_allowed -= 1
-        admitted.append(job)
+    allowed = max(0, limit - running) if limit else len(jobs)
+    starting = [job.id for job in jobs if job.status == JobStatus.QUEUED][:allowed]
+    admitted = [job for job in jobs if job.status != JobStatus.QUEUED or job.id in starting]
     return sorted(admitted, key=lambda job: not job.urgent)  # stable: priority, then age

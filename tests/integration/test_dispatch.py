@@ -229,9 +229,10 @@ def test_a_chunk_taken_from_a_stale_message_counts_in_the_window(burst, farm):
 
 def test_an_interactive_job_goes_ahead_of_another_tenants_book(burst, farm):
     """A speech request of 15 chunks, far more than a short job's 4, submitted while another
-    tenant's book fills the window: sent urgent, in reading order, four at a time ahead of its
-    listener (``dispatch.interactive_ahead``: one more as each is made), and its decodes and
-    stitches are sent urgent too; the same text as an ordinary job waits for room."""
+    tenant's book fills the window: sent urgent, in reading order, the first alone and three
+    more at the next tick, then four ahead of its listener (``dispatch.interactive_ahead``: one
+    more as each is made), and its decodes and stitches are sent urgent too; the same text as
+    an ordinary job waits for room."""
     a, b = tenant(farm, "a"), tenant(farm, "b")
     job(farm, a, book(1, 200))
     dispatch(farm, slots=4)
@@ -241,7 +242,9 @@ def test_an_interactive_job_goes_ahead_of_another_tenants_book(burst, farm):
     assert dispatch(farm, slots=4).sent == 0  # 15 chunks: not a short job, no room for it
     speech = submit(farm, b, JobCreate(text=text), None, interactive=True).id
     tick = dispatch(farm, slots=4)
-    assert tick.urgent == tick.sent == 4
+    assert tick.urgent == tick.sent == 1 and tick.again  # its first alone, the next at once
+    tick = dispatch(farm, slots=4)
+    assert tick.urgent == tick.sent == 3 and not tick.again
     messages = sent(burst)
     while len(messages) < 15:
         burst.run(("generate", *messages[-4]))  # the oldest of the four in the window
