@@ -42,13 +42,14 @@ class Streams:
         self.threads: list[threading.Thread] = []
         self.heard = 0  # bytes of PCM the listeners read
         self.listening = 0  # listeners that have heard their first bytes
+        self.jobs: list[uuid.UUID] = []
 
     def start(self, n: int) -> None:
         since = time.time()
         for _ in range(n):
             self._thread(self._listen)
-        jobs = self._jobs(n, since)
-        for job_id in jobs:
+        self.jobs = self._jobs(n, since)
+        for job_id in self.jobs:
             self._thread(self._publish, job_id)
 
     def wait_flowing(self, n: int, timeout_s: float = 180) -> float:
@@ -62,7 +63,10 @@ class Streams:
         return time.monotonic() - began
 
     def close(self) -> None:
+        """Stop publishing and cancel the jobs, which ends their listeners' requests."""
         self.stop.set()
+        for job_id in self.jobs:
+            httpx.post(f"{self.api}/v1/jobs/{job_id}/cancel", headers=self.auth, timeout=30)
         for thread in self.threads:
             thread.join(timeout=30)
 
@@ -76,11 +80,12 @@ class Streams:
         with httpx.stream(
             "POST", f"{self.api}/v1/audio/speech", json=body, headers=self.auth, timeout=600
         ) as response:
-            for number, data in enumerate(response.iter_bytes()):
-                self.listening += number == 0
-                self.heard += len(data)
-                if self.stop.is_set():
-                    return
+            try:
+                for number, data in enumerate(response.iter_bytes()):
+                    self.listening += number == 0
+                    self.heard += len(data)
+            except httpx.HTTPError:  # the job cancelled: the stream ends short
+                return
 
     def _jobs(self, n: int, since: float) -> list[uuid.UUID]:
         deadline = time.monotonic() + 30
