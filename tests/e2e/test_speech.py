@@ -161,6 +161,9 @@ def test_the_answer_is_heard_as_the_engine_makes_it_with_no_chunk_stored(client,
     rows = wait_for(lambda: (r := chunks(job_id)) and all(x.status == "done" for x in r) and r)
     made = sum(r.samples + pause_samples(Boundary(r.boundary), AudioSettings()) for r in rows)
     assert len(pcm) // 2 == made - pause_samples(Boundary(rows[0].boundary), AudioSettings())
+    # its first chunk went to the GPU alone, the next at the dispatcher's very next tick (0.07 s
+    # here), not when something else woke it (chunk 0 made: 0.5 s) or a period (1 s) later
+    assert 0 < (rows[1].sent_at - rows[0].sent_at).total_seconds() < 0.3
 
 
 def wait_for(found: Callable[[], Any], timeout: float = 60) -> Any:
