@@ -318,7 +318,7 @@ def main() -> None:
 
 
 def streams_main(args: argparse.Namespace) -> None:
-    """Idle and busy runs in turn, so that the host's drift (its idle p99 moved 3.6 -> 9 ms
+    """Idle and busy runs in turn, so that the host's drift (its idle p99 moved between 2.4 and 9 ms
     within minutes here) falls on both sides of each ratio."""
     polling = Plan(1, 1, args.warmup_s, args.seconds, frozenset())
     with tempfile.TemporaryDirectory(prefix="lyre-bench-api-") as tmp:
