@@ -156,7 +156,7 @@ def main() -> None:
 
 
 def measure(farm: Farm, client: OpenAI, key: str, args: argparse.Namespace, target: float) -> None:
-    speak(client, SENTENCE)  # the api's SNAC decoder loads on the first stream
+    speak(client, SENTENCE)  # a first request: the api's decoding processes are loaded
     farm.drain()
     idle = {}
     for name, text, fmt in (

@@ -53,8 +53,8 @@ class Streams:
             self._thread(self._publish, job_id)
 
     def wait_flowing(self, n: int, timeout_s: float = 180) -> float:
-        """Seconds until each of the ``n`` listeners has heard its first bytes (the api's
-        decoder loads on the first frames)."""
+        """Seconds until each of the ``n`` listeners has heard its first bytes (an api whose
+        decoding processes are still loading makes them wait)."""
         began = time.monotonic()
         while self.listening < n:
             if time.monotonic() - began > timeout_s:

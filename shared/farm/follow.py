@@ -147,7 +147,7 @@ class JobAudio:
             return
         yield np.zeros(0, np.float32)  # nothing new: the caller's clock runs
         if live.broken:  # only the stored chunk can finish it
-            await asyncio.sleep(self.farm.settings.speech.poll_s)
+            await asyncio.sleep(speech.poll_s)
 
     def _start(self, row: Row[Any], mastering: Mastering) -> None:
         """A chunk begins: its pause is due (none before the first), and its gain is the one

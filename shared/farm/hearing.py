@@ -3,10 +3,11 @@ window (SNAC frames) and finished as the stored chunk is (trimmed, faded), so th
 heard is the stored chunk's samples, given out as soon as they are final.
 
 The SNAC decodes run in processes of their own (``speech.live_decoders`` per api process,
-started on the first stream that carries frames, each with the model loaded once), not on the
-api's threads: a decode is mostly Python driving PyTorch and Numba, and on a thread it held
-the interpreter lock against the event loop, a poll's p99 going from 1.6 ms to 6.9 ms while 8
-streams played (``python bench/api.py --streams 8``). The api's threads only wait for them.
+started with the api where the farm's engine makes SNAC codes, else on the first stream that
+carries frames, each with the model loaded once), not on the api's threads: a decode is
+mostly Python driving PyTorch and Numba, and on a thread it held the interpreter lock against
+the event loop, a poll's p99 going from 1.6 ms to 6.9 ms while 8 streams played
+(``python bench/api.py --streams 8``). The api's threads only wait for them.
 """
 
 from __future__ import annotations
