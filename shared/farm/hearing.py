@@ -1,6 +1,7 @@
-"""One chunk heard from its live stream (``shared.farm.live``): its pieces decoded in a sliding
-window (SNAC frames) and finished as the stored chunk is (trimmed, faded), so that what is
-heard is the stored chunk's samples, given out as soon as they are final.
+"""One chunk heard from its live stream (``shared.farm.live``): its SNAC frames decoded as they
+come (``shared.snac.stream``, each row of the decode computed once) and finished as the stored
+chunk is (trimmed, faded), so that what is heard is the stored chunk's samples, given out as
+soon as they are final.
 
 The SNAC decodes run in processes of their own (``speech.live_decoders`` per api process,
 started with the api where the farm's engine makes SNAC codes, else on the first stream that
@@ -28,16 +29,17 @@ from shared.infra.settings import Settings
 from shared.speech.codec import SnacCodes
 
 if TYPE_CHECKING:  # torch only where a stream carries SNAC frames
-    from shared.snac.decoder import SnacDecoder
-    from shared.snac.window import WindowDecoder
+    from shared.snac.stream import StreamDecoder
+    from shared.snac.window import Stream, WindowDecoder
 
 
 @cache
-def _decoders(processes: int, model: str, path: str, products: str) -> ProcessPoolExecutor:
+def _decoders(processes: int, model: str, products: str) -> ProcessPoolExecutor:
     """The processes that decode, each loading the model as it starts (spawned: the api has
-    threads, which a fork would copy in whatever state)."""
+    threads, which a fork would copy in whatever state). A stream's state goes to whichever
+    is free with each step and comes back with its samples (tens of KB)."""
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(processes, context, _load, (model, path, products))
+    return ProcessPoolExecutor(processes, context, _load, (model, products))
 
 
 def start_decoders(settings: Settings) -> list[Future[int]]:
@@ -54,27 +56,33 @@ def start_decoders(settings: Settings) -> list[Future[int]]:
 
 def _pool(settings: Settings) -> ProcessPoolExecutor:
     orpheus = settings.orpheus
-    model = (orpheus.snac_model, orpheus.snac_decoder, orpheus.snac_products)
-    return _decoders(settings.speech.live_decoders, *model)
+    return _decoders(settings.speech.live_decoders, orpheus.snac_model, orpheus.snac_products)
 
 
-_snac: SnacDecoder | None = None  # a decoding process's model
+_snac: StreamDecoder | None = None  # a decoding process's model
 
 
-def _load(model: str, path: str, products: str) -> None:
+def _load(model: str, products: str) -> None:
+    """The tiled decoder whatever ``snac_decoder`` says: a stream's decode is built of its
+    layers (``shared.snac.stream``), and the api decodes on its CPU."""
     global _snac
     import torch
 
     from shared.snac.decoder import SnacDecoder
+    from shared.snac.stream import StreamDecoder
 
     os.nice(10)  # a core short: the api's requests first, the streams' decodes with the rest
     torch.set_num_threads(1)
-    _snac = SnacDecoder.load(model, "cpu", path, products)  # type: ignore[arg-type]
+    decoder = SnacDecoder.load(model, "cpu", "tiled", products)  # type: ignore[arg-type]
+    assert decoder.tiled is not None
+    _snac = StreamDecoder(decoder.tiled)
 
 
-def _decode(codes: SnacCodes, seed: int, first_frame: int) -> np.ndarray:
+def _step(
+    stream: Stream | None, seed: int, codes: SnacCodes, until: int | None
+) -> tuple[np.ndarray, Stream]:
     assert _snac is not None, "a decoding process loads its model as it starts"
-    return _snac.decode(codes, seed, first_frame)
+    return _snac.step(stream, seed, codes, until)
 
 
 class LiveChunk:
@@ -152,10 +160,12 @@ class LiveChunk:
 
             pool = _pool(self.settings)
 
-            def decode(codes: SnacCodes, seed: int, first_frame: int) -> np.ndarray:
-                return pool.submit(_decode, codes, seed, first_frame).result()
+            def step(
+                stream: Stream | None, seed: int, codes: SnacCodes, until: int | None
+            ) -> tuple[np.ndarray, Stream]:
+                return pool.submit(_step, stream, seed, codes, until).result()
 
-            self.window = WindowDecoder(decode, self.seed, self.settings.speech.live_step_frames)
+            self.window = WindowDecoder(step, self.seed, self.settings.speech.live_step_frames)
         return self.window
 
 

@@ -3,8 +3,8 @@
 SNAC's ``NoiseBlock`` draws ``torch.randn`` from the global generator, so two decodes of the
 same codes differ and concurrent decodes would race for one seed. Each noise block is replaced
 by one that takes its noise from the current thread's :class:`~shared.snac.noise.KeyedNoise`,
-seeded per chunk and keyed by position: a window of a chunk decodes to the same samples as the
-chunk decoded whole (``shared.snac.window``).
+seeded per chunk and keyed by position: a chunk decoded as its frames arrive gets the same
+samples as the chunk decoded whole (``shared.snac.stream``).
 """
 
 from __future__ import annotations
@@ -118,14 +118,13 @@ class SnacDecoder:
             settings.snac_model, settings.device, settings.snac_decoder, settings.snac_products
         )
 
-    def decode(self, codes: SnacCodes, seed: int, first_frame: int = 0) -> np.ndarray:
-        """Return float32 mono PCM for ``codes``; the same codes and seed give the same samples.
-        ``first_frame``: where in their chunk the codes begin (a window of it, decoded live),
-        so that each sample gets the noise it gets when the chunk is decoded whole."""
+    def decode(self, codes: SnacCodes, seed: int) -> np.ndarray:
+        """Return float32 mono PCM for ``codes``; the same codes and seed give the same samples
+        (and the same as ``shared.snac.stream`` gives them decoded as they arrive)."""
         if codes.frames == 0:
             return np.zeros(0, np.float32)
         levels = [torch.from_numpy(level).to(self.device).unsqueeze(0) for level in codes.levels]
-        keyed = KeyedNoise(seed, first_frame, codes.frames)
+        keyed = KeyedNoise(seed)
         if self.tiled is not None:
             return self.tiled.decode(levels, keyed).numpy()  # ends in tanh: within ±1
         with torch.inference_mode(), seeded_noise(keyed):

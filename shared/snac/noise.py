@@ -3,8 +3,8 @@ chunk is cut for decoding.
 
 SNAC's decoder blocks each add ``noise · linear(x)`` with ``torch.randn`` over their whole
 output. Drawn from one generator in order, a sample's noise depends on the length of
-everything drawn before it, so a chunk decoded in windows as its frames arrive (the live
-stream, ``shared.snac.window``) would hear other noise than the chunk decoded whole. Here the
+everything drawn before it, so a chunk decoded piece by piece as its frames arrive (the live
+stream, ``shared.snac.stream``) would hear other noise than the chunk decoded whole. Here the
 noise of block ``b`` is cut into pages of :data:`PAGE` samples, each page drawn from a generator
 seeded by (chunk seed, block, page): any stretch of any block is the same values wherever it is
 decoded.
@@ -44,16 +44,13 @@ def block_noise(seed: int, block: int, start: int, length: int) -> torch.Tensor:
 
 
 class KeyedNoise:
-    """The noise of one decode: the window of a chunk starting at frame ``first_frame`` of
-    ``frames`` frames. Each call gives the next block's noise, ``length`` samples (the
-    blocks are called in order, as the decoder runs them)."""
+    """The noise of one chunk's decode, block by block: each call gives the next block's noise,
+    ``length`` samples (the blocks are called in order, as the decoder runs them)."""
 
-    def __init__(self, seed: int, first_frame: int, frames: int) -> None:
-        self.seed, self.first_frame, self.frames = seed, first_frame, frames
-        self.block = 0
+    def __init__(self, seed: int) -> None:
+        self.seed, self.block = seed, 0
 
     def draw(self, length: int) -> torch.Tensor:
-        per_frame = length // self.frames
-        noise = block_noise(self.seed, self.block, self.first_frame * per_frame, length)
+        noise = block_noise(self.seed, self.block, 0, length)
         self.block += 1
         return noise

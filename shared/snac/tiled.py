@@ -166,23 +166,23 @@ class UpsampleBlock:
     def rows_per_tile(self) -> int:
         return max(1024, TILE_ELEMENTS[self.precision] // self.channels)
 
-    def tile(
-        self, x, pending, noise, start: int, end: int, halo: int = 0, out=None, upsampled=None
-    ):
+    def tile(self, x, pending, noise, start: int, end: int, halo=0, out=None, upsampled=None, at=0):
         """Output rows [start - halo, end + halo), clipped to the chunk → (rows, first row).
 
-        The rows' value is the result plus ``self.units_bias``. ``upsampled`` is the whole
-        chunk's transposed convolution, where the block computed it up front.
+        ``x`` holds the block's input frames from frame ``at`` to the chunk's end, or to past
+        what these rows read (``shared.snac.stream``); ``noise(first, last)`` gives the noise of
+        output rows [first, last). The rows' value is the result plus ``self.units_bias``.
+        ``upsampled`` is the whole chunk's transposed convolution, where the block computed it
+        up front.
         """
-        length = x.shape[0] * self.stride
+        length = (at + x.shape[0]) * self.stride
         first = max(0, start - halo - RECEPTIVE_HALO)
         last = min(length, end + halo + RECEPTIVE_HALO)
         if upsampled is None:
-            stream = self.upsample(x, pending, first, last)
+            stream = self.upsample(x, pending, first, last, at)
         else:
             stream = upsampled[first:last]
-        hidden = self.noise.product(self.noise.operand(stream))
-        stream = torch.addcmul(stream, hidden, noise[first:last, None])  # tiles overlap: a copy
+        stream = self.noised(stream, noise(first, last))
         pending = torch.zeros(self.channels)
         for i, unit in enumerate(self.units):
             last_unit = i == len(self.units) - 1
@@ -191,15 +191,23 @@ class UpsampleBlock:
             )
         return stream, first
 
-    def upsample(self, x, pending, first: int, last: int) -> torch.Tensor:
-        """Rows [first, last) of the transposed convolution of ``Snake(x + pending)``."""
+    def noised(self, stream: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """SNAC's NoiseBlock over rows of the upsampled stream, given their noise; a copy (tiles
+        overlap: the rows may be another tile's too)."""
+        hidden = self.noise.product(self.noise.operand(stream))
+        return torch.addcmul(stream, hidden, noise[:, None])
+
+    def upsample(self, x, pending, first: int, last: int, at: int = 0) -> torch.Tensor:
+        """Rows [first, last) of the transposed convolution of ``Snake(x + pending)``, ``x``
+        holding input frames from ``at``."""
         stride, crop = self.stride, self.crop
         # output row r (before the crop: r + crop) takes input frames (r + crop) // stride and
         # the one before it
         frame0 = max(0, (first + crop) // stride - 1)
-        frame1 = min(x.shape[0], (last - 1 + crop) // stride + 1)
+        frame1 = min(at + x.shape[0], (last - 1 + crop) // stride + 1)
         frames = frame1 - frame0
-        activated = snake(x[frame0:frame1], self.alpha, pending, torch.empty(frames, x.shape[1]))
+        inputs = x[frame0 - at : frame1 - at]
+        activated = snake(inputs, self.alpha, pending, torch.empty(frames, x.shape[1]))
         activated = self.first_taps.operand(activated)  # both taps take the same operand
         full = self.upsample_bias.repeat(frames + 1, 1)
         self.first_taps.accumulate(activated, full[:frames])
@@ -215,6 +223,11 @@ class UpsampleBlock:
         for start, end in tiles(length, self.rows_per_tile()):
             self.tile(x, pending, noise, start, end, out=out[start:end], upsampled=upsampled)
         return out, self.units_bias
+
+
+def _rows(noise: torch.Tensor):
+    """A block's noise drawn whole, as ``UpsampleBlock.tile`` takes it: rows [first, last)."""
+    return lambda first, last: noise[first:last]
 
 
 class TiledSnacDecoder:
@@ -244,7 +257,7 @@ class TiledSnacDecoder:
         noises, length = [], x.shape[0]
         for block in self.blocks:  # the stock decoder's blocks, in its order
             length *= block.stride
-            noises.append(keyed.draw(length))
+            noises.append(_rows(keyed.draw(length)))
         for block, noise in zip(self.blocks[:-1], noises, strict=False):
             x, pending = block(x, pending, noise)
         return self.last_block_to_audio(x, pending, noises[-1])
@@ -256,12 +269,21 @@ class TiledSnacDecoder:
         audio = torch.empty(length)
         for start, end in tiles(length, block.rows_per_tile()):
             stream, first = block.tile(x, pending, noise, start, end, halo=3)
-            activated = torch.empty_like(stream)
-            snake(stream, self.final_alpha, block.units_bias, out=activated)
-            taps = activated @ self.final_taps  # (rows, 7): each row's share of 7 outputs
-            left, right = 3 - (start - first), 3 - (first + len(stream) - end)
-            taps = nn.functional.pad(taps[:, :7], (0, 0, left, right))  # zeros at chunk edges
-            samples = audio[start:end].fill_(self.final_bias)
-            for k in range(7):
-                samples += taps[k : k + end - start, k]
-        return audio.tanh_()
+            audio[start:end] = self.to_audio(stream, first, start, end)
+        return audio
+
+    def to_audio(self, rows: torch.Tensor, first: int, start: int, end: int) -> torch.Tensor:
+        """Samples [start, end) from the last block's output (``rows`` from row ``first``, their
+        value plus its ``units_bias``): rows [start - 3, end + 3), fewer only at the chunk's
+        edges, where the output conv's zero padding applies."""
+        lo, hi = max(first, start - 3), min(first + len(rows), end + 3)
+        activated = torch.empty(hi - lo, rows.shape[1])
+        snake(
+            rows[lo - first : hi - first], self.final_alpha, self.blocks[-1].units_bias, activated
+        )
+        taps = activated @ self.final_taps  # (rows, 7): each row's share of 7 outputs
+        taps = nn.functional.pad(taps[:, :7], (0, 0, 3 - (start - lo), 3 - (hi - end)))
+        samples = torch.full((end - start,), self.final_bias)
+        for k in range(7):
+            samples += taps[k : k + end - start, k]
+        return samples.tanh_()

@@ -36,7 +36,7 @@ def test_same_seed_same_samples_other_seed_other_samples(snac_dir):
 def stock_decode(model, codes, seed: int) -> np.ndarray:
     """SNAC's own decoder, its ``torch.randn`` (one call per noise block, in order) answered
     with Lyre's keyed noise for the chunk."""
-    keyed, draw = KeyedNoise(seed, 0, codes.frames), torch.randn
+    keyed, draw = KeyedNoise(seed), torch.randn
 
     def randn(size, **kwargs):
         if "generator" in kwargs:  # the keyed noise's own draws
