@@ -14,9 +14,12 @@ the event loop, a poll's p99 going from 1.6 ms to 6.9 ms while 8 streams played
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import os
+import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import cache
 from typing import TYPE_CHECKING
@@ -29,17 +32,21 @@ from shared.infra.settings import Settings
 from shared.speech.codec import SnacCodes
 
 if TYPE_CHECKING:  # torch only where a stream carries SNAC frames
-    from shared.snac.stream import StreamDecoder
-    from shared.snac.window import Stream, WindowDecoder
+    from shared.snac.stream import Stream, StreamDecoder
+    from shared.snac.window import WindowDecoder
 
 
 @cache
-def _decoders(processes: int, model: str, products: str) -> ProcessPoolExecutor:
-    """The processes that decode, each loading the model as it starts (spawned: the api has
-    threads, which a fork would copy in whatever state). A stream's state goes to whichever
-    is free with each step and comes back with its samples (tens of KB)."""
+def _decoders(processes: int, model: str, products: str) -> tuple[ProcessPoolExecutor, ...]:
+    """The processes that decode, an executor each: a stream's steps all go to the process
+    that holds its state (its stages' rows, ≈ 330 KB; sent with every step they cost the api
+    0.5 ms of CPU a step against 0.1 for codes and samples, and the polls' p99 with it). Each
+    loads the model as it starts (spawned: the api has threads, which a fork would copy in
+    whatever state)."""
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(processes, context, _load, (model, products))
+    return tuple(
+        ProcessPoolExecutor(1, context, _load, (model, products)) for _ in range(processes)
+    )
 
 
 def start_decoders(settings: Settings) -> list[Future[int]]:
@@ -50,16 +57,25 @@ def start_decoders(settings: Settings) -> list[Future[int]]:
 
     if not (settings.speech.live and makes_codes(settings)):
         return []
-    pool = _pool(settings)
-    return [pool.submit(int) for _ in range(settings.speech.live_decoders)]  # a process each
+    return [pool.submit(int) for pool in _pools(settings)]
 
 
-def _pool(settings: Settings) -> ProcessPoolExecutor:
+def _pools(settings: Settings) -> tuple[ProcessPoolExecutor, ...]:
     orpheus = settings.orpheus
     return _decoders(settings.speech.live_decoders, orpheus.snac_model, orpheus.snac_products)
 
 
-_snac: StreamDecoder | None = None  # a decoding process's model
+_turns = itertools.count()  # streams go to the decoding processes in turn
+
+# A decoding process's model, and the streams it holds by listener, least recently stepped
+# first; one not stepped for STREAM_IDLE_S is dropped (its listener went away mid-chunk).
+_snac: StreamDecoder | None = None
+_streams: OrderedDict[str, tuple[float, Stream]] = OrderedDict()
+STREAM_IDLE_S = 60.0
+
+
+class StreamLost(RuntimeError):
+    """The decoding process holds the stream no more (dropped idle): the stored chunk goes on."""
 
 
 def _load(model: str, products: str) -> None:
@@ -78,11 +94,33 @@ def _load(model: str, products: str) -> None:
     _snac = StreamDecoder(decoder.tiled)
 
 
-def _step(
-    stream: Stream | None, seed: int, codes: SnacCodes, until: int | None
-) -> tuple[np.ndarray, Stream]:
+def _step(key: str, seed: int, begun: bool, codes: SnacCodes, until: int | None) -> np.ndarray:
+    """One step of listener ``key``'s stream (``StreamDecoder.step``), in a decoding process."""
     assert _snac is not None, "a decoding process loads its model as it starts"
-    return _snac.step(stream, seed, codes, until)
+    now = time.monotonic()
+    while _streams and next(iter(_streams.values()))[0] < now - STREAM_IDLE_S:
+        _streams.popitem(last=False)
+    held = _streams.pop(key, None)
+    if held is None and begun:
+        raise StreamLost(key)
+    stream = _snac.begin(seed) if held is None else held[1]
+    pcm = _snac.step(stream, codes, until)
+    if until is not None:  # more to come
+        _streams[key] = (now, stream)
+    return pcm
+
+
+class _Steps:
+    """A listener's steps of one chunk's stream, sent to the decoding process that holds it."""
+
+    def __init__(self, pool: ProcessPoolExecutor, seed: int) -> None:
+        self.pool, self.seed = pool, seed
+        self.key, self.begun = uuid.uuid4().hex, False
+
+    def __call__(self, codes: SnacCodes, until: int | None) -> np.ndarray:
+        future = self.pool.submit(_step, self.key, self.seed, self.begun, codes, until)
+        self.begun = True
+        return future.result()
 
 
 class LiveChunk:
@@ -119,7 +157,11 @@ class LiveChunk:
         for piece in _joined(pieces):
             if self.broken or self.done is not None:
                 break
-            pcm = self._piece(piece)
+            try:
+                pcm = self._piece(piece)
+            except StreamLost:
+                self.broken = True
+                break
             if len(pcm):
                 out.append(pcm)
         return out
@@ -158,14 +200,9 @@ class LiveChunk:
         if self.window is None:
             from shared.snac.window import WindowDecoder
 
-            pool = _pool(self.settings)
-
-            def step(
-                stream: Stream | None, seed: int, codes: SnacCodes, until: int | None
-            ) -> tuple[np.ndarray, Stream]:
-                return pool.submit(_step, stream, seed, codes, until).result()
-
-            self.window = WindowDecoder(step, self.seed, self.settings.speech.live_step_frames)
+            pools = _pools(self.settings)
+            steps = _Steps(pools[next(_turns) % len(pools)], self.seed)
+            self.window = WindowDecoder(steps, self.settings.speech.live_step_frames)
         return self.window
 
 

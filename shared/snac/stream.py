@@ -4,7 +4,7 @@ SNAC's decoder is all convolutions and not causal: a sample depends on codes abo
 on each side. Here it is a chain of stages, each a layer of the tiled decoder (the entry
 convolutions; per block its transposed convolution with the noise, and its three residual
 units; the output convolution), and each stage knows which of its input rows an output row
-reads. A :class:`~shared.snac.window.Stream` keeps, for every stage, the input rows it will
+reads. A :class:`Stream` keeps, for every stage, the input rows it will
 still read and how many output rows it has made. New frames add four rows a frame to the
 entry's input; each stage then makes the rows whose whole reach is known, once, and hands
 them on. They are the whole-chunk decode's rows: the same products over the same inputs, the
@@ -20,17 +20,60 @@ about a third of a frame at every stage, computed again at the next.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from shared.snac.noise import block_noise
 from shared.snac.tiled import ResidualUnit, TiledSnacDecoder, UpsampleBlock, tiles
-from shared.snac.window import Rows, Stream
 from shared.speech.codec import SnacCodes
 
 FRAMES_PER_RUN = 32  # codes taken in at a time: a listener far behind never holds a chunk's rows
 NO_END = sys.maxsize  # a stage's input whose end is not known yet
+
+
+@dataclass
+class Rows:
+    """A decoding stage's input rows still to be read, rows [at, end) of the chunk, and how
+    many output rows it has made."""
+
+    at: int = 0
+    values: np.ndarray | None = None
+    made: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.at + (0 if self.values is None else len(self.values))
+
+    def get(self, start: int, end: int) -> np.ndarray:
+        assert self.values is not None and self.at <= start <= end <= self.end
+        return self.values[start - self.at : end - self.at]
+
+    def add(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self.values = rows if self.values is None else np.concatenate([self.values, rows])
+
+    def followed_by(self, rows: np.ndarray) -> Rows:
+        """These rows and ``rows`` after them, for one computation (not kept)."""
+        return Rows(self.at, rows if self.values is None else np.concatenate([self.values, rows]))
+
+    def keep_from(self, row: int) -> None:
+        """Drop the rows before ``row`` (copying the rest: a view would keep them all)."""
+        if self.values is not None and row > self.at:
+            self.values = self.values[row - self.at :].copy()
+            self.at = row
+
+
+@dataclass
+class Stream:
+    """A chunk's decode so far: every stage's rows (≈ 330 KB with SNAC 24 kHz), and the samples
+    given to the listener."""
+
+    seed: int
+    rows: list[Rows] = field(default_factory=list)
+    frames: int = 0  # taken in
+    given: int = 0  # samples given out
 
 
 class _Conv:
@@ -130,22 +173,21 @@ def stages(decoder: TiledSnacDecoder) -> list[Stage]:
 
 
 class StreamDecoder:
-    """A tiled decoder's stages, run over a :class:`Stream` (which holds no model, so that it
-    can travel between the api and a decoding process)."""
+    """A tiled decoder's stages, run over any number of :class:`Stream` s (which hold no model)."""
 
     def __init__(self, decoder: TiledSnacDecoder) -> None:
         self.quantizer = decoder.quantizer
         self.stages = stages(decoder)
 
+    def begin(self, seed: int) -> Stream:
+        """A chunk's stream, before its first frame."""
+        return Stream(seed, [Rows() for _ in self.stages])
+
     @torch.inference_mode()
-    def step(
-        self, stream: Stream | None, seed: int, codes: SnacCodes, until: int | None
-    ) -> tuple[np.ndarray, Stream]:
+    def step(self, stream: Stream, codes: SnacCodes, until: int | None) -> np.ndarray:
         """Take in ``codes`` and give out the samples from those already given up to ``until``
         (past what is final, computed as though the chunk ended here), or, with ``until``
-        None (the chunk is over), all the rest; a stream is begun where there is none."""
-        if stream is None:
-            stream = Stream(seed, [Rows() for _ in self.stages])
+        None (the chunk is over), all the rest."""
         before = stream.rows[-1].made
         made: list[np.ndarray] = []
         ahead = np.zeros(0, np.float32)
@@ -161,7 +203,7 @@ class StreamDecoder:
         samples = np.concatenate([*made, ahead])  # from sample ``before`` on
         out = samples[max(0, stream.given - before) :]
         stream.given = max(stream.given, before + len(samples))
-        return out, stream
+        return out
 
     def _latent(self, codes: SnacCodes) -> np.ndarray:
         """The entry's input rows (four a frame): each frame's codes looked up on their own."""

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+import uuid
+from collections import OrderedDict
+from functools import partial
 
 import numpy as np
 import pytest
 
 from shared.audio.finish import LiveFinish, finish_chunk
+from shared.farm import hearing
 from shared.farm.live import Piece
-from shared.infra.settings import AudioSettings
+from shared.infra.settings import AudioSettings, Settings
 from shared.snac.decoder import SnacDecoder
 from shared.snac.noise import PAGE, block_noise
 from shared.snac.products import Matrix
@@ -62,7 +67,7 @@ def test_a_chunk_decoded_as_its_frames_arrive_is_the_chunk_decoded_whole(decoder
     decoder, stream = decoders
     codes = random_codes(40, seed=arriving)
     whole = decoder.decode(codes, seed=9)
-    window = WindowDecoder(stream.step, seed=9, step_frames=4)
+    window = WindowDecoder(partial(stream.step, stream.begin(9)), step_frames=4)
     pieces, first_at = [], None
     for start in range(0, codes.frames, arriving):
         pcm = window.feed(codes.select(np.arange(start, min(start + arriving, codes.frames))))
@@ -82,12 +87,13 @@ def test_each_sample_made_final_as_frames_arrive_is_the_whole_decodes(snac_dir):
     to float rounding: every stage reads exactly the rows it reads in the whole decode."""
     decoder = SnacDecoder.load(str(snac_dir), products="fp32")
     assert decoder.tiled is not None
-    stream, state, pieces = StreamDecoder(decoder.tiled), None, []
+    stream = StreamDecoder(decoder.tiled)
+    state, pieces = stream.begin(9), []
     codes, at = random_codes(45, seed=4), 0
     for arriving in itertools.cycle([1, 5, 2, 9, 3]):  # whatever the pieces, the same samples
         part = codes.select(np.arange(at, min(at + arriving, codes.frames)))
         at += part.frames
-        pcm, state = stream.step(state, 9, part, None if at == codes.frames else 0)
+        pcm = stream.step(state, part, None if at == codes.frames else 0)
         pieces.append(pcm)
         if at == codes.frames:
             break
@@ -111,11 +117,50 @@ def test_a_frame_heard_live_costs_about_what_it_costs_decoded_whole(decoders, mo
     codes = random_codes(60)
     decoder.decode(codes, seed=1)
     whole, work[0] = work[0], 0
-    window = WindowDecoder(stream.step, seed=1, step_frames=4)
+    window = WindowDecoder(partial(stream.step, stream.begin(1)), step_frames=4)
     for frame in range(codes.frames):
         window.feed(codes.select(np.array([frame])))
     window.finish()
     assert work[0] / whole < 1.1
+
+
+def test_a_decoding_process_holds_each_listeners_stream_and_drops_one_left_idle(
+    decoders, monkeypatch
+):
+    _, stream = decoders
+    monkeypatch.setattr(hearing, "_snac", stream)
+    monkeypatch.setattr(hearing, "_streams", OrderedDict())
+    chunks = {"ann": random_codes(12, seed=1), "bob": random_codes(12, seed=2)}
+    heard: dict[str, list[np.ndarray]] = {"ann": [], "bob": []}
+    for at in range(0, 12, 4):  # two listeners' steps in turn, in one process
+        for key, codes in chunks.items():
+            until = None if at + 4 == 12 else (at + 2) * SAMPLES_PER_FRAME
+            part = codes.select(np.arange(at, at + 4))
+            heard[key].append(hearing._step(key, 7, at > 0, part, until))
+    for key, codes in chunks.items():  # each the chunk heard alone
+        alone = WindowDecoder(partial(stream.step, stream.begin(7)), step_frames=4)
+        pieces = [alone.feed(codes.select(np.arange(at, at + 4))) for at in range(0, 12, 4)]
+        together, by_itself = np.concatenate(heard[key]), np.concatenate([*pieces, alone.finish()])
+        # the same products over the same rows; MKL's may round by the arrays' alignment
+        assert len(together) == len(by_itself) and np.abs(together - by_itself).max() < 1e-5
+    assert not hearing._streams  # both heard to their end: nothing held
+
+    hearing._step("cat", 7, False, chunks["ann"].select(np.arange(4)), 2 * SAMPLES_PER_FRAME)
+    later = time.monotonic() + hearing.STREAM_IDLE_S + 1
+    monkeypatch.setattr(hearing.time, "monotonic", lambda: later)
+    with pytest.raises(hearing.StreamLost):  # its listener stopped reading a minute ago
+        hearing._step("cat", 7, True, chunks["ann"].select(np.arange(4, 8)), None)
+
+
+def test_a_stream_its_decoding_process_dropped_waits_for_the_stored_chunk(monkeypatch):
+    def lost(steps: hearing._Steps, codes: SnacCodes, until: int | None) -> np.ndarray:
+        raise hearing.StreamLost(steps.key)
+
+    monkeypatch.setattr(hearing, "_pools", lambda settings: ("a decoding process",))
+    monkeypatch.setattr(hearing._Steps, "__call__", lost)
+    chunk = hearing.LiveChunk(Settings(), uuid.uuid4(), 0, seed=7)
+    assert chunk._take_in([Piece(0, 0, codes=random_codes(5))]) == []
+    assert chunk.broken  # what follows.py finishes from the stored chunk
 
 
 def test_a_chunk_finished_piece_by_piece_is_the_chunk_finished_whole():
