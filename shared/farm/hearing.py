@@ -8,7 +8,7 @@ started with the api where the farm's engine makes SNAC codes, else on the first
 carries frames, each with the model loaded once), not on the api's threads: a decode is
 mostly Python driving PyTorch and Numba, and on a thread it held the interpreter lock against
 the event loop, a poll's p99 going from 1.6 ms to 6.9 ms while 8 streams played
-(``python bench/api.py --streams 8``). The api's threads only wait for them.
+(``python bench/api.py --streams 8``). The event loop awaits them.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import numpy as np
 from shared.audio.finish import ChunkStats, LiveFinish
 from shared.farm.live import LiveReader, Piece
 from shared.infra.settings import Settings
+from shared.snac.pace import Pace
 from shared.speech.codec import SnacCodes
 
 if TYPE_CHECKING:  # torch only where a stream carries SNAC frames
     from shared.snac.stream import Stream, StreamDecoder
-    from shared.snac.window import WindowDecoder
 
 
 @cache
@@ -110,17 +110,29 @@ def _step(key: str, seed: int, begun: bool, codes: SnacCodes, until: int | None)
     return pcm
 
 
-class _Steps:
-    """A listener's steps of one chunk's stream, sent to the decoding process that holds it."""
+class _Decoding:
+    """A listener's decode of one take of a chunk: its pace here, its stream in the decoding
+    process that holds it. Awaited, not waited for on a thread: a stream's pieces are taken in
+    on the event loop (the samples of a few frames: tens of µs), its steps sent off."""
 
-    def __init__(self, pool: ProcessPoolExecutor, seed: int) -> None:
-        self.pool, self.seed = pool, seed
-        self.key, self.begun = uuid.uuid4().hex, False
+    def __init__(self, settings: Settings, seed: int) -> None:
+        pools = _pools(settings)
+        self.pool = pools[next(_turns) % len(pools)]
+        self.pace = Pace(settings.speech.live_step_frames)
+        self.seed, self.key, self.begun = seed, uuid.uuid4().hex, False
 
-    def __call__(self, codes: SnacCodes, until: int | None) -> np.ndarray:
-        future = self.pool.submit(_step, self.key, self.seed, self.begun, codes, until)
+    async def feed(self, codes: SnacCodes) -> np.ndarray:
+        return await self._run(self.pace.feed(codes))
+
+    async def finish(self) -> np.ndarray:
+        return await self._run(self.pace.finish())
+
+    async def _run(self, due: tuple[SnacCodes, int | None] | None) -> np.ndarray:
+        if due is None:
+            return np.zeros(0, np.float32)
+        future = self.pool.submit(_step, self.key, self.seed, self.begun, *due)
         self.begun = True
-        return future.result()
+        return await asyncio.wrap_future(future)
 
 
 class LiveChunk:
@@ -135,7 +147,7 @@ class LiveChunk:
         self.broken = False  # a piece was missed: only the stored chunk can finish it
         self.done: ChunkStats | None = None  # the stats of all of it, once heard to its end
         self.finish = LiveFinish(settings.audio)
-        self.window: WindowDecoder | None = None
+        self.decoding: _Decoding | None = None  # made on the take's first frames
 
     @property
     def samples(self) -> int:
@@ -149,24 +161,20 @@ class LiveChunk:
         if not entries:
             return False, []
         self.after = entries[-1][0]
-        out = await asyncio.to_thread(self._take_in, [p for _, p in entries])
-        return True, out
-
-    def _take_in(self, pieces: list[Piece]) -> list[np.ndarray]:
         out = []
-        for piece in _joined(pieces):
+        for piece in _joined([p for _, p in entries]):
             if self.broken or self.done is not None:
                 break
             try:
-                pcm = self._piece(piece)
+                pcm = await self._piece(piece)
             except StreamLost:
                 self.broken = True
                 break
             if len(pcm):
                 out.append(pcm)
-        return out
+        return True, out
 
-    def _piece(self, piece: Piece) -> np.ndarray:
+    async def _piece(self, piece: Piece) -> np.ndarray:
         if self.take != piece.take:
             if self.take is not None and not self.ended:  # a take cut short: not ours to mend
                 self.broken = True
@@ -177,10 +185,12 @@ class LiveChunk:
             return np.zeros(0, np.float32)
         if piece.end:
             self.ended = True
-            return self._end() if piece.kept else np.zeros(0, np.float32)
+            return await self._end() if piece.kept else np.zeros(0, np.float32)
         if piece.codes is not None:
             self.at += piece.codes.frames
-            return self.finish.feed(self._window().feed(piece.codes))
+            if self.decoding is None:
+                self.decoding = _Decoding(self.settings, self.seed)
+            return self.finish.feed(await self.decoding.feed(piece.codes))
         assert piece.pcm is not None
         self.at += len(piece.pcm)
         return self.finish.feed(piece.pcm)
@@ -188,22 +198,15 @@ class LiveChunk:
     def _restart(self, take: int) -> None:
         """Follow ``take`` from its start (a take the checks refused is heard again, redone)."""
         self.take, self.at, self.ended = take, 0, False
-        self.finish, self.window = LiveFinish(self.settings.audio), None
+        self.finish, self.decoding = LiveFinish(self.settings.audio), None
 
-    def _end(self) -> np.ndarray:
-        tail = self.window.finish() if self.window is not None else np.zeros(0, np.float32)
+    async def _end(self) -> np.ndarray:
+        tail = np.zeros(0, np.float32)
+        if self.decoding is not None:
+            tail = await self.decoding.finish()
         final = self.finish.feed(tail)
         rest, self.done = self.finish.close()
         return np.concatenate([final, rest])
-
-    def _window(self) -> WindowDecoder:
-        if self.window is None:
-            from shared.snac.window import WindowDecoder
-
-            pools = _pools(self.settings)
-            steps = _Steps(pools[next(_turns) % len(pools)], self.seed)
-            self.window = WindowDecoder(steps, self.settings.speech.live_step_frames)
-        return self.window
 
 
 def _joined(pieces: list[Piece]) -> list[Piece]:

@@ -11,7 +11,7 @@ them on. They are the whole-chunk decode's rows: the same products over the same
 noise keyed by position (``shared.snac.noise``).
 
 The last ~2.3 frames wait for codes not made yet, and a listener wants them sooner
-(``shared.snac.window``): past what is final, up to ``until``, each stage also makes the rows
+(``shared.snac.pace``): past what is final, up to ``until``, each stage also makes the rows
 those samples read as though the chunk ended at its last frame, from its final rows and the
 stage before's rows of that kind, and hands them on without keeping them. Per step those are
 about a third of a frame at every stage, computed again at the next.

@@ -10,7 +10,6 @@ import itertools
 import time
 import uuid
 from collections import OrderedDict
-from functools import partial
 
 import numpy as np
 import pytest
@@ -21,9 +20,9 @@ from shared.farm.live import Piece
 from shared.infra.settings import AudioSettings, Settings
 from shared.snac.decoder import SnacDecoder
 from shared.snac.noise import PAGE, block_noise
+from shared.snac.pace import CONTEXT_FRAMES, Pace
 from shared.snac.products import Matrix
 from shared.snac.stream import StreamDecoder
-from shared.snac.window import CONTEXT_FRAMES, WindowDecoder
 from shared.speech.codec import SAMPLES_PER_FRAME, SnacCodes, codes_from_frames
 from shared.speech.engine import SpeechRequest
 from shared.speech.simulated import SimulatedEngine
@@ -37,6 +36,21 @@ def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
 def random_codes(frames: int, seed: int = 0) -> SnacCodes:
     rng = np.random.default_rng(seed)
     return codes_from_frames(rng.integers(0, 4096, size=(frames, 7)).tolist())
+
+
+def heard_live(stream: StreamDecoder, seed: int, parts: list[SnacCodes]) -> tuple[np.ndarray, int]:
+    """A chunk's ``parts`` fed as they arrive at a listener's pace (four frames a step): the
+    samples given, and the frames arrived when the first came."""
+    state, pace, pieces, first_at = stream.begin(seed), Pace(step_frames=4), [], 0
+    for part in parts:
+        due = pace.feed(part)
+        if due is not None:
+            pieces.append(stream.step(state, *due))
+            first_at = first_at or (pace.frames if len(pieces[-1]) else 0)
+    due = pace.finish()
+    if due is not None:
+        pieces.append(stream.step(state, *due))
+    return np.concatenate(pieces), first_at
 
 
 def test_keyed_noise_is_the_same_values_wherever_a_stretch_is_drawn():
@@ -67,15 +81,8 @@ def test_a_chunk_decoded_as_its_frames_arrive_is_the_chunk_decoded_whole(decoder
     decoder, stream = decoders
     codes = random_codes(40, seed=arriving)
     whole = decoder.decode(codes, seed=9)
-    window = WindowDecoder(partial(stream.step, stream.begin(9)), step_frames=4)
-    pieces, first_at = [], None
-    for start in range(0, codes.frames, arriving):
-        pcm = window.feed(codes.select(np.arange(start, min(start + arriving, codes.frames))))
-        if len(pcm) and first_at is None:
-            first_at = window.frames
-        pieces.append(pcm)
-    pieces.append(window.finish())
-    live = np.concatenate(pieces)
+    parts = [codes.select(np.arange(at, min(at + arriving, 40))) for at in range(0, 40, arriving)]
+    live, first_at = heard_live(stream, 9, parts)
     assert len(live) == len(whole) == 40 * SAMPLES_PER_FRAME  # nothing lost at either end
     assert decoder.tiled is not None
     assert snr_db(whole, live) >= FLOOR_DB[decoder.tiled.precision]
@@ -117,10 +124,7 @@ def test_a_frame_heard_live_costs_about_what_it_costs_decoded_whole(decoders, mo
     codes = random_codes(60)
     decoder.decode(codes, seed=1)
     whole, work[0] = work[0], 0
-    window = WindowDecoder(partial(stream.step, stream.begin(1)), step_frames=4)
-    for frame in range(codes.frames):
-        window.feed(codes.select(np.array([frame])))
-    window.finish()
+    heard_live(stream, 1, [codes.select(np.array([frame])) for frame in range(codes.frames)])
     assert work[0] / whole < 1.1
 
 
@@ -138,9 +142,10 @@ def test_a_decoding_process_holds_each_listeners_stream_and_drops_one_left_idle(
             part = codes.select(np.arange(at, at + 4))
             heard[key].append(hearing._step(key, 7, at > 0, part, until))
     for key, codes in chunks.items():  # each the chunk heard alone
-        alone = WindowDecoder(partial(stream.step, stream.begin(7)), step_frames=4)
-        pieces = [alone.feed(codes.select(np.arange(at, at + 4))) for at in range(0, 12, 4)]
-        together, by_itself = np.concatenate(heard[key]), np.concatenate([*pieces, alone.finish()])
+        by_itself, _ = heard_live(
+            stream, 7, [codes.select(np.arange(at, at + 4)) for at in (0, 4, 8)]
+        )
+        together = np.concatenate(heard[key])
         # the same products over the same rows; MKL's may round by the arrays' alignment
         assert len(together) == len(by_itself) and np.abs(together - by_itself).max() < 1e-5
     assert not hearing._streams  # both heard to their end: nothing held
@@ -153,13 +158,17 @@ def test_a_decoding_process_holds_each_listeners_stream_and_drops_one_left_idle(
 
 
 def test_a_stream_its_decoding_process_dropped_waits_for_the_stored_chunk(monkeypatch):
-    def lost(steps: hearing._Steps, codes: SnacCodes, until: int | None) -> np.ndarray:
-        raise hearing.StreamLost(steps.key)
+    async def lost(decoding: hearing._Decoding, due) -> np.ndarray:
+        raise hearing.StreamLost(decoding.key)
+
+    class Reader:
+        async def read(self, *args) -> list:
+            return [("1-0", Piece(0, 0, codes=random_codes(5)))]
 
     monkeypatch.setattr(hearing, "_pools", lambda settings: ("a decoding process",))
-    monkeypatch.setattr(hearing._Steps, "__call__", lost)
+    monkeypatch.setattr(hearing._Decoding, "_run", lost)
     chunk = hearing.LiveChunk(Settings(), uuid.uuid4(), 0, seed=7)
-    assert chunk._take_in([Piece(0, 0, codes=random_codes(5))]) == []
+    assert asyncio.run(chunk.hear(Reader(), None)) == (True, [])  # type: ignore[arg-type]
     assert chunk.broken  # what follows.py finishes from the stored chunk
 
 

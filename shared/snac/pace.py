@@ -2,7 +2,7 @@
 
 The decode itself, each row computed once as the whole-chunk decode computes it, is
 ``shared.snac.stream``'s, run in a decoding process (``shared.farm.hearing``) that holds its
-state; this module is the listener's pace (torch-free: the api runs it). A sample is final once
+state; this module is the listener's pace (torch-free: the api keeps it). A sample is final once
 about 2.3 frames after it have arrived; the listener is given the samples up to
 :data:`CONTEXT_FRAMES` frames before the last, the last third of a frame of them computed as
 though the chunk ended there (within 85 dB of their final values with fp32 products:
@@ -15,10 +15,6 @@ four times.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
-
 from shared.speech.codec import SAMPLES_PER_FRAME, SnacCodes
 
 # Frames a listener is given before the last that has arrived. Their last ~0.3 frame is not
@@ -28,41 +24,38 @@ from shared.speech.codec import SAMPLES_PER_FRAME, SnacCodes
 CONTEXT_FRAMES = 2
 
 
-# StreamDecoder.step of one stream, maybe in another process: (new codes, until) -> samples
-Step = Callable[[SnacCodes, int | None], np.ndarray]
+class Pace:
+    """When a listener's decode steps (``StreamDecoder.step``) run, and what each is given.
+    :meth:`feed` takes a chunk's frames in order and says whether a step is due now: the codes
+    to send it and the samples it is to give up to; :meth:`finish`, once the chunk is over,
+    the last step. The first audio comes once three frames have arrived, the next frames one
+    by one while an encoder may still want more before its first packet (an MP3 frame and
+    LAME's delay are ~1,700 samples), and after ``step_frames`` of them ``step_frames`` at a
+    time, which bounds the steps and the samples each computes before they are final."""
 
-
-class WindowDecoder:
-    """Feed a chunk's frames in order; each :meth:`feed` gives the PCM that the listener may
-    have now (maybe none), :meth:`finish` the rest once the chunk is over. The first audio comes
-    once three frames have arrived, the next frames one by one while an encoder may still want
-    more before its first packet (an MP3 frame and LAME's delay are ~1,700 samples), and after
-    ``step_frames`` of them ``step_frames`` at a time, which bounds the steps and the samples
-    each computes before they are final."""
-
-    def __init__(self, step: Step, step_frames: int = 4) -> None:
-        self.step, self.step_frames = step, step_frames
+    def __init__(self, step_frames: int = 4) -> None:
+        self.step_frames = step_frames
         self.parts: list[SnacCodes] = []  # arrived, not yet sent
         self.frames = 0  # arrived
         self.heard = 0  # frames given out
 
-    def feed(self, codes: SnacCodes) -> np.ndarray:
+    def feed(self, codes: SnacCodes) -> tuple[SnacCodes, int] | None:
         if codes.frames:
             self.parts.append(codes)
             self.frames += codes.frames
         final = self.frames - CONTEXT_FRAMES
         if final - self.heard < (1 if self.heard < self.step_frames else self.step_frames):
-            return np.zeros(0, np.float32)
+            return None
         self.heard = final
-        return self._step(final * SAMPLES_PER_FRAME)
+        return self._sent(), final * SAMPLES_PER_FRAME
 
-    def finish(self) -> np.ndarray:
+    def finish(self) -> tuple[SnacCodes, None] | None:
         if self.heard >= self.frames:
-            return np.zeros(0, np.float32)
+            return None
         self.heard = self.frames
-        return self._step(None)
+        return self._sent(), None
 
-    def _step(self, until: int | None) -> np.ndarray:
+    def _sent(self) -> SnacCodes:
         codes = SnacCodes.join(self.parts)
         self.parts = []
-        return self.step(codes, until)
+        return codes
