@@ -33,11 +33,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The connections a job's poll reads through, on the loop that serves the requests; the
     processes that decode live streams, started."""
     app.state.readers = Readers()
-    start_decoders(get_settings())
+    decoders = start_decoders(get_settings())
     try:
         yield
     finally:
         await app.state.readers.close()
+        for process in decoders:
+            process.close()
 
 
 def create_app() -> FastAPI:

@@ -3,121 +3,58 @@ come (``shared.snac.stream``, each row of the decode computed once) and finished
 chunk is (trimmed, faded), so that what is heard is the stored chunk's samples, given out as
 soon as they are final.
 
-The SNAC decodes run in processes of their own (``speech.live_decoders`` per api process,
-started with the api where the farm's engine makes SNAC codes, else on the first stream that
-carries frames, each with the model loaded once), not on the api's threads: a decode is
-mostly Python driving PyTorch and Numba, and on a thread it held the interpreter lock against
-the event loop, a poll's p99 going from 1.6 ms to 6.9 ms while 8 streams played
-(``python bench/api.py --streams 8``). The event loop awaits them.
+The SNAC decodes run in the api's decoding processes (``shared.farm.decoders``), started with
+the api where the farm's engine makes SNAC codes (else on the first stream that carries
+frames); the event loop sends each listener's steps to the process that holds its stream and
+awaits the samples. The pace of the steps is ``shared.snac.pace``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import multiprocessing
-import os
-import time
 import uuid
-from collections import OrderedDict
-from concurrent.futures import Future, ProcessPoolExecutor
 from functools import cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from shared.audio.finish import ChunkStats, LiveFinish
+from shared.farm.decoders import DecodingProcess, StreamLost
 from shared.farm.live import LiveReader, Piece
 from shared.infra.settings import Settings
 from shared.snac.pace import Pace
 from shared.speech.codec import SnacCodes
 
-if TYPE_CHECKING:  # torch only where a stream carries SNAC frames
-    from shared.snac.stream import Stream, StreamDecoder
-
 
 @cache
-def _decoders(processes: int, model: str, products: str) -> tuple[ProcessPoolExecutor, ...]:
-    """The processes that decode, an executor each: a stream's steps all go to the process
-    that holds its state (its stages' rows, ≈ 330 KB; sent with every step they cost the api
-    0.5 ms of CPU a step against 0.1 for codes and samples, and the polls' p99 with it). Each
-    loads the model as it starts (spawned: the api has threads, which a fork would copy in
-    whatever state)."""
-    context = multiprocessing.get_context("spawn")
-    return tuple(
-        ProcessPoolExecutor(1, context, _load, (model, products)) for _ in range(processes)
-    )
+def _processes(count: int, model: str, products: str) -> tuple[DecodingProcess, ...]:
+    return tuple(DecodingProcess(model, products) for _ in range(count))
 
 
-def start_decoders(settings: Settings) -> list[Future[int]]:
+def start_decoders(settings: Settings) -> tuple[DecodingProcess, ...]:
     """Start the decoding processes now, where the farm's engine makes SNAC codes, so that the
-    first listener does not wait for one to load its model (5 to 20 s here); each future is
-    done once a process has loaded it."""
+    first listener does not wait for one to load its model (5 to 20 s here)."""
     from shared.speech.factory import makes_codes
 
     if not (settings.speech.live and makes_codes(settings)):
-        return []
-    return [pool.submit(int) for pool in _pools(settings)]
+        return ()
+    return _decoders(settings)
 
 
-def _pools(settings: Settings) -> tuple[ProcessPoolExecutor, ...]:
+def _decoders(settings: Settings) -> tuple[DecodingProcess, ...]:
     orpheus = settings.orpheus
-    return _decoders(settings.speech.live_decoders, orpheus.snac_model, orpheus.snac_products)
+    return _processes(settings.speech.live_decoders, orpheus.snac_model, orpheus.snac_products)
 
 
 _turns = itertools.count()  # streams go to the decoding processes in turn
 
-# A decoding process's model, and the streams it holds by listener, least recently stepped
-# first; one not stepped for STREAM_IDLE_S is dropped (its listener went away mid-chunk).
-_snac: StreamDecoder | None = None
-_streams: OrderedDict[str, tuple[float, Stream]] = OrderedDict()
-STREAM_IDLE_S = 60.0
-
-
-class StreamLost(RuntimeError):
-    """The decoding process holds the stream no more (dropped idle): the stored chunk goes on."""
-
-
-def _load(model: str, products: str) -> None:
-    """The tiled decoder whatever ``snac_decoder`` says: a stream's decode is built of its
-    layers (``shared.snac.stream``), and the api decodes on its CPU."""
-    global _snac
-    import torch
-
-    from shared.snac.decoder import SnacDecoder
-    from shared.snac.stream import StreamDecoder
-
-    os.nice(10)  # a core short: the api's requests first, the streams' decodes with the rest
-    torch.set_num_threads(1)
-    decoder = SnacDecoder.load(model, "cpu", "tiled", products)  # type: ignore[arg-type]
-    assert decoder.tiled is not None
-    _snac = StreamDecoder(decoder.tiled)
-
-
-def _step(key: str, seed: int, begun: bool, codes: SnacCodes, until: int | None) -> np.ndarray:
-    """One step of listener ``key``'s stream (``StreamDecoder.step``), in a decoding process."""
-    assert _snac is not None, "a decoding process loads its model as it starts"
-    now = time.monotonic()
-    while _streams and next(iter(_streams.values()))[0] < now - STREAM_IDLE_S:
-        _streams.popitem(last=False)
-    held = _streams.pop(key, None)
-    if held is None and begun:
-        raise StreamLost(key)
-    stream = _snac.begin(seed) if held is None else held[1]
-    pcm = _snac.step(stream, codes, until)
-    if until is not None:  # more to come
-        _streams[key] = (now, stream)
-    return pcm
-
 
 class _Decoding:
     """A listener's decode of one take of a chunk: its pace here, its stream in the decoding
-    process that holds it. Awaited, not waited for on a thread: a stream's pieces are taken in
-    on the event loop (the samples of a few frames: tens of µs), its steps sent off."""
+    process that holds it, its steps awaited on the event loop."""
 
     def __init__(self, settings: Settings, seed: int) -> None:
-        pools = _pools(settings)
-        self.pool = pools[next(_turns) % len(pools)]
+        processes = _decoders(settings)
+        self.process = processes[next(_turns) % len(processes)]
         self.pace = Pace(settings.speech.live_step_frames)
         self.seed, self.key, self.begun = seed, uuid.uuid4().hex, False
 
@@ -130,9 +67,8 @@ class _Decoding:
     async def _run(self, due: tuple[SnacCodes, int | None] | None) -> np.ndarray:
         if due is None:
             return np.zeros(0, np.float32)
-        future = self.pool.submit(_step, self.key, self.seed, self.begun, *due)
-        self.begun = True
-        return await asyncio.wrap_future(future)
+        begun, self.begun = self.begun, True
+        return await self.process.step(self.key, self.seed, begun, *due)
 
 
 class LiveChunk:

@@ -39,15 +39,20 @@ class Pace:
         self.frames = 0  # arrived
         self.heard = 0  # frames given out
 
+    @property
+    def wanted(self) -> int:
+        """Frames still to arrive before the next step is due."""
+        step = 1 if self.heard < self.step_frames else self.step_frames
+        return max(0, step - (self.frames - CONTEXT_FRAMES - self.heard))
+
     def feed(self, codes: SnacCodes) -> tuple[SnacCodes, int] | None:
         if codes.frames:
             self.parts.append(codes)
             self.frames += codes.frames
-        final = self.frames - CONTEXT_FRAMES
-        if final - self.heard < (1 if self.heard < self.step_frames else self.step_frames):
+        if self.wanted:
             return None
-        self.heard = final
-        return self._sent(), final * SAMPLES_PER_FRAME
+        self.heard = self.frames - CONTEXT_FRAMES
+        return self._sent(), self.heard * SAMPLES_PER_FRAME
 
     def finish(self) -> tuple[SnacCodes, None] | None:
         if self.heard >= self.frames:

@@ -185,8 +185,8 @@ class StreamDecoder:
 
     @torch.inference_mode()
     def step(self, stream: Stream, codes: SnacCodes, until: int | None) -> np.ndarray:
-        """Take in ``codes`` and give out the samples from those already given up to ``until``
-        (past what is final, computed as though the chunk ended here), or, with ``until``
+        """Take in ``codes`` and give out the samples not given yet: the final ones and, past
+        them up to ``until``, samples computed as though the chunk ended here; with ``until``
         None (the chunk is over), all the rest."""
         before = stream.rows[-1].made
         made: list[np.ndarray] = []

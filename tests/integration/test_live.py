@@ -160,8 +160,8 @@ def test_a_stream_being_heard_is_followed_without_reading_the_jobs_rows_between_
 def test_the_api_starts_its_decoders_where_the_farm_makes_snac_codes(farm_env, snac_dir):
     env = {**farm_env, "LYRE_ORPHEUS__SNAC_MODEL": str(snac_dir), "LYRE_ENGINE": "simulated"}
     with services_for(env) as settings:
-        assert start_decoders(settings) == []  # the simulated engine's PCM: nothing to decode
+        assert start_decoders(settings) == ()  # the simulated engine's PCM: nothing to decode
     with services_for({**env, "LYRE_SIMULATED__CODES": "true"}) as settings:
         started = start_decoders(settings)
         assert len(started) == settings.speech.live_decoders
-        assert all(future.result(timeout=120) == 0 for future in started)  # each one loaded
+        assert all(process.wait_loaded(timeout_s=120) for process in started)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from shared.audio.finish import LiveFinish, finish_chunk
+from shared.farm import decoders as decoding
 from shared.farm import hearing
 from shared.farm.live import Piece
 from shared.infra.settings import AudioSettings, Settings
@@ -132,15 +133,15 @@ def test_a_decoding_process_holds_each_listeners_stream_and_drops_one_left_idle(
     decoders, monkeypatch
 ):
     _, stream = decoders
-    monkeypatch.setattr(hearing, "_snac", stream)
-    monkeypatch.setattr(hearing, "_streams", OrderedDict())
+    monkeypatch.setattr(decoding, "_snac", stream)
+    monkeypatch.setattr(decoding, "_streams", OrderedDict())
     chunks = {"ann": random_codes(12, seed=1), "bob": random_codes(12, seed=2)}
     heard: dict[str, list[np.ndarray]] = {"ann": [], "bob": []}
     for at in range(0, 12, 4):  # two listeners' steps in turn, in one process
         for key, codes in chunks.items():
             until = None if at + 4 == 12 else (at + 2) * SAMPLES_PER_FRAME
             part = codes.select(np.arange(at, at + 4))
-            heard[key].append(hearing._step(key, 7, at > 0, part, until))
+            heard[key].append(decoding._step(key, 7, at > 0, part, until))
     for key, codes in chunks.items():  # each the chunk heard alone
         by_itself, _ = heard_live(
             stream, 7, [codes.select(np.arange(at, at + 4)) for at in (0, 4, 8)]
@@ -148,28 +149,49 @@ def test_a_decoding_process_holds_each_listeners_stream_and_drops_one_left_idle(
         together = np.concatenate(heard[key])
         # the same products over the same rows; MKL's may round by the arrays' alignment
         assert len(together) == len(by_itself) and np.abs(together - by_itself).max() < 1e-5
-    assert not hearing._streams  # both heard to their end: nothing held
+    assert not decoding._streams  # both heard to their end: nothing held
 
-    hearing._step("cat", 7, False, chunks["ann"].select(np.arange(4)), 2 * SAMPLES_PER_FRAME)
-    later = time.monotonic() + hearing.STREAM_IDLE_S + 1
-    monkeypatch.setattr(hearing.time, "monotonic", lambda: later)
+    decoding._step("cat", 7, False, chunks["ann"].select(np.arange(4)), 2 * SAMPLES_PER_FRAME)
+    later = time.monotonic() + decoding.STREAM_IDLE_S + 1
+    monkeypatch.setattr(decoding.time, "monotonic", lambda: later)
     with pytest.raises(hearing.StreamLost):  # its listener stopped reading a minute ago
-        hearing._step("cat", 7, True, chunks["ann"].select(np.arange(4, 8)), None)
+        decoding._step("cat", 7, True, chunks["ann"].select(np.arange(4, 8)), None)
 
 
 def test_a_stream_its_decoding_process_dropped_waits_for_the_stored_chunk(monkeypatch):
-    async def lost(decoding: hearing._Decoding, due) -> np.ndarray:
-        raise hearing.StreamLost(decoding.key)
+    async def lost(listener: hearing._Decoding, due) -> np.ndarray:
+        raise decoding.StreamLost(listener.key)
 
     class Reader:
         async def read(self, *args) -> list:
             return [("1-0", Piece(0, 0, codes=random_codes(5)))]
 
-    monkeypatch.setattr(hearing, "_pools", lambda settings: ("a decoding process",))
+    monkeypatch.setattr(hearing, "_decoders", lambda settings: ("a decoding process",))
     monkeypatch.setattr(hearing._Decoding, "_run", lost)
     chunk = hearing.LiveChunk(Settings(), uuid.uuid4(), 0, seed=7)
     assert asyncio.run(chunk.hear(Reader(), None)) == (True, [])  # type: ignore[arg-type]
     assert chunk.broken  # what follows.py finishes from the stored chunk
+
+
+def test_a_decoding_process_answers_on_the_event_loop_and_is_started_again_when_it_dies(
+    snac_dir,
+):
+    process = decoding.DecodingProcess(str(snac_dir), "auto")
+    assert process.wait_loaded(timeout_s=120)
+    codes = random_codes(8)
+
+    async def listen() -> None:
+        until = 2 * SAMPLES_PER_FRAME  # as the listener's pace asks after four frames
+        first = await process.step("ann", 7, False, codes.select(np.arange(4)), until)
+        assert len(first) == until
+        process.process.kill()
+        process.process.join()
+        with pytest.raises(decoding.StreamLost):  # started again, without ann's stream
+            await process.step("ann", 7, True, codes.select(np.arange(4, 8)), None)
+        assert len(await process.step("bob", 7, False, codes, None)) == 8 * SAMPLES_PER_FRAME
+
+    asyncio.run(listen())
+    process.close()
 
 
 def test_a_chunk_finished_piece_by_piece_is_the_chunk_finished_whole():
