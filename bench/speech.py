@@ -8,7 +8,7 @@ urgent chunks cost a book.
 The farm is ``bench/fairness.py``'s (its database, its own Redis server) with
 ``LYRE_ENGINE=simulated`` making SNAC codes (``LYRE_SIMULATED__CODES``): a continuous-batching
 engine of 64 sequences at 12 ms a step, 8 of them kept for urgent chunks, a gpu worker of 72
-threads, and a random SNAC of the real size decoding, so that the api's sliding-window decode
+threads, and a random SNAC of the real size decoding, so that the api's live decode
 and the cpu workers' decodes cost what Orpheus's do. Each request is OpenAI's Python client's
 ``with_streaming_response.create`` (or a ``websockets`` client): its time to the first byte of
 audio (the headers come with it) and to the last.

@@ -1,7 +1,7 @@
 """Speech requests playing from live streams, for ``bench/api.py --streams N``: N requests through
 the api (OpenAI's endpoint, PCM, read as they come), their chunks' SNAC frames published to
 Redis as a gpu worker's engine would publish them, one frame per 85 ms (real time), random
-codes that the api decodes with a random SNAC of the real size in its sliding window. No
+codes that the api decodes as they come with a random SNAC of the real size. No
 worker runs: the api hears every chunk from its stream, as a listener does while the farm
 works.
 """

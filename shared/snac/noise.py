@@ -12,6 +12,10 @@ decoded.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
+
 import torch
 
 PAGE = 4096  # noise values per generator: ~20 µs a page, ≈ 4 ms for a 27 s chunk's four blocks
@@ -54,3 +58,19 @@ class KeyedNoise:
         noise = block_noise(self.seed, self.block, 0, length)
         self.block += 1
         return noise
+
+
+@contextmanager
+def stock_noise(seed: int) -> Iterator[None]:
+    """SNAC's own decoder (its ``NoiseBlock`` calling ``torch.randn`` once per block, in order)
+    drawing the chunk's keyed noise, as Lyre's decoders do: for comparing their arithmetic with
+    the stock decode's (tests, ``bench/decode.py``), not two draws of noise."""
+    keyed, draw = KeyedNoise(seed), torch.randn
+
+    def randn(size, **kwargs):  # type: ignore[no-untyped-def]
+        if "generator" in kwargs:  # the keyed noise's own draws
+            return draw(size, **kwargs)
+        return keyed.draw(size[-1]).reshape(size)
+
+    with mock.patch("snac.layers.torch.randn", randn):
+        yield

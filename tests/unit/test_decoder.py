@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import itertools
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import torch
 
 from shared.snac import int16_gemm, products, tiled
 from shared.snac.decoder import SnacDecoder
-from shared.snac.noise import KeyedNoise
+from shared.snac.noise import stock_noise
 from shared.speech.codec import codes_from_frames
 
 
@@ -34,16 +33,8 @@ def test_same_seed_same_samples_other_seed_other_samples(snac_dir):
 
 
 def stock_decode(model, codes, seed: int) -> np.ndarray:
-    """SNAC's own decoder, its ``torch.randn`` (one call per noise block, in order) answered
-    with Lyre's keyed noise for the chunk."""
-    keyed, draw = KeyedNoise(seed), torch.randn
-
-    def randn(size, **kwargs):
-        if "generator" in kwargs:  # the keyed noise's own draws
-            return draw(size, **kwargs)
-        return keyed.draw(size[-1]).reshape(size)
-
-    with torch.inference_mode(), mock.patch("snac.layers.torch.randn", randn):
+    """SNAC's own decoder, with Lyre's keyed noise for the chunk."""
+    with torch.inference_mode(), stock_noise(seed):
         audio = model.decode([torch.from_numpy(lv)[None] for lv in codes.levels])
     return audio.reshape(-1).clamp(-1, 1).numpy()
 
