@@ -166,23 +166,22 @@ class UpsampleBlock:
     def rows_per_tile(self) -> int:
         return max(1024, TILE_ELEMENTS[self.precision] // self.channels)
 
-    def tile(self, x, pending, noise, start: int, end: int, halo=0, out=None, upsampled=None, at=0):
+    def tile(
+        self, x, pending, noise, start: int, end: int, halo: int = 0, out=None, upsampled=None
+    ):
         """Output rows [start - halo, end + halo), clipped to the chunk → (rows, first row).
 
-        ``x`` holds the block's input frames from frame ``at`` to the chunk's end, or to past
-        what these rows read (``shared.snac.stream``); ``noise(first, last)`` gives the noise of
-        output rows [first, last). The rows' value is the result plus ``self.units_bias``.
-        ``upsampled`` is the whole chunk's transposed convolution, where the block computed it
-        up front.
+        The rows' value is the result plus ``self.units_bias``. ``upsampled`` is the whole
+        chunk's transposed convolution, where the block computed it up front.
         """
-        length = (at + x.shape[0]) * self.stride
+        length = x.shape[0] * self.stride
         first = max(0, start - halo - RECEPTIVE_HALO)
         last = min(length, end + halo + RECEPTIVE_HALO)
         if upsampled is None:
-            stream = self.upsample(x, pending, first, last, at)
+            stream = self.upsample(x, pending, first, last)
         else:
             stream = upsampled[first:last]
-        stream = self.noised(stream, noise(first, last))
+        stream = self.noised(stream, noise[first:last])
         pending = torch.zeros(self.channels)
         for i, unit in enumerate(self.units):
             last_unit = i == len(self.units) - 1
@@ -199,7 +198,8 @@ class UpsampleBlock:
 
     def upsample(self, x, pending, first: int, last: int, at: int = 0) -> torch.Tensor:
         """Rows [first, last) of the transposed convolution of ``Snake(x + pending)``, ``x``
-        holding input frames from ``at``."""
+        holding the input frames from frame ``at`` (a live stream's rows kept:
+        ``shared.snac.stream``)."""
         stride, crop = self.stride, self.crop
         # output row r (before the crop: r + crop) takes input frames (r + crop) // stride and
         # the one before it
@@ -223,11 +223,6 @@ class UpsampleBlock:
         for start, end in tiles(length, self.rows_per_tile()):
             self.tile(x, pending, noise, start, end, out=out[start:end], upsampled=upsampled)
         return out, self.units_bias
-
-
-def _rows(noise: torch.Tensor):
-    """A block's noise drawn whole, as ``UpsampleBlock.tile`` takes it: rows [first, last)."""
-    return lambda first, last: noise[first:last]
 
 
 class TiledSnacDecoder:
@@ -257,7 +252,7 @@ class TiledSnacDecoder:
         noises, length = [], x.shape[0]
         for block in self.blocks:  # the stock decoder's blocks, in its order
             length *= block.stride
-            noises.append(_rows(keyed.draw(length)))
+            noises.append(keyed.draw(length))
         for block, noise in zip(self.blocks[:-1], noises, strict=False):
             x, pending = block(x, pending, noise)
         return self.last_block_to_audio(x, pending, noises[-1])
