@@ -6,8 +6,9 @@ convolutions; per block its transposed convolution with the noise, and its three
 units; the output convolution), and each stage knows which of its input rows an output row
 reads. A :class:`Stream` keeps, for every stage, the input rows it will still read and how
 many output rows it has made. New frames add four rows a frame to the entry's input; each
-stage then makes the rows whose whole reach is known, once, and hands them on. They are the whole-chunk decode's rows: the same products over the same inputs, the
-noise keyed by position (``shared.snac.noise``).
+stage then makes the rows whose whole reach is known, once, and hands them on. They are the
+whole-chunk decode's rows: the same products over the same inputs, the noise keyed by
+position (``shared.snac.noise``).
 
 The last ~2.3 frames wait for codes not made yet, and a listener wants them sooner
 (``shared.snac.pace``): past what is final, up to ``until``, each stage also makes the rows
