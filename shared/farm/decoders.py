@@ -82,6 +82,13 @@ class DecodingProcess:
                 break
         return self.loaded
 
+    def keep_running(self) -> None:
+        """Start the process again if it has ended (killed, or closed by an api that stopped)."""
+        if not self.process.is_alive():
+            self._ended(f"the decoding process ended (exit code {self.process.exitcode})")
+            self.socket.close()
+            self._start()
+
     def close(self) -> None:
         """Stop the process (the api's end)."""
         self._ended("the api closed its decoding processes")
@@ -94,10 +101,7 @@ class DecodingProcess:
     ) -> np.ndarray:
         """``_step`` in the process: a listener's samples."""
         loop = asyncio.get_running_loop()
-        if not self.process.is_alive():
-            self._ended(f"the decoding process ended (exit code {self.process.exitcode})")
-            self.socket.close()
-            self._start()
+        self.keep_running()
         if self.loop is not loop:  # the first step, or one from another loop (tests run many)
             self.loop = loop
             loop.add_reader(self.socket.fileno(), self._answers)

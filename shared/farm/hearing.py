@@ -37,7 +37,10 @@ def start_decoders(settings: Settings) -> tuple[DecodingProcess, ...]:
 
     if not (settings.speech.live and makes_codes(settings)):
         return ()
-    return _decoders(settings)
+    processes = _decoders(settings)
+    for process in processes:  # an api started again in one process: those it closed
+        process.keep_running()
+    return processes
 
 
 def _decoders(settings: Settings) -> tuple[DecodingProcess, ...]:

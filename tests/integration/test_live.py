@@ -165,3 +165,7 @@ def test_the_api_starts_its_decoders_where_the_farm_makes_snac_codes(farm_env, s
         started = start_decoders(settings)
         assert len(started) == settings.speech.live_decoders
         assert all(process.wait_loaded(timeout_s=120) for process in started)
+        for process in started:  # as the api's lifespan ends
+            process.close()
+        again = start_decoders(settings)  # an api started again in the same process
+        assert again == started and all(process.wait_loaded(timeout_s=120) for process in again)
