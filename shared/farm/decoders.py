@@ -183,16 +183,12 @@ def _serve(ours: socket.socket, model: str, products: str) -> None:
             try:
                 answer = (number, True, _step(*args))
             except Exception as exc:  # the api's step raises it
-                answer = (number, False, exc if _picklable(exc) else RuntimeError(repr(exc)))
-            ours.sendall(_message(answer))
-
-
-def _picklable(exc: Exception) -> bool:
-    try:
-        pickle.dumps(exc)
-    except Exception:
-        return False
-    return True
+                answer = (number, False, exc)
+            try:
+                message = _message(answer)
+            except Exception:  # an exception that does not pickle: its text
+                message = _message((number, False, RuntimeError(repr(answer[2]))))
+            ours.sendall(message)
 
 
 def _load(model: str, products: str) -> None:

@@ -48,7 +48,8 @@ class OrpheusSettings(BaseModel):
     snac_model: str = SNAC_HUB_ID
     backend: BackendName = "transformers"
     device: str = "cpu"  # transformers backend and SNAC decode: "cpu", "cuda", "cuda:1" …
-    # SNAC decode on the CPU: "tiled" (shared/snac/tiled.py, the fastest) or "plain" (stock)
+    # SNAC decode on the CPU: "tiled" (shared/snac/tiled.py, the fastest) or "plain" (stock);
+    # the api's live streams are decoded by the tiled decoder's layers whatever it says
     snac_decoder: DecoderPath = "tiled"
     # the tiled decoder's matrix products: "auto" picks the fastest this CPU has (bf16 with
     # AVX512-BF16, int16 with AVX2 alone, else fp32); "fp32" gives the stock output to 2e-5

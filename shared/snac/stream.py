@@ -72,7 +72,6 @@ class Stream:
 
     seed: int
     rows: list[Rows] = field(default_factory=list)
-    frames: int = 0  # taken in
     given: int = 0  # samples given out
 
 
@@ -193,7 +192,6 @@ class StreamDecoder:
         ahead = np.zeros(0, np.float32)
         for first in range(0, max(codes.frames, 1), FRAMES_PER_RUN):
             part = codes.select(np.arange(first, min(first + FRAMES_PER_RUN, codes.frames)))
-            stream.frames += part.frames
             stream.rows[0].add(self._latent(part))
             if first + FRAMES_PER_RUN < codes.frames:  # more to come in this step
                 final, _ = self._run(stream, ended=False, want=None)
