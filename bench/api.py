@@ -4,6 +4,7 @@ endpoint that reads the same row, in one run on this machine.
     python bench/api.py [--clients 16] [--seconds 10] [--warmup-s 2] [--runs 3] [--succeeded]
                         [--pin] [--loaders 1]
     python bench/api.py --streams 8 [--seconds 10] [--runs 3]
+    python bench/api.py --book-hours 10 [--clients 16] [--seconds 10] [--runs 3]
 
 Starts, as ``make farm-up`` starts them, moto's S3 server and one api process (uvicorn, no
 workers: the job stays queued) against a fresh migrated database of its own and a Redis key
@@ -33,6 +34,12 @@ connection polls the job (its latency, not a saturated rate), ``--runs`` times w
 idle and ``--runs`` times while N speech requests play from live streams (``bench/streams.py``:
 frames published at real time, decoded by the api with a SNAC of the real size); the poll's
 p99 with the streams against idle, the target 2x, and how much of real time the streams kept.
+
+``--book-hours H`` asks what a long book's poll costs against a one-chunk job's: submits both
+through the API (the book: 20 chapters of paragraphs about 215 characters long, one chunk
+each, about 250 chunks an hour of speech), then polls each in turn as above; prints each one's
+rate, latency and CPU per poll, and the book's CPU per poll and p50 against the one-chunk job's
+(target 1.5x).
 """
 
 from __future__ import annotations
@@ -81,12 +88,14 @@ class Run:
     load: Load
     cpu_ms: float  # the server process's, per answered request
     connects: int  # Postgres connections opened meanwhile (a pool that churns opens many)
+    postgres_ms: float = 0.0  # Postgres's CPU per answered request
 
     def line(self, name: str) -> str:
         others = {status: n for status, n in self.load.statuses.items() if status != 200}
         return (
             f"{name} {self.load.per_s:7.1f}/s p50 {self.load.percentile(0.5) * 1e3:5.1f} ms "
-            f"p99 {self.load.percentile(0.99) * 1e3:6.1f} ms, {self.cpu_ms:.2f} ms CPU/poll, "
+            f"p99 {self.load.percentile(0.99) * 1e3:6.1f} ms, {self.cpu_ms:.2f} ms CPU/poll "
+            f"(Postgres {self.postgres_ms:.2f}), "
             f"{self.connects} connections opened" + (f", non-200: {others}" if others else "")
         )
 
@@ -95,6 +104,17 @@ def cpu_s(pid: int) -> float:
     """User and system CPU seconds of a process (all its threads) so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of every Postgres process on this machine so far (the bench's backends among
+    them; the rest are idle)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if "(postgres)" in stat.read_text():
+                total += cpu_s(int(stat.parent.name))
+    return total
 
 
 def connections_opened(db: Connection) -> int:
@@ -107,11 +127,13 @@ def connections_opened(db: Connection) -> int:
 def measure(pool: ProcessPoolExecutor, target: Target, plan: Plan, db: Connection) -> Run:
     at, futures = start_load(pool, target.url, target.headers, plan)
     time.sleep(max(0.0, at - time.monotonic()))
-    before, connects = cpu_s(target.pid), connections_opened(db)
+    before, connects, postgres = cpu_s(target.pid), connections_opened(db), postgres_cpu_s()
     time.sleep(plan.seconds)
     used, connects = cpu_s(target.pid) - before, connections_opened(db) - connects
+    postgres = postgres_cpu_s() - postgres
     load = merged([future.result() for future in futures])
-    return Run(load, used * 1e3 / max(1, sum(load.statuses.values())), connects)
+    answered = max(1, sum(load.statuses.values()))
+    return Run(load, used * 1e3 / answered, connects, postgres * 1e3 / answered)
 
 
 def book() -> str:
@@ -284,9 +306,12 @@ def main() -> None:
     parser.add_argument("--succeeded", action="store_true", help="poll a finished book")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 0, loaders on CPU 1")
     parser.add_argument("--streams", type=int, default=0, help="poll while N live streams play")
+    parser.add_argument("--book-hours", type=float, default=0, help="a book's poll against a job's")
     args = parser.parse_args()
     if args.streams:
         return streams_main(args)
+    if args.book_hours:
+        return book_main(args)
     cpus = frozenset({1}) if args.pin else frozenset()
     plan = Plan(args.clients, args.loaders, args.warmup_s, args.seconds, cpus)
     alone = Plan(1, 1, 1.0, 3.0, cpus)
@@ -313,6 +338,81 @@ def main() -> None:
                         runs[target.name].append(run := measure(pool, target, plan, db))
                         print(run.line(f"run {number + 1}: {target.name}"), flush=True)
             report(targets, runs)
+        finally:
+            bench.close()
+
+
+def long_book(hours: float) -> str:
+    """About ``hours`` of speech at 15 characters a second: 20 chapters of paragraphs of about
+    215 characters (one chunk each)."""
+
+    def paragraph(c: int, p: int) -> str:
+        return f"Paragraph {p}. " + " ".join(
+            f"The {thing} of chapter {c} is one of many in a long book read aloud."
+            for thing in ("line", "word", "page")
+        )
+
+    per_chapter = round(hours * 3600 * 15 / len(paragraph(10, 100)) / 20)
+    return "\n\n".join(
+        f"# Chapter {c}\n\n" + "\n\n".join(paragraph(c, p) for p in range(per_chapter))
+        for c in range(1, 21)
+    )
+
+
+def book_main(args: argparse.Namespace) -> None:
+    """A one-chunk job's poll and a long book's, in turn, on one api process."""
+    plan = Plan(args.clients, args.loaders, args.warmup_s, args.seconds, frozenset())
+    with tempfile.TemporaryDirectory(prefix="lyre-bench-api-") as tmp:
+        bench = new_bench(Path(tmp))
+        try:
+            api_url, api_pid = start_api(bench)
+            with session_scope(bench.db) as session:
+                tenant, key = create_key(session, "poller")
+                tenant.requests_per_s = 1_000_000  # counted, never refused
+                tenant.chars_per_day = 0
+            auth = {"Authorization": f"Bearer {key}"}
+            targets = []
+            for name, text_in in (
+                ("one chunk", "Hello there."),
+                ("book", long_book(args.book_hours)),
+            ):
+                began = time.monotonic()
+                created = httpx.post(
+                    f"{api_url}/v1/jobs", json={"text": text_in}, headers=auth, timeout=600
+                )
+                created.raise_for_status()
+                job = created.json()
+                print(
+                    f"{name}: {len(text_in):,} characters, {job['progress']['chunks_total']:,} "
+                    f"chunks in {len(job['chapters'])} chapters, submitted in "
+                    f"{time.monotonic() - began:.1f} s",
+                    flush=True,
+                )
+                targets.append(Target(name, f"{api_url}/v1/jobs/{job['id']}", auth, api_pid))
+            engine = create_engine(bench.db, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+            runs: dict[str, list[Run]] = {target.name: [] for target in targets}
+            with loader_pool(args.loaders) as pool, engine.connect() as db:
+                for number in range(args.runs):
+                    for target in targets:
+                        runs[target.name].append(run := measure(pool, target, plan, db))
+                        print(run.line(f"run {number + 1}: {target.name:9s}"), flush=True)
+            for target in targets:
+                summary(f"{target.name:9s}", runs[target.name])
+            one, book_runs = (runs[target.name] for target in targets)
+            cpu = statistics.median(r.cpu_ms for r in book_runs) / statistics.median(
+                r.cpu_ms for r in one
+            )
+            p50 = statistics.median(r.load.percentile(0.5) for r in book_runs) / statistics.median(
+                r.load.percentile(0.5) for r in one
+            )
+            pg = statistics.median(r.postgres_ms for r in book_runs) / statistics.median(
+                r.postgres_ms for r in one
+            )
+            print(
+                f"the book's poll against the one-chunk job's: api CPU {cpu:.2f}x, Postgres CPU "
+                f"{pg:.2f}x, p50 {p50:.2f}x (target 1.5x)",
+                flush=True,
+            )
         finally:
             bench.close()
 

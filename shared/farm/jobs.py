@@ -5,6 +5,7 @@ carry. Used by the API and by embedded mode alike."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -114,8 +115,17 @@ def new_job(
         )
         for span, said in zip(chunked.spans, spoken, strict=True)
     ]
+    per_chapter = Counter(span.chapter for span in chunked.spans)
     chapters = [
-        Chapter(job_id=job_id, index=i, title=title, status=ChapterStatus.WAITING, version=1)
+        Chapter(
+            job_id=job_id,
+            index=i,
+            title=title,
+            status=ChapterStatus.WAITING,
+            version=1,
+            chunks_total=per_chapter[i],
+            chunks_done=0,
+        )
         for i, title in enumerate(chunked.chapters)
     ]
     return job, chunks, chapters

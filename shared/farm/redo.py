@@ -85,7 +85,7 @@ def redo_chapter(
         )
         session.execute(redo, {"job": job_id})
         session.execute(
-            CHAPTER_DONE_TO_WAITING,
+            CHAPTER_DONE_TO_WAITING.values(chunks_total=len(new), chunks_done=0),
             {
                 "job": job_id,
                 "chapter": chapter,
@@ -139,7 +139,7 @@ def redo_chunk(
         session.execute(redo, {"job": job_id})
         title = session.get(Chapter, (job_id, chunk.chapter)).title  # type: ignore[union-attr]
         session.execute(
-            CHAPTER_DONE_TO_WAITING,
+            CHAPTER_DONE_TO_WAITING.values(chunks_done=Chapter.chunks_done - 1),
             {"job": job_id, "chapter": chunk.chapter, "new_version": version, "new_title": title},
         )
         again = {

@@ -37,6 +37,7 @@ from shared.farm.transitions import (
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
     COUNT_DONE_CHUNK,
+    COUNT_DONE_IN_CHAPTER,
     LEASE_COMPLETE_CHAPTER,
     move_job,
 )
@@ -218,11 +219,12 @@ def decode_chunk(
     }
     with farm.bookkeeping() as connection:
         if connection.dialect.name == "postgresql":
-            moved, _ = connection.execute(CHUNK_GENERATED_TO_DONE_AND_COUNTED, done).one()
+            moved, _, _ = connection.execute(CHUNK_GENERATED_TO_DONE_AND_COUNTED, done).one()
         else:  # SQLite has no UPDATE in WITH; its bookkeeping block is a transaction
             moved = bool(connection.execute(CHUNK_GENERATED_TO_DONE, done).rowcount)
             if moved:
                 connection.execute(COUNT_DONE_CHUNK, done)
+                connection.execute(COUNT_DONE_IN_CHAPTER, done)
     if not moved:
         return False
     # after the commit above: of two decodes finishing a chapter at once, the later sees both

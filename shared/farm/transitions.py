@@ -161,11 +161,24 @@ COUNT_DONE_CHUNK = (
     )
     .returning((Job.chunks_done == Job.chunks_total).label("last"))
 )
-# Postgres runs both as one statement: a round trip instead of four (BEGIN, two, COMMIT).
+# ... and on its chapter, whose poll reads the count rather than counting its chunk rows.
+_ITS_CHAPTER = select(Chunk.chapter).where(*_THIS_CHUNK).scalar_subquery()
+COUNT_DONE_IN_CHAPTER = (
+    update(Chapter)
+    .where(Chapter.job_id == bindparam("job"), Chapter.index == _ITS_CHAPTER)
+    .values(chunks_done=Chapter.chunks_done + 1)
+)
+# Postgres runs the three as one statement: a round trip instead of five (BEGIN, three,
+# COMMIT).
 _MOVED = CHUNK_GENERATED_TO_DONE.returning(Chunk.index).cte("moved")
 _COUNTED = COUNT_DONE_CHUNK.where(select(_MOVED).exists()).cte("counted")
+_IN_CHAPTER = (
+    COUNT_DONE_IN_CHAPTER.where(select(_MOVED).exists()).returning(Chapter.index).cte("chapter")
+)
 CHUNK_GENERATED_TO_DONE_AND_COUNTED = select(
-    select(_MOVED).exists(), func.coalesce(select(_COUNTED.c.last).scalar_subquery(), False)
+    select(_MOVED).exists(),
+    func.coalesce(select(_COUNTED.c.last).scalar_subquery(), False),
+    select(_IN_CHAPTER).exists(),
 )
 
 # A cancelled job's waiting chunks: none of them is generated or decoded any more.
@@ -191,7 +204,6 @@ CHAPTER_JOB_ACTIVE = (
 # After a decode's commit: lease the chunk's chapter for its stitch if every chunk of it is done
 # and no decode has yet. Of two at once, one gets the row: the other waits on its lock, then
 # finds the lease set (READ COMMITTED re-checks the conditions on the updated row).
-_ITS_CHAPTER = select(Chunk.chapter).where(*_THIS_CHUNK).scalar_subquery()
 LEASE_COMPLETE_CHAPTER = (
     update(Chapter)
     .where(

@@ -220,6 +220,9 @@ class Chapter(Base):
     lease_until: Mapped[datetime | None]  # its stitch's
     stitch_holder: Mapped[str | None] = mapped_column(String(32))  # the stitch that has it
     output_key: Mapped[str | None] = mapped_column(String(500))
+    # its chunks in all and decoded: the decode that finishes one adds it in the same statement
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     samples: Mapped[int | None] = mapped_column(BigInteger)  # of its file, at 24 kHz
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # ACX's checks
     # its chunks' checks (shared.farm.checked): checked, retaken, suspects with text and reason

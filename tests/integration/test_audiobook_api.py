@@ -110,12 +110,16 @@ def test_a_redone_chapter_is_a_new_version_that_changes_only_that_chapter(
     redoing = response.json()
     assert (redoing["status"], redoing["version"], redoing["outputs_version"]) == ("running", 2, 1)
     assert [c["status"] for c in redoing["chapters"]] == ["done", "waiting", "done"]
+    # the chapter counts its new chunks, none done yet; the others keep theirs
+    counts = [(c["chunks_done"], c["chunks_total"]) for c in redoing["chapters"]]
+    assert counts[1] == (0, 2) and counts[0][0] == counts[0][1] and counts[2][0] == counts[2][1]
     # the current files stay downloadable until the new ones are made
     assert httpx.get(redoing["outputs"][0]["url"]).status_code == 200
     assert client.post(url, headers=auth, json={}).status_code == 409  # one redo at a time
     burst.drain()
     after = get(client, auth, job["id"])
     assert after["status"] == "succeeded" and after["outputs_version"] == 2
+    assert all(c["chunks_done"] == c["chunks_total"] > 0 for c in after["chapters"])
     new = {(o["kind"], o.get("chapter")): o for o in after["outputs"]}
     for n in (1, 3):  # the same files: not made again
         assert new["chapter", n]["version"] == 1

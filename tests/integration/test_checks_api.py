@@ -113,9 +113,12 @@ def test_a_chunk_failing_every_take_is_suspect_heard_and_fixed_by_its_own_redo(
     redo = client.post(url, headers=auth, json={"text": "By midnight the wind had turned."})
     assert redo.status_code == 202, redo.text
     assert (redo.json()["version"], redo.json()["status"]) == (2, "running")
+    chapter = redo.json()["chapters"][1]  # one of its chunks to make again
+    assert chapter["chunks_done"] == chapter["chunks_total"] - 1
     burst.drain()
     after = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
     assert after["status"] == "succeeded" and after["outputs_version"] == 2
+    assert all(c["chunks_done"] == c["chunks_total"] for c in after["chapters"])
     assert after["checks"]["suspects"] == len(rows) - 1  # its next take is the engine's own
     for index, pcm in before.items():
         now = get_pcm(burst.farm.store, chunk_audio_key(job["id"], index))

@@ -224,3 +224,52 @@ def test_chunks_queued_before_the_dispatcher_count_as_sent(tmp_path, dialect):
         dispose_engines()
         if dialect == "postgresql":
             drop_database(url)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_chapters_count_their_chunks_from_the_rows_there(tmp_path, dialect):
+    """0012 on a farm with a running job: each chapter's counters start as its chunk rows say
+    (the poll reads them from then on)."""
+    url = create_database() if dialect == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
+    try:
+        engine, old, key = _at_revision(url, dialect, "0011")
+        old.reflect(engine, only=["chapter"])
+        statuses = {0: ["done", "done", "pending"], 1: ["generated"], 2: []}
+        with engine.begin() as db:
+            db.execute(old.tables["job"].insert(), _old_job(key, RUNNING, "running", 4))
+            index = 0
+            for chapter, chunks in statuses.items():
+                db.execute(
+                    old.tables["chapter"].insert(),
+                    {
+                        "job_id": key(RUNNING),
+                        "index": chapter,
+                        "title": "",
+                        "status": "waiting",
+                        "version": 1,
+                    },
+                )
+                for status in chunks:
+                    db.execute(
+                        old.tables["chunk"].insert(),
+                        {
+                            "job_id": key(RUNNING),
+                            "index": index,
+                            "status": status,
+                            "text": "Hi.",
+                            "voice": "tara",
+                            "boundary": "start",
+                            "chapter": chapter,
+                            "attempts": 0,
+                        },
+                    )
+                    index += 1
+        engine.dispose()
+        _to(url, "head")
+        with session_scope(url) as session:
+            chapters = session.scalars(select(Chapter).order_by(Chapter.index)).all()
+            assert [(c.chunks_done, c.chunks_total) for c in chapters] == [(2, 3), (0, 1), (0, 0)]
+    finally:
+        dispose_engines()
+        if dialect == "postgresql":
+            drop_database(url)

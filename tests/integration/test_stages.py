@@ -37,7 +37,15 @@ from shared.farm.leases import RENEW_STITCH_LEASE, Lease
 from shared.farm.reconcile import reconcile
 from shared.farm.tenants import create_key
 from shared.infra.db import get_engine, migrate
-from shared.infra.models import Chunk, Job, JobEvent, WebhookAttempt, WebhookDelivery, utcnow
+from shared.infra.models import (
+    Chapter,
+    Chunk,
+    Job,
+    JobEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    utcnow,
+)
 from shared.infra.settings import Settings, WebhookSettings
 from shared.infra.storage import LocalStore
 from shared.webhooks.delivery import backoff, deliver
@@ -102,6 +110,8 @@ def test_fan_in_sends_one_stitch_even_when_messages_are_duplicated(burst, tenant
     with burst.farm.sessions() as session:
         done = session.get(Job, job.id)
         assert done.status == "succeeded" and done.chunks_done == done.chunks_total == 4
+        chapters = session.scalars(select(Chapter).where(Chapter.job_id == job.id)).all()
+        assert [(c.chunks_done, c.chunks_total) for c in chapters] == [(2, 2), (2, 2)]
 
 
 def test_fan_in_counts_each_chunk_once_when_decodes_race(pg_burst):
@@ -123,6 +133,8 @@ def test_fan_in_counts_each_chunk_once_when_decodes_race(pg_burst):
     with burst.farm.sessions() as session:
         row = session.get(Job, job.id)
         assert row.chunks_done == row.chunks_total == 12 and row.stitch_lease_until is not None
+        chapter = session.get(Chapter, (job.id, 0))  # the one statement counted it there too
+        assert chapter.chunks_done == chapter.chunks_total == 12
 
 
 def test_chapters_finishing_at_once_send_the_books_stitch_once(pg_burst):
