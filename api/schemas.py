@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from api.usage_shapes import CostOut
 from shared.audio.encode import AudioFormat
 from shared.audio.presets import MasteringChoices, PresetName
 from shared.farm.seeds import SEED_LIMIT
@@ -129,6 +130,7 @@ class ChapterOut(BaseModel):
     checks: ChapterChecksOut | None = Field(
         description="What the checks found of its chunks, once its file is made"
     )
+    cost: CostOut
 
 
 class JobOut(BaseModel):
@@ -157,6 +159,7 @@ class JobOut(BaseModel):
         description="What the checks of every chunk found, over the chapters made; null "
         "until one is, or where checks are off"
     )
+    cost: CostOut = Field(description="Its chapters' costs and its book's files'")
     lexicon: dict[str, Any] = Field(description="Entries in effect, and those applied")
     warnings: list[str]
     error: str | None

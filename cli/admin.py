@@ -53,7 +53,7 @@ def keys(args: argparse.Namespace) -> int:
         return create_key(args)
     if args.action == "list":
         return list_keys(args)
-    with _database() as session:
+    with database() as session:
         try:
             if args.action == "revoke":
                 revoke_key(session, args.prefix)
@@ -75,7 +75,7 @@ def list_keys(args: argparse.Namespace) -> int:
 
     now = utcnow()
     query = select(Tenant.name, ApiKey).join(ApiKey).order_by(Tenant.name, ApiKey.created_at)
-    with _database() as session:
+    with database() as session:
         rows = session.execute(query.where(Tenant.name == args.tenant) if args.tenant else query)
         print(f"{'tenant':24} {'key':12} {'created':16}  state")
         for name, key in rows.all():
@@ -156,7 +156,7 @@ def tenants(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.action == "secret":
         return tenant_secret(args)
-    with _database() as session:
+    with database() as session:
         if args.action == "set":
             given = {f: getattr(args, f) for f in TENANT_SETTINGS if getattr(args, f) is not None}
             if not given:
@@ -188,7 +188,7 @@ def tenant_secret(args: argparse.Namespace) -> int:
     from shared.farm.tenants import rotate_webhook_secret
     from shared.infra.models import Tenant
 
-    with _database() as session:
+    with database() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.name == args.name))
         if tenant is None:
             raise UsageError(f"no tenant named {args.name!r}")
@@ -206,7 +206,7 @@ def _own(own: float | None, effective: float) -> str:
 
 
 @contextmanager
-def _database() -> Iterator[Session]:
+def database() -> Iterator[Session]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from shared.infra.db import session_scope
@@ -226,7 +226,7 @@ def create_key(args: argparse.Namespace) -> int:
     if not name or len(name) > 200:
         raise UsageError("--tenant must be 1 to 200 characters")
     expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-    with _database() as session:
+    with database() as session:
         known = session.scalar(select(func.count()).where(Tenant.name == name))
         tenant, key = new_key(session, name, expires)
     print(key)

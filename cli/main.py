@@ -1,5 +1,6 @@
 """The ``lyre`` command line: ``lyre synth`` (embedded mode, ``cli.runner``), ``lyre models``,
-``lyre keys`` and ``lyre tenants`` (``cli.admin``, on a farm's database)."""
+and, on a farm's database, ``lyre keys`` and ``lyre tenants`` (``cli.admin``) and ``lyre usage``
+(``cli.usage``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from cli.admin import FarmUnavailable, add_key_commands, add_tenant_commands, ke
 from cli.synth import UsageError
 from cli.synth import add_arguments as add_synth_arguments
 from cli.synth import run as run_synth
+from cli.usage import add_usage_command, usage
 from shared.infra.settings import Settings, SpeakingEngine, UnsupportedSetting, get_settings
 
 ENGINES = ("auto", *get_args(SpeakingEngine))
@@ -25,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     add_synth_arguments(synth, ENGINES)
     add_key_commands(commands)
     add_tenant_commands(commands)
+    add_usage_command(commands)
     models = commands.add_parser("models", help="manage model weights")
     models.add_subparsers(dest="action", required=True).add_parser(
         "pull",
@@ -60,7 +63,7 @@ def pull(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"synth": synth, "models": pull, "keys": keys, "tenants": tenants}
+COMMANDS = {"synth": synth, "models": pull, "keys": keys, "tenants": tenants, "usage": usage}
 
 
 def bad_settings(exc: ValidationError) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
@@ -19,6 +19,7 @@ from api.problems import PROBLEM_JSON, Unready, problem_body, responses
 from shared.farm.context import FarmContext
 from shared.farm.gpu_workers import live_slots
 from shared.farm.states import ACTIVE, WAITING, ChunkStatus, JobStatus
+from shared.farm.usage import usage_by_tenant
 from shared.infra import queues
 from shared.infra.models import Chunk, Job, Tenant
 
@@ -75,7 +76,7 @@ def readyz(farm: FarmDep) -> JSONResponse:
 
 
 class FarmCollector(Collector):
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         farm = process_farm()
         jobs = GaugeMetricFamily("lyre_jobs", "Jobs by status", labels=["status"])
         stages = GaugeMetricFamily(
@@ -106,7 +107,27 @@ class FarmCollector(Collector):
         )
         for name, count in queue_depths(farm).items():
             depth.add_metric([name], count)
-        yield from (jobs, stages, depth, *chunk_metrics(farm))
+        yield from (jobs, stages, depth, *chunk_metrics(farm), *usage_metrics(farm))
+
+
+USAGE_METRICS = (  # (name, help, Usage's field)
+    ("lyre_tenant_characters", "Characters submitted, by tenant", "chars"),
+    ("lyre_tenant_audio_seconds", "Seconds of speech made by ended jobs, by tenant", "audio_s"),
+    ("lyre_tenant_engine_seconds", "Speech engine (GPU) seconds of ended jobs", "engine_s"),
+    ("lyre_tenant_cpu_seconds", "CPU seconds of ended jobs (decode, stitch, encode)", "cpu_s"),
+    ("lyre_tenant_stored_bytes", "Bytes ended jobs wrote to the object store", "stored_bytes"),
+)
+
+
+def usage_metrics(farm: FarmContext) -> Iterator[CounterMetricFamily]:
+    """Each tenant's use over its history (``tenant_usage``, what ``GET /v1/usage`` reads)."""
+    with farm.sessions() as session:
+        used = usage_by_tenant(session)
+    for name, text_help, field in USAGE_METRICS:
+        counter = CounterMetricFamily(name, text_help, labels=["tenant"])
+        for tenant, usage in sorted(used.items()):
+            counter.add_metric([tenant], getattr(usage, field))
+        yield counter
 
 
 def chunk_metrics(farm: FarmContext) -> Iterator[GaugeMetricFamily]:

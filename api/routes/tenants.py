@@ -1,15 +1,19 @@
-"""What a tenant reads and sets of its own, beside its jobs: its limits, its webhooks' signing
-secret, its pronunciation lexicon, and the voices it can ask for."""
+"""What a tenant reads and sets of its own, beside its jobs: its limits and usage, its webhooks'
+signing secret, its pronunciation lexicon, and the voices it can ask for."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import FarmDep, TenantDep
 from api.errors import InvalidInput, RequestUnreadable
 from api.problems import KEYED, responses
 from api.schemas import LexiconIn, LimitsOut, VoiceOut, WebhookSecretOut
 from api.services import tenants
+from api.usage_shapes import TenantUsageOut
 from shared.speech.factory import resolve_engine_name
 from shared.text.voices import VOICES
 
@@ -21,6 +25,23 @@ def get_limits(farm: FarmDep, tenant: TenantDep) -> LimitsOut:
     """The tenant's share of the GPUs and its limits (an operator sets them with
     ``lyre tenants set``), and the characters it has submitted today."""
     return tenants.tenant_limits(farm, tenant)
+
+
+@router.get("/usage", response_model=TenantUsageOut, responses=responses(*KEYED, InvalidInput))
+def get_usage(
+    farm: FarmDep,
+    tenant: TenantDep,
+    first: Annotated[
+        date | None, Query(alias="from", description="UTC day; default: `to` - 29")
+    ] = None,
+    last: Annotated[
+        date | None, Query(alias="to", description="UTC day, included; default: today")
+    ] = None,
+) -> TenantUsageOut:
+    """The tenant's use per UTC day: characters submitted, and the audio, speech engine (GPU)
+    and CPU seconds and bytes stored of its jobs that ended that day (a job's costs are given
+    when it ends; a chapter redone later adds what the redo cost)."""
+    return tenants.tenant_usage(farm, tenant, first, last)
 
 
 @router.get("/webhooks/secret", response_model=WebhookSecretOut, responses=responses(*KEYED))

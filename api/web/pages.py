@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import FarmDep
 from api.errors import ApiError, JobNotFound
 from api.schemas import JobOut, PreviewOut
-from api.services import jobs
+from api.services import jobs, tenants
 from api.web.sessions import (
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
@@ -130,6 +130,7 @@ def home_page(
         form=form or {},
         preview=preview,
         max_upload_bytes=farm.settings.farm.max_upload_bytes,
+        usage=tenants.tenant_usage(farm, signed.tenant, None, None),
     )
 
 

@@ -27,6 +27,7 @@ from av.stream import Disposition
 from av.video.stream import VideoStream
 
 from shared.audio import SAMPLE_RATE
+from shared.infra.cpu import CpuClock
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Encoder:
         *,
         rate: int = SAMPLE_RATE,
         options: Mapping[str, str] | None = None,
+        cpu: CpuClock | None = None,
     ) -> None:
         options = {**encoding.options, **(options or {})}
         self.container = av.open(target, mode="w", format=encoding.muxer, container_options=options)
@@ -114,21 +116,24 @@ class Encoder:
         self.samples = 0
         self.end_pts = 0  # where the next packet of this stream starts
         self._flushed = False
+        self.cpu = cpu or CpuClock()  # the encoding's CPU seconds, on whichever thread writes
 
     def write(self, pcm: np.ndarray) -> None:
-        data = (np.clip(pcm, -1.0, 1.0) * 32767).round().astype(np.int16)
-        for start in range(0, len(data), _BLOCK):
-            block = data[start : start + _BLOCK].reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = self.samples if self._timed else None
-            self.samples += block.shape[1]
-            self.mux(self.stream.encode(frame))
+        with self.cpu.counting():
+            data = (np.clip(pcm, -1.0, 1.0) * 32767).round().astype(np.int16)
+            for start in range(0, len(data), _BLOCK):
+                block = data[start : start + _BLOCK].reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+                frame.sample_rate = SAMPLE_RATE
+                frame.pts = self.samples if self._timed else None
+                self.samples += block.shape[1]
+                self.mux(self.stream.encode(frame))
 
     def flush(self) -> None:
         """End the stream: mux what the encoder still holds."""
         if not self._flushed:
-            self.mux(self.stream.encode(None))
+            with self.cpu.counting():
+                self.mux(self.stream.encode(None))
             self._flushed = True
 
     def mux(self, packets: list[av.Packet]) -> None:
@@ -139,7 +144,8 @@ class Encoder:
 
     def close(self) -> None:
         self.flush()
-        self.container.close()
+        with self.cpu.counting():
+            self.container.close()
 
     def __enter__(self) -> Self:
         return self
@@ -164,7 +170,8 @@ def encode_bytes(pcm: np.ndarray, fmt: str = "wav") -> bytes:
 class AudioWriter(Encoder):
     """An :class:`Encoder` to the file ``path`` in ``fmt`` (one of :data:`FORMATS`). ``tags``
     are FFmpeg's names (title, artist, album, track, language); ``chapters`` and ``cover``
-    (JPEG or PNG bytes) are written where the container keeps them (M4B)."""
+    (JPEG or PNG bytes) are written where the container keeps them (M4B). The encoding's CPU
+    seconds add up on ``cpu`` (one clock for several files)."""
 
     def __init__(
         self,
@@ -176,9 +183,10 @@ class AudioWriter(Encoder):
         rate: int = SAMPLE_RATE,
         chapters: Sequence[ChapterMark] = (),
         cover: bytes | None = None,
+        cpu: CpuClock | None = None,
     ) -> None:
         encoding = ENCODINGS[fmt]
-        super().__init__(str(path), encoding, bitrate_kbps, rate=rate)
+        super().__init__(str(path), encoding, bitrate_kbps, rate=rate, cpu=cpu)
         for name, value in (tags or {}).items():
             if value:  # Ogg keeps tags on the stream, the other containers on the file
                 self.container.metadata[name] = value

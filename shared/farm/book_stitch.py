@@ -21,7 +21,7 @@ from shared.audio.encode import ENCODINGS, AudioWriter
 from shared.audio.presets import Mastering
 from shared.audio.programme import MP3_SEAM, Layout, Part, join_chunks, lay_out, mp3_seam
 from shared.farm import chapter_stitch, outputs
-from shared.farm.chapter_stitch import is_the_programme, read_parts
+from shared.farm.chapter_stitch import StitchCost, is_the_programme, read_parts
 from shared.farm.checked import REVIEW_EVENT
 from shared.farm.context import FarmContext
 from shared.farm.jobs import notify
@@ -60,11 +60,16 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
     layout = lay_out(parts, [c.title for c in chapters], farm.settings.audio, mastering)
     cover = farm.store.get_bytes(job.cover_key) if job.cover_key else None
     made: list[dict[str, Any]] = []
+    cost = StitchCost()
     with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
         checks = [chapter.checks for chapter in chapters]
-        files = _encode_all(farm, lease, job, parts, layout, mastering, cover, checks, Path(tmp))
+        with cost.total.counting():
+            files = _encode_all(
+                farm, lease, job, parts, layout, mastering, cover, checks, Path(tmp), cost
+            )
         lease.renew()  # still ours: the files go where a later holder's would
         for kind, fmt, path in files:
+            cost.stored += path.stat().st_size
             key = output_key(str(job_id), version, path.name)
             content_type = (
                 ENCODINGS[fmt].content_type if fmt in ENCODINGS else outputs.CONTENT_TYPES[fmt]
@@ -85,6 +90,7 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
             }
         )
     previous = {o["key"] for o in job.outputs}
+    spent = {f"{name}_cpu": cost.params()[f"{name}_cpu"] for name in ("stitch", "encode")}
     with farm.sessions() as session:
         lease.release_in(session)
         done = move_job(
@@ -95,6 +101,8 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
             output_samples=layout.samples,
             outputs=made,
             stitch_lease_until=None,
+            **{f"{name}_s": getattr(Job, f"{name}_s") + value for name, value in spent.items()},
+            stored_bytes=Job.stored_bytes + cost.stored,
         )
         if one:  # the chapter's file is the programme
             session.execute(
@@ -122,6 +130,7 @@ def _encode_all(
     cover: bytes | None,
     checks: list[dict[str, Any] | None],
     folder: Path,
+    cost: StitchCost,
 ) -> list[tuple[str, str, Path]]:
     """Every file of the book in ``folder``: (kind, format, path), the programme first. The
     M4B is encoded beside the programme, at the same time. ``checks``: each chapter's."""
@@ -132,9 +141,12 @@ def _encode_all(
     with ThreadPoolExecutor(1, "lyre-m4b") as pool:
         m4b = None
         if fmt != "m4b":
-            args = (farm, lease, job, parts, layout, "m4b", bitrate, cover, folder / "book.m4b")
-            m4b = pool.submit(_encode_programme, *args)
-        _encode_programme(farm, lease, job, parts, layout, fmt, bitrate, cover, programme)
+            m4b = pool.submit(
+                cost.total.counted(_encode_programme),
+                *(farm, lease, job, parts, layout, "m4b", bitrate, cover, folder / "book.m4b"),
+                cost,
+            )
+        _encode_programme(farm, lease, job, parts, layout, fmt, bitrate, cover, programme, cost)
         if m4b is not None:
             m4b.result()
             files.append(("m4b", "m4b", folder / "book.m4b"))
@@ -165,6 +177,7 @@ def _encode_programme(
     bitrate: int,
     cover: bytes | None,
     path: Path,
+    cost: StitchCost,
 ) -> int:
     """Write the programme in ``fmt``; return its samples. A long MP3 is encoded as two halves
     at once (LAME is the stitch's bottleneck and PyAV releases the GIL while it runs), joined at
@@ -173,10 +186,13 @@ def _encode_programme(
     chapters = layout.marks if fmt == "m4b" else ()
     seam = mp3_seam(pauses, [p.stats.samples for p in parts]) if fmt == "mp3" else None
     tags = outputs.book_tags(job)
-    with AudioWriter(path, fmt, bitrate, tags, chapters=chapters, cover=cover) as writer:
+    writing = AudioWriter(path, fmt, bitrate, tags, chapters=chapters, cover=cover, cpu=cost.encode)
+    with writing as writer:
         if seam is None:
             return join_chunks(
-                chapter_stitch.stream_chunks(farm, job.id, parts, pauses, layout, lease),
+                chapter_stitch.stream_chunks(
+                    farm, job.id, parts, pauses, layout, lease, cost.total
+                ),
                 1.0,
                 writer,
             )
@@ -184,7 +200,7 @@ def _encode_programme(
         second = path.with_name("second-half.mp3")
         with ThreadPoolExecutor(1, "lyre-stitch") as pool:
             later = pool.submit(
-                _encode_half,
+                cost.total.counted(_encode_half),
                 farm,
                 lease,
                 job.id,
@@ -193,8 +209,11 @@ def _encode_programme(
                 layout,
                 bitrate,
                 second,
+                cost,
             )
-            first = chapter_stitch.stream_chunks(farm, job.id, parts[:k], pauses[:k], layout, lease)
+            first = chapter_stitch.stream_chunks(
+                farm, job.id, parts[:k], pauses[:k], layout, lease, cost.total
+            )
             samples = join_chunks(first, 1.0, writer)
             writer.write(np.zeros(seam.head, np.float32))
             samples += seam.head + later.result() + MP3_SEAM  # what the second encoder put ahead
@@ -211,8 +230,10 @@ def _encode_half(
     layout: Layout,
     bitrate: int,
     path: Path,
+    cost: StitchCost,
 ) -> int:
-    with AudioWriter(path, "mp3", bitrate) as writer:
-        return join_chunks(
-            chapter_stitch.stream_chunks(farm, job_id, parts, pauses, layout, lease), 1.0, writer
+    with AudioWriter(path, "mp3", bitrate, cpu=cost.encode) as writer:
+        pieces = chapter_stitch.stream_chunks(
+            farm, job_id, parts, pauses, layout, lease, cost.total
         )
+        return join_chunks(pieces, 1.0, writer)

@@ -37,7 +37,8 @@ from shared.farm.leases import (
     LeaseLost,
 )
 from shared.farm.states import ChapterStatus
-from shared.farm.transitions import CHAPTER_WAITING_TO_DONE
+from shared.farm.transitions import CHAPTER_WAITING_TO_DONE, COUNT_STITCH
+from shared.infra.cpu import CpuClock
 from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.infra.storage import chunk_audio_key, get_pcm, output_key
 from shared.text.chunking import Boundary
@@ -117,17 +118,22 @@ def _make_chapter(
     assert job is not None
     mastering = Mastering.model_validate(job.mastering)
     key, samples, report = None, None, None
+    cost = StitchCost()
     if not is_the_programme(mastering, total or 1):  # else the book's stitch lists it
-        key, samples, report = _chapter_file(
-            farm, lease, job, chapter, claimed, total or 1, mastering
-        )
+        with cost.total.counting():
+            key, samples, report = _chapter_file(
+                farm, lease, job, chapter, claimed, total or 1, mastering, cost
+            )
     done = {**lease.params, "made_for": claimed.version, "key": key, "n": samples}
     with farm.sessions() as session:
         session.execute(LOCK_JOB, done)
         lease.release_in(session)  # LeaseLost, and nothing written, if another holds it
         done.update(report=report, checks=chapter_checks(session, job_id, chapter), at=utcnow())
+        done.update(cost.params())
         result = session.execute(CHAPTER_WAITING_TO_DONE, done)
         moved = bool(result.rowcount)  # type: ignore[attr-defined]
+        if moved:
+            session.execute(COUNT_STITCH, done)
         waiting = session.scalar(
             select(func.count()).where(
                 Chapter.job_id == job_id, Chapter.status == ChapterStatus.WAITING
@@ -158,6 +164,7 @@ def _chapter_file(
     claimed: Any,
     total: int,
     mastering: Mastering,
+    cost: StitchCost,
 ) -> tuple[str, int, dict[str, Any] | None]:
     """Encode and upload the chapter's file; its key, samples and ACX report."""
     parts = read_parts(farm, job.id, chapter)
@@ -169,13 +176,18 @@ def _chapter_file(
     with tempfile.TemporaryDirectory(prefix="lyre-chapter-") as tmp:
         path = Path(tmp) / name
         with AudioWriter(
-            path, fmt, mastering.chapter_bitrate_kbps, tags, rate=mastering.chapter_rate
+            path,
+            fmt,
+            mastering.chapter_bitrate_kbps,
+            tags,
+            rate=mastering.chapter_rate,
+            cpu=cost.encode,
         ) as writer:
             head = room_tone(round(mastering.head_s * SAMPLE_RATE), 2 * chapter)
             tail = room_tone(round(mastering.tail_s * SAMPLE_RATE), 2 * chapter + 1)
             writer.write(head)
             pauses = [0, *layout.pauses[1:]]
-            pieces = stream_chunks(farm, job.id, parts, pauses, layout, lease)
+            pieces = stream_chunks(farm, job.id, parts, pauses, layout, lease, cost.total)
             toned = mastering.head_s or mastering.tail_s
             fill = partial(room_tone, seed=chapter) if toned else None
             samples = len(head) + join_chunks(pieces, 1.0, writer, fill) + len(tail)
@@ -184,7 +196,23 @@ def _chapter_file(
         report = acx.report(measured, constant_bitrate=True) if measured else None
         lease.renew()  # still ours: the file goes where a later holder's would
         farm.store.upload_file(key, path, ENCODINGS[fmt].content_type)
+        cost.stored += path.stat().st_size
     return key, samples, report
+
+
+class StitchCost:
+    """What a stitch cost: CPU seconds in all and of them the encoders', and bytes stored."""
+
+    def __init__(self) -> None:
+        self.total, self.encode, self.stored = CpuClock(), CpuClock(), 0
+
+    def params(self) -> dict[str, float | int]:
+        encode = min(self.encode.seconds, self.total.seconds)
+        return {
+            "stitch_cpu": self.total.seconds - encode,
+            "encode_cpu": encode,
+            "stored": self.stored,
+        }
 
 
 def room_tone(samples: int, seed: int) -> np.ndarray:
@@ -201,14 +229,16 @@ def stream_chunks(
     pauses: Sequence[int],
     layout: Layout,
     lease: Lease,
+    cpu: CpuClock,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Each chunk's PCM in order at its chapter's gain, read ahead. A long programme takes
-    minutes to encode while its lease is renewed; a stitch whose lease another stitch has
-    taken stops at the next chunk (LeaseLost)."""
+    """Each chunk's PCM in order at its chapter's gain, read ahead (the readers' CPU counted
+    on ``cpu``). A long programme takes minutes to encode while its lease is renewed; a stitch
+    whose lease another stitch has taken stops at the next chunk (LeaseLost)."""
     with ThreadPoolExecutor(READERS, "lyre-read") as readers:
+        get = cpu.counted(get_pcm)
 
         def read(part: Part) -> Future[np.ndarray]:
-            return readers.submit(get_pcm, farm.store, chunk_audio_key(str(job_id), part.index))
+            return readers.submit(get, farm.store, chunk_audio_key(str(job_id), part.index))
 
         ahead = deque(read(part) for part in parts[:READ_AHEAD])
         for i, (part, pause) in enumerate(zip(parts, pauses, strict=True)):

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, insert, inspect
@@ -21,6 +22,7 @@ from shared.farm.limits import count_chars
 from shared.farm.outputs import chapter_progress, download_name, listing
 from shared.farm.states import ChapterStatus, ChunkStatus, JobStatus
 from shared.farm.transitions import CHUNK_WAITING_TO_CANCELLED, move_job
+from shared.farm.usage import cost_json
 from shared.infra import queues
 from shared.infra.db import notify_at_commit
 from shared.infra.models import Chapter, Chunk, Job, utcnow
@@ -147,8 +149,7 @@ def submit_job(
     with farm.sessions() as session:
         if replace:
             session.execute(delete(Job).where(Job.id == job.id))
-        if chars_per_day:
-            count_chars(session, job.tenant_id, job.chars, chars_per_day)
+        count_chars(session, job.tenant_id, job.chars, chars_per_day)
         session.add(job)
         session.flush()  # the job before its chapters and chunks: they reference it
         session.add_all(chapters)
@@ -238,6 +239,7 @@ def job_json(
         "chapters": chapters or [],
         # what the checks found, over the chapters made (each chapter lists its suspects)
         "checks": job_checks(chapters or []),
+        "cost": cost_json(partial(getattr, job)),
         # how many entries were in effect (the job keeps them, for a redo) and those applied
         "lexicon": {
             "entries": len(job.lexicon.get("entries") or {}),

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from shared.farm.usage import Usage, add_usage
 from shared.infra.models import Tenant, TenantUsage, utcnow
 from shared.infra.settings import LimitSettings
 
@@ -71,9 +72,13 @@ def limits_for(tenant: Tenant, farm: LimitSettings) -> Limits:
 
 def count_chars(session: Session, tenant_id: uuid.UUID, chars: int, per_day: int) -> None:
     """Add ``chars`` to the tenant's count for today, in the caller's transaction, unless that
-    would pass ``per_day``: one INSERT … ON CONFLICT DO UPDATE … WHERE, so that two
-    submissions at once cannot both take the last of the day."""
+    would pass ``per_day`` (0: no limit, every submission counted for its usage): one INSERT …
+    ON CONFLICT DO UPDATE … WHERE, so that two submissions at once cannot both take the last
+    of the day."""
     now = utcnow()
+    if not per_day:
+        add_usage(session, tenant_id, now.date(), Usage(chars=chars))
+        return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     add = dialect.insert(TenantUsage).values(tenant_id=tenant_id, day=now.date(), chars=chars)
     add = add.on_conflict_do_update(

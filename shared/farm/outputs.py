@@ -24,6 +24,7 @@ from shared.audio.captions import Cue, chunk_cues
 from shared.audio.programme import Layout, Part
 from shared.farm.checked import with_audio_links
 from shared.farm.context import FarmContext
+from shared.farm.usage import COST_COLUMNS, cost_json
 from shared.infra.models import Chapter, Job
 from shared.text.chunking import sentences
 
@@ -135,7 +136,7 @@ def listing(farm: FarmContext, job: Job) -> list[dict[str, Any]]:
 _CHAPTER = Chapter.__table__.c
 _SHOWN = (
     *("job_id", "index", "title", "status", "version", "samples", "output_key", "report"),
-    *("checks", "chunks_done", "chunks_total"),
+    *("checks", "chunks_done", "chunks_total", *COST_COLUMNS),
 )
 
 
@@ -179,4 +180,5 @@ def chapter_entry(farm: FarmContext, chapter: Mapping[str, Any] | RowMapping) ->
         "expires_in_s": farm.settings.storage.presign_expiry_s if key else None,
         "acx": chapter["report"],
         "checks": with_audio_links(chapter["checks"], str(chapter["job_id"])),
+        "cost": cost_json(chapter.__getitem__),
     }

@@ -10,19 +10,79 @@ again in their turn.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.farm.context import FarmContext
-from shared.farm.transitions import (
-    RESEND_EXPIRED_CHAPTERS,
-    RESEND_EXPIRED_DECODES,
-    RESEND_EXPIRED_STITCHES,
-    RETURN_EXPIRED_CHUNKS,
-    RETURN_UNTAKEN_CHUNKS,
-)
+from shared.farm.states import ACTIVE, ChapterStatus, ChunkStatus, JobStatus
+from shared.farm.transitions import ALL_CHAPTERS_DONE, BACK_TO_THE_DISPATCHER, ITS_CHUNKS_DONE
 from shared.infra import queues
-from shared.infra.db import notify_at_commit
-from shared.infra.models import utcnow
+from shared.infra.db import notify_at_commit, take_batch
+from shared.infra.models import Chapter, Chunk, Job, utcnow
 from shared.webhooks.delivery import RESEND_STALE_DELIVERIES
+
+# Work whose lease ran out, leased again and returned to be re-sent.
+
+
+def _expired(column: InstrumentedAttribute[Any]) -> Any:
+    return or_(column.is_(None), column < bindparam("now"))
+
+
+_OF_ACTIVE_JOB = Chunk.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE)))
+_SENT = (Chunk.status == ChunkStatus.PENDING.value, Chunk.sent_at.is_not(None), _OF_ACTIVE_JOB)
+
+# Chunks sent to the GPUs whose lease ran out: lost with a worker, or on the queue too long.
+# Not sent from here: back to Postgres's side of the window, for the dispatcher's next tick.
+RETURN_EXPIRED_CHUNKS = take_batch(
+    Chunk,
+    (Chunk.job_id, Chunk.index),
+    select(Chunk.job_id, Chunk.index).where(*_SENT, _expired(Chunk.lease_until)),
+    **BACK_TO_THE_DISPATCHER,
+)
+# The broker lost its messages: every chunk sent and not yet taken by a worker goes back.
+RETURN_UNTAKEN_CHUNKS = take_batch(
+    Chunk,
+    (Chunk.job_id, Chunk.index),
+    select(Chunk.job_id, Chunk.index).where(*_SENT, Chunk.taken_at.is_(None)),
+    **BACK_TO_THE_DISPATCHER,
+)
+RESEND_EXPIRED_DECODES = take_batch(
+    Chunk,
+    (Chunk.job_id, Chunk.index),
+    select(Chunk.job_id, Chunk.index).where(
+        Chunk.status == ChunkStatus.GENERATED.value,
+        _expired(Chunk.lease_until),
+        _OF_ACTIVE_JOB,
+    ),
+    lease_until=bindparam("lease"),
+)
+RESEND_EXPIRED_CHAPTERS = take_batch(
+    Chapter,
+    (Chapter.job_id, Chapter.index),
+    select(Chapter.job_id, Chapter.index).where(
+        Chapter.status == ChapterStatus.WAITING,
+        _expired(Chapter.lease_until),
+        ITS_CHUNKS_DONE,
+        Chapter.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE))),
+    ),
+    lease_until=bindparam("lease"),
+    stitch_holder=None,  # sent again: the next stitch to take it holds it
+)
+RESEND_EXPIRED_STITCHES = take_batch(
+    Job,
+    (Job.id,),
+    select(Job.id).where(
+        Job.status == JobStatus.RUNNING,
+        Job.chunks_done == Job.chunks_total,
+        ALL_CHAPTERS_DONE,
+        _expired(Job.stitch_lease_until),
+    ),
+    stitch_lease_until=bindparam("lease"),
+    stitch_holder=None,
+)
+
 
 BATCH = 1000  # rows of each kind per run; the rest wait for the next run
 EVERYTHING = datetime.max.replace(tzinfo=UTC)  # a deadline every lease is past

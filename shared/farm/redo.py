@@ -73,8 +73,7 @@ def redo_chapter(
             session.scalar(select(func.max(Chunk.index)).where(Chunk.job_id == job_id)) or 0
         ) + 1
         title, new = _new_chunks(farm, job, row, old, first, text, voice)
-        if chars_per_day:
-            count_chars(session, job.tenant_id, sum(len(c.text) for c in new), chars_per_day)
+        count_chars(session, job.tenant_id, sum(len(c.text) for c in new), chars_per_day)
         version = job.version + 1
         redo = JOB_SUCCEEDED_TO_RUNNING.values(
             version=version,
@@ -127,8 +126,7 @@ def redo_chunk(
                 )
             said = say(chunked, Lexicon(job.lexicon.get("entries") or {}))[0]
             shown, marks = chunked.spans[0].text, None
-        if chars_per_day:
-            count_chars(session, job.tenant_id, len(said), chars_per_day)
+        count_chars(session, job.tenant_id, len(said), chars_per_day)
         version = job.version + 1
         redo = JOB_SUCCEEDED_TO_RUNNING.values(
             version=version,

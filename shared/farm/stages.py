@@ -102,6 +102,7 @@ def generate_chunk(
         "output": speech.to_bytes(),
         "n_dropped": speech.codes.dropped_tokens if speech.codes else 0,
         "seconds": time.perf_counter() - started,
+        "engine_share": kept.engine_s,
         "lease": farm.lease(),
         "take": kept.take,
         "takes": kept.takes,
@@ -130,6 +131,7 @@ class Kept:
     take: int
     takes: list[dict[str, Any]]
     suspect: str | None  # why it failed, where every take did
+    engine_s: float  # its takes' share of the engine's time
 
 
 def make_takes(
@@ -147,25 +149,26 @@ def make_takes(
     checks, silence = farm.settings.checks, farm.settings.audio.silence_threshold_dbfs
     takes = list(claimed.takes or [])
     best: tuple[float, int, Speech, Verdict] | None = None
-    first = claimed.take
+    first, engine_s = claimed.take, 0.0
     for take in range(first, first + max(1, takes_left(takes, checks.takes))):
         listener = None if heard is None else heard(take)
         speech = loop.run(engine.generate(_take(chunk, take, listener)))
         if not checks.enabled:
             if listener is not None:
                 listener.finish(speech, kept=True)
-            return Kept(speech, take, takes, None)
+            return Kept(speech, take, takes, None, engine_s + speech.engine_s)
+        engine_s += speech.engine_s
         verdict = check_speech(speech, chunk.text, engine.name, chunk.voice, checks, silence)
         if listener is not None:
             listener.finish(speech, kept=verdict.passed)
         takes.append({"take": take, "stage": "generate", "reasons": list(verdict.reasons)})
         if verdict.passed:
-            return Kept(speech, take, takes, None)
+            return Kept(speech, take, takes, None, engine_s)
         if best is None or verdict.score < best[0]:
             best = (verdict.score, take, speech, verdict)
     assert best is not None
     _, take, speech, verdict = best
-    return Kept(speech, take, takes, "; ".join(verdict.reasons))
+    return Kept(speech, take, takes, "; ".join(verdict.reasons), engine_s)
 
 
 def _take(chunk: SpeechRequest, take: int, listener: TakeListener | None) -> SpeechRequest:
@@ -191,10 +194,10 @@ def decode_chunk(
         return False
     if claimed.speech is None:  # the task retries, and fails the job when out of attempts
         raise SpeechMissing(f"chunk {index} of job {job_id}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), partial(_cpu_s, claimed, time.thread_time())
     seed = chunk_seed(job_id, index, claimed.job_seed)
     pcm = _pcm(Speech.from_bytes(claimed.speech), decoder, seed)
-    judged = _judge(farm, job_id, index, claimed, pcm)
+    judged = _judge(farm, job_id, index, claimed, pcm, cpu)
     if judged is None:  # sent back for its next take
         return False
     takes, suspect = judged
@@ -216,6 +219,9 @@ def decode_chunk(
         "lease": farm.lease(),
         "takes": takes or None,
         "suspect": suspect,
+        "engine_share": claimed.engine_s or 0.0,
+        "cpu": cpu(),
+        "bytes": pcm.nbytes,  # the chunk's object
     }
     with farm.bookkeeping() as connection:
         if connection.dialect.name == "postgresql":
@@ -250,8 +256,18 @@ def check_decoded(farm: FarmContext, pcm: np.ndarray, text: str) -> Verdict | No
     return verdict
 
 
+def _cpu_s(claimed: Row[Any], since: float) -> float:
+    """The chunk's decodes' CPU seconds: the takes' before, and this one's since ``since``."""
+    return (claimed.decode_cpu_s or 0.0) + time.thread_time() - since
+
+
 def _judge(
-    farm: FarmContext, job_id: uuid.UUID, index: int, claimed: Row[Any], pcm: np.ndarray
+    farm: FarmContext,
+    job_id: uuid.UUID,
+    index: int,
+    claimed: Row[Any],
+    pcm: np.ndarray,
+    cpu: Callable[[], float],
 ) -> tuple[list[dict[str, Any]], str | None] | None:
     """The decoded take's findings added to the chunk's, and why it is suspect if it is; or
     None where it failed with takes left, and the chunk went back to the dispatcher for the
@@ -265,6 +281,7 @@ def _judge(
         return takes, suspect
     if suspect is None and takes_left(takes, farm.settings.checks.takes) > 0:
         params = {"job": job_id, "idx": index, "take": claimed.take + 1, "takes": takes}
+        params["cpu"] = cpu()
         with farm.bookkeeping() as connection:
             if connection.execute(CHUNK_GENERATED_TO_PENDING, params).rowcount:
                 notify_at_commit(connection, queues.DISPATCH_CHANNEL)

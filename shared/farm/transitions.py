@@ -7,9 +7,10 @@ the tables in ``shared.farm.states``. The migration's triggers write a ``job_eve
 change of a job's or a chunk's status, in the statement that makes it, so that no transition can
 forget its event.
 
-Leases are the other kind of statement here: ``CLAIM_*`` and ``RESEND_*`` extend a row's deadline
-without changing its state, and the reconciler re-sends whatever is past its deadline (the
-stitches' claims, with their holders, are ``shared.farm.leases``).
+Leases are the other kind of statement here: ``CLAIM_*`` extend a row's deadline without
+changing its state, and the reconciler's ``RESEND_*`` (``shared.farm.reconcile``) re-send
+whatever is past its deadline (the stitches' claims, with their holders, are
+``shared.farm.leases``).
 
 The statements are built once, at import, and bound by name (``job``, ``idx``, ``lease`` …):
 building and ORM-executing an UPDATE costs more CPU than the database spends on it.
@@ -21,10 +22,10 @@ import uuid
 from typing import Any
 
 from sqlalchemy import bindparam, case, exists, func, literal_column, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy.orm import Session, aliased
 
 from shared.farm.states import ACTIVE, FINAL, WAITING, ChapterStatus, ChunkStatus, JobStatus
-from shared.infra.db import take_batch
+from shared.farm.usage import bill_job
 from shared.infra.models import Chapter, Chunk, Job, utcnow
 
 # --- jobs -----------------------------------------------------------------------------------
@@ -53,13 +54,17 @@ JOB_EDGES = {
 
 def move_job(session: Session, job_id: uuid.UUID, to: JobStatus, **values: Any) -> bool:
     """Move a job to ``to`` by its edge, setting ``values`` too; False if it was not in one of
-    the edge's sources (someone else moved it)."""
+    the edge's sources (someone else moved it). A job that ends gives its costs to its
+    tenant's usage (``shared.farm.usage``)."""
     if to is JobStatus.RUNNING:
         values.setdefault("started_at", utcnow())
     if to in FINAL:
         values.setdefault("finished_at", utcnow())
     result = session.execute(JOB_EDGES[to].values(**values), {"job": job_id})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    moved = bool(result.rowcount)  # type: ignore[attr-defined]
+    if moved and to in FINAL:
+        bill_job(session, job_id)
+    return moved
 
 
 # --- chunks ---------------------------------------------------------------------------------
@@ -96,9 +101,12 @@ CLAIM_PENDING_CHUNK = _claim(
     sent_at=func.coalesce(Chunk.sent_at, bindparam("at")),
 )
 _TAKES = (Chunk.take, Chunk.takes, Chunk.suspect)  # shared.checks's
-CLAIM_GENERATED_CHUNK = _claim(ChunkStatus.GENERATED, Chunk.speech, Chunk.rate, Chunk.text, *_TAKES)
+_COSTS = (Chunk.engine_s, Chunk.decode_cpu_s)  # so far, since it was last made
+CLAIM_GENERATED_CHUNK = _claim(
+    ChunkStatus.GENERATED, Chunk.speech, Chunk.rate, Chunk.text, *_TAKES, *_COSTS
+)
 
-_BACK_TO_THE_DISPATCHER = {"sent_at": None, "taken_at": None, "lease_until": None}
+BACK_TO_THE_DISPATCHER = {"sent_at": None, "taken_at": None, "lease_until": None}
 
 
 def _chunk_edge(source: ChunkStatus, to: ChunkStatus, **values: Any) -> Any:
@@ -114,6 +122,7 @@ CHUNK_PENDING_TO_GENERATED = _chunk_edge(
     speech=bindparam("output"),
     dropped_tokens=bindparam("n_dropped"),
     generate_s=bindparam("seconds"),
+    engine_s=func.coalesce(Chunk.engine_s, 0) + bindparam("engine_share"),  # the takes refused too
     lease_until=bindparam("lease"),
     **{name: bindparam(name) for name in ("take", "takes", "suspect")},  # shared.checks's
 )
@@ -122,10 +131,14 @@ CHUNK_PENDING_TO_GENERATED = _chunk_edge(
 _NEXT_TAKE: dict[str, Any] = {
     "take": bindparam("take"),
     "takes": bindparam("takes"),
-    **_BACK_TO_THE_DISPATCHER,
+    **BACK_TO_THE_DISPATCHER,
 }
 CHUNK_GENERATED_TO_PENDING = _chunk_edge(
-    ChunkStatus.GENERATED, ChunkStatus.PENDING, speech=None, **_NEXT_TAKE
+    ChunkStatus.GENERATED,
+    ChunkStatus.PENDING,
+    speech=None,
+    decode_cpu_s=bindparam("cpu"),
+    **_NEXT_TAKE,
 )
 
 # The end of a decode: the chunk is done, and counted on its job. Exactly one decode of a job
@@ -139,6 +152,7 @@ CHUNK_GENERATED_TO_DONE = _chunk_edge(
     loudness_steps=bindparam("steps"),
     done_at=bindparam("at"),
     decode_s=bindparam("seconds"),
+    decode_cpu_s=bindparam("cpu"),
     takes=bindparam("takes"),
     suspect=bindparam("suspect"),
     lease_until=None,
@@ -148,8 +162,35 @@ CHUNK_GENERATED_TO_DONE = _chunk_edge(
 # corrected one; its audio is overwritten when the new take is decoded.
 _AS_SAID: dict[str, Any] = {name: bindparam(name) for name in ("text", "caption", "voice", "marks")}
 CHUNK_DONE_TO_PENDING = _chunk_edge(
-    ChunkStatus.DONE, ChunkStatus.PENDING, suspect=None, done_at=None, **_AS_SAID, **_NEXT_TAKE
+    ChunkStatus.DONE,
+    ChunkStatus.PENDING,
+    suspect=None,
+    done_at=None,
+    engine_s=None,  # its costs so far are counted on its chapter and job
+    decode_cpu_s=None,
+    **_AS_SAID,
+    **_NEXT_TAKE,
 )
+
+
+def _stitched(table: type[Job] | type[Chapter]) -> dict[str, Any]:
+    """A stitch's costs added to its chapter's or job's."""
+    return {
+        "stitch_cpu_s": table.stitch_cpu_s + bindparam("stitch_cpu"),
+        "encode_cpu_s": table.encode_cpu_s + bindparam("encode_cpu"),
+        "stored_bytes": table.stored_bytes + bindparam("stored"),
+    }
+
+
+def _counted(table: type[Job] | type[Chapter]) -> dict[str, Any]:
+    """A finished chunk's costs added to its job's or chapter's (``shared.infra.models.Costs``)."""
+    return {
+        "engine_s": table.engine_s + bindparam("engine_share"),
+        "decode_cpu_s": table.decode_cpu_s + bindparam("cpu"),
+        "stored_bytes": table.stored_bytes + bindparam("bytes"),
+    }
+
+
 _LAST = Job.chunks_done + 1 == Job.chunks_total
 COUNT_DONE_CHUNK = (
     update(Job)
@@ -157,6 +198,7 @@ COUNT_DONE_CHUNK = (
     .values(
         chunks_done=Job.chunks_done + 1,
         audio_samples=Job.audio_samples + bindparam("n"),
+        **_counted(Job),
         stitch_lease_until=case((_LAST, bindparam("lease")), else_=Job.stitch_lease_until),
     )
     .returning((Job.chunks_done == Job.chunks_total).label("last"))
@@ -166,7 +208,7 @@ _ITS_CHAPTER = select(Chunk.chapter).where(*_THIS_CHUNK).scalar_subquery()
 COUNT_DONE_IN_CHAPTER = (
     update(Chapter)
     .where(Chapter.job_id == bindparam("job"), Chapter.index == _ITS_CHAPTER)
-    .values(chunks_done=Chapter.chunks_done + 1)
+    .values(chunks_done=Chapter.chunks_done + 1, **_counted(Chapter))
 )
 # Postgres runs the three as one statement: a round trip instead of five (BEGIN, three,
 # COMMIT).
@@ -233,8 +275,11 @@ CHAPTER_WAITING_TO_DONE = (
         checks=bindparam("checks"),
         done_at=bindparam("at"),
         lease_until=None,
+        **_stitched(Chapter),
     )
 )
+# ... and on its job, as the book's stitch is when the job succeeds (shared.farm.book_stitch).
+COUNT_STITCH = update(Job).where(Job.id == bindparam("job")).values(**_stitched(Job))
 CHAPTER_DONE_TO_WAITING = (
     update(Chapter)
     .where(*_THIS_CHAPTER, Chapter.status == ChapterStatus.DONE)
@@ -247,64 +292,4 @@ CHAPTER_DONE_TO_WAITING = (
 )
 ALL_CHAPTERS_DONE = ~exists().where(
     Chapter.job_id == Job.id, Chapter.status != ChapterStatus.DONE.value
-)
-
-# --- the reconciler's: work whose lease ran out, leased again and returned to be re-sent ------
-
-
-def _expired(column: InstrumentedAttribute[Any]) -> Any:
-    return or_(column.is_(None), column < bindparam("now"))
-
-
-_OF_ACTIVE_JOB = Chunk.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE)))
-_SENT = (Chunk.status == ChunkStatus.PENDING.value, Chunk.sent_at.is_not(None), _OF_ACTIVE_JOB)
-
-# Chunks sent to the GPUs whose lease ran out: lost with a worker, or on the queue too long.
-# Not sent from here: back to Postgres's side of the window, for the dispatcher's next tick.
-RETURN_EXPIRED_CHUNKS = take_batch(
-    Chunk,
-    (Chunk.job_id, Chunk.index),
-    select(Chunk.job_id, Chunk.index).where(*_SENT, _expired(Chunk.lease_until)),
-    **_BACK_TO_THE_DISPATCHER,
-)
-# The broker lost its messages: every chunk sent and not yet taken by a worker goes back.
-RETURN_UNTAKEN_CHUNKS = take_batch(
-    Chunk,
-    (Chunk.job_id, Chunk.index),
-    select(Chunk.job_id, Chunk.index).where(*_SENT, Chunk.taken_at.is_(None)),
-    **_BACK_TO_THE_DISPATCHER,
-)
-RESEND_EXPIRED_DECODES = take_batch(
-    Chunk,
-    (Chunk.job_id, Chunk.index),
-    select(Chunk.job_id, Chunk.index).where(
-        Chunk.status == ChunkStatus.GENERATED.value,
-        _expired(Chunk.lease_until),
-        _OF_ACTIVE_JOB,
-    ),
-    lease_until=bindparam("lease"),
-)
-RESEND_EXPIRED_CHAPTERS = take_batch(
-    Chapter,
-    (Chapter.job_id, Chapter.index),
-    select(Chapter.job_id, Chapter.index).where(
-        Chapter.status == ChapterStatus.WAITING,
-        _expired(Chapter.lease_until),
-        ITS_CHUNKS_DONE,
-        Chapter.job_id.in_(select(Job.id).where(Job.status.in_(ACTIVE))),
-    ),
-    lease_until=bindparam("lease"),
-    stitch_holder=None,  # sent again: the next stitch to take it holds it
-)
-RESEND_EXPIRED_STITCHES = take_batch(
-    Job,
-    (Job.id,),
-    select(Job.id).where(
-        Job.status == JobStatus.RUNNING,
-        Job.chunks_done == Job.chunks_total,
-        ALL_CHAPTERS_DONE,
-        _expired(Job.stitch_lease_until),
-    ),
-    stitch_lease_until=bindparam("lease"),
-    stitch_holder=None,
 )

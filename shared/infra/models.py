@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.infra.costs import ChunkCosts, Costs, JobCosts
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -51,7 +53,8 @@ class Tenant(Base):
 
 
 class TenantUsage(Base):
-    """Characters a tenant submitted on a UTC day (its daily limit)."""
+    """A tenant's use on a UTC day: characters submitted (its daily limit counts them), and the
+    audio, engine and CPU seconds and bytes of its jobs that ended that day."""
 
     __tablename__ = "tenant_usage"
     __table_args__ = (PrimaryKeyConstraint("tenant_id", "day"),)
@@ -59,6 +62,10 @@ class TenantUsage(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     day: Mapped[date]
     chars: Mapped[int] = mapped_column(BigInteger)
+    audio_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    engine_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    cpu_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ApiKey(Base):
@@ -86,7 +93,7 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
-class Job(Base):
+class Job(JobCosts, Base):
     __tablename__ = "job"
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
@@ -144,7 +151,7 @@ class Job(Base):
     expired_at: Mapped[datetime | None]
 
 
-class Chunk(Base):
+class Chunk(ChunkCosts, Base):
     __tablename__ = "chunk"
     __table_args__ = (
         Index("ix_chunk_status_lease", "status", "lease_until"),
@@ -205,7 +212,7 @@ class Chunk(Base):
     done_at: Mapped[datetime | None]
 
 
-class Chapter(Base):
+class Chapter(Costs, Base):
     """A unit of progress a listener sees: its file is made as soon as its chunks are done."""
 
     __tablename__ = "chapter"
@@ -231,8 +238,7 @@ class Chapter(Base):
 
 
 class DeletedJob(Base):
-    """A job deleted through the API: its objects are removed once more a lease later, for a
-    stage that had claimed work before the delete and wrote after it."""
+    """A deleted job: its objects are removed again a lease later (a stage may write after)."""
 
     __tablename__ = "deleted_job"
 
@@ -241,8 +247,7 @@ class DeletedJob(Base):
 
 
 class GpuWorker(Base):
-    """A live gpu worker and the chunks it holds at once: the dispatcher's window is a multiple
-    of their sum. Each worker refreshes its row; one not seen for a while is gone."""
+    """A live gpu worker (refreshed, else gone) and the chunks it holds at once (the window)."""
 
     __tablename__ = "gpu_worker"
 

@@ -49,6 +49,7 @@ class Speech:
     pcm: np.ndarray | None = None  # float32 mono at SAMPLE_RATE
     tokens: int = 0  # tokens generated (0 for engines that make PCM directly)
     ended: bool = True  # the model said end-of-speech before its token budget ran out
+    engine_s: float = 0.0  # its share of the engine's time (shared.speech.metering); not stored
 
     def to_bytes(self) -> bytes:
         """The speech as an ``.npz`` archive (a few KB of codes), kept in the chunk's row from

@@ -28,11 +28,12 @@ def makes_codes(settings: Settings) -> bool:
 
 
 def build_engine(settings: Settings, name: str) -> Engine:
-    """The engine ``name``, with seats kept for urgent chunks where it batches, made to
-    misbehave where ``faults.rate`` asks it to."""
+    """The engine ``name``, each answer with its share of the engine's time, with seats kept
+    for urgent chunks where it batches, made to misbehave where ``faults.rate`` asks it to."""
+    from shared.speech.metering import EngineClock
     from shared.speech.seats import EngineSeats, batching
 
-    engine = _build(settings, name)
+    engine: Engine = EngineClock(_build(settings, name))
     seats = settings.orpheus.urgent_seats
     if seats and batching(settings, name):
         engine = EngineSeats(engine, settings.orpheus.max_num_seqs, seats)

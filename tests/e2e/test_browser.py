@@ -189,6 +189,9 @@ def test_a_person_makes_a_book_listens_fixes_a_chapter_and_signs_out(page, farm,
     page.unroute("**/live*")
     page.get_by_role("button", name="Play chapter 2: The Storm").wait_for()
     assert page.locator(".chapters [data-state=done]").count() == 3
+    cost = page.locator("[data-cost]").inner_text()  # what the job cost, as the API says
+    said = httpx.get(f"{farm.api}/v1/jobs?limit=1", headers=farm.headers).json()["items"][0]
+    assert f"{said['cost']['engine_s']:.1f} s of the speech engine" in cost
     shoot(page, "job")
 
     page.get_by_role("button", name="Play chapter 2: The Storm").click()
@@ -240,6 +243,10 @@ def test_a_person_makes_a_book_listens_fixes_a_chapter_and_signs_out(page, farm,
 
     page.get_by_role("link", name=re.compile("Your jobs")).click()
     page.locator(".jobs [data-status]").first.filter(has_text="succeeded").wait_for()
+    usage = page.get_by_role("region", name="Your usage")
+    today = httpx.get(f"{farm.api}/v1/usage", headers=farm.headers).json()["total"]
+    total = usage.get_by_role("row").last.inner_text().split()
+    assert total[:2] == ["Total", str(today["characters"])]
     shoot(page, "jobs")
     page.get_by_role("button", name="Sign out").click()
     page.get_by_label("API key").wait_for()

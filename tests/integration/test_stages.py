@@ -224,9 +224,13 @@ def test_an_mp3_encoded_as_two_halves_decodes_to_the_programme(
         path, making = tmp_path / f"{name}.{fmt}", Mastering(format=fmt)
         layout = joining.lay_out(parts, [], audio, making)
         lease = Lease(burst.farm, RENEW_STITCH_LEASE, job=job.id)  # not held: never lost
-        samples = book_stitch._encode_programme(
-            burst.farm, lease, job, parts, layout, fmt, 64, None, path
-        )
+        cost = chapter_stitch.StitchCost()
+        with cost.total.counting():
+            samples = book_stitch._encode_programme(
+                burst.farm, lease, job, parts, layout, fmt, 64, None, path, cost
+            )
+        # the encoders' CPU, on either thread, is part of the stitch's
+        assert 0 < cost.encode.seconds <= cost.total.seconds
         return samples, decoded(path)
 
     samples, programme = encode("programme", "wav")

@@ -11,7 +11,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, Grouping
 
-from shared.farm import transitions
+from shared.farm import reconcile, transitions
 from shared.farm.states import (
     ACTIVE,
     CHAPTER_TRANSITIONS,
@@ -26,7 +26,7 @@ from shared.infra.models import Chapter, Chunk, Job, WebhookDelivery
 from shared.webhooks import delivery
 from shared.webhooks.outbox import DELIVERY_TRANSITIONS, DeliveryStatus
 
-MODULES = (transitions, delivery)
+MODULES = (transitions, reconcile, delivery)
 STATEMENTS = {
     name: value
     for module in MODULES
