@@ -3,9 +3,21 @@ a tenant's use per day (``GET /v1/usage``)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+
+def _written_as_a_day(value: object) -> object:
+    """Only ``YYYY-MM-DD``: pydantic would also read a number as seconds since 1970."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+IsoDay = Annotated[date, BeforeValidator(_written_as_a_day)]
 
 
 class CpuOut(BaseModel):

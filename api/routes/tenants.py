@@ -3,7 +3,6 @@ signing secret, its pronunciation lexicon, and the voices it can ask for."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,7 +12,7 @@ from api.errors import InvalidInput, RequestUnreadable
 from api.problems import KEYED, responses
 from api.schemas import LexiconIn, LimitsOut, VoiceOut, WebhookSecretOut
 from api.services import tenants
-from api.usage_shapes import TenantUsageOut
+from api.usage_shapes import IsoDay, TenantUsageOut
 from shared.speech.factory import resolve_engine_name
 from shared.text.voices import VOICES
 
@@ -32,10 +31,10 @@ def get_usage(
     farm: FarmDep,
     tenant: TenantDep,
     first: Annotated[
-        date | None, Query(alias="from", description="UTC day; default: `to` - 29")
+        IsoDay | None, Query(alias="from", description="UTC day; default: `to` - 29")
     ] = None,
     last: Annotated[
-        date | None, Query(alias="to", description="UTC day, included; default: today")
+        IsoDay | None, Query(alias="to", description="UTC day, included; default: today")
     ] = None,
 ) -> TenantUsageOut:
     """The tenant's use per UTC day: characters submitted, and the audio, speech engine (GPU)

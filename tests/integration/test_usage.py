@@ -90,7 +90,8 @@ def test_usage_asks_are_checked(client, farm_settings, capsys):
     for query, reason in (
         ("?from=2026-12-07&to=2026-12-01", "after"),
         ("?from=2025-01-01&to=2026-12-01", "at most 366 days"),
-        ("?from=yesterday", "date"),
+        ("?from=yesterday", "a day is written YYYY-MM-DD"),
+        ("?to=0", "a day is written YYYY-MM-DD"),  # not seconds since 1970
     ):
         refused = client.get(f"/v1/usage{query}", headers=auth)
         assert refused.status_code == 422 and reason in refused.text, query

@@ -13,6 +13,7 @@ from shared.speech.engine import Engine, EngineError, EngineLoop, Speech, Speech
 from shared.speech.espeak import EspeakEngine
 from shared.speech.factory import ESPEAK_FALLBACK_NOTE, build_engine, resolve_engine_name
 from shared.speech.frame_mask import frame_slots, id_slots, mask_logits
+from shared.speech.metering import EngineClock
 from shared.speech.openai_backend import completion_body, ids_from_event
 from shared.speech.orpheus import Sampling, token_budget
 from shared.speech.transformers_backend import AudioPositionMask
@@ -165,13 +166,13 @@ def test_the_null_engine_costs_nothing_and_is_never_automatic():
     from shared.speech.null import NullEngine
 
     engine = build_engine(Settings(engine="null"), "null")
-    assert isinstance(engine, NullEngine)
+    assert isinstance(engine, EngineClock) and isinstance(engine.engine, NullEngine)
     loop = EngineLoop()
     try:
         speech = loop.run(engine.generate(request()))
     finally:
         loop.close()
-    assert speech.pcm is not None and not speech.pcm.any()
+    assert speech.pcm is not None and not speech.pcm.any() and speech.engine_s >= 0
     assert resolve_engine_name(Settings(engine="null")) == ("null", None)
 
 

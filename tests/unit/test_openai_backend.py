@@ -114,7 +114,7 @@ def test_streams_token_ids_back_from_the_server(server, orpheus_settings):
     sent = seen[0]
     assert sent["path"] == "/v1/completions" and sent["auth"] == "Bearer secret"
     assert sent["prompt"][:2] == [128259, 128000] and sent["prompt"][-1] == 128257
-    direct = backend._generate(sent["prompt"], engine.sampling_for(request), None)
+    direct = backend._generate(sent["prompt"], engine.engine.sampling_for(request), None)
     assert speech.tokens == len(direct)
     assert speech.codes.to_tokens() == parse_tokens(direct).to_tokens()
     assert SnacCodes.join(heard).to_tokens() == speech.codes.to_tokens()
