@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from api.usage_shapes import CostOut
+from api.progress_shapes import CostOut, Progress
 from shared.audio.encode import AudioFormat
 from shared.audio.presets import MasteringChoices, PresetName
 from shared.farm.seeds import SEED_LIMIT
@@ -78,12 +78,6 @@ class JobCreate(BaseModel):
         "weight whatever their jobs' priorities)",
     )
     seed: Seed | None = Field(default=None, description=SEED_DESCRIPTION)
-
-
-class Progress(BaseModel):
-    chunks_done: int
-    chunks_total: int
-    audio_seconds: float
 
 
 class Output(BaseModel):

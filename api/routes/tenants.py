@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query
 from api.deps import FarmDep, TenantDep
 from api.errors import InvalidInput, RequestUnreadable
 from api.problems import KEYED, responses
+from api.progress_shapes import IsoDay, TenantUsageOut
 from api.schemas import LexiconIn, LimitsOut, VoiceOut, WebhookSecretOut
 from api.services import tenants
-from api.usage_shapes import IsoDay, TenantUsageOut
 from shared.speech.factory import resolve_engine_name
 from shared.text.voices import VOICES
 

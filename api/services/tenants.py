@@ -8,8 +8,8 @@ from datetime import date, timedelta
 from sqlalchemy import update
 
 from api.errors import InvalidInput
+from api.progress_shapes import TenantUsageOut
 from api.schemas import LimitsOut
-from api.usage_shapes import TenantUsageOut
 from shared.farm import tenants
 from shared.farm.context import FarmContext
 from shared.farm.limits import limits_for

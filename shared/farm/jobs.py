@@ -229,6 +229,7 @@ def job_json(
         "language": job.language,
         "metadata": job.metadata_,
         "progress": {
+            "stage": stage(job, chapters or []),
             "chunks_done": job.chunks_done,
             "chunks_total": job.chunks_total,
             "audio_seconds": round(samples / SAMPLE_RATE, 3),
@@ -253,6 +254,21 @@ def job_json(
         "chunks_expired_at": _iso(job.chunks_expired_at),
         "expired_at": _iso(job.expired_at),
     }
+
+
+def stage(job: Job, chapters: list[dict[str, Any]]) -> str:
+    """Where a job is: waiting for the GPUs, its chunks being made, its chapters' files being
+    made (its chunks all done), the book's own files being made (every chapter's done), or
+    finished (succeeded, failed or cancelled)."""
+    if job.status == JobStatus.QUEUED:
+        return "queued"
+    if job.status != JobStatus.RUNNING:
+        return "finished"
+    if job.chunks_done < job.chunks_total:
+        return "generating"
+    if any(chapter["status"] != ChapterStatus.DONE for chapter in chapters):
+        return "chapters"
+    return "book_files"
 
 
 def _iso(at: datetime | None) -> str | None:

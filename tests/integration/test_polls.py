@@ -38,16 +38,21 @@ def test_a_poll_answers_as_the_list_does_while_the_job_runs(client, burst, farm_
     auth, _ = key_for("acme")
     job = client.post("/v1/jobs", json={"text": BOOK}, headers=auth).json()
     done: list[list[int]] = []
+    stages: list[str] = []
     while True:
         polled = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
         assert unsigned(polled) == unsigned(client.get("/v1/jobs", headers=auth).json()["items"][0])
         done.append([chapter["chunks_done"] for chapter in polled["chapters"]])
+        if polled["progress"]["stage"] not in stages[-1:]:
+            stages.append(polled["progress"]["stage"])
         if polled["status"] == "succeeded":
             break
         burst.step()
     totals = [chapter["chunks_total"] for chapter in polled["chapters"]]
     assert len(totals) == 2 and done[0] == [0, 0] and done[-1] == totals
     assert any(0 < sum(part) < sum(totals) for part in done)  # progress, chapter by chapter
+    # the stage it is in, each in its turn
+    assert stages == ["queued", "generating", "chapters", "book_files", "finished"]
     assert all(chapter["url"] for chapter in polled["chapters"]) and polled["outputs"]
 
 

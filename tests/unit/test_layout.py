@@ -107,7 +107,7 @@ LAYERS = ("text", "infra", "audio", "speech", "snac", "checks", "webhooks", "far
 # (the request's tenant, its upload, the error handlers, the page's sessions and forms); the
 # routes and pages; the app that wires them
 API_LAYERS = (
-    ("api.errors", "api.schemas", "api.openai_shapes", "api.usage_shapes", "api.problems"),
+    ("api.errors", "api.schemas", "api.openai_shapes", "api.progress_shapes", "api.problems"),
     ("api.services",),
     ("api.deps", "api.uploads", "api.handlers", "api.web.sessions", "api.web.forms"),
     ("api.routes", "api.web"),

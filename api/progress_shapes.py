@@ -1,11 +1,11 @@
-"""What work cost, as the API shows it: a job's and each chapter's costs in the job's JSON, and
-a tenant's use per day (``GET /v1/usage``)."""
+"""How far a job is and what its work cost, as the API shows them in the job's JSON (its
+progress; its and each chapter's costs), and a tenant's use per day (``GET /v1/usage``)."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
@@ -18,6 +18,16 @@ def _written_as_a_day(value: object) -> object:
 
 
 IsoDay = Annotated[date, BeforeValidator(_written_as_a_day)]
+
+
+class Progress(BaseModel):
+    stage: Literal["queued", "generating", "chapters", "book_files", "finished"] = Field(
+        description="Waiting for the GPUs; its chunks being made; its chapters' files being "
+        "made; the book's own files (programme, M4B, captions) being made; or ended"
+    )
+    chunks_done: int
+    chunks_total: int
+    audio_seconds: float
 
 
 class CpuOut(BaseModel):
