@@ -434,12 +434,21 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
-def postgres_pids() -> list[int]:
-    return [
-        int(stat.parent.name)
-        for stat in Path("/proc").glob("[0-9]*/stat")
-        if "(postgres)" in stat.read_text(errors="replace")
-    ]
+def machine_busy_s() -> float:
+    """CPU seconds every CPU of the machine has spent busy so far (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_of(name: str) -> list[int]:
+    """The processes whose command is ``name`` (Postgres's, Redis's)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if f"({name})" in stat.read_text(errors="replace"):
+                found.append(int(stat.parent.name))
+    return found
 
 
 def main() -> None:
@@ -492,18 +501,22 @@ def main() -> None:
             child.start()
         time.sleep(args.warmup_s)
         pids = {kind: [c.pid for k, c in started if k == kind] for kind in KINDS}
-        pg = postgres_pids()
+        pids["Redis"] = pids_of("redis-server")
+        pg = pids_of("postgres")
         before = (chunks_done(db), {k: cpu_of(p) for k, p in pids.items()}, cpu_of(pg))
+        busy = machine_busy_s()
         began = time.monotonic()
         time.sleep(args.seconds)
         seconds = time.monotonic() - began
         done = chunks_done(db) - before[0]
         used = {k: cpu_of(p) - before[1][k] for k, p in pids.items()}
         postgres = cpu_of(pg) - before[2]
+        busy = machine_busy_s() - busy
         reports = [out.get(timeout=60) for _ in started]
         for _, child in started:
             child.join(timeout=30)
         report(done, seconds, used, postgres, reports, chunks_done(db))
+        print(f"the machine was busy {busy / seconds:.2f} of its {os.cpu_count()} CPUs")
         alone = probe(db, config)
         print("Postgres's own time for each statement, one client alone (EXPLAIN ANALYZE):")
         for name, times in sorted(alone.items(), key=lambda item: -statistics.median(item[1])):
