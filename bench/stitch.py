@@ -139,7 +139,7 @@ def run_stitch(url: str, job_id: str, root: str) -> None:
     from shared.farm.context import FarmContext
 
     class Sent:  # the chapter's stitch sends nothing here: the other chapters are made
-        def stitch(self, job_id: uuid.UUID) -> None:
+        def stitch(self, job_id: uuid.UUID, urgent: bool = False) -> None:
             pass
 
     farm = FarmContext(
@@ -172,8 +172,9 @@ def main() -> None:
             [sys.executable, __file__, "--child", url, str(job_id), tmp],
             capture_output=True,
             text=True,
-            check=True,
         )
+        if child.returncode:
+            sys.exit(f"the stitch failed:\n{child.stderr[-5000:]}")
         chapter_wall, wall = map(float, child.stdout.strip().splitlines()[-1].split())
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         with session_scope(url) as session:
@@ -181,6 +182,8 @@ def main() -> None:
             status, samples, made = job.status, job.output_samples or 0, job.outputs
             first = session.get(Chapter, (job_id, 0))
             chapter_samples = first.samples if first else 0
+            chapter_cpu = (first.stitch_cpu_s, first.encode_cpu_s) if first else (0.0, 0.0)
+            book_cpu = (job.stitch_cpu_s - chapter_cpu[0], job.encode_cpu_s - chapter_cpu[1])
         sizes = {
             o["kind"]: os.path.getsize(Path(tmp) / o["key"]) for o in made if o["kind"] != "chapter"
         }
@@ -197,6 +200,13 @@ def main() -> None:
     print(
         f"the book's files (programme + M4B at once, captions, chapter list): {wall:.1f} s = "
         f"{audio / wall:.0f} x real time; peak RSS of the stitch process {peak_mb:.0f} MB"
+    )
+    chapters = -(-int(args.hours * 3600 / CHUNK_S) // CHAPTER_CHUNKS)
+    print(
+        f"CPU, as the job's costs say (stitch + encode): one chapter {sum(chapter_cpu):.1f} s "
+        f"({chapter_cpu[1]:.1f} encoding), the book's files {sum(book_cpu):.1f} s "
+        f"({book_cpu[1]:.1f} encoding); all {chapters} chapters and the book's files about "
+        f"{(chapters * sum(chapter_cpu) + sum(book_cpu)) / 3600:.2f} core-hours"
     )
 
 
