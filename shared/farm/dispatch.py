@@ -141,8 +141,7 @@ def _pending(*where: Any) -> Any:
 
 _ACTIVE_JOBS = (
     select(
-        # chunks left to make: the job's counters (its chunks not done yet; those generated
-        # and not yet decoded among them, a few), not a count of its rows at every tick
+        # chunks left to make, by its counters (generated ones too): no count of rows a tick
         *(Job.id, Job.tenant_id, Job.status, (Job.chunks_total - Job.chunks_done).label("pending")),
         *(Job.created_at, Job.interactive),
         # an interactive job's chunks in the window (counted for those alone)
