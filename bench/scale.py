@@ -42,6 +42,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,19 @@ def run(farm: FarmContext, timings: Timings, name: str, statement: Any, params: 
 # --- the workers --------------------------------------------------------------------------------
 
 
-def gpu_thread(farm: FarmContext, timings: Timings, engine_s: float, until: float) -> None:
+def messages(farm: FarmContext, stage: str, until: float) -> Iterator[dict[str, Any]]:
+    """The chunks whose messages come on ``stage``'s list, as a statement's ids, until then."""
     client = redis.Redis.from_url(REDIS)
-    key = f"{farm.settings.redis.key_prefix}generate"
+    key = f"{farm.settings.redis.key_prefix}{stage}"
     while time.monotonic() < until:
         message = client.brpop([key], timeout=1)
-        if message is None:
-            continue
-        job, index = json.loads(message[1])
-        ids = {"job": uuid.UUID(job), "idx": int(index), "lease": farm.lease(), "at": utcnow()}
+        if message is not None:
+            job, index = json.loads(message[1])
+            yield {"job": uuid.UUID(job), "idx": int(index), "lease": farm.lease(), "at": utcnow()}
+
+
+def gpu_thread(farm: FarmContext, timings: Timings, engine_s: float, until: float) -> None:
+    for ids in messages(farm, "generate", until):
         if not run(farm, timings, "CLAIM_PENDING_CHUNK", CLAIM_PENDING_CHUNK, ids):
             continue
         time.sleep(engine_s)  # in the engine
@@ -202,14 +207,7 @@ STATS: dict[str, Any] = {}  # each process's, from its config
 
 
 def cpu_thread(farm: FarmContext, timings: Timings, until: float) -> None:
-    client = redis.Redis.from_url(REDIS)
-    key = f"{farm.settings.redis.key_prefix}decode"
-    while time.monotonic() < until:
-        message = client.brpop([key], timeout=1)
-        if message is None:
-            continue
-        job, index = json.loads(message[1])
-        ids = {"job": uuid.UUID(job), "idx": int(index), "lease": farm.lease(), "at": utcnow()}
+    for ids in messages(farm, "decode", until):
         if not run(farm, timings, "CLAIM_GENERATED_CHUNK", CLAIM_GENERATED_CHUNK, ids):
             continue
         done = {
