@@ -245,8 +245,7 @@ def _queues(
         for job in admitted:
             want = job.pending if job.urgent else room - books
             if job.interactive:  # heard in order: a few ahead keep up, and leave seats free;
-                # its first alone, claimed with nothing beside it (four at once reached the
-                # engine ≈ 20 ms later), the next a tick later, seconds before they are heard
+                # its first alone (four at once reached the engine ≈ 20 ms later), the next later
                 first = job.status == JobStatus.QUEUED
                 again |= first and job.pending > 1
                 want = min(want, (1 if first else settings.interactive_ahead) - job.sent)

@@ -183,7 +183,7 @@ def _stitched(table: type[Job] | type[Chapter]) -> dict[str, Any]:
 
 
 def _counted(table: type[Job] | type[Chapter]) -> dict[str, Any]:
-    """A finished chunk's costs added to its job's or chapter's (``shared.infra.models.Costs``)."""
+    """A finished chunk's costs added to its job's or chapter's (``shared.infra.costs``)."""
     return {
         "engine_s": table.engine_s + bindparam("engine_share"),
         "decode_cpu_s": table.decode_cpu_s + bindparam("cpu"),
