@@ -1,15 +1,18 @@
 """The stitch stages on a 10-hour book of 20 chapters: peak memory and speed.
 
-    python bench/stitch.py [--hours 10] [--format mp3]
+    python bench/stitch.py [--hours 10] [--format mp3] [--workers 2]
 
 Builds a job whose chunks are all decoded (SQLite and a local object store, as embedded mode
-uses), then runs the real stitch stages in a child process: one chapter's file
-(``shared.farm.chapter_stitch.stitch_chapter``, the first 30-minute chapter, as each chapter is made
-when its chunks are done), then the book's files (``shared.farm.book_stitch.stitch_job``: the
-programme and the M4B encoded at once from every chunk object in order, the captions and the
-chapter list, "uploaded"). The child's peak RSS is what the stitch itself needs. To keep the
-disk small, the programme's 1200 chunk objects are links to twelve distinct 30-second
-recordings; every one is still read.
+uses), then runs the real stitch stages in child processes: every chapter's file and its
+segments of the book's MP3 and M4B (``shared.farm.chapter_stitch.stitch_chapter``, each
+chapter as its chunks are done), on ``--workers`` processes at once as that many stitch
+workers would; then the book's files (``shared.farm.book_stitch.stitch_job``: the programme and
+the M4B joined from the chapters' segments, the captions and the chapter list, "uploaded").
+A child's peak RSS is what the stitch itself needs. To keep the disk small, the programme's
+1200 chunk objects are links to twelve distinct 30-second recordings; every one is still read.
+
+Targets: the whole (every chapter, then the book's files) at least 150x real time on this
+machine's two cores, the book's files within 60 s of the last chapter, and 300 MB per process.
 """
 
 from __future__ import annotations
@@ -98,9 +101,8 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
                 job_id=job_id,
                 index=n,
                 title=f"Chapter {n + 1}",
-                status=ChapterStatus.WAITING if n == 0 else ChapterStatus.DONE,
+                status=ChapterStatus.WAITING,
                 version=1,
-                output_key=None if n == 0 else f"jobs/{job_id}/v1/chapter-{n + 1:03d}.mp3",
             )
             for n in range(chapters)
         )
@@ -132,81 +134,112 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
     return url, job_id
 
 
-def run_stitch(url: str, job_id: str, root: str) -> None:
-    """The child: only the stitch stage runs here, so its peak RSS is the stitch's own."""
-    from shared.farm.book_stitch import stitch_job
-    from shared.farm.chapter_stitch import stitch_chapter
+def farm_for(url: str, root: str):
     from shared.farm.context import FarmContext
 
-    class Sent:  # the chapter's stitch sends nothing here: the other chapters are made
+    class Sent:  # the book's stitch is run by the bench once every chapter is made
         def stitch(self, job_id: uuid.UUID, urgent: bool = False) -> None:
             pass
 
-    farm = FarmContext(
+    return FarmContext(
         get_settings(),
         LocalStore(Path(root)),
         Sent(),  # type: ignore[arg-type]
         partial(session_scope, url),
         partial(bookkeeping_scope, url),
     )
-    started = time.perf_counter()
-    assert stitch_chapter(farm, uuid.UUID(job_id), 0)
-    chapter = time.perf_counter() - started
-    started = time.perf_counter()
-    assert stitch_job(farm, uuid.UUID(job_id))
-    print(f"{chapter:.3f} {time.perf_counter() - started:.3f}")
+
+
+def run_chapters(url: str, job_id: str, root: str, first: int, step: int, count: int) -> None:
+    """A child: the chapters ``first``, ``first + step``, ... one after another, as one stitch
+    worker takes them."""
+    from shared.farm.chapter_stitch import stitch_chapter
+
+    farm = farm_for(url, root)
+    for chapter in range(first, count, step):
+        assert stitch_chapter(farm, uuid.UUID(job_id), chapter)
+
+
+def run_book(url: str, job_id: str, root: str) -> None:
+    """A child: the book's files."""
+    from shared.farm.book_stitch import stitch_job
+
+    assert stitch_job(farm_for(url, root), uuid.UUID(job_id))
+
+
+def child(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", *args], stderr=subprocess.PIPE, text=True
+    )
+
+
+def finished(children: list[subprocess.Popen[str]]) -> None:
+    for process in children:
+        _, err = process.communicate()
+        if process.returncode:
+            sys.exit(f"a stitch failed:\n{err[-5000:]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=10.0)
     parser.add_argument("--format", default="mp3")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=2, help="chapter stitches at once")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_stitch(*args.child)
+        kind, url, job_id, root, *more = args.child
+        if kind == "chapters":
+            run_chapters(url, job_id, root, *map(int, more))
+        else:
+            run_book(url, job_id, root)
         return
+    count = int(args.hours * 3600 / CHUNK_S)
+    chapters = -(-count // CHAPTER_CHUNKS)
     with tempfile.TemporaryDirectory(prefix="lyre-bench-") as tmp:
         url, job_id = build_job(Path(tmp), args.hours, args.format)
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", url, str(job_id), tmp],
-            capture_output=True,
-            text=True,
+        common = (url, str(job_id), tmp)
+        started = time.perf_counter()
+        workers = range(args.workers)
+        finished(
+            [child("chapters", *common, str(w), str(args.workers), str(chapters)) for w in workers]
         )
-        if child.returncode:
-            sys.exit(f"the stitch failed:\n{child.stderr[-5000:]}")
-        chapter_wall, wall = map(float, child.stdout.strip().splitlines()[-1].split())
+        chapters_wall = time.perf_counter() - started
+        started = time.perf_counter()
+        finished([child("book", *common)])
+        book_wall = time.perf_counter() - started
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         with session_scope(url) as session:
             job = session.get(Job, job_id)
             status, samples, made = job.status, job.output_samples or 0, job.outputs
-            first = session.get(Chapter, (job_id, 0))
-            chapter_samples = first.samples if first else 0
-            chapter_cpu = (first.stitch_cpu_s, first.encode_cpu_s) if first else (0.0, 0.0)
-            book_cpu = (job.stitch_cpu_s - chapter_cpu[0], job.encode_cpu_s - chapter_cpu[1])
+            rows = session.query(Chapter).filter(Chapter.job_id == job_id).all()
+            chapter_cpu = sum(r.stitch_cpu_s + r.encode_cpu_s for r in rows)
+            chapter_encode = sum(r.encode_cpu_s for r in rows)
+            book_cpu = job.stitch_cpu_s + job.encode_cpu_s - chapter_cpu
+            book_encode = job.encode_cpu_s - chapter_encode
         sizes = {
             o["kind"]: os.path.getsize(Path(tmp) / o["key"]) for o in made if o["kind"] != "chapter"
         }
     audio = samples / SAMPLE_RATE
+    wall = chapters_wall + book_wall
     print(
-        f"{args.hours:g} h programme ({int(args.hours * 3600 / CHUNK_S)} chunks) -> "
-        f"{args.format}: job {status}, {audio / 3600:.2f} h of audio, "
+        f"{args.hours:g} h programme ({count} chunks, {chapters} chapters) -> {args.format}: "
+        f"job {status}, {audio / 3600:.2f} h of audio, "
         f"{sizes.get('programme', 0) / 2**20:.0f} MiB, M4B {sizes.get('m4b', 0) / 2**20:.0f} MiB"
     )
     print(
-        f"one chapter ({chapter_samples / SAMPLE_RATE / 60:.0f} min): {chapter_wall:.1f} s = "
-        f"{chapter_samples / SAMPLE_RATE / chapter_wall:.0f} x real time"
+        f"every chapter's file and segments, {args.workers} at once: {chapters_wall:.1f} s = "
+        f"{audio / chapters_wall:.0f} x real time; CPU {chapter_cpu:.1f} s "
+        f"({chapter_encode:.1f} encoding)"
     )
     print(
-        f"the book's files (programme + M4B at once, captions, chapter list): {wall:.1f} s = "
-        f"{audio / wall:.0f} x real time; peak RSS of the stitch process {peak_mb:.0f} MB"
+        f"then the book's files (programme + M4B joined, captions, chapter list): "
+        f"{book_wall:.1f} s (target 60); CPU {book_cpu:.1f} s ({book_encode:.1f} encoding)"
     )
-    chapters = -(-int(args.hours * 3600 / CHUNK_S) // CHAPTER_CHUNKS)
     print(
-        f"CPU, as the job's costs say (stitch + encode): one chapter {sum(chapter_cpu):.1f} s "
-        f"({chapter_cpu[1]:.1f} encoding), the book's files {sum(book_cpu):.1f} s "
-        f"({book_cpu[1]:.1f} encoding); all {chapters} chapters and the book's files about "
-        f"{(chapters * sum(chapter_cpu) + sum(book_cpu)) / 3600:.2f} core-hours"
+        f"in all {wall:.1f} s = {audio / wall:.0f} x real time (target 150); peak RSS of a "
+        f"stitch process {peak_mb:.0f} MB (target 300); about "
+        f"{(chapter_cpu + book_cpu) / 3600:.3f} core-hours"
     )
 
 

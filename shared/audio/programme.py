@@ -15,6 +15,7 @@ from shared.audio.finish import ChunkStats
 from shared.audio.limiter import limit_peaks
 from shared.audio.loudness import STEP_S, integrated_loudness
 from shared.audio.presets import Mastering
+from shared.audio.segments import chapter_start, first_start
 from shared.infra.settings import AudioSettings
 from shared.text.chunking import Boundary
 
@@ -97,13 +98,26 @@ class Layout:
 
 
 def lay_out(
-    parts: Sequence[Part], titles: Sequence[str], settings: AudioSettings, mastering: Mastering
+    parts: Sequence[Part],
+    titles: Sequence[str],
+    settings: AudioSettings,
+    mastering: Mastering,
+    joined: bool = False,
 ) -> Layout:
+    """Where everything lies; ``joined``: the programme is a join of its chapters' segments,
+    each chapter starting on their grid (:mod:`shared.audio.segments`)."""
     pauses = [pause_before(p.boundary, p.pause_s, settings) for p in parts]
-    starts, at = [], 0
-    for part, pause in zip(parts, pauses, strict=True):
-        starts.append(at + pause)
-        at += pause + part.stats.samples
+    starts, at, chapter_at = [], 0, 0
+    for i, part in enumerate(parts):
+        if joined and (i == 0 or part.chapter != parts[i - 1].chapter):
+            begin = (
+                chapter_start(chapter_at, at - chapter_at, pauses[i])
+                if i
+                else first_start(pauses[i])
+            )
+            pauses[i], chapter_at = begin - at, begin
+        starts.append(at + pauses[i])
+        at += pauses[i] + part.stats.samples
     by_chapter: dict[int, list[int]] = {}
     for i, part in enumerate(parts):
         by_chapter.setdefault(part.chapter, []).append(i)

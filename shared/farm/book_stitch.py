@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from shared.audio.captions import srt, webvtt
 from shared.audio.encode import ENCODINGS, AudioWriter
 from shared.audio.presets import Mastering
 from shared.audio.programme import MP3_SEAM, Layout, Part, join_chunks, lay_out, mp3_seam
+from shared.audio.segments import JOINED
 from shared.farm import chapter_stitch, outputs
-from shared.farm.chapter_stitch import StitchCost, is_the_programme, read_parts
+from shared.farm.book_join import Book, join
+from shared.farm.chapter_stitch import StitchCost, is_the_programme, read_parts, segment_key
 from shared.farm.checked import REVIEW_EVENT
 from shared.farm.context import FarmContext
 from shared.farm.jobs import notify
@@ -57,16 +60,17 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
     assert job is not None
     mastering = Mastering.model_validate(job.mastering)
     parts = read_parts(farm, job_id)
-    layout = lay_out(parts, [c.title for c in chapters], farm.settings.audio, mastering)
+    joined = not is_the_programme(mastering, len(chapters))  # else one file is the book
+    titles = [c.title for c in chapters]
+    layout = lay_out(parts, titles, farm.settings.audio, mastering, joined=joined)
     cover = farm.store.get_bytes(job.cover_key) if job.cover_key else None
     made: list[dict[str, Any]] = []
     cost = StitchCost()
     with tempfile.TemporaryDirectory(prefix="lyre-stitch-") as tmp:
         checks = [chapter.checks for chapter in chapters]
         with cost.total.counting():
-            files = _encode_all(
-                farm, lease, job, parts, layout, mastering, cover, checks, Path(tmp), cost
-            )
+            book = Book(job, chapters, parts, layout, mastering, cover)
+            files = _encode_all(farm, lease, book, checks, Path(tmp), cost, joined)
         lease.renew()  # still ours: the files go where a later holder's would
         for kind, fmt, path in files:
             cost.stored += path.stat().st_size
@@ -76,7 +80,7 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
             )
             farm.store.upload_file(key, path, content_type)
             made.append({"kind": kind, "format": fmt, "key": key, "version": version})
-    one = is_the_programme(mastering, len(chapters))
+    one = not joined
     for chapter, mark in zip(chapters, layout.marks, strict=False):
         made.append(
             {
@@ -114,7 +118,13 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
         if done and any(c.checks and c.checks["suspects"] for c in chapters):
             deliveries.append(notify(farm, session, job_id, REVIEW_EVENT))
     if done:
-        farm.store.delete_keys(sorted(previous - {o["key"] for o in made}))
+        old_segments = [
+            segment_key(job_id, version, chapter.index, fmt)
+            for chapter in chapters
+            for version in range(1, chapter.version)
+            for fmt in JOINED
+        ]
+        farm.store.delete_keys(sorted(previous - {o["key"] for o in made}) + old_segments)
     for delivery in filter(None, deliveries):
         farm.send.deliver(delivery)
     return done
@@ -123,38 +133,41 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
 def _encode_all(
     farm: FarmContext,
     lease: Lease,
-    job: Job,
-    parts: list[Part],
-    layout: Layout,
-    mastering: Mastering,
-    cover: bytes | None,
+    book: Book,
     checks: list[dict[str, Any] | None],
     folder: Path,
     cost: StitchCost,
+    joined: bool,
 ) -> list[tuple[str, str, Path]]:
-    """Every file of the book in ``folder``: (kind, format, path), the programme first. The
-    M4B is encoded beside the programme, at the same time. ``checks``: each chapter's."""
-    fmt = mastering.format
-    programme = folder / f"book.{fmt}"
-    files: list[tuple[str, str, Path]] = [("programme", fmt, programme)]
-    bitrate = mastering.bitrate_kbps
-    with ThreadPoolExecutor(1, "lyre-m4b") as pool:
-        m4b = None
-        if fmt != "m4b":
-            m4b = pool.submit(
-                cost.total.counted(_encode_programme),
-                *(farm, lease, job, parts, layout, "m4b", bitrate, cover, folder / "book.m4b"),
-                cost,
-            )
-        _encode_programme(farm, lease, job, parts, layout, fmt, bitrate, cover, programme, cost)
-        if m4b is not None:
-            m4b.result()
-            files.append(("m4b", "m4b", folder / "book.m4b"))
-    cues = outputs.captions(parts, layout)
+    """Every file of the book in ``folder``: (kind, format, path), the programme first.
+    ``joined``: the MP3 and the M4B are joins of the chapters' segments (the programme in
+    another format is encoded here, from the chunks); else the programme and the M4B are
+    encoded here at the same time. ``checks``: each chapter's."""
+    fmt, job, layout = book.mastering.format, book.job, book.layout
+    files: list[tuple[str, str, Path]] = [("programme", fmt, folder / f"book.{fmt}")]
+    if fmt != "m4b":
+        files.append(("m4b", "m4b", folder / "book.m4b"))
+    encode = partial(_encode_programme, farm, lease, job, book.parts, layout)
+    bitrate, cover = book.mastering.bitrate_kbps, book.cover
+    if joined:
+        for _, f, path in files:
+            if f not in JOINED or not join(farm, lease, book, f, path, cost):
+                encode(f, bitrate, cover, path, cost)  # a chapter made before segments were
+    else:
+        with ThreadPoolExecutor(1, "lyre-m4b") as pool:
+            m4b = None
+            if fmt != "m4b":
+                m4b = pool.submit(
+                    cost.total.counted(encode), "m4b", bitrate, cover, files[1][2], cost
+                )
+            encode(fmt, bitrate, cover, files[0][2], cost)
+            if m4b is not None:
+                m4b.result()
+    cues = outputs.captions(book.parts, layout)
     for name, text in (
         ("captions.vtt", webvtt(cues)),
         ("captions.srt", srt(cues)),
-        ("chapters.json", outputs.chapter_list(layout, parts, checks)),
+        ("chapters.json", outputs.chapter_list(layout, book.parts, checks)),
     ):
         (folder / name).write_text(text, encoding="utf-8")
         files.append(

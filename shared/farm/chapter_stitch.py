@@ -13,7 +13,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from shared.audio import SAMPLE_RATE, acx
 from shared.audio.encode import ENCODINGS, AudioWriter
 from shared.audio.finish import ChunkStats
 from shared.audio.presets import Mastering
-from shared.audio.programme import Layout, Part, join_chunks, lay_out, shape
+from shared.audio.programme import Layout, Part, lay_out, shape
 from shared.farm import outputs
 from shared.farm.checked import chapter_checks
 from shared.farm.context import FarmContext
@@ -166,38 +166,78 @@ def _chapter_file(
     mastering: Mastering,
     cost: StitchCost,
 ) -> tuple[str, int, dict[str, Any] | None]:
-    """Encode and upload the chapter's file; its key, samples and ACX report."""
+    """Encode and upload the chapter's file, and its segments of the book's files, from one
+    read of its chunks; the file's key, samples and ACX report."""
     parts = read_parts(farm, job.id, chapter)
     layout = lay_out(parts, [], farm.settings.audio, mastering)
     fmt = mastering.chapter_format
     name = outputs.chapter_name(chapter, fmt)
     key = output_key(str(job.id), claimed.version, name)
     tags = outputs.chapter_tags(job, claimed.title, chapter, total)
-    with tempfile.TemporaryDirectory(prefix="lyre-chapter-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lyre-chapter-") as tmp, ExitStack() as files:
         path = Path(tmp) / name
-        with AudioWriter(
-            path,
-            fmt,
-            mastering.chapter_bitrate_kbps,
-            tags,
-            rate=mastering.chapter_rate,
-            cpu=cost.encode,
-        ) as writer:
-            head = room_tone(round(mastering.head_s * SAMPLE_RATE), 2 * chapter)
-            tail = room_tone(round(mastering.tail_s * SAMPLE_RATE), 2 * chapter + 1)
-            writer.write(head)
-            pauses = [0, *layout.pauses[1:]]
-            pieces = stream_chunks(farm, job.id, parts, pauses, layout, lease, cost.total)
-            toned = mastering.head_s or mastering.tail_s
-            fill = partial(room_tone, seed=chapter) if toned else None
-            samples = len(head) + join_chunks(pieces, 1.0, writer, fill) + len(tail)
-            writer.write(tail)
+        writer = files.enter_context(
+            AudioWriter(
+                path,
+                fmt,
+                mastering.chapter_bitrate_kbps,
+                tags,
+                rate=mastering.chapter_rate,
+                cpu=cost.encode,
+            )
+        )
+        segments = {Path(tmp) / f"segment.{f}": f for f in segment_formats(mastering)}
+        into = [
+            files.enter_context(AudioWriter(p, f, mastering.bitrate_kbps, cpu=cost.encode))
+            for p, f in segments.items()
+        ]
+        head = room_tone(round(mastering.head_s * SAMPLE_RATE), 2 * chapter)
+        tail = room_tone(round(mastering.tail_s * SAMPLE_RATE), 2 * chapter + 1)
+        writer.write(head)
+        pauses = [0, *layout.pauses[1:]]
+        toned = mastering.head_s or mastering.tail_s
+        samples = len(head) + len(tail)
+        for pause, pcm in stream_chunks(farm, job.id, parts, pauses, layout, lease, cost.total):
+            silence = np.zeros(pause, np.float32)
+            for out in (writer, *into):  # a segment's pauses are silence
+                out.write(room_tone(pause, chapter) if toned and out is writer else silence)
+                out.write(pcm)
+            samples += pause + len(pcm)
+        writer.write(tail)
+        files.close()
         measured = acx.measure(path) if mastering.acx_report else None
         report = acx.report(measured, constant_bitrate=True) if measured else None
-        lease.renew()  # still ours: the file goes where a later holder's would
+        lease.renew()  # still ours: the files go where a later holder's would
         farm.store.upload_file(key, path, ENCODINGS[fmt].content_type)
-        cost.stored += path.stat().st_size
+        for segment, f in segments.items():
+            at = segment_key(job.id, claimed.version, chapter, f)
+            farm.store.upload_file(at, segment, ENCODINGS[f].content_type)
+        cost.stored += sum(p.stat().st_size for p in Path(tmp).iterdir())
     return key, samples, report
+
+
+def segment_formats(mastering: Mastering) -> list[str]:
+    """The formats in which a chapter's stitch encodes its segment of the book's files
+    (:mod:`shared.audio.segments`) beside its own file: the M4B's, and the MP3 programme's
+    unless the chapter's file is that."""
+    if mastering.format == "mp3" and not file_is_segment(mastering):
+        return ["m4b", "mp3"]
+    return ["m4b"]
+
+
+def file_is_segment(mastering: Mastering) -> bool:
+    """The chapter's own file is its segment of the MP3 programme: the same encoding, and no
+    room tone."""
+    return (
+        mastering.format == mastering.chapter_format == "mp3"
+        and mastering.chapter_bitrate_kbps == mastering.bitrate_kbps
+        and mastering.chapter_rate == SAMPLE_RATE
+        and not (mastering.head_s or mastering.tail_s)
+    )
+
+
+def segment_key(job_id: uuid.UUID, version: int, chapter: int, fmt: str) -> str:
+    return output_key(str(job_id), version, f"segment-{chapter + 1:03d}.{fmt}")
 
 
 class StitchCost:

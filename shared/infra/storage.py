@@ -63,6 +63,10 @@ class ObjectStore(Protocol):
         ...
 
     def upload_file(self, key: str, path: Path, content_type: str) -> None: ...
+    def download_file(self, key: str, path: Path) -> bool:
+        """Whether there was such an object, written to ``path``."""
+        ...
+
     def presign(self, key: str, filename: str) -> str: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def delete_keys(self, keys: list[str]) -> None: ...
@@ -97,6 +101,12 @@ class LocalStore:
     def upload_file(self, key: str, path: Path, content_type: str) -> None:
         self.path(key).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, self.path(key))
+
+    def download_file(self, key: str, path: Path) -> bool:
+        if not self.path(key).is_file():
+            return False
+        shutil.copyfile(self.path(key), path)
+        return True
 
     def presign(self, key: str, filename: str) -> str:
         return self.path(key).resolve().as_uri()
@@ -163,6 +173,18 @@ class S3Store:
             Config=self.transfer,
             ExtraArgs={"ContentType": content_type},
         )
+
+    def download_file(self, key: str, path: Path) -> bool:
+        """Download in parts: memory stays at a few parts."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, key, str(path), Config=self.transfer)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return False
+            raise
+        return True
 
     def presign(self, key: str, filename: str) -> str:
         """A download URL on the public endpoint (signing needs no request to it)."""

@@ -14,18 +14,28 @@ from cli.main import main as lyre
 from shared.audio import SAMPLE_RATE
 from shared.infra.db import session_scope
 from shared.infra.models import Chunk, Job
+from shared.infra.storage import job_prefix
 from tests.integration.test_limits import key_for
 
 BOOK = "# One\n\nHello there. This is a test.\n\n# Two\n\nThe end is near. It is here."
 REDONE = "By the evening the storm had passed."
 
 
-def stored(job: dict) -> int:
-    """Bytes of the job's chunk audio and of every file it lists, as the store gives them."""
+def stored(job: dict, store) -> int:
+    """Bytes of every object the bucket holds for the job (its chunks' audio, its files and
+    its chapters' segments of the book's files), as S3 lists them; and the files it lists are
+    among them, as their URLs give them."""
+    listed: dict[str, int] = {}
+    pages = store.client.get_paginator("list_objects_v2")
+    for page in pages.paginate(Bucket=store.bucket, Prefix=job_prefix(job["id"])):
+        listed.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
     with session_scope() as session:
         samples = session.scalars(select(Chunk.samples).where(Chunk.job_id == job["id"])).all()
-    files = {o["url"].split("?")[0]: o["url"] for o in job["outputs"]}
-    return 4 * sum(samples) + sum(len(httpx.get(url).content) for url in files.values())
+    assert sum(v for k, v in listed.items() if k.endswith(".f32")) == 4 * sum(samples)
+    for output in job["outputs"]:
+        size = len(httpx.get(output["url"]).content)
+        assert size == listed[output["url"].split("?")[0].split(f"/{store.bucket}/")[-1]]
+    return sum(listed.values())
 
 
 def cpu(cost: dict) -> float:
@@ -48,7 +58,7 @@ def test_a_jobs_costs_add_up_to_its_tenants_usage_and_a_redo_adds_its_own(
     decode = sum(c["cpu_s"]["decode"] for c in chapters)
     assert cost["cpu_s"]["decode"] == pytest.approx(decode, abs=0.003)
     assert cost["cpu_s"]["encode"] > sum(c["cpu_s"]["encode"] for c in chapters)
-    assert cost["stored_bytes"] == stored(done)
+    assert cost["stored_bytes"] == stored(done, burst.farm.store)
     with session_scope() as session:
         row = session.get(Job, job["id"])
         chars, audio_s = row.chars, row.audio_samples / SAMPLE_RATE
