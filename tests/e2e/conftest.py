@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from shared.audio import SAMPLE_RATE
 from shared.audio.programme import pause_samples
+from shared.audio.segments import chapter_start, first_start
 from shared.farm.tenants import create_key
 from shared.infra.db import session_scope
 from shared.infra.models import Chunk
@@ -205,14 +206,27 @@ def chunk_rows(job_id: str) -> list[Chunk]:
         )
 
 
+def programme_samples(chunks: list[tuple[int, Boundary, int]]) -> int:
+    """A programme's samples from its chunks' (chapter, boundary, samples): each after its
+    boundary's pause; in a book of more than one chapter, whose MP3 and M4B are joined from
+    the chapters' segments, each chapter on their grid (``shared.audio.segments``)."""
+    joined = len({chapter for chapter, _, _ in chunks}) > 1
+    at = begin = 0
+    for i, (chapter, boundary, samples) in enumerate(chunks):
+        pause = pause_samples(boundary, AudioSettings())
+        if joined and (i == 0 or chapter != chunks[i - 1][0]):
+            start = chapter_start(begin, at - begin, pause) if i else first_start(pause)
+            pause, begin = start - at, start
+        at += pause + samples
+    return at
+
+
 def assert_complete(farm: RunningFarm, job: dict) -> None:
     """Every chunk present once, and the file as long as the chunks and pauses together."""
     rows = chunk_rows(job["id"])
     assert [r.index for r in rows] == list(range(job["progress"]["chunks_total"]))
     assert all(r.status == "done" for r in rows)
-    expected = sum(r.samples for r in rows) + sum(
-        pause_samples(Boundary(r.boundary), AudioSettings()) for r in rows
-    )
+    expected = programme_samples([(r.chapter, Boundary(r.boundary), r.samples) for r in rows])
     url = httpx.get(f"{farm.api}/v1/jobs/{job['id']}/audio", headers=farm.headers).headers[
         "location"
     ]

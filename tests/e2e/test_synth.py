@@ -12,9 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from shared.audio.programme import pause_samples
-from shared.infra.settings import AudioSettings
 from shared.text.chunking import chunk_text
+from tests.e2e.conftest import programme_samples
 
 pytestmark = pytest.mark.slow
 
@@ -70,9 +69,11 @@ def check_accounting(output: Path, work: Path, max_chars: int) -> None:
     chunks = chunk_text(BOOK, max_chars).spans
     stored = sorted(work.glob("jobs/*/chunks/*.f32"))
     assert [int(p.stem) for p in stored] == [c.index for c in chunks]  # every chunk, once
-    chunk_audio = sum(len(np.fromfile(p, dtype="<f4")) for p in stored)
-    pauses = sum(pause_samples(c.boundary, AudioSettings()) for c in chunks)
-    assert abs(samples_in(output) - (chunk_audio + pauses)) <= FRAME
+    lengths = [len(np.fromfile(p, dtype="<f4")) for p in stored]
+    expected = programme_samples(
+        [(c.chapter, c.boundary, n) for c, n in zip(chunks, lengths, strict=True)]
+    )
+    assert abs(samples_in(output) - expected) <= FRAME
 
 
 def test_orpheus_transformers_multi_chapter(tmp_path, orpheus_env, monkeypatch):
