@@ -68,6 +68,7 @@ bench: install services nemo-env ## Run the benchmarks in bench/ (figures go to 
 	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/farm.py
 	$(BIN)/python bench/stitch.py
+	$(BIN)/python bench/book.py
 	$(BIN)/python bench/fairness.py
 	$(BIN)/python bench/speech.py
 	$(BIN)/python bench/api.py
