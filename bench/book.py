@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -41,20 +43,24 @@ SAMPLE = Path(__file__).resolve().parents[1] / "shared" / "samples" / "sample.md
 
 
 def book(chars: int, chapters: int) -> str:
-    """``chars`` characters of the bundled sample's paragraphs in ``chapters`` chapters, their
-    digits shifted at each round so that the text does not repeat exactly."""
+    """About ``chars`` characters of the bundled sample's sentences in ``chapters`` chapters,
+    their digits shifted at each round so that the text does not repeat exactly."""
     paragraphs = [p for p in SAMPLE.read_text().split("\n\n") if p and not p.startswith("#")]
-    per_chapter = chars // chapters
-    parts, n = [], 0
+    sentences = [s for p in paragraphs for s in re.split(r"(?<=[.!?])\s+", p.strip()) if s]
+    per_chapter, parts, n = chars / chapters, [], 0
     for chapter in range(chapters):
-        parts.append(f"# Chapter {chapter + 1}")
-        size = 0
-        while size < per_chapter:
-            shift = n // len(paragraphs) % 10
+        heading, said = f"# Chapter {chapter + 1}", []
+        size = len(heading) + 4
+        while True:  # sentences while the chapter is nearer its share with the next than without
+            shift = n // len(sentences) % 10
             digits = str.maketrans("0123456789", "0123456789"[shift:] + "0123456789"[:shift])
-            parts.append(paragraphs[n % len(paragraphs)].translate(digits))
-            size += len(parts[-1]) + 2
+            sentence = sentences[n % len(sentences)].translate(digits)
+            if said and size + len(sentence) / 2 > per_chapter:
+                break
+            said.append(sentence)
+            size += len(sentence) + 1
             n += 1
+        parts += [heading, " ".join(said)]
     return "\n\n".join(parts)
 
 
@@ -155,6 +161,10 @@ def main() -> None:
             after = cpu_seconds(roots)
             if job["status"] == "succeeded":
                 read_back(job, args.chapters)
+            else:
+                print(f"the job {job['status']}: {job.get('error')}")
+                for log in Path(tmp).glob("*.log"):  # the farm's logs, kept to read
+                    shutil.copy(log, Path(tempfile.gettempdir()) / f"lyre-bench-book-{log.name}")
         finally:
             stop_farm(children)
     wall = stages.get("finished", 0.0)

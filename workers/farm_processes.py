@@ -92,7 +92,7 @@ def processes(
         ),
         Process(
             "stitch-worker",
-            [*worker, "-Q", "stitch", "--concurrency", "1", "-n", "stitch@%h"],
+            [*worker, "-Q", "stitch", "--concurrency", "2", "-n", "stitch@%h"],  # as compose
             liveness=_healthcheck("worker", "stitch@%h"),
         ),
         Process(

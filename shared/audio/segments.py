@@ -30,13 +30,15 @@ from shared.audio.encode import AudioWriter
 class Codec:
     frame: int  # samples a packet decodes to
     extra: int  # frames an encode of n samples makes beyond ceil(n / frame)
+    pad: bool  # a segment's input is padded to whole frames (:func:`padded`)
 
 
 # Measured with FFmpeg's libmp3lame (24 kHz: MPEG-2 layer III, 576 samples a frame; its delay
-# and its flush take two frames) and its AAC encoder (one frame of priming); the join checks
-# every segment against these (SegmentMismatch), and tests/integration/test_segments.py
-# that the joined files decode to the single encode's timeline.
-CODECS = {"mp3": Codec(576, 2), "m4b": Codec(1024, 1)}
+# and its flush take two frames) and its AAC encoder (one frame of priming), for a segment's
+# input as :func:`padded` makes it; the join checks every segment against these (SegmentMismatch),
+# tests/unit/test_segments.py the counts, and tests/integration/test_segments.py that the
+# joined files decode to the single encode's timeline.
+CODECS = {"mp3": Codec(576, 2, pad=False), "m4b": Codec(1024, 1, pad=True)}
 JOINED = tuple(CODECS)  # the programme formats joined from segments
 TIME_BASE = Fraction(1, SAMPLE_RATE)
 GRID = math.lcm(*(c.frame for c in CODECS.values()))  # 9216 samples, 384 ms
@@ -50,6 +52,15 @@ def span(fmt: str, samples: int) -> int:
     """Samples a segment of ``samples`` input samples takes in the joined stream."""
     codec = CODECS[fmt]
     return (math.ceil(samples / codec.frame) + codec.extra) * codec.frame
+
+
+def padded(fmt: str, samples: int) -> int:
+    """The input of a segment of ``samples``: AAC's padded with silence to whole frames
+    (FFmpeg's AAC encoder gives a last frame of a few samples no packet of its own, or does,
+    by where its input's blocks fell); LAME's as it is (its count holds for any length, and the
+    gapless header of the book's MP3 then ends it where its last chapter ends)."""
+    codec = CODECS[fmt]
+    return -(-samples // codec.frame) * codec.frame if codec.pad else samples
 
 
 def silence_for(fmt: str, gap: int) -> int:

@@ -152,7 +152,8 @@ def _encode_all(
     if joined:
         for _, f, path in files:
             if f not in JOINED or not join(farm, lease, book, f, path, cost):
-                encode(f, bitrate, cover, path, cost)  # a chapter made before segments were
+                # a FLAC, WAV or Opus programme; or a chapter made before chapters had segments
+                encode(f, bitrate, cover, path, cost)
     else:
         with ThreadPoolExecutor(1, "lyre-m4b") as pool:
             m4b = None

@@ -25,6 +25,7 @@ from shared.audio.encode import ENCODINGS, AudioWriter
 from shared.audio.finish import ChunkStats
 from shared.audio.presets import Mastering
 from shared.audio.programme import Layout, Part, lay_out, shape
+from shared.audio.segments import padded
 from shared.farm import outputs
 from shared.farm.checked import chapter_checks
 from shared.farm.context import FarmContext
@@ -204,6 +205,9 @@ def _chapter_file(
                 out.write(pcm)
             samples += pause + len(pcm)
         writer.write(tail)
+        content = samples - len(head) - len(tail)
+        for out, f in zip(into, segments.values(), strict=True):  # its last frame whole
+            out.write(np.zeros(padded(f, content) - content, np.float32))
         files.close()
         measured = acx.measure(path) if mastering.acx_report else None
         report = acx.report(measured, constant_bitrate=True) if measured else None
