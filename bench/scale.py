@@ -252,11 +252,10 @@ def no_chapter_file(*args: Any) -> tuple[str, int, None]:
     return f"jobs/{job.id}/v{claimed.version}/chapter-{chapter + 1:03d}.mp3", 1_440_000, None
 
 
-def no_book_files(*args: Any) -> list[tuple[str, str, Path]]:
-    mastering, folder = args[5], args[8]
-    path = folder / f"book.{mastering.format}"
+def no_book_files(farm: Any, lease: Any, book: Any, checks: Any, folder: Path, *_: Any) -> Any:
+    path = folder / f"book.{book.mastering.format}"
     path.write_bytes(b"")
-    return [("programme", mastering.format, path)]
+    return [("programme", book.mastering.format, path)]
 
 
 def heartbeat(farm: FarmContext, threads: int, until: float) -> None:
