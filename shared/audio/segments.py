@@ -35,9 +35,9 @@ class Codec:
 
 # Measured with FFmpeg's libmp3lame (24 kHz: MPEG-2 layer III, 576 samples a frame; its delay
 # and its flush take two frames) and its AAC encoder (one frame of priming), for a segment's
-# input as :func:`padded` makes it; the join checks every segment against these (SegmentMismatch),
-# tests/unit/test_segments.py the counts, and tests/integration/test_segments.py that the
-# joined files decode to the single encode's timeline.
+# input as :func:`padded` makes it; the join checks every segment against these
+# (SegmentMismatch), tests/unit/test_segments.py the counts, and
+# tests/integration/test_segments.py that the joined files decode to one encode's timeline.
 CODECS = {"mp3": Codec(576, 2, pad=False), "m4b": Codec(1024, 1, pad=True)}
 JOINED = tuple(CODECS)  # the programme formats joined from segments
 TIME_BASE = Fraction(1, SAMPLE_RATE)
@@ -55,10 +55,11 @@ def span(fmt: str, samples: int) -> int:
 
 
 def padded(fmt: str, samples: int) -> int:
-    """The input of a segment of ``samples``: AAC's padded with silence to whole frames
-    (FFmpeg's AAC encoder gives a last frame of a few samples no packet of its own, or does,
-    by where its input's blocks fell); LAME's as it is (its count holds for any length, and the
-    gapless header of the book's MP3 then ends it where its last chapter ends)."""
+    """The input of a segment of ``samples``: AAC's padded with silence to whole frames (with
+    the FFmpeg PyAV 18.1 bundles, a last frame of 4 samples got no packet of its own after 876
+    whole ones, and one after 40: by where the input's blocks fell); LAME's as it is (its
+    count held for every length tried, and the gapless header of the book's MP3 then ends it
+    where its last chapter ends)."""
     codec = CODECS[fmt]
     return -(-samples // codec.frame) * codec.frame if codec.pad else samples
 
@@ -71,15 +72,15 @@ def silence_for(fmt: str, gap: int) -> int:
     return samples
 
 
-def chapter_start(previous_end: int, content: int, pause: int) -> int:
-    """Where a chapter starts: after the chapter before (which starts at ``previous_end`` and
-    holds ``content`` samples), at least ``pause`` later, with room for the silence's own
+def chapter_start(previous_start: int, content: int, pause: int) -> int:
+    """Where a chapter starts: after the chapter before (which starts at ``previous_start`` and
+    holds ``content`` samples), at least ``pause`` after its end, with room for the silence's own
     frames in every codec, on the grid."""
     least = max(
         content + pause,
         *(span(fmt, content) + span(fmt, c.frame) for fmt, c in CODECS.items()),
     )
-    return previous_end + math.ceil(least / GRID) * GRID
+    return previous_start + math.ceil(least / GRID) * GRID
 
 
 def first_start(pause: int) -> int:
