@@ -26,7 +26,9 @@ jobs: ``--chunks`` chunks in books of 2,000 (20 chapters of 100) for 8 tenants, 
 the run. Prints the chunks done a second over the measured seconds (after a warm-up), the CPU
 each process kind and Postgres used per chunk (from /proc), and each statement's calls per
 chunk, mean and p99 time as its caller saw it: the one with the most time per chunk is what
-limits the farm first.
+limits the farm first. Then each statement of a chunk's way alone, on one connection:
+Postgres's own time, and its caller's CPU as the farm sends it (SQLAlchemy Core) and as a
+prepared psycopg statement.
 """
 
 from __future__ import annotations
@@ -369,49 +371,86 @@ PROBED = {  # a chunk's way through the stages, statement by statement
 }
 
 
-def probe(db: str, config: dict[str, Any], chunks: int = 40) -> dict[str, list[float]]:
-    """Postgres's own time (planning and execution, EXPLAIN ANALYZE) for each statement of a
-    chunk's way, one client alone, on chunks still waiting after the run; rolled back."""
+def probe(db: str, config: dict[str, Any], chunks: int = 40) -> dict[str, dict[str, list[float]]]:
+    """For each statement of a chunk's way, one client alone, on chunks still waiting after
+    the run (each chunk's way in a transaction, rolled back), in ms: Postgres's own time
+    (planning and execution, EXPLAIN ANALYZE), and the client's CPU for the statement as the
+    farm sends it (SQLAlchemy Core on a pooled connection) and as a prepared psycopg
+    statement."""
     import psycopg
     from sqlalchemy.dialects import postgresql
 
     url = db.replace("postgresql+psycopg", "postgresql")
-    found: dict[str, list[float]] = collections.defaultdict(list)
+    found: dict[str, dict[str, list[float]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
     with psycopg.connect(url) as connection:
         waiting = connection.execute(
             "SELECT c.job_id, c.index FROM chunk c JOIN job j ON j.id = c.job_id "
             "WHERE c.status = 'pending' AND j.status = 'running' LIMIT %s",
             (chunks,),
         ).fetchall()
-        for job, index in waiting:
-            ids = {"job": job, "idx": index, "lease": utcnow(), "at": utcnow()}
-            params = {
-                **ids,
-                **config["stats"],
-                "steps": bytes.fromhex(config["steps"]),
-                "output": CODES,
-                "n_dropped": 0,
-                "seconds": 0.2,
-                "engine_share": 0.0,
-                "cpu": 0.2,
-                "bytes": 2_592_000,
-                "take": 0,
-                "takes": None,
-                "suspect": None,
-            }
+    ways = [way_of(config, job, index) for job, index in waiting]
+    compiled = {
+        name: statement.compile(dialect=postgresql.psycopg.dialect())
+        for name, statement in PROBED.items()
+    }
+    for kind in ("postgres", "psycopg"):
+        with psycopg.connect(url) as connection:
+            for params in ways:
+                for name, statement in compiled.items():
+                    constants = {  # its own bound values (an enum's, as SQLAlchemy sends it)
+                        key: getattr(value, "value", value)
+                        for key, value in statement.params.items()
+                        if key not in params
+                    }
+                    if kind == "postgres":
+                        plan = connection.execute(
+                            "EXPLAIN (ANALYZE, FORMAT JSON) " + str(statement), constants | params
+                        ).fetchone()[0][0]
+                        found[name][kind].append(plan["Planning Time"] + plan["Execution Time"])
+                        continue
+                    started = time.thread_time()
+                    cursor = connection.execute(str(statement), constants | params, prepare=True)
+                    if cursor.description:
+                        cursor.fetchall()
+                    found[name][kind].append(1e3 * (time.thread_time() - started))
+                connection.rollback()
+    engine = create_engine(db)
+    with engine.connect() as connection:
+        for params in ways:
             for name, statement in PROBED.items():
-                compiled = statement.compile(dialect=postgresql.psycopg.dialect())
-                constants = {  # its own bound values (an enum's, as SQLAlchemy sends it)
-                    key: getattr(value, "value", value)
-                    for key, value in compiled.params.items()
-                    if key not in params
-                }
-                plan = connection.execute(
-                    "EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled), constants | params
-                ).fetchone()[0][0]
-                found[name].append(plan["Planning Time"] + plan["Execution Time"])
+                # its own parameters only: a column's name among them would add to an UPDATE's SET
+                mine = {k: v for k, v in params.items() if k in compiled[name].params}
+                started = time.thread_time()
+                result = connection.execute(statement, mine)
+                if result.returns_rows:
+                    result.all()
+                found[name]["sqlalchemy"].append(1e3 * (time.thread_time() - started))
             connection.rollback()
+    engine.dispose()
     return found
+
+
+def way_of(config: dict[str, Any], job: Any, index: int) -> dict[str, Any]:
+    """The parameters of every statement of a chunk's way."""
+    return {
+        "job": job,
+        "idx": index,
+        "lease": utcnow(),
+        "at": utcnow(),
+        **config["stats"],
+        "steps": bytes.fromhex(config["steps"]),
+        "output": CODES,
+        "n_dropped": 0,
+        "seconds": 0.2,
+        "engine_share": 0.0,
+        "cpu": 0.2,
+        "bytes": 2_592_000,
+        "take": 0,
+        "takes": None,
+        "suspect": None,
+    }
 
 
 def chunks_done(db: str) -> int:
@@ -515,9 +554,19 @@ def main() -> None:
         report(done, seconds, used, postgres, reports, chunks_done(db))
         print(f"the machine was busy {busy / seconds:.2f} of its {os.cpu_count()} CPUs")
         alone = probe(db, config)
-        print("Postgres's own time for each statement, one client alone (EXPLAIN ANALYZE):")
-        for name, times in sorted(alone.items(), key=lambda item: -statistics.median(item[1])):
-            print(f"  {name:40} median {statistics.median(times):6.3f} ms, max {max(times):6.3f}")
+        print(
+            "each statement alone, one client, medians in ms: Postgres's own time (EXPLAIN "
+            "ANALYZE); the client's CPU through SQLAlchemy Core, and as a prepared psycopg "
+            "statement"
+        )
+        for name, times in sorted(
+            alone.items(), key=lambda item: -sum(map(statistics.median, item[1].values()))
+        ):
+            medians = {kind: statistics.median(values) for kind, values in times.items()}
+            print(
+                f"  {name:40} Postgres {medians['postgres']:6.3f}, SQLAlchemy "
+                f"{medians['sqlalchemy']:6.3f}, psycopg prepared {medians['psycopg']:6.3f}"
+            )
     finally:
         dispose_engines()
         with admin.connect() as connection:
