@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Literal, Self, cast, get_args
 
 import av
+import mutagen
 import numpy as np
 from av.audio.stream import AudioStream
 from av.stream import Disposition
@@ -40,18 +41,31 @@ class Encoding:
     options: dict[str, str] = field(default_factory=dict)  # the muxer's
     streamed_options: dict[str, str] = field(default_factory=dict)  # the muxer's, to a pipe
     codec_options: dict[str, str] = field(default_factory=dict)  # the encoder's
-    chapters: bool = False  # the container keeps a chapter list and cover art
+    # where FFmpeg's muxer writes a chapter list: MP4's; MP3's ID3 CHAP frames and a CTOC
+    chapters: bool = False
+    # chapters as CHAPTERnnn / CHAPTERnnnNAME comments, written by AudioWriter through mutagen:
+    # FFmpeg's FLAC muxer writes none, and its Ogg muxer (PyAV 18.1's FFmpeg) wrote none for a
+    # stream without tags and 00:00:12.520 for a chapter at 11.520 s
+    comment_chapters: bool = False
+    cover: bool = False  # the container keeps cover art
 
 
 ENCODINGS: dict[str, Encoding] = {
     "wav": Encoding("wav", "pcm_s16le", "audio/wav", lossy=False),
     # the header holds the number of samples: a FLAC streamed without it is refused by common
     # readers (libsndfile)
-    "flac": Encoding("flac", "flac", "audio/flac", lossy=False, streams=False),
-    "mp3": Encoding("mp3", "libmp3lame", "audio/mpeg", lossy=True),
+    "flac": Encoding(
+        "flac", "flac", "audio/flac", lossy=False, streams=False, comment_chapters=True
+    ),
+    "mp3": Encoding("mp3", "libmp3lame", "audio/mpeg", lossy=True, chapters=True),
     # a page every 100 ms rather than every second, for a listener waiting on it
     "opus": Encoding(
-        "ogg", "libopus", "audio/ogg", lossy=True, streamed_options={"page_duration": "100000"}
+        "ogg",
+        "libopus",
+        "audio/ogg",
+        lossy=True,
+        streamed_options={"page_duration": "100000"},
+        comment_chapters=True,
     ),
     # FFmpeg's AAC encoder with its "fast" coder: on bench/stitch.py's speech-like audio
     # 90x real time against 19x for the default "twoloop", and 21.5 dB from the source
@@ -65,6 +79,7 @@ ENCODINGS: dict[str, Encoding] = {
         options={"brand": "M4B "},
         codec_options={"aac_coder": "fast"},
         chapters=True,
+        cover=True,
     ),
     "aac": Encoding("adts", "aac", "audio/aac", lossy=True),  # bare frames; the default coder
     "pcm": Encoding("s16le", "pcm_s16le", "audio/pcm", lossy=False),  # the samples alone
@@ -169,9 +184,9 @@ def encode_bytes(pcm: np.ndarray, fmt: str = "wav") -> bytes:
 
 class AudioWriter(Encoder):
     """An :class:`Encoder` to the file ``path`` in ``fmt`` (one of :data:`FORMATS`). ``tags``
-    are FFmpeg's names (title, artist, album, track, language); ``chapters`` and ``cover``
-    (JPEG or PNG bytes) are written where the container keeps them (M4B). The encoding's CPU
-    seconds add up on ``cpu`` (one clock for several files)."""
+    are FFmpeg's names (title, artist, album, track, language); ``chapters`` are written where
+    the format keeps them (all but WAV: :class:`Encoding`), ``cover`` (JPEG or PNG bytes) in an
+    M4B. The encoding's CPU seconds add up on ``cpu`` (one clock for several files)."""
 
     def __init__(
         self,
@@ -191,7 +206,9 @@ class AudioWriter(Encoder):
             if value:  # Ogg keeps tags on the stream, the other containers on the file
                 self.container.metadata[name] = value
                 self.stream.metadata[name] = value
-        if encoding.chapters:
+        self.path = Path(path)
+        self.comment_chapters = list(chapters) if encoding.comment_chapters else []
+        if encoding.chapters and chapters:
             self.container.set_chapters(
                 [
                     {
@@ -204,8 +221,20 @@ class AudioWriter(Encoder):
                     for i, mark in enumerate(chapters)
                 ]
             )
-            if cover:
-                self._add_cover(cover)
+        if encoding.cover and cover:
+            self._add_cover(cover)
+
+    def close(self) -> None:
+        super().close()
+        if self.comment_chapters:  # the Vorbis comments' chapter convention
+            tagged = mutagen.File(self.path)
+            for i, mark in enumerate(self.comment_chapters):
+                ms = round(mark.start * 1000 / SAMPLE_RATE)
+                h, m, sec = ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60
+                at = f"{h:02d}:{m:02d}:{sec:02d}.{ms % 1000:03d}"
+                tagged[f"CHAPTER{i:03d}"], tagged[f"CHAPTER{i:03d}NAME"] = at, mark.title
+            tagged.save()
+            self.comment_chapters = []
 
     def _add_cover(self, image: bytes) -> None:
         """Cover art as FFmpeg's muxer takes it: one packet on an attached-picture stream."""

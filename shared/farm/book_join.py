@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.audio.encode import ENCODINGS, AudioWriter
+from shared.audio.encode import AudioWriter
 from shared.audio.presets import Mastering
 from shared.audio.programme import Layout, Part
 from shared.audio.segments import Joiner, silence_for, span
@@ -47,7 +47,7 @@ def join(
         for chapter in book.chapters
     ]
     spans = _chapter_spans(book.parts, layout)
-    marks = layout.marks if ENCODINGS[fmt].chapters else ()
+    marks = layout.marks
     tags = outputs.book_tags(book.job)
     silences: dict[int, tuple[Path, int]] = {}
     segment = folder / f"segment.{fmt}"

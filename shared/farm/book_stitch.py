@@ -197,7 +197,7 @@ def _encode_programme(
     at once (LAME is the stitch's bottleneck and PyAV releases the GIL while it runs), joined at
     a seam inside a pause."""
     pauses = layout.pauses
-    chapters = layout.marks if fmt == "m4b" else ()
+    chapters = layout.marks  # where the format keeps them
     seam = mp3_seam(pauses, [p.stats.samples for p in parts]) if fmt == "mp3" else None
     tags = outputs.book_tags(job)
     writing = AudioWriter(path, fmt, bitrate, tags, chapters=chapters, cover=cover, cpu=cost.encode)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import av
+import mutagen
 import mutagen.mp4
 import numpy as np
 import pytest
@@ -94,7 +95,8 @@ def says_the_same(joined, pcm: np.ndarray, fmt: str, folder) -> None:
 
 
 @pytest.mark.parametrize(
-    "request_", [{}, {"preset": "audiobook"}, {"format": "flac"}, {"preset": "acx"}]
+    "request_",
+    [{}, {"preset": "audiobook"}, {"format": "flac"}, {"format": "opus"}, {"preset": "acx"}],
 )
 def test_the_books_files_joined_from_segments_say_what_one_encode_says(
     burst, tenant, tmp_path, request_
@@ -109,7 +111,7 @@ def test_the_books_files_joined_from_segments_say_what_one_encode_says(
         fmt = files[kind].suffix[1:]
         if fmt == "flac":
             assert np.abs(decoded(files[kind]) - pcm).max() < 1 / 32768 * 1.01  # lossless
-        else:
+        elif fmt != "opus":  # (Opus decodes at 48 kHz: its chapters alone, below)
             says_the_same(files[kind], pcm, fmt, tmp_path)
     # the chapters, as FFmpeg and mutagen read them, start where the chapter list says
     listed = json.loads(files["chapters"].read_text())["chapters"]
@@ -123,6 +125,23 @@ def test_the_books_files_joined_from_segments_say_what_one_encode_says(
     assert [c.title for c in tagged] == ["One", "Two", "Three"]
     # chapters start on the grid, their pauses kept
     assert all(mark.start % 9216 == 0 for mark in layout.marks)
+    # and the programme in any format keeps them too: ID3 CHAP frames and a CTOC in the MP3,
+    # CHAPTERnnn comments in FLAC and Opus, as FFmpeg and mutagen read them
+    programme = files["programme"]
+    with av.open(str(programme)) as container:
+        ffmpeg = [float(c["start"] * c["time_base"]) for c in container.chapters()]
+        names = [c["metadata"].get("title") for c in container.chapters()]
+    assert ffmpeg == pytest.approx(starts, abs=1024 / 24000) and names == ["One", "Two", "Three"]
+    tags = mutagen.File(programme).tags
+    if programme.suffix == ".mp3":
+        (toc,) = tags.getall("CTOC")
+        chaps = {c.element_id: c for c in tags.getall("CHAP")}
+        ordered = [chaps[element] for element in toc.child_element_ids]
+        assert [c.start_time / 1000 for c in ordered] == pytest.approx(starts, abs=0.002)
+        assert [c.sub_frames["TIT2"].text[0] for c in ordered] == ["One", "Two", "Three"]
+    elif programme.suffix in (".flac", ".opus"):
+        said = [tags[f"CHAPTER{i:03d}NAME"][0] for i in range(3)]
+        assert said == ["One", "Two", "Three"] and "CHAPTER003" not in tags
 
 
 def test_a_chapter_made_before_segments_has_its_book_encoded_whole(burst, tenant, tmp_path):
