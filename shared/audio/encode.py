@@ -2,8 +2,9 @@
 files (WAV, FLAC, MP3, Opus, and M4B: AAC in MP4, with chapters and cover art) and OpenAI's
 speech formats (streamed by :mod:`shared.audio.stream`), and the one loop that turns float32
 PCM into frames and muxes them as they come. Tags, chapters and the cover go into the
-container as FFmpeg writes them (ID3 in MP3, iTunes atoms and a chapter list in MP4), so that
-players read them.
+container as FFmpeg writes them (ID3 in MP3 with CHAP frames and a CTOC, iTunes atoms and a
+chapter list in MP4), so that players read them; FLAC's and Opus's chapters as Vorbis comments
+(``CHAPTERnnn``), written after the file through mutagen.
 
 Every file is a function of its samples, tags, chapters and cover alone: the muxers write in
 FFmpeg's bit-exact mode, so an Ogg stream's serial number is not random (``oggenc.c`` draws it
