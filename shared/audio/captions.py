@@ -53,7 +53,9 @@ def _onset_near(estimate: float, steps: np.ndarray, after: float) -> float:
     return min(ends, key=lambda i: abs(i * STEP_S - estimate)) * STEP_S
 
 
-def _clock(seconds: float, separator: str) -> str:
+def clock(seconds: float, separator: str = ".") -> str:
+    """HH:MM:SS and milliseconds after ``separator``: WebVTT's ".", SRT's ",", and the
+    Vorbis comments' chapter times (``shared.audio.encode``)."""
     ms = round(seconds * 1000)
     hours, ms = divmod(ms, 3_600_000)
     minutes, ms = divmod(ms, 60_000)
@@ -72,7 +74,7 @@ def webvtt(cues: list[Cue]) -> str:
     for i, cue in enumerate(cues, 1):
         lines += [
             str(i),
-            f"{_clock(cue.start, '.')} --> {_clock(cue.end, '.')}",
+            f"{clock(cue.start, '.')} --> {clock(cue.end, '.')}",
             _clean(cue.text),
             "",
         ]
@@ -83,5 +85,5 @@ def srt(cues: list[Cue]) -> str:
     lines = []
     for i, cue in enumerate(cues, 1):
         text = " ".join(cue.text.split())
-        lines += [str(i), f"{_clock(cue.start, ',')} --> {_clock(cue.end, ',')}", text, ""]
+        lines += [str(i), f"{clock(cue.start, ',')} --> {clock(cue.end, ',')}", text, ""]
     return "\n".join(lines)

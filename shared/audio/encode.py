@@ -29,6 +29,7 @@ from av.stream import Disposition
 from av.video.stream import VideoStream
 
 from shared.audio import SAMPLE_RATE
+from shared.audio.captions import clock
 from shared.infra.cpu import CpuClock
 
 
@@ -230,9 +231,7 @@ class AudioWriter(Encoder):
         if self.comment_chapters:  # the Vorbis comments' chapter convention
             tagged = mutagen.File(self.path)
             for i, mark in enumerate(self.comment_chapters):
-                ms = round(mark.start * 1000 / SAMPLE_RATE)
-                h, m, sec = ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60
-                at = f"{h:02d}:{m:02d}:{sec:02d}.{ms % 1000:03d}"
+                at = clock(mark.start / SAMPLE_RATE)
                 tagged[f"CHAPTER{i:03d}"], tagged[f"CHAPTER{i:03d}NAME"] = at, mark.title
             tagged.save()
             self.comment_chapters = []

@@ -4,7 +4,7 @@ chunk and chapter lies in it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,13 +143,12 @@ def join_chunks(
     pieces: Iterable[tuple[int, np.ndarray]],
     gain: float,
     writer: AudioWriter,
-    pause_with: Callable[[int], np.ndarray] | None = None,
 ) -> int:
     """Write (pause samples, chunk PCM) pairs in order; return the samples written. Pauses
-    are digital silence, or what ``pause_with(samples)`` makes (room tone)."""
+    are digital silence."""
     written = 0
     for pause, pcm in pieces:
-        writer.write(pause_with(pause) if pause_with else np.zeros(pause, np.float32))
+        writer.write(np.zeros(pause, np.float32))
         writer.write(pcm * np.float32(gain))
         written += pause + len(pcm)
     return written
