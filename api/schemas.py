@@ -81,7 +81,9 @@ class JobCreate(BaseModel):
 
 
 class Output(BaseModel):
-    kind: str = Field(description="programme, m4b, chapter, captions or chapters")
+    kind: str = Field(
+        description="programme, m4b, chapter, captions, chapters or read_along (the EPUB)"
+    )
     format: str
     url: str
     expires_in_s: int

@@ -60,6 +60,12 @@ def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> N
         "--captions", action="store_true", help="also write OUTPUT's stem + .vtt and .srt"
     )
     synth.add_argument(
+        "--read-along",
+        action="store_true",
+        help="also write OUTPUT's stem + .epub: the book's text with the narration, sentence "
+        "by sentence (EPUB 3 Media Overlays; an EPUB's own pages)",
+    )
+    synth.add_argument(
         "--redo-chunk",
         type=int,
         metavar="N",
@@ -207,6 +213,7 @@ def take_in_args(settings: Settings, args: argparse.Namespace) -> Intake:
         opening_credits=args.opening_credits,
         closing_credits=args.closing_credits,
         seed=args.seed,
+        choices={"read_along": True} if args.read_along else {},
     )
     try:
         return take_in(settings, submission)
@@ -241,6 +248,8 @@ def _keep(files: dict[str, Path], args: argparse.Namespace, chapters: bool) -> N
     if args.captions:
         for name in ("captions.vtt", "captions.srt"):
             shutil.copyfile(files[name], stem.with_suffix("." + name.split(".")[1]))
+    if args.read_along:
+        shutil.copyfile(files["book.epub"], stem.with_suffix(".epub"))
     if chapters:
         if "book.m4b" in files and args.output.suffix.lower() != ".m4b":  # the chaptered book
             shutil.copyfile(files["book.m4b"], stem.with_suffix(".m4b"))

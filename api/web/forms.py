@@ -18,12 +18,14 @@ def job_request(upload: Upload) -> tuple[JobCreate, bytes | None, str | None]:
     """The submission form as the API's request, and the chosen file's bytes and name (None,
     None: the pasted text is the input)."""
     fields = upload.fields
-    chosen = {
+    chosen: dict[str, Any] = {
         name: value
         for name in ("voice", "format", "preset", "title")
         if (value := str(fields.get(name, "")).strip())
     }
     text = "" if upload.filename is not None else str(fields.get("text", ""))
+    if fields.get("read_along"):  # a ticked box
+        chosen["mastering"] = {"read_along": True}
     try:
         body = JobCreate.model_validate(
             {"text": text, "lexicon": lexicon(fields.get("lexicon", "")), **chosen}

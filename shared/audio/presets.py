@@ -41,6 +41,7 @@ class Mastering(BaseModel):
     head_s: float = Field(default=0.0, ge=0, le=5)  # room tone before each chapter file
     tail_s: float = Field(default=0.0, ge=0, le=10)  # and after it
     acx_report: bool = False
+    read_along: bool = False  # a read-along EPUB (EPUB 3 Media Overlays) beside the audio
 
 
 Bitrate = Annotated[int, Field(ge=8, le=320), JSON_INTEGER]  # kbps, as a request sets it
@@ -60,6 +61,11 @@ class MasteringChoices(BaseModel):
     ceiling_db: float | None = Field(default=None, ge=-12, le=0, description="true peak, dBTP")
     head_s: float | None = Field(default=None, ge=0, le=5, description="room tone before")
     tail_s: float | None = Field(default=None, ge=0, le=10, description="room tone after")
+    read_along: bool | None = Field(
+        default=None,
+        description="Also make a read-along EPUB 3: the book's text (an EPUB's own pages) "
+        "with the narration, sentence by sentence (Media Overlays)",
+    )
 
 
 _PRESETS: dict[str, dict[str, Any]] = {

@@ -6,6 +6,7 @@ that no output of the new one uses are removed.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -28,11 +29,14 @@ from shared.farm.chapter_stitch import StitchCost, is_the_programme, read_parts,
 from shared.farm.checked import REVIEW_EVENT
 from shared.farm.context import FarmContext
 from shared.farm.jobs import notify
+from shared.farm.read_along import make_read_along
 from shared.farm.leases import CLAIM_STITCH, RELEASE_STITCH, RENEW_STITCH_LEASE, Lease, LeaseLost
 from shared.farm.states import JobStatus
 from shared.farm.transitions import move_job
 from shared.infra.models import Chapter, Job
 from shared.infra.storage import output_key
+
+log = logging.getLogger(__name__)
 
 
 def stitch_job(farm: FarmContext, job_id: uuid.UUID) -> bool:
@@ -178,6 +182,11 @@ def _encode_all(
                 folder / name,
             )
         )
+    if book.mastering.read_along:
+        m4b = next(path for _, f, path in files if f == "m4b")
+        epub, coverage = make_read_along(farm, book, folder, m4b, joined)
+        files.append(("read_along", "epub", epub))
+        log.info("read-along EPUB of job %s: %.1f %% of the text has a clip", job.id, coverage * 100)
     return files
 
 

@@ -24,7 +24,7 @@ from shared.farm.context import FarmContext
 from shared.farm.jobs import JobRequest, new_job, say, submit_job
 from shared.infra.models import Job
 from shared.infra.settings import Settings
-from shared.infra.storage import cover_key
+from shared.infra.storage import cover_key, source_key
 from shared.speech.factory import resolve_engine_name
 from shared.text.chunking import ChunkedText, chunk_text
 from shared.text.documents import Document, read_document
@@ -105,6 +105,7 @@ class Intake:
     chunked: ChunkedText
     request: JobRequest  # without its cover's key, which names the job: see for_job
     engine_note: str | None  # why this engine (auto fell back to espeak-ng), to tell the user
+    source: bytes | None = None  # the EPUB, kept where a read-along EPUB is made of its pages
 
     @property
     def cover(self) -> Cover | None:
@@ -199,7 +200,8 @@ def take_in(
         seed=submission.seed,
         warnings=document.warnings,
     )
-    return Intake(document, chunked, request, note)
+    read_along = document.kind == "epub" and request.mastering.read_along
+    return Intake(document, chunked, request, note, submission.data if read_along else None)
 
 
 def _read(
@@ -228,17 +230,22 @@ def enter_job(
     replace: bool = False,
 ) -> Job:
     """Store the job ``intake`` makes, with ``request`` (``intake.for_job(job_id)``, maybe with
-    more said): its cover, then its rows and chunks (``submit_job``, which also says what
-    ``chars_per_day`` and ``replace`` do). A job that is refused leaves no cover behind."""
+    more said): its cover and, for a read-along EPUB, the submitted EPUB; then its rows and
+    chunks (``submit_job``, which also says what ``chars_per_day`` and ``replace`` do). A job
+    that is refused leaves neither behind."""
     job, chunks, chapters = new_job(job_id, tenant_id, intake.chunked, request)
     cover, key = intake.cover, request.cover_key
+    kept = []
     if cover is not None and key:
         farm.store.put_bytes(key, cover.data)
+        kept.append(key)
+    if intake.source is not None:
+        kept.append(source_key(str(job_id)))
+        farm.store.put_bytes(kept[-1], intake.source)
     try:
         submit_job(farm, job, chunks, chapters, replace=replace, chars_per_day=chars_per_day)
     except Exception:
-        if key:
-            farm.store.delete_keys([key])
+        farm.store.delete_keys(kept)
         raise
     return job
 

@@ -28,7 +28,12 @@ from shared.farm.usage import COST_COLUMNS, cost_json
 from shared.infra.models import Chapter, Job
 from shared.text.chunking import sentences
 
-CONTENT_TYPES = {"vtt": "text/vtt", "srt": "application/x-subrip", "json": "application/json"}
+CONTENT_TYPES = {
+    "vtt": "text/vtt",
+    "srt": "application/x-subrip",
+    "json": "application/json",
+    "epub": "application/epub+zip",
+}
 
 
 def chapter_name(chapter: int, fmt: str) -> str:
@@ -61,13 +66,18 @@ _TAG = re.compile(r"<[A-Za-z_]+>")
 
 def captions(parts: Sequence[Part], layout: Layout) -> list[Cue]:
     """One cue per sentence, in programme time."""
-    cues: list[Cue] = []
+    return [cue for _, cues in cues_by_part(parts, layout) for cue in cues]
+
+
+def cues_by_part(parts: Sequence[Part], layout: Layout) -> list[tuple[Part, list[Cue]]]:
+    """Each chunk's sentences as cues, in the layout's time."""
+    out = []
     for part, start in zip(parts, layout.starts, strict=True):
         said = [s for s in sentences(_TAG.sub(" ", part.caption)) if s.strip()]
         if said and part.stats.samples:
             seconds = part.stats.samples / SAMPLE_RATE
-            cues += chunk_cues(said, start / SAMPLE_RATE, seconds, part.stats.steps)
-    return cues
+            out.append((part, chunk_cues(said, start / SAMPLE_RATE, seconds, part.stats.steps)))
+    return out
 
 
 def chapter_list(

@@ -45,6 +45,11 @@ def cover_key(job_id: str, extension: str) -> str:
     return f"{job_prefix(job_id)}cover.{extension}"
 
 
+def source_key(job_id: str) -> str:
+    """The submitted EPUB, kept for a read-along EPUB made of its own pages."""
+    return f"{job_prefix(job_id)}source.epub"
+
+
 def voice_sample_key(engine: str, voice: str, text: str) -> str:
     """A voice's sample (MP3), made once per engine and sentence and kept for every tenant;
     ``engine`` names what speaks (``espeak``, or ``orpheus`` and its model)."""

@@ -70,19 +70,9 @@ def is_epub(data: bytes) -> bool:
 
 def read_epub(data: bytes, max_unpacked: int) -> Book:
     archive = Archive(data, max_unpacked)
-    rootfile = archive.xml("META-INF/container.xml").find(f".//{CONTAINER}rootfile")
-    if rootfile is None or not rootfile.get("full-path"):
-        raise BookRefused("META-INF/container.xml names no package document")
-    opf_path = str(rootfile.get("full-path"))
+    opf_path = package_path(archive)
     package = archive.xml(opf_path)
-    manifest = {
-        str(item.get("id")): Item(
-            resolve(opf_path, item.get("href", "")),
-            item.get("media-type", ""),
-            frozenset(item.get("properties", "").split()),
-        )
-        for item in package.iter(f"{OPF}item")
-    }
+    manifest = manifest_of(package, opf_path)
     _refuse_drm(archive, manifest)
     spine = package.find(f"{OPF}spine")
     if spine is None or not len(spine):
@@ -98,6 +88,26 @@ def read_epub(data: bytes, max_unpacked: int) -> Book:
         _cover(archive, package, manifest),
         archive.warnings + left_out_warnings(left_out),
     )
+
+
+def package_path(archive: Archive) -> str:
+    """Where the container says the package document is."""
+    rootfile = archive.xml("META-INF/container.xml").find(f".//{CONTAINER}rootfile")
+    if rootfile is None or not rootfile.get("full-path"):
+        raise BookRefused("META-INF/container.xml names no package document")
+    return str(rootfile.get("full-path"))
+
+
+def manifest_of(package: Element, opf_path: str) -> dict[str, Item]:
+    """The package's files by their ids."""
+    return {
+        str(item.get("id")): Item(
+            resolve(opf_path, item.get("href", "")),
+            item.get("media-type", ""),
+            frozenset(item.get("properties", "").split()),
+        )
+        for item in package.iter(f"{OPF}item")
+    }
 
 
 def _dc(package: Element, name: str) -> str | None:

@@ -43,7 +43,7 @@ def sections(
         starts.setdefault(entry.path, []).append(entry)
     named = {entry.path: entry.title for entry in contents.entries}
     out: list[Section] = []
-    for path in _pages(archive, manifest, spine, contents.skipped):
+    for path in read_pages(archive, manifest, spine, contents.skipped):
         page = blocks(list(xml_events(archive.page(path))), left_out)
         title_page = not out and _title_page(page, named.get(path), book_title)
         if title_page or (path not in named and _heading_alone(page)):
@@ -58,7 +58,7 @@ def sections(
     return [section for section in out if section.blocks]
 
 
-def _pages(
+def read_pages(
     archive: Archive, manifest: dict[str, Item], spine: Element, skipped: set[str]
 ) -> list[str]:
     """The spine's pages to read, in order."""

@@ -86,7 +86,8 @@ def _notes(attrs: dict[str, str]) -> bool:
     return bool(kinds & (NOTE_CLASSES | {"footnotes", "endnotes", "doc-endnotes"}))
 
 
-def _skip(events: list[Event], i: int, targets: set[str]) -> bool:
+def not_read(events: list[Event], i: int, targets: set[str]) -> bool:
+    """Whether the element starting at ``events[i]`` is left out with all it holds."""
     _, tag, attrs = events[i]
     return (
         tag in SKIPPED_TAGS
@@ -167,7 +168,7 @@ def blocks(events: list[Event], left_out: Counter[str] | None = None) -> list[Bl
                 skipping.append(tag) if kind == "start" else skipping.pop()
         elif kind == "text":
             walk.text.append(tag)
-        elif kind == "start" and (tag == "pre" or _skip(events, i, targets)):
+        elif kind == "start" and (tag == "pre" or not_read(events, i, targets)):
             if tag == "pre" and left_out is not None:
                 left_out["code block"] += 1
             if _notes(attrs):
