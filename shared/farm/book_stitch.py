@@ -29,8 +29,8 @@ from shared.farm.chapter_stitch import StitchCost, is_the_programme, read_parts,
 from shared.farm.checked import REVIEW_EVENT
 from shared.farm.context import FarmContext
 from shared.farm.jobs import notify
-from shared.farm.read_along import make_read_along
 from shared.farm.leases import CLAIM_STITCH, RELEASE_STITCH, RENEW_STITCH_LEASE, Lease, LeaseLost
+from shared.farm.read_along import make_read_along
 from shared.farm.states import JobStatus
 from shared.farm.transitions import move_job
 from shared.infra.models import Chapter, Job
@@ -183,10 +183,12 @@ def _encode_all(
             )
         )
     if book.mastering.read_along:
-        m4b = next(path for _, f, path in files if f == "m4b")
-        epub, coverage = make_read_along(farm, book, folder, m4b, joined)
+        made = next(path for _, f, path in files if f == "m4b")
+        epub, coverage = make_read_along(farm, book, folder, made, joined)
         files.append(("read_along", "epub", epub))
-        log.info("read-along EPUB of job %s: %.1f %% of the text has a clip", job.id, coverage * 100)
+        log.info(
+            "read-along EPUB of job %s: %.1f %% of the text has a clip", job.id, coverage * 100
+        )
     return files
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.audio import SAMPLE_RATE
-from shared.audio.programme import lay_out
+from shared.audio.programme import Part, lay_out
 from shared.farm.book_join import Book
 from shared.farm.chapter_stitch import segment_key
 from shared.farm.context import FarmContext
@@ -67,9 +67,13 @@ def _chapters(farm: FarmContext, book: Book, folder: Path, m4b: Path) -> list[Na
             return None
         parts = [p for p in book.parts if p.chapter == chapter.index]
         layout = lay_out(parts, [], farm.settings.audio, book.mastering)
-        begin = layout.starts[0] / SAMPLE_RATE if parts else 0.0  # the segment starts with its chunk
+        begin = (
+            layout.starts[0] / SAMPLE_RATE if parts else 0.0
+        )  # the segment starts with its chunk
         clips = [
-            Clip(cue.text, cue.start - begin, cue.end - begin, k == 0 and part.boundary in PARAGRAPHS)
+            Clip(
+                cue.text, cue.start - begin, cue.end - begin, k == 0 and part.boundary in PARAGRAPHS
+            )
             for part, cues in cues_by_part(parts, layout)
             for k, cue in enumerate(cues)
         ]
@@ -82,10 +86,14 @@ def _whole(book: Book, m4b: Path) -> list[Narrated]:
     by_chapter: dict[int, list[Clip]] = {c.index: [] for c in book.chapters}
     for part, cues in cues_by_part(book.parts, book.layout):
         by_chapter[part.chapter] += [
-            Clip(cue.text, cue.start, cue.end, k == 0 and part.boundary in PARAGRAPHS)
-            for k, cue in enumerate(cues)
+            Clip(cue.text, cue.start, cue.end, _opens(part, k)) for k, cue in enumerate(cues)
         ]
     return [Narrated(c.title, m4b, by_chapter[c.index]) for c in book.chapters]
+
+
+def _opens(part: Part, sentence: int) -> bool:
+    """Whether the chunk's sentence ``sentence`` starts a paragraph."""
+    return sentence == 0 and part.boundary in PARAGRAPHS
 
 
 def _image_type(data: bytes) -> str:

@@ -131,7 +131,7 @@ def narrate(package: Package, about: About, chapters: list[Narrated]) -> float:
         for i in package.opf.iter(f"{{{OPF_NS}}}item")
     }
     durations = []
-    css = package.inside(f"lyre-read-along.css")
+    css = package.inside("lyre-read-along.css")
     for n, (page, pars) in enumerate(by_page.items(), 1):
         path = package.inside(f"overlays/page-{n:03d}.smil")
         package.files[path] = _smil(package, path, page, pars)
@@ -156,11 +156,17 @@ def _smil(package: Package, path: str, page: str, pars: list) -> bytes:
         f"{{{SMIL_NS}}}smil", {"version": "3.0"}, nsmap={None: SMIL_NS, "epub": OPS_NS}
     )
     body = etree.SubElement(smil, f"{{{SMIL_NS}}}body")
-    seq = etree.SubElement(body, f"{{{SMIL_NS}}}seq", {f"{{{OPS_NS}}}textref": package.href(page, path)})
+    seq = etree.SubElement(
+        body, f"{{{SMIL_NS}}}seq", {f"{{{OPS_NS}}}textref": package.href(page, path)}
+    )
     for n, (name, audio, begin, end) in enumerate(pars, 1):
         par = etree.SubElement(seq, f"{{{SMIL_NS}}}par", {"id": f"par-{n}"})
         etree.SubElement(par, f"{{{SMIL_NS}}}text", {"src": f"{package.href(page, path)}#{name}"})
-        clip = {"src": package.href(audio, path), "clipBegin": f"{begin:.3f}s", "clipEnd": f"{end:.3f}s"}
+        clip = {
+            "src": package.href(audio, path),
+            "clipBegin": f"{begin:.3f}s",
+            "clipEnd": f"{end:.3f}s",
+        }
         etree.SubElement(par, f"{{{SMIL_NS}}}audio", clip)
     return etree.tostring(smil, xml_declaration=True, encoding="utf-8")
 

@@ -65,10 +65,12 @@ def _epub3(package: Package, entries: list[Entry]) -> None:
                 page = package.pages[path] = parse_page(package.files[path])  # type: ignore[arg-type]
             _legacy_meta(page)
             kinds = {local(e) for e in page.iter()}
-            properties = [p for p in ("svg", "scripted") if p.replace("scripted", "script") in kinds]
+            properties = [
+                p for p in ("svg", "scripted") if p.replace("scripted", "script") in kinds
+            ]
             if properties:
                 item.set("properties", " ".join(properties))
-    nav = package.inside(f"lyre-nav.xhtml")
+    nav = package.inside("lyre-nav.xhtml")
     package.files[nav] = _nav_page(package, nav, entries)
     package.item(nav, "application/xhtml+xml", "lyre-nav", "nav")
 
@@ -124,9 +126,29 @@ def _page(title: str, body: str, head: str, language: str = "en") -> bytes:
         '<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html>\n'
         f'<html xmlns="{XHTML_NS}" xmlns:epub="http://www.idpf.org/2007/ops" '
         f'lang="{escape(language)}" xml:lang="{escape(language)}">\n'
-        f"<head><meta charset=\"utf-8\"/><title>{escape(title)}</title>{head}</head>\n"
+        f'<head><meta charset="utf-8"/><title>{escape(title)}</title>{head}</head>\n'
         f"<body>{body}</body>\n</html>\n"
     ).encode()
+
+
+def _chapter_body(chapter: Narrated, names: list[str], title: str) -> str:
+    """The chapter's title as a heading, then its paragraphs, each sentence a span."""
+    body: list[str] = []
+    held: list[str] = []
+    for k, (clip, name) in enumerate(zip(chapter.clips, names, strict=True)):
+        span = f'<span id="{name}">{escape(clip.text)}</span>'
+        if k == 0 and chapter.title and clip.text.strip() == chapter.title.strip():
+            body.append(f"<h1>{span}</h1>")
+            continue
+        if clip.paragraph and held:
+            body.append(f"<p>{' '.join(held)}</p>")
+            held = []
+        held.append(span)
+    if held:
+        body.append(f"<p>{' '.join(held)}</p>")
+    if not chapter.title:
+        body.insert(0, f"<h1>{escape(title)}</h1>")
+    return f'<section epub:type="chapter">{"".join(body)}</section>'
 
 
 def from_text(about: About, chapters: list[Narrated], cover: tuple[bytes, str] | None) -> Package:
@@ -135,47 +157,36 @@ def from_text(about: About, chapters: list[Narrated], cover: tuple[bytes, str] |
     opf = etree.fromstring(
         f'<package xmlns="{OPF_NS}" version="3.0" unique-identifier="uid" xml:lang="'
         f'{escape(about.language)}"><metadata xmlns:dc="{DC_NS}"/><manifest/>'
-        '<spine/></package>'
+        "<spine/></package>"
     )
     package = Package("EPUB/package.opf", opf)
     metadata = opf[0]
-    for name, value in (("identifier", about.identifier), ("title", about.title),
-                        ("language", about.language), ("creator", about.author)):
+    for name, value in (
+        ("identifier", about.identifier),
+        ("title", about.title),
+        ("language", about.language),
+        ("creator", about.author),
+    ):
         if value:
             element = etree.SubElement(metadata, f"{{{DC_NS}}}{name}")
             element.text = value
             if name == "identifier":
                 element.set("id", "uid")
     package.files["META-INF/container.xml"] = (
-        '<?xml version="1.0" encoding="utf-8"?>\n<container version="1.0" '
-        'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile '
-        'full-path="EPUB/package.opf" media-type="application/oebps-package+xml"/>'
-        "</rootfiles></container>\n"
-    ).encode()
+        b'<?xml version="1.0" encoding="utf-8"?>\n<container version="1.0" '
+        b'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles><rootfile '
+        b'full-path="EPUB/package.opf" media-type="application/oebps-package+xml"/>'
+        b"</rootfiles></container>\n"
+    )
     places: list[tuple[str, str] | None] = []
     entries = []
     for n, chapter in enumerate(chapters, 1):
         path = f"EPUB/chapter-{n:03d}.xhtml"
         title = chapter.title or about.title
         entries.append(Entry(title, path, "", 0))
-        body, held = [], []
-        for k, clip in enumerate(chapter.clips, 1):
-            name = f"s{n}-{k}"
-            places.append((path, name))
-            span = f'<span id="{name}">{escape(clip.text)}</span>'
-            if k == 1 and chapter.title and clip.text.strip() == chapter.title.strip():
-                body.append(f"<h1>{span}</h1>")
-                continue
-            if clip.paragraph and held:
-                body.append(f"<p>{' '.join(held)}</p>")
-                held = []
-            held.append(span)
-        if held:
-            body.append(f"<p>{' '.join(held)}</p>")
-        if not chapter.title:
-            body.insert(0, f"<h1>{escape(title)}</h1>")
-        section = f'<section epub:type="chapter">{"".join(body)}</section>'
-        package.files[path] = _page(title, section, "", about.language)
+        names = [f"s{n}-{k}" for k in range(1, len(chapter.clips) + 1)]
+        places += [(path, name) for name in names]
+        package.files[path] = _page(title, _chapter_body(chapter, names, title), "", about.language)
         package.pages[path] = parse_page(package.files[path])  # type: ignore[arg-type]
         package.item(path, "application/xhtml+xml", f"chapter-{n}")
         etree.SubElement(opf[2], f"{{{OPF_NS}}}itemref", {"idref": f"chapter-{n}"})

@@ -1,0 +1,97 @@
+"""The sentences spoken found in a book's pages and given ids (``shared.text.epub_marks``), and
+the container a read-along EPUB is written as (``shared.text.read_along``)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from lxml import etree
+
+from shared.text.epub_marks import mark_sentences, parse_page
+from shared.text.read_along import Package, clock, write
+
+XHTML = "http://www.w3.org/1999/xhtml"
+
+
+def page(body: str) -> etree._Element:
+    return parse_page(
+        f'<html xmlns="{XHTML}" xmlns:epub="http://www.idpf.org/2007/ops"><head><title>t'
+        f"</title></head><body>{body}</body></html>".encode()
+    )
+
+
+def spans(root: etree._Element) -> dict[str, str]:
+    return {
+        e.get("id"): "".join(e.itertext())
+        for e in root.iter(f"{{{XHTML}}}span")
+        if (e.get("id") or "").startswith("lyre-")
+    }
+
+
+def test_each_sentence_gets_a_span_and_an_inline_element_across_a_cut_is_split():
+    root = page('<p>He said <em id="e" class="x">hi. Then</em> left. <a href="#n">Go</a>.</p>')
+    found = mark_sentences({"p.xhtml": root}, ["He said hi.", "Then left.", "Go."])
+    assert [place[1] for place in found.places] == ["lyre-s1", "lyre-s2", "lyre-s3"]
+    # a sentence's closing punctuation is taken where it is in the text its last letter is in
+    assert spans(root) == {"lyre-s1": "He said hi.", "lyre-s2": "Then left.", "lyre-s3": "Go"}
+    ems = list(root.iter(f"{{{XHTML}}}em"))
+    assert ["".join(e.itertext()) for e in ems] == ["hi.", " ", "Then"]
+    assert [e.get("id") for e in ems] == ["e", None, None]  # the id once, the class on each
+    assert all(e.get("class") == "x" for e in ems)
+    assert "".join(root.find(f".//{{{XHTML}}}p").itertext()) == "He said hi. Then left. Go."
+
+
+def test_what_is_not_read_is_passed_over_and_a_table_row_takes_the_rows_id():
+    root = page(
+        '<p>The keeper watched.<sup><a href="#fn1" epub:type="noteref">1</a></sup> Ships '
+        "passed.</p><pre>sudo lamp</pre><table><tr><td>20:00</td><td>Trim the wick</td></tr>"
+        '</table><aside epub:type="footnote" id="fn1">The keeper watched twice.</aside>'
+    )
+    said = ["The keeper watched.", "Ships passed.", "20:00, Trim the wick."]
+    found = mark_sentences({"p.xhtml": root}, said)
+    assert spans(root) == {"lyre-s1": "The keeper watched.", "lyre-s2": "Ships passed."}
+    row = root.find(f".//{{{XHTML}}}tr")
+    assert found.places[2] == ("p.xhtml", row.get("id"))
+
+
+def test_a_sentence_not_in_the_pages_is_left_without_a_place_and_the_next_is_found():
+    root = page('<p id="lyre-s1">A figure.</p><p>The next one. And more.</p>')
+    found = mark_sentences(
+        {"a.xhtml": root}, ["A figure.", "Alt text never written.", "The next one."]
+    )
+    assert found.places[1] is None
+    assert found.places[0] == ("a.xhtml", "lyre-s1x")  # not the id the page already had
+    assert found.places[2] == ("a.xhtml", "lyre-s3")
+
+
+def test_html_entities_and_a_page_that_is_not_well_formed_are_read():
+    root = parse_page(
+        f'<html xmlns="{XHTML}"><body><p>Caf&eacute;&nbsp;noir. <p>Two</p></body></html>'.encode()
+    )
+    found = mark_sentences({"m.xhtml": root}, ["Café noir.", "Two"])
+    assert all(found.places)
+    paragraphs = root.findall(f".//{{{XHTML}}}p")
+    assert len(paragraphs) == 2 and paragraphs[1].getparent().tag == f"{{{XHTML}}}body"
+
+
+def test_sentences_are_found_across_pages_in_reading_order():
+    one, two = page("<p>Same words.</p>"), page("<p>Other words. Same words.</p>")
+    found = mark_sentences({"1.xhtml": one, "2.xhtml": two}, ["Other words.", "Same words."])
+    assert [place[0] for place in found.places] == ["2.xhtml", "2.xhtml"]
+
+
+def test_the_container_starts_with_its_stored_mimetype_and_is_the_same_each_time(tmp_path: Path):
+    audio = tmp_path / "a.m4a"
+    audio.write_bytes(b"\0" * 5000)
+    made = []
+    for n in (1, 2):
+        opf = etree.fromstring(b'<package xmlns="http://www.idpf.org/2007/opf" version="3.0"/>')
+        package = Package("EPUB/package.opf", opf, {"EPUB/audio/a.m4a": audio})
+        write(package, tmp_path / f"{n}.epub")
+        made.append((tmp_path / f"{n}.epub").read_bytes())
+    assert made[0] == made[1]
+    first = zipfile.ZipFile(tmp_path / "1.epub").infolist()[0]
+    assert (first.filename, first.compress_type) == ("mimetype", zipfile.ZIP_STORED)
+    assert made[0][30:38] == b"mimetype" and made[0][38:58] == b"application/epub+zip"
+    assert clock(3725.5) == "1:02:05.500"
