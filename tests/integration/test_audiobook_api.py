@@ -5,6 +5,7 @@ version, lexicons, and bad books refused with nothing stored."""
 from __future__ import annotations
 
 import io
+import zipfile
 
 import httpx
 import mutagen.mp3
@@ -134,6 +135,31 @@ def test_a_redone_chapter_is_a_new_version_that_changes_only_that_chapter(
     assert "The harbour was calm again." in vtt and "Rain came down" not in vtt
     voices = {c.voice for c in _chunks(job["id"]) if c.chapter == 1}
     assert voices == {"leo"}
+
+
+def test_a_read_along_epub_is_an_output_kept_from_the_upload_and_made_again_on_a_redo(
+    client, auth, burst, tmp_path
+):
+    book = make_epub(tmp_path / "b.epub", three_chapter_book(), footnotes=True)
+    job = upload(client, auth, book, mastering='{"read_along": true}').json()
+    assert f"jobs/{job['id']}/source.epub" in objects(burst)  # the book, for its own pages
+    burst.drain()
+    done = get(client, auth, job["id"])
+    (epub,) = [o for o in done["outputs"] if o["kind"] == "read_along"]
+    assert epub["format"] == "epub" and epub["url"].split("?")[0].endswith("/v1/book.epub")
+    first = zipfile.ZipFile(io.BytesIO(httpx.get(epub["url"]).content))
+    overlays = sorted(n for n in first.namelist() if n.endswith(".smil"))
+    assert len(overlays) == 3 and first.read("mimetype") == b"application/epub+zip"
+    page = first.read("OEBPS/text/ch02.xhtml").decode()
+    assert 'id="lyre-s' in page and "Rain came down" in page
+    url = f"/v1/jobs/{job['id']}/chapters/2/regenerate"
+    assert client.post(url, headers=auth, json={"voice": "leo"}).status_code == 202
+    burst.drain()
+    again = get(client, auth, job["id"])
+    (epub,) = [o for o in again["outputs"] if o["kind"] == "read_along"]
+    assert epub["version"] == 2
+    second = zipfile.ZipFile(io.BytesIO(httpx.get(epub["url"]).content))
+    assert [second.read(n) != first.read(n) for n in overlays] == [False, True, False]
 
 
 def test_redo_errors_are_clear(client, auth, burst, tmp_path):

@@ -75,12 +75,15 @@ def test_submit_watch_and_redo_from_the_page(client, key, burst):
             "title": (None, "Two chapters"),
             "csrf": (None, csrf),
             "lexicon": (None, "farm = fahrm"),
+            "read_along": (None, "1"),
         },
         follow_redirects=False,
     )
     assert made.status_code == 303
     url = made.headers["location"]
     job_id = url.rsplit("/", 1)[-1]
+    with session_scope() as session:  # the box ticked: a read-along EPUB too
+        assert session.get(Job, job_id).mastering["read_along"] is True
     progress = client.get("/progress", params={"job": job_id}).json()["jobs"][0]
     assert progress["status"] == "queued" and [c["total"] for c in progress["chapters"]] == [2, 2]
     burst.drain()
