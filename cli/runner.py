@@ -28,6 +28,7 @@ from shared.farm.checked import chunk_wav
 from shared.farm.context import FarmContext
 from shared.farm.dispatch import dispatch
 from shared.farm.intake import InputRefused, Intake, enter_job
+from shared.farm.library import write_folder
 from shared.farm.outputs import chapter_progress
 from shared.farm.redo import ChunkNotFound, TextTooLong, redo_chunk
 from shared.farm.states import JobStatus
@@ -51,7 +52,8 @@ class Summary:
     audio_seconds: float
     wall_seconds: float
     warnings: list[str] = field(default_factory=list)
-    files: dict[str, Path] = field(default_factory=dict)  # output name -> where it lies
+    files: dict[str, Path] = field(default_factory=dict)  # output name -> where it lies (and
+    # "library": the book's folder in the library)
     chapters: list[dict[str, Any]] = field(default_factory=list)  # as the job's JSON has them
     resumed_chunks: int = 0  # done before this run
 
@@ -82,6 +84,7 @@ class SynthJob:
     output: Path  # the programme
     extras: Path | None = None  # a folder for the other files (chapters, captions); or none
     redo: ChunkRedo | None = None  # a chunk of the finished run in the work folder, again
+    library: Path | None = None  # a library's folder, to shelve the book in (Author/Title/)
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -209,6 +212,8 @@ class EmbeddedRunner:
             files = self._deliver(store, row, job.output, job.extras)
             if job.extras is not None:
                 files |= self._suspects(store, row, chapters, job.extras)
+            if job.library is not None:
+                files["library"] = write_folder(farm, row, job.library)
             return Summary(
                 self.engine_name,
                 row.chunks_total,

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.preview import print_preview
 from shared.audio.encode import FORMATS, AudioFormat
 from shared.audio.presets import PRESETS
 from shared.farm.seeds import SEED_LIMIT
@@ -64,6 +65,14 @@ def add_arguments(synth: argparse.ArgumentParser, engines: tuple[str, ...]) -> N
         action="store_true",
         help="also write OUTPUT's stem + .epub: the book's text with the narration, sentence "
         "by sentence (EPUB 3 Media Overlays; an EPUB's own pages)",
+    )
+    synth.add_argument(
+        "--library",
+        type=Path,
+        metavar="DIR",
+        help="also shelve the book in the library folder DIR as library servers (audiobookshelf) "
+        "read it: DIR/Author/Title/ with the audio, cover, metadata.json, metadata.opf, "
+        "desc.txt and reader.txt",
     )
     synth.add_argument(
         "--redo-chunk",
@@ -146,7 +155,7 @@ def read_lexicon(path: Path | None) -> dict[str, str]:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     taken = take_in_args(settings, args)
     if args.dry_run:
-        print_preview(taken, args.json)
+        print_preview(taken.preview(), args.json)
         for warning in taken.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         return 0
@@ -162,7 +171,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         try:
             chunks = len(taken.chunked.spans)
             with tqdm(total=chunks, unit="chunk", desc="synth", file=sys.stderr) as bar:
-                job = SynthJob(taken, args.output, Path(extras), redo)
+                job = SynthJob(taken, args.output, Path(extras), redo, args.library)
                 summary = runner.run(job, on_chunk=lambda _: bar.update())
         except RedoRefused as exc:
             raise UsageError(f"--redo-chunk {args.redo_chunk}: {exc}") from None
@@ -201,6 +210,8 @@ def take_in_args(settings: Settings, args: argparse.Namespace) -> Intake:
         fmt = output_format(args.output, args.format, args.preset)
         if not args.output.parent.is_dir():
             raise UsageError(f"{args.output.parent}: no such directory")
+        if args.library is not None and not args.library.is_dir():
+            raise UsageError(f"--library {args.library}: no such directory")
     submission = Submission(
         data=read_input(args.input, settings.farm.max_upload_bytes),
         filename=args.input,
@@ -219,27 +230,6 @@ def take_in_args(settings: Settings, args: argparse.Namespace) -> Intake:
         return take_in(settings, submission)
     except InputRefused as exc:
         raise UsageError(f"{args.input}: {exc}") from None
-
-
-def print_preview(taken: Intake, as_json: bool) -> None:
-    """Each chunk's text as the engine would be asked to say it, a line each; or, as JSON, with
-    its chapter (from 1), voice and the author's words."""
-    for line in taken.preview():
-        if not as_json:
-            print(line.said)
-            continue
-        shown = {
-            "chunk": line.index,
-            "chapter": line.chapter + 1,
-            "chapter_title": line.chapter_title,
-            "voice": line.voice,
-            "said": line.said,
-            "written": line.written,
-            "pause_s": line.pause_s,
-            "rate": line.rate,
-            "marks": list(line.marks),
-        }
-        print(json.dumps(shown, ensure_ascii=False))
 
 
 def _keep(files: dict[str, Path], args: argparse.Namespace, chapters: bool) -> None:
@@ -282,6 +272,8 @@ def _report(summary: Any, args: argparse.Namespace) -> None:
                 f"{suspect['chunk']}",
                 file=sys.stderr,
             )
+    if "library" in summary.files:
+        print(f"shelved in {summary.files['library']}")
     minutes, seconds = divmod(summary.audio_seconds, 60)
     print(
         f"wrote {args.output}: {summary.chunks} chunks, {len(summary.chapters)} chapters, "

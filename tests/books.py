@@ -241,9 +241,14 @@ def make_epub(
     break_spine: bool = False,
     no_spine: bool = False,
     malformed: bool = False,
+    description: str | None = None,
+    publisher: str | None = None,
 ) -> Path:
     """Write an EPUB 3 (or 2) book of these chapters to ``path``, with the asked-for quirks."""
     book = _Book(version)
+    for name, value in (("description", description), ("publisher", publisher)):
+        if value:
+            book.meta.append(f"<dc:{name}>{escape(value)}</dc:{name}>")
     _front_matter(book, cover, copyright_page)
     _text(book, chapters, title, footnotes, malformed)
     if break_spine:  # in the manifest and the spine, but not in the zip

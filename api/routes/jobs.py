@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -215,6 +215,23 @@ def job_audio(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> RedirectRe
     with farm.sessions() as session:
         job = jobs.get_job(tenant, job_id, session=session)
     return RedirectResponse(jobs.audio_url(farm, job), status_code=307)
+
+
+@router.get(
+    "/jobs/{job_id}/library.zip",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The book as a library server shelves it: Author/Title/ with the "
+            "audio, the cover, the read-along EPUB if made, metadata.json, metadata.opf, "
+            "desc.txt and reader.txt (a zip, streamed from the object store)",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **responses(*OF_A_JOB, AudioNotReady, FilesExpired),
+    },
+)
+def job_library(job_id: uuid.UUID, farm: FarmDep, tenant: TenantDep) -> StreamingResponse:
+    return jobs.library_zip(farm, tenant, job_id)
 
 
 @router.get(

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
+from fastapi.responses import StreamingResponse
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,6 +38,7 @@ from shared.farm.checked import chunk_wav
 from shared.farm.context import FarmContext
 from shared.farm.intake import Submission, enter_job, take_in
 from shared.farm.jobs import cancel_job, job_json, output_url
+from shared.farm.library import folder_name, zip_pieces
 from shared.farm.limits import DailyLimitReached, limits_for
 from shared.farm.outputs import chapter_progress
 from shared.farm.redo import redo_chapter, redo_chunk
@@ -218,11 +221,30 @@ def jobs_out(farm: FarmContext, found: list[Job], session: Session | None = None
 
 
 def audio_url(farm: FarmContext, job: Job) -> str:
+    check_files(job)
+    return output_url(farm, job)  # the programme of the current outputs
+
+
+def library_zip(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID) -> StreamingResponse:
+    """The job's files as a library's folder, a zip streamed from the object store."""
+    with farm.sessions() as session:
+        job = get_job(tenant, job_id, session=session)
+        check_files(job)
+        session.expunge(job)
+    name = quote(folder_name(job.title, f"Lyre {str(job.id)[:8]}"))
+    return StreamingResponse(
+        zip_pieces(farm, job),
+        media_type="application/zip",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}.zip"},
+    )
+
+
+def check_files(job: Job) -> None:
+    """Refuse a job whose files are gone, or not made yet."""
     if job.expired_at:
         raise FilesExpired(f"the job's files were removed on {job.expired_at:%Y-%m-%d}")
     if not job.outputs:  # a job being redone still has its previous version's files
         raise AudioNotReady(f"the job is {job.status}; audio exists once it has succeeded")
-    return output_url(farm, job)  # the programme of the current outputs
 
 
 # A page's end as the API hands it out: the last job's created_at in microseconds since the

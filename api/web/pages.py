@@ -222,6 +222,17 @@ def chunk_audio(job_id: str, index: int, farm: FarmDep, signed: SignedDep) -> Re
     return Response(audio, media_type="audio/wav")
 
 
+@router.get("/jobs/{job_id}/library.zip")
+def library_zip(job_id: str, farm: FarmDep, signed: SignedDep) -> Response:
+    """The book for a library server's folder (as ``GET /v1/jobs/{id}/library.zip``)."""
+    if signed is None:
+        return see("/")
+    try:
+        return jobs.library_zip(farm, signed.tenant, job_uuid(job_id))
+    except ApiError as exc:
+        return Response(exc.detail, exc.status_code, media_type="text/plain")
+
+
 def job_uuid(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)

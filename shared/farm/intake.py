@@ -194,7 +194,7 @@ def take_in(
         language=document.language,
         lexicon=lexicon,
         webhook_url=submission.webhook_url,
-        metadata=dict(submission.metadata),
+        metadata={**dict(document.about), **submission.metadata},  # the client's first
         priority=submission.priority,
         interactive=submission.interactive,
         seed=submission.seed,

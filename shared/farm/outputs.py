@@ -52,13 +52,28 @@ def chapter_tags(job: Job, title: str, chapter: int, total: int) -> dict[str, st
 
 
 def book_tags(job: Job) -> dict[str, str]:
+    """The book's tags, as library servers read them (audiobookshelf: album the title, artist
+    the author, composer the narrator, comment the description)."""
+    metadata = job.metadata_ or {}
     return {
         "title": job.title or "",
         "album": job.title or "",
         "artist": job.author or "",
+        "album_artist": job.author or "",
+        "composer": narrator(job),
         "genre": "Audiobook",
         "language": job.language or "",
+        "publisher": str(metadata.get("publisher") or ""),
+        "comment": " ".join(_MARKUP.sub(" ", str(metadata.get("description") or "")).split()),
     }
+
+
+def narrator(job: Job) -> str:
+    """Who reads the book: the voice."""
+    return f"{job.voice.capitalize()} (Lyre)"
+
+
+_MARKUP = re.compile(r"<[^>]+>")
 
 
 _TAG = re.compile(r"<[A-Za-z_]+>")

@@ -17,7 +17,7 @@ from shared.audio.programme import Part, lay_out
 from shared.farm.book_join import Book
 from shared.farm.chapter_stitch import segment_key
 from shared.farm.context import FarmContext
-from shared.farm.outputs import cues_by_part
+from shared.farm.outputs import cues_by_part, narrator
 from shared.infra.storage import source_key
 from shared.text.chunking import Boundary
 from shared.text.read_along import About, Clip, Narrated, narrate, write
@@ -40,7 +40,7 @@ def make_read_along(
         title=job.title or "Untitled",
         author=job.author,
         language=job.language or "en",
-        narrator=f"{job.voice.capitalize()} (Lyre)",
+        narrator=narrator(job),
         modified=job.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     source = folder / "source.epub"

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from shared.infra.settings import StorageSettings
+
+PIECE = 2**20  # what a streamed read hands on at a time
 
 # --- keys -------------------------------------------------------------------------------------
 
@@ -72,6 +75,10 @@ class ObjectStore(Protocol):
         """Whether there was such an object, written to ``path``."""
         ...
 
+    def read_pieces(self, key: str) -> Iterator[bytes]:
+        """The object's bytes a piece (``PIECE``) at a time: a download streamed on."""
+        ...
+
     def presign(self, key: str, filename: str) -> str: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def delete_keys(self, keys: list[str]) -> None: ...
@@ -112,6 +119,11 @@ class LocalStore:
             return False
         shutil.copyfile(self.path(key), path)
         return True
+
+    def read_pieces(self, key: str) -> Iterator[bytes]:
+        with self.path(key).open("rb") as file:
+            while piece := file.read(PIECE):
+                yield piece
 
     def presign(self, key: str, filename: str) -> str:
         return self.path(key).resolve().as_uri()
@@ -190,6 +202,13 @@ class S3Store:
                 return False
             raise
         return True
+
+    def read_pieces(self, key: str) -> Iterator[bytes]:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(PIECE)
+        finally:
+            body.close()
 
     def presign(self, key: str, filename: str) -> str:
         """A download URL on the public endpoint (signing needs no request to it)."""

@@ -41,6 +41,7 @@ class Document:
     cover: Cover | None = None
     warnings: tuple[str, ...] = ()  # what was read otherwise than written (a malformed page)
     controls: tuple[Control, ...] = ()  # SSML's breaks, rates and marks, by their markers
+    about: tuple[tuple[str, str], ...] = ()  # an EPUB's description and publisher
 
 
 def read_document(
@@ -119,6 +120,7 @@ def from_book(kind: Kind, book: Book) -> Document:
         language=book.language,
         cover=book.cover,
         warnings=tuple(book.warnings),
+        about=tuple(book.about.items()),
     )
 
 

@@ -52,6 +52,7 @@ class Book:
     language: str | None = None
     cover: Cover | None = None
     warnings: list[str] = field(default_factory=list)  # what was read otherwise than written
+    about: dict[str, str] = field(default_factory=dict)  # its description and publisher
 
 
 def is_epub(data: bytes) -> bool:
@@ -87,6 +88,7 @@ def read_epub(data: bytes, max_unpacked: int) -> Book:
         _dc(package, "language"),
         _cover(archive, package, manifest),
         archive.warnings + left_out_warnings(left_out),
+        {k: v for k in ("description", "publisher") if (v := _dc(package, k))},
     )
 
 

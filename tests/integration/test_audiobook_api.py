@@ -5,6 +5,7 @@ version, lexicons, and bad books refused with nothing stored."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import httpx
@@ -160,6 +161,49 @@ def test_a_read_along_epub_is_an_output_kept_from_the_upload_and_made_again_on_a
     assert epub["version"] == 2
     second = zipfile.ZipFile(io.BytesIO(httpx.get(epub["url"]).content))
     assert [second.read(n) != first.read(n) for n in overlays] == [False, True, False]
+
+
+def test_the_library_zip_is_streamed_from_the_store_laid_out_for_a_library(
+    client, auth, burst, tmp_path
+):
+    book = make_epub(
+        tmp_path / "b.epub", three_chapter_book(), title="Harbour Lights", description="Ships."
+    )
+    job = upload(client, auth, book, mastering='{"read_along": true}', format="m4b").json()
+    url = f"/v1/jobs/{job['id']}/library.zip"
+    early = client.get(url, headers=auth)
+    assert early.status_code == 409 and "succeeded" in early.json()["detail"]
+    burst.drain()
+    with client.stream("GET", url, headers=auth) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/zip"
+        assert "content-length" not in response.headers  # streamed as it is read
+        assert "Harbour%20Lights.zip" in response.headers["content-disposition"]
+        data = b"".join(response.iter_bytes())
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.testzip() is None
+    at = "Ada Writer/Harbour Lights/"
+    assert sorted(archive.namelist()) == sorted(
+        f"{at}{name}"
+        for name in (
+            "Harbour Lights.m4b",
+            "Harbour Lights.epub",
+            "metadata.json",
+            "metadata.opf",
+            "desc.txt",
+            "reader.txt",
+        )
+    )
+    outputs = {o["kind"]: o for o in get(client, auth, job["id"])["outputs"]}
+    assert archive.read(f"{at}Harbour Lights.m4b") == httpx.get(outputs["programme"]["url"]).content
+    assert (
+        archive.read(f"{at}Harbour Lights.epub") == httpx.get(outputs["read_along"]["url"]).content
+    )
+    about = json.loads(archive.read(f"{at}metadata.json"))
+    assert [c["title"] for c in about["chapters"]] == TITLES and about["description"] == "Ships."
+    assert archive.read(f"{at}desc.txt") == b"Ships."
+    other = client.get(url, headers=key_for("someone-else"))
+    assert other.status_code == 404
 
 
 def test_redo_errors_are_clear(client, auth, burst, tmp_path):
