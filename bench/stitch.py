@@ -1,6 +1,6 @@
 """The stitch stages on a 10-hour book of 20 chapters: peak memory and speed.
 
-    python bench/stitch.py [--hours 10] [--format mp3] [--workers 2]
+    python bench/stitch.py [--hours 10] [--format mp3] [--workers 2] [--read-along]
 
 Builds a job whose chunks are all decoded (SQLite and a local object store, as embedded mode
 uses), then runs the real stitch stages in child processes: every chapter's file and its
@@ -63,7 +63,7 @@ def speech_like(seconds: float, seed: int) -> np.ndarray:
     return (0.2 * envelope * rng.standard_normal(n)).astype(np.float32)
 
 
-def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
+def build_job(root: Path, hours: float, fmt: str, read_along: bool) -> tuple[str, uuid.UUID]:
     url = f"sqlite:///{root / 'lyre.db'}"
     migrate(url)
     store = LocalStore(root)
@@ -85,7 +85,7 @@ def build_job(root: Path, hours: float, fmt: str) -> tuple[str, uuid.UUID]:
                 status=JobStatus.RUNNING,
                 voice="tara",
                 format=fmt,
-                mastering=Mastering(format=fmt).model_dump(),
+                mastering=Mastering(format=fmt, read_along=read_along).model_dump(),
                 engine="bench",
                 chunks_total=count,
                 chunks_done=count,
@@ -185,6 +185,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=10.0)
     parser.add_argument("--format", default="mp3")
     parser.add_argument("--workers", type=int, default=2, help="chapter stitches at once")
+    parser.add_argument(
+        "--read-along", action="store_true", help="the book's stitch makes a read-along EPUB too"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -197,7 +200,7 @@ def main() -> None:
     count = int(args.hours * 3600 / CHUNK_S)
     chapters = -(-count // CHAPTER_CHUNKS)
     with tempfile.TemporaryDirectory(prefix="lyre-bench-") as tmp:
-        url, job_id = build_job(Path(tmp), args.hours, args.format)
+        url, job_id = build_job(Path(tmp), args.hours, args.format, args.read_along)
         common = (url, str(job_id), tmp)
         started = time.perf_counter()
         workers = range(args.workers)
@@ -226,6 +229,7 @@ def main() -> None:
         f"{args.hours:g} h programme ({count} chunks, {chapters} chapters) -> {args.format}: "
         f"job {status}, {audio / 3600:.2f} h of audio, "
         f"{sizes.get('programme', 0) / 2**20:.0f} MiB, M4B {sizes.get('m4b', 0) / 2**20:.0f} MiB"
+        + (f", EPUB {sizes['read_along'] / 2**20:.0f} MiB" if "read_along" in sizes else "")
     )
     print(
         f"every chapter's file and segments, {args.workers} at once: {chapters_wall:.1f} s = "

@@ -10,6 +10,7 @@ in the programme's time. The text is the submitted EPUB's where there was one.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shared.audio import SAMPLE_RATE
@@ -23,6 +24,7 @@ from shared.text.chunking import Boundary
 from shared.text.read_along import About, Clip, Narrated, narrate, write
 from shared.text.read_along_books import from_epub, from_text
 
+DOWNLOADS = 4  # segments downloaded at once: a 10-hour book has hundreds, each a GET
 PARAGRAPHS = {Boundary.START, Boundary.PARAGRAPH, Boundary.SPEAKER, Boundary.CHAPTER}
 
 
@@ -59,12 +61,13 @@ def make_read_along(
 
 def _chapters(farm: FarmContext, book: Book, folder: Path, m4b: Path) -> list[Narrated] | None:
     """Each chapter with its own segment as its audio, or None if one has none."""
-    narrated = []
-    for chapter in book.chapters:
-        audio = folder / f"read-along-{chapter.index + 1:03d}.m4a"
-        key = segment_key(book.job.id, chapter.version, chapter.index, "m4b")
-        if not farm.store.download_file(key, audio):
+    audio = [folder / f"read-along-{c.index + 1:03d}.m4a" for c in book.chapters]
+    keys = [segment_key(book.job.id, c.version, c.index, "m4b") for c in book.chapters]
+    with ThreadPoolExecutor(DOWNLOADS, "lyre-read-along") as pool:
+        if not all(pool.map(farm.store.download_file, keys, audio)):
             return None
+    narrated = []
+    for chapter, path in zip(book.chapters, audio, strict=True):
         parts = [p for p in book.parts if p.chapter == chapter.index]
         layout = lay_out(parts, [], farm.settings.audio, book.mastering)
         begin = (
@@ -77,7 +80,7 @@ def _chapters(farm: FarmContext, book: Book, folder: Path, m4b: Path) -> list[Na
             for part, cues in cues_by_part(parts, layout)
             for k, cue in enumerate(cues)
         ]
-        narrated.append(Narrated(chapter.title, audio, clips))
+        narrated.append(Narrated(chapter.title, path, clips))
     return narrated
 
 
