@@ -35,6 +35,7 @@ from tests.books import Chapter, make_epub
 
 CHARS_PER_S = 15.0
 BYTES_PER_S = 8000  # 64 kbps
+MODIFIED = "2026-01-01T00:00:00Z"
 
 
 def main() -> None:
