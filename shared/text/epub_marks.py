@@ -149,10 +149,15 @@ def mark_sentences(pages: dict[str, etree._Element], sentences: list[str]) -> Fo
         at = letters.find(wanted, cursor, cursor + WINDOW + len(wanted)) if wanted else -1
         if at < 0:
             continue
-        first, start, _ = stream.where[at]
-        last, end, _ = stream.where[at + len(wanted) - 1]
-        ranges.append((n, first, _widen_back(first.value, start), last, _widen(last.value, end)))
         cursor = at + len(wanted)
+        first, start, page = stream.where[at]
+        last, end, last_page = stream.where[at + len(wanted) - 1]
+        if page != last_page:  # a sentence cut by the end of a page: no one element holds it
+            continue
+        start = _widen_back(first.value, start)
+        if ranges and ranges[-1][3].where == first.where:  # not into the sentence before
+            start = max(start, ranges[-1][4])
+        ranges.append((n, first, start, last, _widen(last.value, end)))
     found = Found([None] * len(sentences))
     page_of = {id(text): page for text, _, page in stream.where}
     by_block: dict[etree._Element, list[Range]] = {}

@@ -25,6 +25,7 @@ import webvtt
 from shared.audio import SAMPLE_RATE
 from shared.audio.segments import chapter_start
 from tests.books import Chapter, make_epub, three_chapter_book
+from tests.read_along import covered, overlays
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +80,9 @@ def audiobook(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("audiobook")
     cover = jpeg()
     book = make_epub(tmp / "book.epub", three_chapter_book(), cover=cover, footnotes=True)
-    lyre_synth(tmp, str(book), "-o", str(tmp / "book.m4b"), "--chapters", "--captions")
+    lyre_synth(
+        tmp, str(book), "-o", str(tmp / "book.m4b"), "--chapters", "--captions", "--read-along"
+    )
     return tmp, cover
 
 
@@ -109,6 +112,15 @@ def test_the_m4b_has_the_books_chapters_at_their_times_tags_and_cover(audiobook)
     assert [
         mutagen.mp3.MP3(tmp / f"book-chapters/chapter-00{n}.mp3").info.length for n in (1, 2, 3)
     ] == pytest.approx(lengths, abs=0.1)
+
+
+def test_the_read_along_book_pairs_every_sentence_with_its_clip(audiobook):
+    """Every ``par`` of the overlays points at an id of its page and a clip inside its
+    chapter's audio, in reading order; the captions' sentences are all there."""
+    tmp, _ = audiobook
+    read, _ = overlays(tmp / "book.epub")
+    assert covered(tmp / "book.vtt", read) >= 0.99
+    assert read[0] == TITLES[0] and not any("footnote" in text.casefold() for text in read)
 
 
 def test_each_chapter_file_is_tagged_for_an_album(audiobook):

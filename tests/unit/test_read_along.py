@@ -95,3 +95,12 @@ def test_the_container_starts_with_its_stored_mimetype_and_is_the_same_each_time
     assert (first.filename, first.compress_type) == ("mimetype", zipfile.ZIP_STORED)
     assert made[0][30:38] == b"mimetype" and made[0][38:58] == b"application/epub+zip"
     assert clock(3725.5) == "1:02:05.500"
+
+
+def test_sentences_that_touch_do_not_overlap_and_one_across_pages_is_left():
+    root = page('<p>"Go," he said."Yes." Then the page</p>')
+    two = page("<p>ended. Last words.</p>")
+    said = ['"Go," he said.', '"Yes."', "Then the page ended.", "Last words."]
+    found = mark_sentences({"a.xhtml": root, "b.xhtml": two}, said)
+    assert spans(root) == {"lyre-s1": '"Go," he said."', "lyre-s2": 'Yes."'}
+    assert found.places[2] is None and found.places[3] == ("b.xhtml", "lyre-s4")
