@@ -9,6 +9,7 @@ a folder (``lyre synth --library DIR``).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
@@ -18,10 +19,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import av
+
 from shared.audio import SAMPLE_RATE
 from shared.farm.context import FarmContext
 from shared.farm.outputs import book_tags, narrator
 from shared.infra.models import Job
+from shared.infra.storage import ObjectStore
 
 # The formats whose files carry the book's chapters (WAV has none: the M4B goes instead)
 CHAPTERED = ("m4b", "mp3", "flac", "opus")
@@ -45,7 +49,7 @@ def folder_name(text: str | None, otherwise: str) -> str:
     return " ".join(name.split())[:120] or otherwise
 
 
-def shelf(job: Job) -> list[Shelved]:
+def shelf(job: Job, store: ObjectStore) -> list[Shelved]:
     """What goes on the shelf for ``job`` (succeeded), in the order a listing shows it."""
     author = folder_name(job.author, "Unknown Author")
     title = folder_name(job.title, f"Lyre {str(job.id)[:8]}")
@@ -55,8 +59,10 @@ def shelf(job: Job) -> list[Shelved]:
     if audio["format"] not in CHAPTERED:
         audio = outputs["m4b"]
     files = [Shelved(f"{at}{title}.{audio['format']}", key=audio["key"])]
-    if job.cover_key:
-        files.append(Shelved(f"{at}cover.{job.cover_key.rsplit('.', 1)[-1]}", key=job.cover_key))
+    if job.cover_key and job.cover_key.endswith((".jpg", ".jpeg")):
+        files.append(Shelved(f"{at}cover.jpg", key=job.cover_key))
+    elif job.cover_key:  # a PNG, GIF or WebP cover, as the JPEG the layout names
+        files.append(Shelved(f"{at}cover.jpg", data=as_jpeg(store.get_bytes(job.cover_key))))
     if "read_along" in outputs:
         files.append(Shelved(f"{at}{title}.epub", key=outputs["read_along"]["key"]))
     about = sidecar(job)
@@ -66,6 +72,19 @@ def shelf(job: Job) -> list[Shelved]:
         files.append(Shelved(f"{at}desc.txt", data=about["description"].encode()))
     files.append(Shelved(f"{at}reader.txt", data=about["narrators"][0].encode()))
     return files
+
+
+def as_jpeg(image: bytes) -> bytes:
+    """An image (PNG, GIF, WebP) as a JPEG of its size, through FFmpeg (PyAV)."""
+    with av.open(io.BytesIO(image)) as source:
+        frame = next(source.decode(video=0)).reformat(format="yuvj444p")
+    out = io.BytesIO()
+    with av.open(out, "w", format="mjpeg") as target:
+        stream = target.add_stream("mjpeg")
+        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuvj444p"
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            target.mux(packet)
+    return out.getvalue()
 
 
 def sidecar(job: Job) -> dict[str, Any]:
@@ -120,14 +139,15 @@ def opf(about: dict[str, Any], identifier: str) -> bytes:
 
 def write_folder(farm: FarmContext, job: Job, root: Path) -> Path:
     """The book's folder under ``root``; where it is."""
-    for item in shelf(job):
+    files = shelf(job, farm.store)
+    for item in files:
         path = root / item.path
         path.parent.mkdir(parents=True, exist_ok=True)
         if item.key is not None:
             farm.store.download_file(item.key, path)
         else:
             path.write_bytes(item.data or b"")
-    return root / shelf(job)[0].path.rsplit("/", 1)[0]
+    return (root / files[0].path).parent
 
 
 class _Pipe:
@@ -161,7 +181,7 @@ def zip_pieces(farm: FarmContext, job: Job) -> Iterator[bytes]:
     images are compressed already), each object read from the store as it is written."""
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", zipfile.ZIP_STORED) as archive:
-        for item in shelf(job):
+        for item in shelf(job, farm.store):
             info = zipfile.ZipInfo(item.path, ZIP_TIME)
             if item.key is None:
                 info.compress_type = zipfile.ZIP_DEFLATED

@@ -7,8 +7,10 @@ import io
 import json
 import uuid
 import zipfile
+from pathlib import Path
 from types import SimpleNamespace
 
+import av
 import numpy as np
 
 from shared.farm.library import folder_name, zip_pieces
@@ -27,7 +29,8 @@ def test_the_zip_is_handed_on_a_piece_at_a_time(tmp_path):
     store = LocalStore(tmp_path)
     audio = np.random.default_rng(1).integers(0, 256, 9 * PIECE + 123, np.uint8).tobytes()
     store.put_bytes("jobs/j/v1/book.m4b", audio)
-    store.put_bytes("jobs/j/cover.png", b"\x89PNG cover")
+    png = (Path(__file__).parents[1] / "fixtures/epubs/src/cover.png").read_bytes()
+    store.put_bytes("jobs/j/cover.png", png)
     job = Job(
         id=uuid.uuid4(),
         title="Harbour Lights",
@@ -52,7 +55,7 @@ def test_the_zip_is_handed_on_a_piece_at_a_time(tmp_path):
         f"{at}{name}"
         for name in (
             "Harbour Lights.m4b",
-            "cover.png",
+            "cover.jpg",
             "metadata.json",
             "metadata.opf",
             "desc.txt",
@@ -60,6 +63,10 @@ def test_the_zip_is_handed_on_a_piece_at_a_time(tmp_path):
         )
     ]
     assert archive.read(f"{at}Harbour Lights.m4b") == audio and archive.testzip() is None
+    with av.open(io.BytesIO(archive.read(f"{at}cover.jpg"))) as cover:  # the PNG, as a JPEG
+        frame = next(cover.decode(video=0))
+        assert cover.streams.video[0].codec_context.name == "mjpeg"
+        assert (frame.width, frame.height) == (6, 8)
     about = json.loads(archive.read(f"{at}metadata.json"))
     assert about["chapters"] == [
         {"id": 0, "start": 0.0, "end": 31.5, "title": "One"},
