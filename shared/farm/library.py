@@ -76,7 +76,7 @@ def shelf(job: Job, store: ObjectStore) -> list[Shelved]:
 
 def as_jpeg(image: bytes) -> bytes:
     """An image (PNG, GIF, WebP) as a JPEG of its size, through FFmpeg (PyAV)."""
-    with av.open(io.BytesIO(image)) as source:
+    with av.open(io.BytesIO(image), "r") as source:
         frame = next(source.decode(video=0)).reformat(format="yuvj444p")
     out = io.BytesIO()
     with av.open(out, "w", format="mjpeg") as target:
