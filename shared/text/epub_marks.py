@@ -30,9 +30,8 @@ def parse_page(data: bytes) -> etree._Element:
     """A page as lxml's tree, HTML's named entities as characters; a page that is not
     well-formed is read as HTML (as the reading of the book did) and given XHTML's namespace."""
     data = _ENTITY.sub(_numeric, data)
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        return etree.fromstring(data, parser)
+        return etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError:
         return _paragraphs_closed(_copied(parse_html_tree(data.decode("utf-8", "replace")), None))
 
@@ -48,6 +47,12 @@ def _copied(element: Element, parent: etree._Element | None) -> etree._Element:
     for child in element:
         _copied(child, made)
     return made
+
+
+def safe_parser() -> etree.XMLParser:
+    """A parser that expands no entity and loads no DTD, here or from the network; a new one
+    for each document, so that no parser is ever used by two threads at once."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 def _paragraphs_closed(root: etree._Element) -> etree._Element:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +28,6 @@ ACTIVE_CLASS = "lyre-active"  # the sentence being read, as reading systems mark
 CSS = f".{ACTIVE_CLASS} {{ background-color: #fde68a; color: inherit; }}\n"
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # every entry's: the same book, the same bytes
 STORED = (".m4a", ".mp3", ".png", ".jpg", ".jpeg", ".gif", ".webp")  # compressed already
-SAFE = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,7 @@ def _link_css(page: etree._Element, href: str) -> None:
         etree.SubElement(head, f"{{{ns}}}link" if ns else "link", link)
 
 
-def write(package: Package, out: Path, reader: Callable[[str], bytes] | None = None) -> None:
+def write(package: Package, out: Path) -> None:
     """The container: ``mimetype`` first and stored, then every file in order (the pages as
     rewritten, the package document), media stored, the rest deflated."""
     for path, page in package.pages.items():

@@ -11,10 +11,10 @@ from lxml import etree
 
 from shared.text.epub import manifest_of, package_path
 from shared.text.epub_archive import Archive
-from shared.text.epub_marks import Found, local, mark_sentences, parse_page
+from shared.text.epub_marks import Found, local, mark_sentences, parse_page, safe_parser
 from shared.text.epub_pages import read_pages
 from shared.text.epub_toc import Entry, contents
-from shared.text.read_along import DC_NS, OPF_NS, SAFE, About, Narrated, Package
+from shared.text.read_along import DC_NS, OPF_NS, About, Narrated, Package
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 NCX_NS = "http://www.daisy.org/z3986/2005/ncx/"
@@ -32,7 +32,7 @@ def from_epub(data: bytes, sentences: list[str], max_unpacked: int) -> Package:
     spine = et_package.find(f"{{{OPF_NS}}}spine")
     assert spine is not None  # the book was read at submission
     read = read_pages(archive, manifest, spine, toc.skipped)
-    package = Package(opf_path, etree.fromstring(archive.read(opf_path), SAFE))
+    package = Package(opf_path, etree.fromstring(archive.read(opf_path), safe_parser()))
     for name in sorted(archive.names, key=lambda n: (n != "META-INF/container.xml", n)):
         if name not in ("mimetype", opf_path) and not name.endswith("/"):
             package.files[name] = archive.read(name)
@@ -91,7 +91,7 @@ def _uid_in_ncx(package: Package) -> None:
         if item.get("media-type") != "application/x-dtbncx+xml" or uid is None:
             continue
         path = posixpath.normpath(posixpath.join(package.folder, item.get("href", "")))
-        ncx = etree.fromstring(package.files[path], SAFE)  # type: ignore[arg-type]
+        ncx = etree.fromstring(package.files[path], safe_parser())  # type: ignore[arg-type]
         for meta in ncx.iter(f"{{{NCX_NS}}}meta"):
             if meta.get("name") == "dtb:uid":
                 meta.set("content", (uid.text or "").strip())

@@ -4,7 +4,9 @@ and the offline /docs."""
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -92,6 +94,12 @@ def test_submit_watch_and_redo_from_the_page(client, key, burst):
         page.status_code == 200 and "Play chapter 2" in page.text and "Redo chapter 1" in page.text
     )
     assert "This is a test of the farm." in page.text  # the text as written, for the redo form
+    assert "Read-along book (EPUB)" in page.text  # the box ticked: the EPUB is a file of the job
+    shelf = client.get(f"/jobs/{job_id}/library.zip")  # the page's link: the session's tenant
+    assert shelf.status_code == 200 and shelf.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(shelf.content)).namelist()
+    assert "Unknown Author/Two chapters/Two chapters.mp3" in names
+    assert "Unknown Author/Two chapters/Two chapters.epub" in names
     stream = client.get("/live", params={"job": job_id})
     assert stream.headers["content-type"].startswith("text/event-stream")
     assert '"status": "succeeded"' in stream.text and "event: end" in stream.text
