@@ -91,6 +91,10 @@ class Output(BaseModel):
     chapter: int | None = Field(default=None, description="The chapter's number, from 1")
     title: str | None = None
     start_s: float | None = None
+    coverage: float | None = Field(
+        default=None,
+        description="read_along: the share of the spoken text (by characters) that has a clip",
+    )
 
 
 class SuspectOut(BaseModel):

@@ -6,7 +6,6 @@ that no output of the new one uses are removed.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -35,8 +34,6 @@ from shared.farm.states import JobStatus
 from shared.farm.transitions import move_job
 from shared.infra.models import Chapter, Job
 from shared.infra.storage import output_key
-
-log = logging.getLogger(__name__)
 
 
 def stitch_job(farm: FarmContext, job_id: uuid.UUID) -> bool:
@@ -75,6 +72,12 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
         with cost.total.counting():
             book = Book(job, chapters, parts, layout, mastering, cover)
             files = _encode_all(farm, lease, book, checks, Path(tmp), cost, joined)
+            said: dict[str, dict[str, Any]] = {}  # more of a file, in its listing
+            if mastering.read_along:
+                m4b = next(path for _, f, path in files if f == "m4b")
+                epub, coverage = make_read_along(farm, book, Path(tmp), m4b, joined)
+                files.append(("read_along", "epub", epub))
+                said["read_along"] = {"coverage": round(coverage, 4)}
         lease.renew()  # still ours: the files go where a later holder's would
         for kind, fmt, path in files:
             cost.stored += path.stat().st_size
@@ -83,7 +86,9 @@ def _make_book(farm: FarmContext, lease: Lease, job_id: uuid.UUID, version: int)
                 ENCODINGS[fmt].content_type if fmt in ENCODINGS else outputs.CONTENT_TYPES[fmt]
             )
             farm.store.upload_file(key, path, content_type)
-            made.append({"kind": kind, "format": fmt, "key": key, "version": version})
+            made.append(
+                {"kind": kind, "format": fmt, "key": key, "version": version, **said.get(kind, {})}
+            )
     one = not joined
     for chapter, mark in zip(chapters, layout.marks, strict=False):
         made.append(
@@ -181,13 +186,6 @@ def _encode_all(
                 name.split(".")[1],
                 folder / name,
             )
-        )
-    if book.mastering.read_along:
-        made = next(path for _, f, path in files if f == "m4b")
-        epub, coverage = make_read_along(farm, book, folder, made, joined)
-        files.append(("read_along", "epub", epub))
-        log.info(
-            "read-along EPUB of job %s: %.1f %% of the text has a clip", job.id, coverage * 100
         )
     return files
 

@@ -148,6 +148,7 @@ def test_a_read_along_epub_is_an_output_kept_from_the_upload_and_made_again_on_a
     done = get(client, auth, job["id"])
     (epub,) = [o for o in done["outputs"] if o["kind"] == "read_along"]
     assert epub["format"] == "epub" and epub["url"].split("?")[0].endswith("/v1/book.epub")
+    assert epub["coverage"] == 1.0  # every sentence spoken has its clip
     first = zipfile.ZipFile(io.BytesIO(httpx.get(epub["url"]).content))
     overlays = sorted(n for n in first.namelist() if n.endswith(".smil"))
     assert len(overlays) == 3 and first.read("mimetype") == b"application/epub+zip"
