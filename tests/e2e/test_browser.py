@@ -14,6 +14,7 @@ import io
 import re
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -178,6 +179,7 @@ def test_a_person_makes_a_book_listens_fixes_a_chapter_and_signs_out(page, farm,
     page.get_by_label("Title").fill("")
     page.get_by_label("Or a file").set_input_files(book)
     page.get_by_label("Format").select_option("m4b")
+    page.get_by_label("A read-along EPUB too").check()
     page.get_by_label("Lexicon").fill("lamp = lammp")
     # server-sent events kept from getting through (as by a buffering proxy): the page polls
     page.route("**/live*", lambda route: route.abort())
@@ -207,6 +209,11 @@ def test_a_person_makes_a_book_listens_fixes_a_chapter_and_signs_out(page, farm,
         "The Storm",
         "The Lamp",
     ]
+    with page.expect_download() as downloaded:  # the book for a library server's folder
+        page.get_by_role("link", name=re.compile("^For a library server")).click()
+    shelf = zipfile.ZipFile(downloaded.value.path()).namelist()
+    assert downloaded.value.suggested_filename == "A Small Book.zip"
+    assert "Ada Writer/A Small Book/A Small Book.epub" in shelf  # the box was ticked
 
     page.get_by_text("Chapter 3: The Lamp").last.click()  # opens its redo form
     page.get_by_label("Text of chapter 3").fill(
