@@ -80,9 +80,9 @@ def read_texts(root: etree._Element) -> list[Text]:
     targets, skipping, out = note_targets(events), list[str](), []
     for i, (kind, tag, _) in enumerate(events):
         if skipping:
-            if kind != "text" and tag == skipping[0]:
+            if kind in ("start", "end") and tag == skipping[0]:
                 skipping.append(tag) if kind == "start" else skipping.pop()
-        elif kind == "text":
+        elif kind in ("text", "alt"):
             out.append(refs[i])
         elif kind == "start" and (tag == "pre" or not_read(events, i, targets)):
             skipping.append(tag)
@@ -90,13 +90,17 @@ def read_texts(root: etree._Element) -> list[Text]:
 
 
 def _events(root: etree._Element) -> tuple[list[Event], list[Text | None]]:
-    """The page as ``shared.text.markup``'s events, with the text each text event is."""
+    """The page as ``shared.text.markup``'s events, with the text each text event is; and an
+    ``alt`` event after an image's start, for its alternative text."""
     events: list[Event] = []
     refs: list[Text | None] = []
 
     def walk(element: etree._Element) -> None:
         events.append(("start", local(element), attributes(element)))
         refs.append(None)
+        if local(element) == "img" and element.get("alt", "").strip():  # a figure's words
+            events.append(("alt", element.get("alt", ""), {}))
+            refs.append(Text(element, False, alt=True))
         if element.text:
             events.append(("text", element.text, {}))
             refs.append(Text(element, False))

@@ -27,19 +27,23 @@ def local(element: etree._Element) -> str:
 
 @dataclass(eq=False)
 class Text:
-    """One of a page's texts that is read: an element's ``text``, or its ``tail``."""
+    """One of a page's texts that is read: an element's ``text``, or its ``tail``; or an
+    image's ``alt`` (a figure without a caption is read by it)."""
 
     element: etree._Element
     tail: bool
+    alt: bool = False
 
     @property
     def value(self) -> str:
+        if self.alt:
+            return self.element.get("alt") or ""
         return (self.element.tail if self.tail else self.element.text) or ""
 
     @property
-    def where(self) -> tuple[int, bool]:
+    def where(self) -> tuple[int, bool, bool]:
         """Which text it is, whichever ``Text`` names it."""
-        return id(self.element), self.tail
+        return id(self.element), self.tail, self.alt
 
     @property
     def owner(self) -> etree._Element:
@@ -68,7 +72,7 @@ def wrap(block: etree._Element, items: list[Range], used: set[str]) -> dict[int,
     tokens = _flatten(block)
     at = {value.where: i for i, (kind, value) in enumerate(tokens) if kind == "text"}
     wholes = [i for i, (kind, _) in enumerate(tokens) if kind == "whole"]
-    cuts: dict[tuple[int, bool], list[tuple[int, str, int]]] = {}  # text → offset, what, sentence
+    cuts: dict[tuple[int, bool, bool], list[tuple[int, str, int]]] = {}  # offset, what, sentence
     names: dict[int, str] = {}
     for n, first, start, last, end in items:
         a, b = at.get(first.where), at.get(last.where)

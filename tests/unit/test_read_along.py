@@ -104,3 +104,14 @@ def test_sentences_that_touch_do_not_overlap_and_one_across_pages_is_left():
     found = mark_sentences({"a.xhtml": root, "b.xhtml": two}, said)
     assert spans(root) == {"lyre-s1": '"Go," he said."', "lyre-s2": 'Yes."'}
     assert found.places[2] is None and found.places[3] == ("b.xhtml", "lyre-s4")
+
+
+def test_a_figure_read_by_its_alt_text_takes_the_figures_id():
+    root = page(
+        '<p>Before it.</p><figure><img src="l.png" alt="A lighthouse at dusk"/></figure>'
+        "<p>After it.</p>"
+    )
+    found = mark_sentences({"f.xhtml": root}, ["Before it.", "A lighthouse at dusk.", "After it."])
+    figure = root.find(f".//{{{XHTML}}}figure")
+    assert found.places[1] == ("f.xhtml", figure.get("id"))
+    assert spans(root) == {"lyre-s1": "Before it.", "lyre-s3": "After it."}
