@@ -15,9 +15,11 @@ import posixpath
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from lxml import etree
 
+from shared.text.epub_archive import resolve
 from shared.text.epub_marks import Found, local
 
 OPF_NS = "http://www.idpf.org/2007/opf"
@@ -80,9 +82,10 @@ class Package:
         return posixpath.join(self.folder, name)
 
     def href(self, path: str, start: str | None = None) -> str:
-        """``path`` (in the container) relative to ``start``'s folder (the package's)."""
+        """``path`` (in the container) as a URL relative to ``start``'s folder (the
+        package's)."""
         base = posixpath.dirname(start) if start else self.folder
-        return posixpath.relpath(path, base or ".")
+        return quote(posixpath.relpath(path, base or "."))
 
     def item(self, path: str, media_type: str, item_id: str, properties: str = "") -> None:
         manifest = self.opf.find(f"{{{OPF_NS}}}manifest")
@@ -125,7 +128,7 @@ def narrate(package: Package, about: About, chapters: list[Narrated]) -> float:
         else:
             pars.append((place[1], audio[chapter.audio], clip.begin, clip.end))
     manifest = {
-        posixpath.normpath(posixpath.join(package.folder, i.get("href"))): i
+        resolve(package.opf_path, i.get("href", "")): i
         for i in package.opf.iter(f"{{{OPF_NS}}}item")
     }
     durations = []

@@ -4,13 +4,12 @@ sentences spoken, for a text, Markdown, HTML or SSML job."""
 
 from __future__ import annotations
 
-import posixpath
 from html import escape
 
 from lxml import etree
 
 from shared.text.epub import manifest_of, package_path
-from shared.text.epub_archive import Archive
+from shared.text.epub_archive import Archive, resolve
 from shared.text.epub_marks import Found, local, mark_sentences, parse_page, safe_parser
 from shared.text.epub_pages import read_pages
 from shared.text.epub_toc import Entry, contents
@@ -58,16 +57,14 @@ def _epub3(package: Package, entries: list[Entry]) -> None:
         if meta.get("name") == "cover" and meta.get("content") in items:
             items[meta.get("content")].set("properties", "cover-image")
     for item in items.values():
-        path = posixpath.normpath(posixpath.join(package.folder, item.get("href", "")))
+        path = resolve(package.opf_path, item.get("href", ""))
         if item.get("media-type") in HTML_TYPES and path in package.files:
             page = package.pages.get(path)
             if page is None:
                 page = package.pages[path] = parse_page(package.files[path])  # type: ignore[arg-type]
             _legacy_meta(page)
             kinds = {local(e) for e in page.iter()}
-            properties = [
-                p for p in ("svg", "scripted") if p.replace("scripted", "script") in kinds
-            ]
+            properties = [p for p, tag in (("svg", "svg"), ("scripted", "script")) if tag in kinds]
             if properties:
                 item.set("properties", " ".join(properties))
     nav = package.inside("lyre-nav.xhtml")
@@ -90,7 +87,7 @@ def _uid_in_ncx(package: Package) -> None:
     for item in opf.iter(f"{{{OPF_NS}}}item"):
         if item.get("media-type") != "application/x-dtbncx+xml" or uid is None:
             continue
-        path = posixpath.normpath(posixpath.join(package.folder, item.get("href", "")))
+        path = resolve(package.opf_path, item.get("href", ""))
         ncx = etree.fromstring(package.files[path], safe_parser())  # type: ignore[arg-type]
         for meta in ncx.iter(f"{{{NCX_NS}}}meta"):
             if meta.get("name") == "dtb:uid":

@@ -115,3 +115,13 @@ def test_a_figure_read_by_its_alt_text_takes_the_figures_id():
     figure = root.find(f".//{{{XHTML}}}figure")
     assert found.places[1] == ("f.xhtml", figure.get("id"))
     assert spans(root) == {"lyre-s1": "Before it.", "lyre-s3": "After it."}
+
+
+def test_an_href_is_relative_to_its_document_and_percent_encoded():
+    opf = etree.fromstring(b'<package xmlns="http://www.idpf.org/2007/opf" version="3.0"/>')
+    package = Package("OEBPS/content.opf", opf)
+    assert package.href("OEBPS/text/ch 1.xhtml", "OEBPS/overlays/p.smil") == "../text/ch%201.xhtml"
+    assert package.href("OEBPS/audio/a.m4a") == "audio/a.m4a"
+    assert Package("content.opf", opf).href(Package("content.opf", opf).inside("a b.css")) == (
+        "a%20b.css"
+    )
