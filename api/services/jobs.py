@@ -38,7 +38,7 @@ from shared.farm.checked import chunk_wav
 from shared.farm.context import FarmContext
 from shared.farm.intake import Submission, enter_job, take_in
 from shared.farm.jobs import cancel_job, job_json, output_url
-from shared.farm.library import folder_name, zip_pieces
+from shared.farm.library import folder_name, shelf_title, zip_pieces
 from shared.farm.limits import DailyLimitReached, limits_for
 from shared.farm.outputs import chapter_progress
 from shared.farm.redo import redo_chapter, redo_chunk
@@ -231,7 +231,7 @@ def library_zip(farm: FarmContext, tenant: Tenant, job_id: uuid.UUID) -> Streami
         job = get_job(tenant, job_id, session=session)
         check_files(job)
         session.expunge(job)
-    name = quote(folder_name(job.title, f"Lyre {str(job.id)[:8]}"))
+    name = quote(folder_name(shelf_title(job), "Untitled"))
     return StreamingResponse(
         zip_pieces(farm, job),
         media_type="application/zip",

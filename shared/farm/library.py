@@ -45,14 +45,19 @@ class Shelved:
 def folder_name(text: str | None, otherwise: str) -> str:
     """``text`` as one folder's name on any file system: no separators or reserved
     characters, no leading or trailing dots and spaces."""
-    name = NOT_IN_NAMES.sub(" ", text or "").strip(" .")
-    return " ".join(name.split())[:120] or otherwise
+    name = " ".join(NOT_IN_NAMES.sub(" ", text or "").split())
+    return name[:120].strip(" .") or otherwise
+
+
+def shelf_title(job: Job) -> str:
+    """The book's title, or a name for an untitled job."""
+    return job.title or f"Lyre {str(job.id)[:8]}"
 
 
 def shelf(job: Job, store: ObjectStore) -> list[Shelved]:
     """What goes on the shelf for ``job`` (succeeded), in the order a listing shows it."""
     author = folder_name(job.author, "Unknown Author")
-    title = folder_name(job.title, f"Lyre {str(job.id)[:8]}")
+    title = folder_name(shelf_title(job), "Untitled")
     at = f"{author}/{title}/"
     outputs = {o["kind"]: o for o in job.outputs if o["kind"] != "chapter"}
     audio = outputs["programme"]
@@ -95,7 +100,7 @@ def sidecar(job: Job) -> dict[str, Any]:
     ends = [c["start_s"] for c in chapters[1:]] + [(job.output_samples or 0) / SAMPLE_RATE]
     tags = book_tags(job)
     return {
-        "title": job.title or f"Lyre {str(job.id)[:8]}",
+        "title": shelf_title(job),
         "subtitle": None,
         "authors": [job.author] if job.author else [],
         "narrators": [narrator(job)],

@@ -34,7 +34,7 @@ def make_read_along(
     """``book.epub`` in ``folder`` (``m4b``: the book's M4B, made), and the share of the spoken
     text that has a clip."""
     job = book.job
-    narrated = _chapters(farm, book, folder, m4b) if joined else None
+    narrated = _chapters(farm, book, folder) if joined else None
     if narrated is None:
         narrated = _whole(book, m4b)
     about = About(
@@ -59,7 +59,7 @@ def make_read_along(
     return out, coverage
 
 
-def _chapters(farm: FarmContext, book: Book, folder: Path, m4b: Path) -> list[Narrated] | None:
+def _chapters(farm: FarmContext, book: Book, folder: Path) -> list[Narrated] | None:
     """Each chapter with its own segment as its audio, or None if one has none."""
     audio = [folder / f"read-along-{c.index + 1:03d}.m4a" for c in book.chapters]
     keys = [segment_key(book.job.id, c.version, c.index, "m4b") for c in book.chapters]
@@ -70,13 +70,9 @@ def _chapters(farm: FarmContext, book: Book, folder: Path, m4b: Path) -> list[Na
     for chapter, path in zip(book.chapters, audio, strict=True):
         parts = [p for p in book.parts if p.chapter == chapter.index]
         layout = lay_out(parts, [], farm.settings.audio, book.mastering)
-        begin = (
-            layout.starts[0] / SAMPLE_RATE if parts else 0.0
-        )  # the segment starts with its chunk
+        begin = layout.starts[0] / SAMPLE_RATE if parts else 0.0  # the segment's sample 0
         clips = [
-            Clip(
-                cue.text, cue.start - begin, cue.end - begin, k == 0 and part.boundary in PARAGRAPHS
-            )
+            Clip(cue.text, cue.start - begin, cue.end - begin, _opens(part, k))
             for part, cues in cues_by_part(parts, layout)
             for k, cue in enumerate(cues)
         ]
