@@ -145,7 +145,10 @@ class Intake:
         """Same text, voice, making and seed, same id: embedded mode's job id, so that a rerun
         samples every chunk the same way and an interrupted run resumes where it stopped."""
         request = self.request
-        made: list[Any] = [request.voice, request.mastering.model_dump(), request.lexicon]
+        mastering = request.mastering.model_dump()
+        if not mastering["read_along"]:  # the ids runs had before there was a read-along
+            del mastering["read_along"]
+        made: list[Any] = [request.voice, mastering, request.lexicon]
         if request.seed is not None:  # unseeded runs keep the ids they had
             made.append(request.seed)
         if self.document.controls:  # SSML's markers are indices: what they stand for counts

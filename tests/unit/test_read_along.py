@@ -125,3 +125,16 @@ def test_an_href_is_relative_to_its_document_and_percent_encoded():
     assert Package("content.opf", opf).href(Package("content.opf", opf).inside("a b.css")) == (
         "a%20b.css"
     )
+
+
+def test_a_run_keeps_its_id_unless_it_asks_for_a_read_along():
+    """Embedded mode's job id (its chunks' seeds, where to resume) is what it was before a
+    read-along could be asked for; asking for one is another making, another id."""
+    from shared.farm.intake import Submission, take_in
+    from shared.infra.settings import Settings
+
+    settings = Settings()
+    plain = take_in(settings, Submission(data=b"Hello there. A test.")).content_id()
+    assert str(plain) == "b979531f-d318-e5bb-8238-9adddab81919"  # as the code before gave it
+    asked = Submission(data=b"Hello there. A test.", choices={"read_along": True})
+    assert take_in(settings, asked).content_id() != plain
