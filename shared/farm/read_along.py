@@ -51,8 +51,7 @@ def make_read_along(
         unpacked = farm.settings.farm.max_unpacked_bytes
         package = from_epub(source.read_bytes(), sentences, unpacked)
     else:
-        cover = (book.cover, _image_type(book.cover)) if book.cover else None
-        package = from_text(about, narrated, cover)
+        package = from_text(about, narrated)  # a text has no cover: only an EPUB brings one
     coverage = narrate(package, about, narrated)
     out = folder / "book.epub"
     write(package, out)
@@ -93,9 +92,3 @@ def _whole(book: Book, m4b: Path) -> list[Narrated]:
 def _opens(part: Part, sentence: int) -> bool:
     """Whether the chunk's sentence ``sentence`` starts a paragraph."""
     return sentence == 0 and part.boundary in PARAGRAPHS
-
-
-def _image_type(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    return "image/gif" if data.startswith(b"GIF8") else "image/jpeg"

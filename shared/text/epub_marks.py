@@ -132,17 +132,20 @@ class Found:
 
 @dataclass
 class _Stream:
-    """The book's read letters, each with the text and offset it came from."""
+    """The book's read letters, each with the text and offset it came from, and each text's
+    page."""
 
     letters: list[str] = field(default_factory=list)
-    where: list[tuple[Text, int, str]] = field(default_factory=list)  # text, offset, page
+    where: list[tuple[Text, int]] = field(default_factory=list)
+    page_of: dict[int, str] = field(default_factory=dict)  # by the Text's id
 
     def add(self, page: str, texts: list[Text]) -> None:
         for text in texts:
+            self.page_of[id(text)] = page
             for offset, ch in enumerate(text.value):
                 for letter in key(ch):
                     self.letters.append(letter)
-                    self.where.append((text, offset, page))
+                    self.where.append((text, offset))
 
 
 def mark_sentences(pages: dict[str, etree._Element], sentences: list[str]) -> Found:
@@ -159,22 +162,21 @@ def mark_sentences(pages: dict[str, etree._Element], sentences: list[str]) -> Fo
         if at < 0:
             continue
         cursor = at + len(wanted)
-        first, start, page = stream.where[at]
-        last, end, last_page = stream.where[at + len(wanted) - 1]
-        if page != last_page:  # a sentence cut by the end of a page: no one element holds it
-            continue
+        first, start = stream.where[at]
+        last, end = stream.where[at + len(wanted) - 1]
+        if stream.page_of[id(first)] != stream.page_of[id(last)]:
+            continue  # a sentence cut by the end of a page: no one element holds it
         start = _widen_back(first.value, start)
         if ranges and ranges[-1][3].where == first.where:  # not into the sentence before
             start = max(start, ranges[-1][4])
         ranges.append((n, first, start, last, _widen(last.value, end)))
     found = Found([None] * len(sentences))
-    page_of = {id(text): page for text, _, page in stream.where}
     by_block: dict[etree._Element, list[Range]] = {}
     for item in ranges:
         by_block.setdefault(block_around(item[1].owner, item[3].owner), []).append(item)
     used: dict[str, set[str]] = {p: set(root.xpath("//@id")) for p, root in pages.items()}
     for block, items in by_block.items():
-        page = page_of[id(items[0][1])]
+        page = stream.page_of[id(items[0][1])]
         for n, name in wrap(block, items, used[page]).items():
             found.places[n] = (page, name)
         found.pages[page] = pages[page]

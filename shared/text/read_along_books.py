@@ -35,7 +35,8 @@ def from_epub(data: bytes, sentences: list[str], max_unpacked: int) -> Package:
     for name in sorted(archive.names, key=lambda n: (n != "META-INF/container.xml", n)):
         if name not in ("mimetype", opf_path) and not name.endswith("/"):
             package.files[name] = archive.read(name)
-    package.found = mark_sentences({p: parse_page(archive.read(p)) for p in read}, sentences)
+    pages = {p: parse_page(package.files[p]) for p in read}  # type: ignore[arg-type]
+    package.found = mark_sentences(pages, sentences)
     package.pages = dict(package.found.pages)
     if not package.opf.get("version", "").startswith("3"):
         _epub3(package, toc.entries)
@@ -148,7 +149,7 @@ def _chapter_body(chapter: Narrated, names: list[str], title: str) -> str:
     return f'<section epub:type="chapter">{"".join(body)}</section>'
 
 
-def from_text(about: About, chapters: list[Narrated], cover: tuple[bytes, str] | None) -> Package:
+def from_text(about: About, chapters: list[Narrated]) -> Package:
     """A simple EPUB 3 of the sentences spoken: a page per chapter, its title a heading and
     its paragraphs as they were, each sentence a span."""
     opf = etree.fromstring(
@@ -191,10 +192,4 @@ def from_text(about: About, chapters: list[Narrated], cover: tuple[bytes, str] |
     nav = "EPUB/nav.xhtml"
     package.files[nav] = _nav_page(package, nav, entries)
     package.item(nav, "application/xhtml+xml", "nav", "nav")
-    if cover is not None:
-        data, media_type = cover
-        extension = {"image/png": "png", "image/gif": "gif", "image/webp": "webp"}
-        image = f"EPUB/cover.{extension.get(media_type, 'jpg')}"
-        package.files[image] = data
-        package.item(image, media_type, "cover", "cover-image")
     return package
