@@ -40,10 +40,15 @@ def _database(url: str | None) -> tuple[sessionmaker[Session], Engine]:
     if url not in _databases:
         if url.startswith("postgresql"):
             durable = create_engine(url, pool_size=settings.pool_size)
-            # a startup parameter: a pooler in front of Postgres must pass it on
+            # a startup parameter: a pooler in front of Postgres must pass it on. No overflow:
+            # SQLAlchemy closes a connection opened past the pool's size when it is given back,
+            # so a worker whose threads outnumber the pool started a Postgres backend every few
+            # statements under load (bench/scale.py: 55 a second, most of Postgres's CPU); its
+            # threads now wait their turn for one of the pool's, each a statement or two long.
             bookkeeping = create_engine(
                 url,
                 pool_size=settings.pool_size,
+                max_overflow=0,
                 isolation_level="AUTOCOMMIT",
                 connect_args={"options": "-c synchronous_commit=off"},
             )

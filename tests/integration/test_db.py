@@ -1,7 +1,10 @@
-"""shared.infra.db on the real Postgres: bookkeeping statements commit on their own, and a pooled
-connection is checked only after it idled, yet a dead one is never handed out."""
+"""shared.infra.db on the real Postgres: bookkeeping statements commit on their own, a pooled
+connection is checked only after it idled, yet a dead one is never handed out, and threads past
+the pool's size take turns on its connections."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,6 +46,21 @@ def test_a_session_commits_when_its_block_ends(url: str):
         session.execute(text("INSERT INTO probe VALUES (1)"))
         assert committed_rows(url) == 0
     assert committed_rows(url) == 1
+
+
+def test_threads_past_the_pool_take_turns_on_its_connections(url: str):
+    """Sixteen threads at once on bookkeeping connections, the pool's size five: they wait for
+    the pool's own rather than opening more. SQLAlchemy closes a connection opened past the
+    pool when it is given back, so under load each of them was a Postgres backend started and
+    ended for a statement or two."""
+
+    def backend(_: int) -> int:
+        with bookkeeping_scope(url) as connection:
+            return connection.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.01)")).scalar()
+
+    with ThreadPoolExecutor(16) as pool:
+        backends = set(pool.map(backend, range(160)))
+    assert len(backends) <= db.get_settings().database.pool_size == 5
 
 
 def terminate_pooled_connections(url: str) -> None:
