@@ -34,6 +34,7 @@ from shared.farm.transitions import (
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     CHUNK_GENERATED_TO_PENDING,
     CHUNK_PENDING_TO_GENERATED,
+    CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED,
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
     COUNT_DONE_CHUNK,
@@ -109,9 +110,11 @@ def generate_chunk(
         "suspect": kept.suspect,
     }
     with farm.bookkeeping() as connection:
-        moved = bool(connection.execute(CHUNK_PENDING_TO_GENERATED, generated).rowcount)
-        if moved:  # its place in the window is free: the dispatcher need not wait a period
-            notify_at_commit(connection, queues.DISPATCH_CHANNEL)
+        if connection.dialect.name == "postgresql":  # the dispatcher told in the same statement
+            statement = CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED
+            moved = connection.execute(statement, generated).first() is not None
+        else:  # embedded mode: no dispatcher listens
+            moved = bool(connection.execute(CHUNK_PENDING_TO_GENERATED, generated).rowcount)
     if moved:
         farm.send.decode(job_id, index, urgent=urgent)
     return moved
@@ -225,14 +228,15 @@ def decode_chunk(
     }
     with farm.bookkeeping() as connection:
         if connection.dialect.name == "postgresql":
-            moved, _, _ = connection.execute(CHUNK_GENERATED_TO_DONE_AND_COUNTED, done).one()
+            statement = CHUNK_GENERATED_TO_DONE_AND_COUNTED
+            moved, _, full = connection.execute(statement, done).one()
         else:  # SQLite has no UPDATE in WITH; its bookkeeping block is a transaction
-            moved = bool(connection.execute(CHUNK_GENERATED_TO_DONE, done).rowcount)
+            moved = full = bool(connection.execute(CHUNK_GENERATED_TO_DONE, done).rowcount)
             if moved:
                 connection.execute(COUNT_DONE_CHUNK, done)
                 connection.execute(COUNT_DONE_IN_CHAPTER, done)
-    if not moved:
-        return False
+    if not (moved and full):  # a chapter not yet full: no stitch to lease (the reconciler
+        return moved  # leases one whose count went wrong, once its lease is found missing)
     # after the commit above: of two decodes finishing a chapter at once, the later sees both
     with farm.bookkeeping() as connection:
         chapter = connection.execute(LEASE_COMPLETE_CHAPTER, done).scalar()

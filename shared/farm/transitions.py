@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from shared.farm.states import ACTIVE, FINAL, WAITING, ChapterStatus, ChunkStatus, JobStatus
 from shared.farm.usage import bill_job
 from shared.infra.models import Chapter, Chunk, Job, utcnow
+from shared.infra.queues import DISPATCH_CHANNEL
 
 # --- jobs -----------------------------------------------------------------------------------
 
@@ -73,8 +74,14 @@ _JOB_STATUS, _JOB_SEED, _JOB_INTERACTIVE = (  # a claimed chunk's job's, as "job
     select(c).where(Job.id == Chunk.job_id).scalar_subquery().label(f"job_{c.key}")
     for c in (Job.status, Job.seed, Job.interactive)
 )
-# written into the SQL: an IN list of bound values is re-rendered at every execution
-_JOB_IS_ACTIVE = _JOB_STATUS.in_([literal_column(f"'{status}'") for status in ACTIVE])
+# Of the job named by the ``job`` parameter, not of each row: Postgres checks it once (an
+# InitPlan). Asked of the row's job, as a subquery per candidate row, its cost made the planner
+# narrow the primary key's row down by ``status`` first, on the status index: a scan of every
+# pending chunk's entry, dead ones too, 2-4 ms a claim behind a backlog of 40,000 (bench/scale.py).
+# Written into the SQL: an IN list of bound values is re-rendered at every execution.
+_JOB_IS_ACTIVE = exists().where(
+    Job.id == bindparam("job"), Job.status.in_([literal_column(f"'{s}'") for s in ACTIVE])
+)
 _THIS_CHUNK = (Chunk.job_id == bindparam("job"), Chunk.index == bindparam("idx"))
 
 
@@ -125,6 +132,12 @@ CHUNK_PENDING_TO_GENERATED = _chunk_edge(
     engine_s=func.coalesce(Chunk.engine_s, 0) + bindparam("engine_share"),  # the takes refused too
     lease_until=bindparam("lease"),
     **{name: bindparam(name) for name in ("take", "takes", "suspect")},  # shared.checks's
+)
+
+# On Postgres with the dispatcher's wake-up in the same round trip (its place in the window is
+# free): pg_notify is sent at commit, as NOTIFY is. A row if the chunk moved, none if not.
+CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED = select(func.pg_notify(DISPATCH_CHANNEL, "")).select_from(
+    CHUNK_PENDING_TO_GENERATED.returning(Chunk.index).cte("generated")
 )
 
 # A take that failed a check at decode, with takes left: back to the dispatcher for the next.
@@ -211,16 +224,19 @@ COUNT_DONE_IN_CHAPTER = (
     .values(chunks_done=Chapter.chunks_done + 1, **_counted(Chapter))
 )
 # Postgres runs the three as one statement: a round trip instead of five (BEGIN, three,
-# COMMIT).
+# COMMIT). It says whether the chunk moved, whether it was its job's last, and whether its
+# chapter's count is now full: only then need its decode try to lease the chapter's stitch.
 _MOVED = CHUNK_GENERATED_TO_DONE.returning(Chunk.index).cte("moved")
 _COUNTED = COUNT_DONE_CHUNK.where(select(_MOVED).exists()).cte("counted")
 _IN_CHAPTER = (
-    COUNT_DONE_IN_CHAPTER.where(select(_MOVED).exists()).returning(Chapter.index).cte("chapter")
+    COUNT_DONE_IN_CHAPTER.where(select(_MOVED).exists())
+    .returning((Chapter.chunks_done >= Chapter.chunks_total).label("full"))
+    .cte("chapter")
 )
 CHUNK_GENERATED_TO_DONE_AND_COUNTED = select(
     select(_MOVED).exists(),
     func.coalesce(select(_COUNTED.c.last).scalar_subquery(), False),
-    select(_IN_CHAPTER).exists(),
+    func.coalesce(select(_IN_CHAPTER.c.full).scalar_subquery(), False),
 )
 
 # A cancelled job's waiting chunks: none of them is generated or decoded any more.

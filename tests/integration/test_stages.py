@@ -23,7 +23,8 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.engine import Engine
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.schemas import JobCreate
@@ -117,16 +118,27 @@ def test_fan_in_sends_one_stitch_even_when_messages_are_duplicated(burst, tenant
 def test_fan_in_counts_each_chunk_once_when_decodes_race(pg_burst):
     """Every decode sent twice, all at once from eight threads: each chunk is done once, the
     job counts each once, and exactly one decode sends the chapter's stitch, which sends the
-    book's stitch once."""
+    book's stitch once. Only the decode that fills the chapter's count tries to lease it."""
     burst, tenant = pg_burst, tenant_of(pg_burst)
     text = "\n\n".join(f"Paragraph {i} is one chunk of the book." for i in range(12))
     job = submit(burst.farm, tenant, JobCreate(text=text), None)
     burst.drain(("generate",))
     decodes = [args for kind, *args in burst.sender.messages if kind == "decode"]
     burst.sender.messages.clear()
-    with ThreadPoolExecutor(8) as pool:
-        moved = list(pool.map(lambda a: stages.decode_chunk(burst.farm, None, *a), decodes * 2))
+    leases = []
+
+    def lease_tried(_connection, _cursor, statement, *_) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("UPDATE chapter SET lease_until"):
+            leases.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", lease_tried)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            moved = list(pool.map(lambda a: stages.decode_chunk(burst.farm, None, *a), decodes * 2))
+    finally:
+        event.remove(Engine, "before_cursor_execute", lease_tried)
     assert len(decodes) == 12 and moved.count(True) == 12
+    assert len(leases) == 1
     assert len([m for m in burst.sender.sent if m[0] == "chapter"]) == 1
     burst.drain(("chapter",))
     assert len([m for m in burst.sender.sent if m[0] == "stitch"]) == 1
