@@ -11,24 +11,27 @@ a fresh migrated database of its own (and Redis keys of their own):
   every generated chunk, as ``workers.dispatcher`` is), its messages on Redis lists;
 - gpu workers, ``--gpu-threads`` of them in ``--processes`` processes: each takes a chunk's
   message, claims it (``CLAIM_PENDING_CHUNK``), holds it ``--engine-s`` (the engine's time: the
-  window stays full as long as the threads keep up) and moves it to generated
-  (``CHUNK_PENDING_TO_GENERATED``, with a few hundred bytes of codes, and the NOTIFY);
+  window stays full as long as the threads keep up) and moves it to generated with a few
+  hundred bytes of codes, the dispatcher's NOTIFY in the same statement
+  (``CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED``);
 - cpu workers, ``--cpu-threads`` in each process: claim the decode (``CLAIM_GENERATED_CHUNK``),
   finish it (``CHUNK_GENERATED_TO_DONE_AND_COUNTED``: the chunk, its job's and its chapter's
-  counters in one statement) and lease its chapter's stitch when it completes it
-  (``LEASE_COMPLETE_CHAPTER``);
+  counters in one statement) and lease its chapter's stitch when its count says it completes
+  it (``LEASE_COMPLETE_CHAPTER``);
 - the chapters' and the books' stitches, their files made by stand-ins (nothing encoded or
   uploaded), their claims, leases and state changes the real ones;
 - the reconciler every second (``shared.farm.reconcile``), as beat runs it.
 
 Every gpu worker registers its slots, so the dispatcher's window is ``--gpu-threads``. The
 jobs: ``--chunks`` chunks in books of 2,000 (20 chapters of 100) for 8 tenants, enough for
-the run. Prints the chunks done a second over the measured seconds (after a warm-up), the CPU
-each process kind and Postgres used per chunk (from /proc), and each statement's calls per
-chunk, mean and p99 time as its caller saw it: the one with the most time per chunk is what
-limits the farm first. Then each statement of a chunk's way alone, on one connection:
-Postgres's own time, and its caller's CPU as the farm sends it (SQLAlchemy Core) and as a
-prepared psycopg statement.
+the run, analysed as autovacuum would. Prints the chunks done a second over the measured
+seconds (after a warm-up), the CPU each process kind and Postgres used per chunk (from /proc;
+Postgres's with the backends that ended while it measured), the Postgres backends started
+meanwhile, and each statement's calls per chunk, mean and p99 time as its caller saw it: the
+one with the most time per chunk is what limits the farm first. Then each statement of a
+chunk's way alone, on one connection: Postgres's own time (EXPLAIN ANALYZE) and its backend's
+CPU serving it, and its caller's CPU as the farm sends it (SQLAlchemy Core) and as a prepared
+psycopg statement.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ from shared.farm.gpu_workers import register_gpu_worker
 from shared.farm.reconcile import reconcile
 from shared.farm.transitions import (
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
-    CHUNK_PENDING_TO_GENERATED,
+    CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED,
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
     LEASE_COMPLETE_CHAPTER,
@@ -72,7 +75,6 @@ from shared.infra.db import (
     bookkeeping_scope,
     dispose_engines,
     migrate,
-    notify_at_commit,
     session_scope,
 )
 from shared.infra.models import Chapter, Chunk, Job, Tenant, utcnow
@@ -89,6 +91,7 @@ REDIS = "redis://127.0.0.1:6379/13"
 BOOK_CHUNKS, CHAPTERS, TENANTS = 2000, 20, 8
 CODES = bytes(600)  # a chunk's codes in its row: about what 27 s of SNAC codes take
 KINDS = ("dispatcher", "gpu", "cpu", "stitch")
+WAY = "a chunk's way"
 
 
 # --- the farm the workers see -----------------------------------------------------------------
@@ -153,8 +156,6 @@ class Timings:
 def run(farm: FarmContext, timings: Timings, name: str, statement: Any, params: dict) -> Any:
     with timings.timed(name), farm.bookkeeping() as connection:
         result = connection.execute(statement, params)
-        if name == "CHUNK_PENDING_TO_GENERATED" and result.rowcount:
-            notify_at_commit(connection, queues.DISPATCH_CHANNEL)
         return result.all() if result.returns_rows else result.rowcount
 
 
@@ -187,7 +188,8 @@ def gpu_thread(farm: FarmContext, timings: Timings, engine_s: float, until: floa
             "takes": None,
             "suspect": None,
         }
-        if run(farm, timings, "CHUNK_PENDING_TO_GENERATED", CHUNK_PENDING_TO_GENERATED, generated):
+        statement = CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED
+        if run(farm, timings, "CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED", statement, generated):
             farm.send.decode(ids["job"], ids["idx"])
 
 
@@ -223,10 +225,10 @@ def cpu_thread(farm: FarmContext, timings: Timings, until: float) -> None:
             "suspect": None,
         }
         statement = CHUNK_GENERATED_TO_DONE_AND_COUNTED
-        (moved, _, _), *_ = run(
+        (moved, _, full), *_ = run(
             farm, timings, "CHUNK_GENERATED_TO_DONE_AND_COUNTED", statement, done
         )
-        if moved:
+        if moved and full:
             leased = run(farm, timings, "LEASE_COMPLETE_CHAPTER", LEASE_COMPLETE_CHAPTER, ids)
             if leased:
                 farm.send.stitch_chapter(ids["job"], leased[0][0])
@@ -359,12 +361,15 @@ def populate(db: str, chunks: int) -> None:
                     for i in range(BOOK_CHUNKS)
                 ],
             )
+    with engine.connect() as connection:  # as autovacuum would (it is off on some servers)
+        connection.execute(text("ANALYZE"))
+        connection.commit()
     engine.dispose()
 
 
 PROBED = {  # a chunk's way through the stages, statement by statement
     "CLAIM_PENDING_CHUNK": CLAIM_PENDING_CHUNK,
-    "CHUNK_PENDING_TO_GENERATED": CHUNK_PENDING_TO_GENERATED,
+    "CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED": CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED,
     "CLAIM_GENERATED_CHUNK": CLAIM_GENERATED_CHUNK,
     "CHUNK_GENERATED_TO_DONE_AND_COUNTED": CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     "LEASE_COMPLETE_CHAPTER": LEASE_COMPLETE_CHAPTER,
@@ -410,11 +415,12 @@ def probe(db: str, config: dict[str, Any], chunks: int = 40) -> dict[str, dict[s
                         ).fetchone()[0][0]
                         found[name][kind].append(plan["Planning Time"] + plan["Execution Time"])
                         continue
-                    started = time.thread_time()
+                    started, served = time.thread_time(), on_cpu_ms(connection.info.backend_pid)
                     cursor = connection.execute(str(statement), constants | params, prepare=True)
                     if cursor.description:
                         cursor.fetchall()
                     found[name][kind].append(1e3 * (time.thread_time() - started))
+                    found[name]["backend"].append(on_cpu_ms(connection.info.backend_pid) - served)
                 connection.rollback()
     engine = create_engine(db)
     with engine.connect() as connection:
@@ -430,6 +436,11 @@ def probe(db: str, config: dict[str, Any], chunks: int = 40) -> dict[str, dict[s
             connection.rollback()
     engine.dispose()
     return found
+
+
+def on_cpu_ms(pid: int) -> float:
+    """The time a process has run on a CPU, in ms (the kernel's schedstat, in nanoseconds)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e6
 
 
 def way_of(config: dict[str, Any], job: Any, index: int) -> dict[str, Any]:
@@ -461,13 +472,33 @@ def chunks_done(db: str) -> int:
     return int(done or 0)
 
 
-def cpu_of(pids: list[int]) -> float:
+def cpu_of(pids: list[int], children: bool = False) -> float:
+    """The processes' CPU seconds; with ``children``, also of their children that ended."""
     total = 0.0
     for pid in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            ticks = sum(int(v) for v in fields[11 : 15 if children else 13])
+            total += ticks / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def postgres_cpu() -> float:
+    """Every Postgres process's CPU seconds, and those of its backends that ended (in the
+    postmaster's children's time): a backend opened and closed between two readings counts.
+    One alive at the first and ended at the second counts its whole life in the second, which
+    the first's reading of it takes back out."""
+    return cpu_of(pids_of("postgres"), children=True)
+
+
+def sessions(connection: Any) -> int:
+    """Backends started on the bench's database so far (pg_stat_database.sessions, as
+    Postgres's statistics have it: up to a second late)."""
+    started = connection.execute(
+        text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+    ).scalar()
+    connection.rollback()  # the next reading in a transaction of its own sees new figures
+    return int(started or 0)
 
 
 def machine_busy_s() -> float:
@@ -538,35 +569,48 @@ def main() -> None:
         time.sleep(args.warmup_s)
         pids = {kind: [c.pid for k, c in started if k == kind] for kind in KINDS}
         pids["Redis"] = pids_of("redis-server")
-        pg = pids_of("postgres")
-        before = (chunks_done(db), {k: cpu_of(p) for k, p in pids.items()}, cpu_of(pg))
+        watcher = create_engine(db)
+        watching = watcher.connect()  # one backend for the readings
+        opened = sessions(watching)
+        before = (chunks_done(db), {k: cpu_of(p) for k, p in pids.items()}, postgres_cpu())
         busy = machine_busy_s()
         began = time.monotonic()
         time.sleep(args.seconds)
         seconds = time.monotonic() - began
         done = chunks_done(db) - before[0]
         used = {k: cpu_of(p) - before[1][k] for k, p in pids.items()}
-        postgres = cpu_of(pg) - before[2]
+        postgres = postgres_cpu() - before[2]
+        opened = sessions(watching) - opened - 2  # less the chunks_done readings' own
+        watching.close()
+        watcher.dispose()
         busy = machine_busy_s() - busy
         reports = [out.get(timeout=60) for _ in started]
         for _, child in started:
             child.join(timeout=30)
         report(done, seconds, used, postgres, reports, chunks_done(db))
+        print(f"Postgres backends started while measured: {opened} ({opened / seconds:.1f}/s)")
         print(f"the machine was busy {busy / seconds:.2f} of its {os.cpu_count()} CPUs")
         alone = probe(db, config)
         print(
             "each statement alone, one client, medians in ms: Postgres's own time (EXPLAIN "
-            "ANALYZE); the client's CPU through SQLAlchemy Core, and as a prepared psycopg "
-            "statement"
+            "ANALYZE) and its backend's CPU serving the prepared statement (bind, execute, "
+            "commit, the socket); the client's CPU through SQLAlchemy Core, and as a prepared "
+            "psycopg statement"
         )
-        for name, times in sorted(
-            alone.items(), key=lambda item: -sum(map(statistics.median, item[1].values()))
-        ):
+        way = collections.Counter[str]()
+        for name, times in sorted(alone.items(), key=lambda item: -median(item[1], "backend")):
             medians = {kind: statistics.median(values) for kind, values in times.items()}
+            way.update(medians)
             print(
-                f"  {name:40} Postgres {medians['postgres']:6.3f}, SQLAlchemy "
-                f"{medians['sqlalchemy']:6.3f}, psycopg prepared {medians['psycopg']:6.3f}"
+                f"  {name:40} Postgres {medians['postgres']:6.3f}, backend "
+                f"{medians['backend']:6.3f}; SQLAlchemy {medians['sqlalchemy']:6.3f}, psycopg "
+                f"prepared {medians['psycopg']:6.3f}"
             )
+        print(
+            f"  {WAY:40} Postgres {way['postgres']:6.3f}, backend "
+            f"{way['backend']:6.3f}; SQLAlchemy {way['sqlalchemy']:6.3f}, psycopg prepared "
+            f"{way['psycopg']:6.3f}"
+        )
     finally:
         dispose_engines()
         with admin.connect() as connection:
@@ -579,6 +623,10 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(store, ignore_errors=True)
+
+
+def median(times: dict[str, list[float]], kind: str) -> float:
+    return statistics.median(times[kind])
 
 
 def report(
