@@ -63,9 +63,11 @@ from shared.farm.context import FarmContext
 from shared.farm.dispatch import dispatch
 from shared.farm.gpu_workers import register_gpu_worker
 from shared.farm.reconcile import reconcile
-from shared.farm.transitions import (
+from shared.farm.stage_ends import (
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED,
+)
+from shared.farm.transitions import (
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
     LEASE_COMPLETE_CHAPTER,

@@ -23,6 +23,7 @@ from shared.audio.finish import finish_chunk
 from shared.audio.tempo import TimeStretch
 from shared.checks.audio import check_audio
 from shared.checks.speech import Verdict, check_speech
+from shared.farm import stage_ends
 from shared.farm.checked import takes_made
 from shared.farm.context import FarmContext
 from shared.farm.leases import RENEW_CHUNK_LEASE, Lease
@@ -30,15 +31,9 @@ from shared.farm.live import LivePublisher, TakeListener
 from shared.farm.seeds import chunk_seed, take_seed
 from shared.farm.states import JobStatus
 from shared.farm.transitions import (
-    CHUNK_GENERATED_TO_DONE,
-    CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     CHUNK_GENERATED_TO_PENDING,
-    CHUNK_PENDING_TO_GENERATED,
-    CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED,
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
-    COUNT_DONE_CHUNK,
-    COUNT_DONE_IN_CHAPTER,
     LEASE_COMPLETE_CHAPTER,
     move_job,
 )
@@ -109,12 +104,8 @@ def generate_chunk(
         "takes": kept.takes,
         "suspect": kept.suspect,
     }
-    with farm.bookkeeping() as connection:
-        if connection.dialect.name == "postgresql":  # the dispatcher told in the same statement
-            statement = CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED
-            moved = connection.execute(statement, generated).first() is not None
-        else:  # embedded mode: no dispatcher listens
-            moved = bool(connection.execute(CHUNK_PENDING_TO_GENERATED, generated).rowcount)
+    with farm.bookkeeping() as connection:  # the dispatcher woken: its place is free
+        moved = stage_ends.generated(connection, generated)
     if moved:
         farm.send.decode(job_id, index, urgent=urgent)
     return moved
@@ -227,14 +218,7 @@ def decode_chunk(
         "bytes": pcm.nbytes,  # the chunk's object
     }
     with farm.bookkeeping() as connection:
-        if connection.dialect.name == "postgresql":
-            statement = CHUNK_GENERATED_TO_DONE_AND_COUNTED
-            moved, _, full = connection.execute(statement, done).one()
-        else:  # SQLite has no UPDATE in WITH; its bookkeeping block is a transaction
-            moved = full = bool(connection.execute(CHUNK_GENERATED_TO_DONE, done).rowcount)
-            if moved:
-                connection.execute(COUNT_DONE_CHUNK, done)
-                connection.execute(COUNT_DONE_IN_CHAPTER, done)
+        moved, full = stage_ends.decoded(connection, done)
     if not (moved and full):  # a chapter not yet full: no stitch to lease (the reconciler
         return moved  # leases one whose count went wrong, once its lease is found missing)
     # after the commit above: of two decodes finishing a chapter at once, the later sees both

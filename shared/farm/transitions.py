@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session, aliased
 from shared.farm.states import ACTIVE, FINAL, WAITING, ChapterStatus, ChunkStatus, JobStatus
 from shared.farm.usage import bill_job
 from shared.infra.models import Chapter, Chunk, Job, utcnow
-from shared.infra.queues import DISPATCH_CHANNEL
 
 # --- jobs -----------------------------------------------------------------------------------
 
@@ -134,12 +133,6 @@ CHUNK_PENDING_TO_GENERATED = _chunk_edge(
     **{name: bindparam(name) for name in ("take", "takes", "suspect")},  # shared.checks's
 )
 
-# On Postgres with the dispatcher's wake-up in the same round trip (its place in the window is
-# free): pg_notify is sent at commit, as NOTIFY is. A row if the chunk moved, none if not.
-CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED = select(func.pg_notify(DISPATCH_CHANNEL, "")).select_from(
-    CHUNK_PENDING_TO_GENERATED.returning(Chunk.index).cte("generated")
-)
-
 # A take that failed a check at decode, with takes left: back to the dispatcher for the next.
 _NEXT_TAKE: dict[str, Any] = {
     "take": bindparam("take"),
@@ -222,21 +215,6 @@ COUNT_DONE_IN_CHAPTER = (
     update(Chapter)
     .where(Chapter.job_id == bindparam("job"), Chapter.index == _ITS_CHAPTER)
     .values(chunks_done=Chapter.chunks_done + 1, **_counted(Chapter))
-)
-# Postgres runs the three as one statement: a round trip instead of five (BEGIN, three,
-# COMMIT). It says whether the chunk moved, whether it was its job's last, and whether its
-# chapter's count is now full: only then need its decode try to lease the chapter's stitch.
-_MOVED = CHUNK_GENERATED_TO_DONE.returning(Chunk.index).cte("moved")
-_COUNTED = COUNT_DONE_CHUNK.where(select(_MOVED).exists()).cte("counted")
-_IN_CHAPTER = (
-    COUNT_DONE_IN_CHAPTER.where(select(_MOVED).exists())
-    .returning((Chapter.chunks_done >= Chapter.chunks_total).label("full"))
-    .cte("chapter")
-)
-CHUNK_GENERATED_TO_DONE_AND_COUNTED = select(
-    select(_MOVED).exists(),
-    func.coalesce(select(_COUNTED.c.last).scalar_subquery(), False),
-    func.coalesce(select(_IN_CHAPTER.c.full).scalar_subquery(), False),
 )
 
 # A cancelled job's waiting chunks: none of them is generated or decoded any more.

@@ -12,9 +12,11 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql
 
-from shared.farm.transitions import (
+from shared.farm.stage_ends import (
     CHUNK_GENERATED_TO_DONE_AND_COUNTED,
     CHUNK_PENDING_TO_GENERATED_AND_NOTIFIED,
+)
+from shared.farm.transitions import (
     CLAIM_GENERATED_CHUNK,
     CLAIM_PENDING_CHUNK,
     LEASE_COMPLETE_CHAPTER,
