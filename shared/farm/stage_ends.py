@@ -4,7 +4,7 @@ no UPDATE in WITH and no listener to wake, the same edges run one by one in the 
 block's transaction.
 
 A chunk's way through the farm costs Postgres a round trip per statement (`bench/scale.py`:
-about 0.15 ms of a backend's CPU each besides the statement's own work), so what can ride along
+0.15-0.2 ms of a backend's CPU each besides the statement's own work), so what can ride along
 with the state change does.
 """
 
